@@ -1,0 +1,1 @@
+"""The edge agent: sensor drivers, debounce and counting, store-and-forward buffer, publisher."""

@@ -1,0 +1,1 @@
+"""Subscribe, decode, validate, batch, write, acknowledge."""

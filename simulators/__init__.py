@@ -1,0 +1,1 @@
+"""Synthetic city and devices, fault scenarios, replay, load generation."""

@@ -1,0 +1,92 @@
+"""Connections to PostgreSQL/TimescaleDB, with errors that say what to fix."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+
+from streetsense.config import DatabaseSettings
+from streetsense.errors import ConfigError, ServiceUnavailableError
+
+log = logging.getLogger(__name__)
+
+
+def describe_url(url: str) -> str:
+    """Return host, port and database of a libpq URL, without the password."""
+    try:
+        parts = conninfo_to_dict(url)
+    except psycopg.ProgrammingError as exc:
+        raise ConfigError(f"database url is not a valid libpq URL: {exc}") from exc
+    host = parts.get("host") or "local socket"
+    return f"{host}:{parts.get('port') or 5432}/{parts.get('dbname') or parts.get('user') or ''}"
+
+
+def require_url(settings: DatabaseSettings) -> str:
+    """Return the configured database URL or explain how to set one."""
+    if not settings.url:
+        raise ConfigError(
+            "no database configured: set STREETSENSE_DATABASE_URL (for example "
+            "postgresql://postgres@127.0.0.1:5432/streetsense) or [database] url in "
+            "streetsense.toml; `streetsense demo` starts a private one instead"
+        )
+    return settings.url
+
+
+def connect(url: str, *, autocommit: bool = False, timeout_s: float = 5.0) -> psycopg.Connection:
+    """Open one connection, converting failures into ServiceUnavailableError with the fix."""
+    try:
+        return psycopg.connect(url, autocommit=autocommit, connect_timeout=max(1, int(timeout_s)))
+    except psycopg.OperationalError as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ServiceUnavailableError(
+            f"cannot reach PostgreSQL at {describe_url(url)}: {first_line}. Fix: start the "
+            "server (pg_ctlcluster --skip-systemctl-redirect <version> main start) or point "
+            "STREETSENSE_DATABASE_URL at a running one; `streetsense doctor` checks it"
+        ) from exc
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What the server offers that the schema adapts to."""
+
+    timescale: bool
+    server_version: int
+
+    @property
+    def backend(self) -> str:
+        """Name the storage backend for logs and `doctor`."""
+        return "TimescaleDB" if self.timescale else "PostgreSQL"
+
+
+def detect_capabilities(conn: psycopg.Connection, settings: DatabaseSettings) -> Capabilities:
+    """Detect TimescaleDB (installing the extension when available and allowed).
+
+    Raises:
+        ConfigError: `timescale = "on"` but the server has no TimescaleDB.
+    """
+    mode = settings.timescale.lower()
+    if mode not in ("auto", "on", "off"):
+        raise ConfigError(f"database.timescale = {settings.timescale!r} must be auto, on or off")
+    installed = _scalar(conn, "SELECT count(*) FROM pg_extension WHERE extname = 'timescaledb'")
+    if not installed and mode != "off":
+        available = _scalar(
+            conn, "SELECT count(*) FROM pg_available_extensions WHERE name = 'timescaledb'"
+        )
+        if available:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
+            installed = 1
+    if mode == "on" and not installed:
+        raise ConfigError(
+            "database.timescale = 'on' but this server has no TimescaleDB extension; install "
+            "it or set STREETSENSE_DATABASE_TIMESCALE=auto to use plain PostgreSQL"
+        )
+    version = int(_scalar(conn, "SELECT current_setting('server_version_num')::int"))
+    return Capabilities(timescale=bool(installed) and mode != "off", server_version=version)
+
+
+def _scalar(conn: psycopg.Connection, query: str) -> int:
+    row = conn.execute(query).fetchone()
+    return int(row[0]) if row else 0

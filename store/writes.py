@@ -1,0 +1,99 @@
+"""Bulk writes of readings and rejections; idempotent, because devices deliver at least once."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import psycopg
+
+from streetsense.readings import Reading
+
+_STAGE = """
+CREATE TEMP TABLE IF NOT EXISTS readings_stage (LIKE readings INCLUDING DEFAULTS)
+ON COMMIT DELETE ROWS
+"""
+_COPY = (
+    "COPY readings_stage (device_id, kind, sub_id, observed_at, received_at, value, seq,"
+    " clock_suspect) FROM STDIN (FORMAT BINARY)"
+)
+_TYPES = ("text", "text", "text", "timestamptz", "timestamptz", "float8", "int8", "bool")
+_MERGE = """
+INSERT INTO readings SELECT * FROM readings_stage
+ON CONFLICT (device_id, kind, sub_id, observed_at) DO NOTHING
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A message, or one record of it, that was refused; kept with its reason."""
+
+    received_at: datetime
+    topic: str
+    reason_code: str
+    reason: str
+    payload: bytes
+    device_id: str | None = None
+    record_index: int | None = None
+    seq: int | None = None
+
+
+def write_readings(
+    conn: psycopg.Connection, readings: Sequence[Reading], received_at: Sequence[datetime]
+) -> int:
+    """Write readings in the caller's transaction; duplicates are skipped.
+
+    Args:
+        conn: a connection inside a transaction the caller commits.
+        readings: the readings.
+        received_at: the receive time of each reading, same length.
+
+    Returns:
+        How many rows were new (the rest were duplicates of stored readings).
+    """
+    if len(readings) != len(received_at):
+        raise ValueError("readings and received_at must have the same length")
+    if not readings:
+        return 0
+    with conn.cursor() as cur:
+        cur.execute(_STAGE)
+        with cur.copy(_COPY) as copy:
+            copy.set_types(_TYPES)
+            for reading, received in zip(readings, received_at, strict=True):
+                copy.write_row((
+                    reading.device_id, reading.kind, reading.sub_id or "", reading.observed_at,
+                    received, reading.value, reading.seq, reading.clock_suspect,
+                ))  # fmt: skip
+        cur.execute(_MERGE)
+        inserted = cur.rowcount
+        cur.execute("TRUNCATE readings_stage")
+    return inserted
+
+
+def write_rejections(
+    conn: psycopg.Connection, rejections: Sequence[Rejection], payload_cap: int
+) -> None:
+    """Keep rejected messages with their reasons; payloads are cut at `payload_cap` bytes."""
+    if not rejections:
+        return
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO rejected_messages (received_at, topic, device_id, reason_code, reason,"
+            " record_index, seq, payload, payload_bytes) VALUES (%s, %s, %s, %s, %s, %s, %s, %s,"
+            " %s)",
+            [
+                (
+                    r.received_at,
+                    r.topic[:1024],
+                    r.device_id,
+                    r.reason_code,
+                    r.reason[:2000],
+                    r.record_index,
+                    r.seq,
+                    r.payload[:payload_cap],
+                    len(r.payload),
+                )
+                for r in rejections
+            ],
+        )

@@ -1,0 +1,288 @@
+"""Typed settings, loaded once per process from TOML plus `STREETSENSE_<SECTION>_<KEY>` env vars.
+
+Every default lives here; `streetsense config sample` prints them all with their variables.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import tomllib
+import types
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, is_dataclass, replace
+from pathlib import Path
+from typing import Any, Final, TypeVar, get_args, get_origin, get_type_hints
+
+from streetsense.errors import ConfigError
+
+ENV_PREFIX: Final = "STREETSENSE_"
+CONFIG_ENV: Final = "STREETSENSE_CONFIG"
+DEFAULT_FILE: Final = "streetsense.toml"
+_TRUE: Final = {"1", "true", "yes", "on"}
+_FALSE: Final = {"0", "false", "no", "off"}
+
+
+def _doc(text: str) -> dict[str, str]:
+    return {"doc": text}
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseSettings:
+    """PostgreSQL / TimescaleDB connection."""
+
+    url: str = field(default="", metadata=_doc("libpq URL; empty: the demo starts a private one"))
+    pool_min: int = field(default=1, metadata=_doc("connections kept open per process"))
+    pool_max: int = field(default=8, metadata=_doc("most connections per process"))
+    connect_timeout_s: float = field(default=5.0, metadata=_doc("give up connecting after this"))
+    timescale: str = field(
+        default="auto", metadata=_doc("auto (use it when installed), on (require it), off")
+    )
+    compress_after_days: int = field(
+        default=7, metadata=_doc("TimescaleDB: compress raw chunks older than this")
+    )
+    retention_days: int = field(
+        default=0, metadata=_doc("drop raw readings older than this; 0 keeps them forever")
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class MqttSettings:
+    """MQTT broker connection."""
+
+    url: str = field(
+        default="", metadata=_doc("mqtt://host:1883 or mqtts://host:8883; empty: demo broker")
+    )
+    topic_prefix: str = field(default="streetsense/v1", metadata=_doc("root of every topic"))
+    shared_group: str = field(
+        default="ingest", metadata=_doc("shared-subscription group of ingest; empty: none")
+    )
+    client_id: str = field(default="", metadata=_doc("MQTT client id; empty: derived"))
+    username: str = field(default="", metadata=_doc("broker user name"))
+    password_file: str = field(
+        default="", metadata=_doc("file holding the broker password (never put it here)")
+    )
+    ca_file: str = field(default="", metadata=_doc("CA bundle for mqtts://"))
+    cert_file: str = field(default="", metadata=_doc("client certificate (PEM)"))
+    key_file: str = field(default="", metadata=_doc("client private key (PEM)"))
+    keepalive_s: int = field(default=30, metadata=_doc("MQTT keepalive"))
+    protocol: str = field(
+        default="5", metadata=_doc("5 or 3.1.1 (3.1.1 for brokers without MQTT 5, no $share)")
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class IngestSettings:
+    """The ingest service."""
+
+    batch_max_readings: int = field(default=20_000, metadata=_doc("flush at this many readings"))
+    batch_max_age_ms: int = field(default=200, metadata=_doc("flush a batch at least this often"))
+    receive_maximum: int = field(
+        default=4_000, metadata=_doc("MQTT 5 receive maximum: unacked messages the broker sends")
+    )
+    late_window_s: int = field(
+        default=7 * 86_400,
+        metadata=_doc("readings older than this are rejected; rollups refresh within it"),
+    )
+    future_tolerance_s: int = field(
+        default=300, metadata=_doc("readings this far ahead of the clock are rejected")
+    )
+    auto_register: bool = field(
+        default=False, metadata=_doc("register unknown devices on first sight (pilots, tests)")
+    )
+    max_payload_bytes: int = field(default=262_144, metadata=_doc("larger payloads are rejected"))
+    rejected_payload_cap: int = field(
+        default=4_096, metadata=_doc("bytes of a rejected payload kept for diagnosis")
+    )
+    device_rate_per_s: float = field(
+        default=50.0, metadata=_doc("messages per second a device may send on average")
+    )
+    device_burst: int = field(default=2_000, metadata=_doc("messages a device may send at once"))
+    metrics_port: int = field(default=9108, metadata=_doc("Prometheus metrics port; 0: off"))
+    metrics_host: str = field(default="127.0.0.1", metadata=_doc("metrics bind address"))
+
+
+@dataclass(frozen=True, slots=True)
+class AnalyticsSettings:
+    """The scheduled analytics job."""
+
+    interval_s: int = field(default=300, metadata=_doc("run the job this often"))
+    history_days: int = field(default=28, metadata=_doc("history the models are fitted on"))
+    parking_horizon_h: int = field(default=24, metadata=_doc("parking forecast horizon"))
+    traffic_horizon_h: int = field(default=3, metadata=_doc("traffic forecast horizon"))
+    resolution_min: int = field(default=15, metadata=_doc("forecast step in minutes"))
+
+
+@dataclass(frozen=True, slots=True)
+class FeedsSettings:
+    """The open feeds API."""
+
+    host: str = field(default="127.0.0.1", metadata=_doc("bind address"))
+    port: int = field(default=8080, metadata=_doc("HTTP port"))
+    stale_after_s: int = field(default=900, metadata=_doc("a lot's data older than this is stale"))
+    rate_per_minute: int = field(default=600, metadata=_doc("requests per client per minute"))
+    cors_origins: str = field(default="*", metadata=_doc("comma-separated allowed origins"))
+    republish_mqtt: bool = field(
+        default=True, metadata=_doc("republish lot changes as retained MQTT messages")
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class DashboardSettings:
+    """The planners' dashboard."""
+
+    port: int = field(default=8501, metadata=_doc("HTTP port"))
+    host: str = field(default="127.0.0.1", metadata=_doc("bind address"))
+
+
+@dataclass(frozen=True, slots=True)
+class CitySettings:
+    """The city this deployment serves."""
+
+    name: str = field(default="Streetsense City", metadata=_doc("shown on dashboards and feeds"))
+    timezone: str = field(default="UTC", metadata=_doc("IANA zone times are shown in"))
+    agency: str = field(default="", metadata=_doc("publishing agency named in the open feeds"))
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything one streetsense process is configured with."""
+
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    mqtt: MqttSettings = field(default_factory=MqttSettings)
+    ingest: IngestSettings = field(default_factory=IngestSettings)
+    analytics: AnalyticsSettings = field(default_factory=AnalyticsSettings)
+    feeds: FeedsSettings = field(default_factory=FeedsSettings)
+    dashboard: DashboardSettings = field(default_factory=DashboardSettings)
+    city: CitySettings = field(default_factory=CitySettings)
+
+    def mqtt_password(self) -> str | None:
+        """Read the broker password from its file or `STREETSENSE_MQTT_PASSWORD`, never logged."""
+        return read_secret(self.mqtt.password_file, "STREETSENSE_MQTT_PASSWORD")
+
+
+def read_secret(path: str, env_name: str) -> str | None:
+    """Return a secret from a file (first line) or an environment variable, or None."""
+    if path:
+        try:
+            return Path(path).read_text(encoding="utf-8").splitlines()[0].strip()
+        except (OSError, IndexError) as exc:
+            raise ConfigError(f"cannot read the secret file {path!r}: {exc}") from exc
+    return os.environ.get(env_name) or None
+
+
+T = TypeVar("T")
+
+
+def load_settings(
+    path: str | Path | None = None, *, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Load settings: defaults, then the TOML file, then `STREETSENSE_*` variables.
+
+    Args:
+        path: the TOML file; None looks at $STREETSENSE_CONFIG, then ./streetsense.toml.
+        environ: the environment (defaults to os.environ).
+
+    Raises:
+        ConfigError: a file, key or value is wrong; the message names it and the fix.
+    """
+    env = os.environ if environ is None else environ
+    return load_dataclass(Settings, read_toml(resolve_config_path(path, env)), env, ENV_PREFIX)
+
+
+def resolve_config_path(path: str | Path | None, env: Mapping[str, str]) -> Path | None:
+    """Return the config file to read, or None when there is none to read."""
+    if path is not None:
+        return Path(path)
+    if env.get(CONFIG_ENV):
+        return Path(env[CONFIG_ENV])
+    default = Path(DEFAULT_FILE)
+    return default if default.is_file() else None
+
+
+def read_toml(path: Path | None) -> dict[str, Any]:
+    """Read a TOML file into a dict, with a clear error for a missing or malformed file."""
+    if path is None:
+        return {}
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file {str(path)!r} does not exist; fix the path") from exc
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {str(path)!r} is not valid TOML: {exc}") from exc
+
+
+def load_dataclass(
+    cls: type[T], data: Mapping[str, Any], env: Mapping[str, str], env_prefix: str, where: str = ""
+) -> T:
+    """Build a (nested) settings dataclass from a mapping and environment variables.
+
+    A nested dataclass field is a TOML table; other fields are scalars. The environment
+    variable of `section.key` is `<env_prefix>SECTION_KEY`.
+    """
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"'{where or 'the file'}' must be a table")
+    hints = get_type_hints(cls)
+    names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
+    for key in data:
+        if key not in names:
+            close = difflib.get_close_matches(str(key), names, n=1)
+            hint = f"; did you mean '{_join(where, close[0])}'?" if close else ""
+            raise ConfigError(f"unknown setting '{_join(where, str(key))}'{hint}")
+    values: dict[str, Any] = {}
+    for name in names:
+        hint = hints[name]
+        dotted = _join(where, name)
+        env_name = env_prefix + dotted.replace(".", "_").upper()
+        if is_dataclass(hint):
+            values[name] = load_dataclass(hint, data.get(name, {}), env, env_prefix, dotted)  # type: ignore[arg-type]
+        elif env_name in env:
+            values[name] = _coerce(env[env_name], hint, f"{env_name} (setting '{dotted}')")
+        elif name in data:
+            values[name] = _check(data[name], hint, f"setting '{dotted}'")
+    return cls(**values)
+
+
+def _join(where: str, name: str) -> str:
+    return f"{where}.{name}" if where else name
+
+
+def _coerce(text: str, hint: Any, what: str) -> Any:
+    if hint is bool:
+        lowered = text.strip().lower()
+        if lowered in _TRUE | _FALSE:
+            return lowered in _TRUE
+        raise ConfigError(f"{what} = {text!r} must be true or false")
+    if hint in (int, float):
+        try:
+            return hint(text)
+        except ValueError:
+            raise ConfigError(f"{what} = {text!r} must be a {hint.__name__}") from None
+    if get_origin(hint) is tuple:
+        return tuple(part.strip() for part in text.split(",") if part.strip())
+    return text
+
+
+def _check(value: Any, hint: Any, what: str) -> Any:
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if get_origin(hint) is tuple:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{what} must be a list of strings")
+        return tuple(value)
+    expected = hint if isinstance(hint, type) else get_args(hint) or object
+    if isinstance(hint, types.UnionType):
+        expected = get_args(hint)
+    if not isinstance(value, expected) or (hint is not bool and isinstance(value, bool)):
+        name = getattr(hint, "__name__", str(hint))
+        raise ConfigError(f"{what} = {value!r} must be a {name}, not {type(value).__name__}")
+    return value
+
+
+def with_overrides(settings: Settings, **sections: Mapping[str, Any]) -> Settings:
+    """Return a copy of settings with some fields of some sections replaced (for tests, CLI)."""
+    changed = {
+        name: replace(getattr(settings, name), **values) for name, values in sections.items()
+    }
+    return replace(settings, **changed)
