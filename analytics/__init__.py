@@ -1,0 +1,1 @@
+"""Analytics: series access, forecasting models, backtests and the scheduled forecast job."""

@@ -1,0 +1,236 @@
+"""The forecasting model interface and the shared machinery: chunking, bounds, calibration."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import ClassVar, Protocol, Self
+
+import numpy as np
+
+from analytics.intervals import IntervalShape, fit_shape
+from analytics.panel import FloatArray, IntArray, Panel
+from analytics.profile import Seasons, last_value
+
+logger = logging.getLogger(__name__)
+
+# Residuals wanted per horizon step across all series; fewer series get more origins.
+_CALIBRATION_RESIDUALS = 2_000
+_MIN_ORIGINS = 2
+_MAX_ORIGINS = 48
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Forecast:
+    """Point forecasts and 80% intervals, each (n_series, horizon), and the model per series."""
+
+    mean: FloatArray
+    lo: FloatArray
+    hi: FloatArray
+    model: tuple[str, ...]
+
+    def head(self, horizon: int) -> Forecast:
+        """Return the first `horizon` steps."""
+        return Forecast(
+            self.mean[:, :horizon], self.lo[:, :horizon], self.hi[:, :horizon], self.model
+        )
+
+
+class Forecaster(Protocol):
+    """What every forecasting model offers; `forecast(y, h)` equals `fit(y).predict(h)`."""
+
+    name: str
+
+    def fit(self, y: Panel) -> Self:
+        """Estimate the model on every series of `y`."""
+        ...
+
+    def predict(self, h: int) -> Forecast:
+        """Return forecasts for the next `h` steps after each series' end."""
+        ...
+
+    def forecast(self, y: Panel, h: int) -> Forecast:
+        """Fit on `y` and forecast `h` steps without touching this instance."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Fitted:
+    """What a fit leaves behind: the data, forecasts, calibration residuals, interval shape."""
+
+    data: Matrix
+    horizon: int
+    forecast: Forecast
+    residuals: FloatArray
+    shape: IntervalShape
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Matrix:
+    """Series as right-aligned rows (n, length) with their step in seconds and capacities."""
+
+    values: FloatArray
+    step: int
+    capacity: FloatArray
+
+    @classmethod
+    def of(cls, panel: Panel) -> Matrix:
+        """Return the panel's series as right-aligned rows."""
+        return cls(panel.matrix(), panel.step, panel.capacity)
+
+    def cut(self, drop: int) -> Matrix:
+        """Return the series without their last `drop` slots (a view)."""
+        return Matrix(self.values[:, : self.values.shape[1] - drop], self.step, self.capacity)
+
+
+def bounds(capacity: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Return (lower, upper) per series as (n, 1): [0, capacity] when known, else unbounded."""
+    bounded = np.isfinite(capacity)
+    lower = np.where(bounded, 0.0, -np.inf)[:, None]
+    upper = np.where(bounded, capacity, np.inf)[:, None]
+    return lower, upper
+
+
+def calibration_offsets(n_series: int, horizon: int, length: int, seasons: Seasons) -> IntArray:
+    """Return how many slots before the end each calibration origin lies."""
+    count = math.ceil(_CALIBRATION_RESIDUALS / max(n_series, 1))
+    count = min(max(count, _MIN_ORIGINS), _MAX_ORIGINS)
+    spacing = max(1, seasons.week // count)
+    offsets = horizon + spacing * np.arange(count, dtype=np.int64)
+    # Keep at least two days to fit on, so calibration sees the model as it will be used.
+    return offsets[length - offsets >= min(2 * seasons.day, length // 2)]
+
+
+class SeriesModel(ABC):
+    """A model fitted on right-aligned matrices, a chunk of series at a time.
+
+    Subclasses implement `_fit_predict(y, seasons, h)`: estimate on each row of `y` and return
+    (n, h) point forecasts, NaN where the model cannot say. Fitting also refits at a few earlier
+    origins to collect out-of-sample residuals by horizon step, from which the intervals come.
+    """
+
+    name: ClassVar[str]
+
+    def __init__(
+        self,
+        *,
+        season_days: int = 7,
+        horizon: int | None = None,
+        weeks: int = 4,
+        chunk_rows: int = 512,
+    ) -> None:
+        """Configure the model; `horizon` defaults to one day of steps, `weeks` of history."""
+        self.season_days = season_days
+        self.weeks = weeks
+        self.horizon = horizon
+        self.chunk_rows = chunk_rows
+        self._fitted: Fitted | None = None
+
+    @abstractmethod
+    def history(self, seasons: Seasons) -> int:
+        """Return how many recent slots the model looks at."""
+
+    @abstractmethod
+    def _fit_predict(self, y: FloatArray, seasons: Seasons, h: int) -> FloatArray:
+        """Fit on each row of `y` and return (n, h) point forecasts."""
+
+    def fit(self, y: Panel) -> Self:
+        """Estimate the model on every series of `y` and calibrate its intervals."""
+        return self.fit_matrix(Matrix.of(y))
+
+    def fit_matrix(self, y: Matrix) -> Self:
+        """Estimate the model on right-aligned rows and calibrate its intervals."""
+        seasons = Seasons.of(y.step, self.season_days)
+        horizon = self.horizon or seasons.day
+        self._fitted = self._fit_all(y, seasons, horizon)
+        return self
+
+    def predict(self, h: int) -> Forecast:
+        """Return forecasts for the next `h` steps after each series' end."""
+        if self._fitted is None:
+            raise RuntimeError(f"{self.name}: call fit() before predict()")
+        if h > self._fitted.horizon:
+            logger.debug("%s: refitting for horizon %d", self.name, h)
+            seasons = Seasons.of(self._fitted.data.step, self.season_days)
+            self._fitted = self._fit_all(self._fitted.data, seasons, h)
+        return self._fitted.forecast.head(h)
+
+    def forecast(self, y: Panel, h: int) -> Forecast:
+        """Fit a copy of this model on `y` and forecast `h` steps."""
+        return copy.copy(self).fit(y).predict(h)
+
+    @property
+    def residuals(self) -> FloatArray:
+        """Return calibration residuals (n, origins, horizon) of the last fit."""
+        if self._fitted is None:
+            raise RuntimeError(f"{self.name}: call fit() first")
+        return self._fitted.residuals
+
+    def _fit_all(self, y: Matrix, seasons: Seasons, h: int) -> Fitted:
+        """Forecast and calibrate every series, a chunk of rows at a time."""
+        mean, residuals, fallback = self.point_and_residuals(y, seasons, h)
+        shape = fit_shape(residuals, fallback)
+        names = (self.name,) * y.values.shape[0]
+        return Fitted(y, h, finish(mean, shape, y.capacity, names), residuals, shape)
+
+    def point_and_residuals(
+        self, y: Matrix, seasons: Seasons, h: int
+    ) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """Return point forecasts (n, h), calibration residuals (n, k, h) and fallback scales."""
+        history = self.history(seasons)
+        n, length = y.values.shape
+        offsets = calibration_offsets(n, h, length, seasons)
+        width = min(length, history + int(offsets.max(initial=0)))
+        matrix = y.values[:, length - width :]
+        lower, upper = bounds(y.capacity)
+        mean = np.empty((n, h))
+        residuals = np.full((n, offsets.size, h), np.nan)
+        fallback = np.empty(n)
+        for start in range(0, n, self.chunk_rows):
+            rows = slice(start, min(start + self.chunk_rows, n))
+            block = matrix[rows]
+            clip = (lower[rows], upper[rows])
+            mean[rows] = self._bounded(block[:, max(0, width - history) :], seasons, h, clip)
+            for k, offset in enumerate(offsets):
+                cut = width - int(offset)
+                train = block[:, max(0, cut - history) : cut]
+                residuals[rows, k] = block[:, cut : cut + h] - self._bounded(
+                    train, seasons, h, clip
+                )
+            with np.errstate(invalid="ignore"):
+                steps = np.abs(np.diff(block, axis=1))
+            fallback[rows] = _nanmean_rows(steps)
+        return mean, residuals, fallback
+
+    def _bounded(
+        self, y: FloatArray, seasons: Seasons, h: int, clip: tuple[FloatArray, FloatArray]
+    ) -> FloatArray:
+        """Return point forecasts, the last value where the model has none, within bounds."""
+        if y.shape[1] == 0:
+            return np.full((y.shape[0], h), np.nan)
+        point = self._fit_predict(y, seasons, h)
+        point = np.where(np.isnan(point), last_value(y), point)
+        return np.clip(point, clip[0], clip[1])
+
+
+def finish(
+    mean: FloatArray, shape: IntervalShape, capacity: FloatArray, names: tuple[str, ...]
+) -> Forecast:
+    """Wrap point forecasts with intervals kept within bounds and around the point."""
+    lower, upper = bounds(capacity)
+    lo, hi = shape.apply(mean)
+    lo = np.clip(np.minimum(lo, mean), lower, upper)
+    hi = np.clip(np.maximum(hi, mean), lower, upper)
+    return Forecast(mean=mean, lo=lo, hi=hi, model=names)
+
+
+def _nanmean_rows(x: FloatArray) -> FloatArray:
+    """Return the mean of finite values per row, NaN for rows without any."""
+    finite = np.isfinite(x)
+    count = finite.sum(axis=1)
+    total = np.where(finite, x, 0.0).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / np.maximum(count, 1), np.nan)

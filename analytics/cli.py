@@ -1,0 +1,105 @@
+"""The `streetsense forecast` command; imports only the standard library until it runs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+EXIT_USAGE = 2
+_COLUMNS = ("mae", "rmse", "mape", "mase", "coverage80")
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add `forecast backtest` to the `streetsense` command."""
+    forecast = subparsers.add_parser("forecast", help="evaluate forecasting models offline")
+    actions = forecast.add_subparsers(dest="forecast_command", metavar="ACTION", required=True)
+    backtest = actions.add_parser(
+        "backtest",
+        help="rolling-origin backtest of every model on a CSV of series",
+        description="INPUT.csv has the header series_id,timestamp,value (optionally capacity); "
+        "timestamps are ISO 8601, without an offset taken as UTC.",
+    )
+    backtest.add_argument("input", type=Path, metavar="INPUT.csv")
+    backtest.add_argument("--freq", required=True, help="grid step, e.g. 5min, 30min, 1h")
+    backtest.add_argument("--horizon", type=int, required=True, help="steps ahead per origin")
+    backtest.add_argument("--folds", type=int, default=5, help="number of origins (default 5)")
+    backtest.add_argument(
+        "--stride", type=int, default=None, help="steps between origins (default: horizon)"
+    )
+    backtest.add_argument("--season-days", type=int, default=7, help="season length in days")
+    backtest.add_argument("--output", type=Path, default=None, help="write pooled JSON here")
+    backtest.set_defaults(handler=run_backtest)
+
+
+def run_backtest(args: argparse.Namespace) -> int:
+    """Read the CSV, backtest every model, print a table and write the JSON."""
+    # numpy and scipy load only when a forecast command runs, so `streetsense` starts fast.
+    from analytics.backtest import backtest  # noqa: PLC0415
+    from analytics.csvio import InputError, parse_freq, read_csv  # noqa: PLC0415
+    from analytics.models import MODELS  # noqa: PLC0415
+    from analytics.quality import screen  # noqa: PLC0415
+
+    if args.horizon < 1 or args.folds < 1 or args.season_days < 1:
+        raise InputError("--horizon, --folds and --season-days must be positive integers")
+    step = parse_freq(args.freq)
+    screened = screen(read_csv(args.input, step))
+    if screened.panel.n_series == 0:
+        raise InputError(f"{args.input}: no usable series left after screening")
+    result = backtest(
+        screened.panel,
+        list(MODELS),
+        horizon=args.horizon,
+        folds=args.folds,
+        stride=args.stride,
+        season_days=args.season_days,
+    )
+    summary = result.summary()
+    sys.stdout.write(format_table(summary))
+    if args.output is not None:
+        args.output.write_text(json.dumps(summary, indent=2, allow_nan=False, default=str) + "\n")
+        logger.info("wrote %s", args.output)
+    return 0
+
+
+def format_table(summary: dict[str, Any]) -> str:
+    """Return the pooled scores as a plain-text table, best model marked."""
+    lines = [f"{'model':<15}" + "".join(f"{c:>12}" for c in _COLUMNS)]
+    for name, scores in summary["models"].items():
+        mark = " *" if name == summary["best"] else ""
+        cells = "".join(f"{_cell(scores[c]):>12}" for c in _COLUMNS)
+        lines.append(f"{name:<15}{cells}{mark}")
+    lines.append(
+        f"best: {summary['best']}  series: {summary['n_series']}  points: {summary['n_points']}"
+    )
+    return "\n".join(lines) + "\n"
+
+
+def _cell(value: float | None) -> str:
+    """Return a number for the table, '-' when undefined."""
+    return "-" if value is None else f"{value:.4f}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the forecast command standalone (`python -m analytics.cli forecast ...`)."""
+    from streetsense.errors import StreetsenseError  # noqa: PLC0415
+
+    parser = argparse.ArgumentParser(prog="streetsense")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.handler(args))
+    except StreetsenseError as exc:
+        logger.error("%s", exc)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,117 @@
+"""Read long-form CSV (`series_id,timestamp,value[,capacity]`) into a panel."""
+
+from __future__ import annotations
+
+import csv
+import math
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from analytics.panel import SECONDS_PER_DAY, Panel, from_long
+from streetsense.errors import StreetsenseError
+
+REQUIRED = ("series_id", "timestamp", "value")
+_FREQ = re.compile(r"^\s*(\d+)\s*(s|sec|min|t|h|d)\s*$", re.IGNORECASE)
+_UNIT_SECONDS = {"s": 1, "sec": 1, "min": 60, "t": 60, "h": 3600, "d": SECONDS_PER_DAY}
+
+
+class InputError(StreetsenseError):
+    """The input file or an option is unusable; the message names the cause and the fix."""
+
+
+def parse_freq(text: str) -> int:
+    """Return the step in seconds of a frequency such as '5min', '30min' or '1h'."""
+    match = _FREQ.match(text)
+    if match is None:
+        raise InputError(
+            f"unknown frequency '{text}'; give a number and a unit, e.g. 5min, 15min, 30min, 1h"
+        )
+    seconds = int(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()]
+    if seconds == 0 or SECONDS_PER_DAY % seconds:
+        raise InputError(f"frequency '{text}' must divide a day evenly; try 5min, 30min or 1h")
+    return seconds
+
+
+def parse_time(text: str) -> float:
+    """Return the epoch seconds of an ISO 8601 timestamp; one without offset is taken as UTC."""
+    moment = datetime.fromisoformat(text.strip())
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+def _number(text: str) -> float:
+    """Return the float in `text`, NaN for an empty field."""
+    return math.nan if not text.strip() else float(text)
+
+
+def read_csv(path: Path, step: int) -> Panel:
+    """Read the file and align every series to a grid of `step` seconds.
+
+    Raises:
+        InputError: the file is missing, lacks a column, or has an unreadable row; the message
+            gives the line number and how to fix it.
+    """
+    try:
+        handle = path.open(newline="", encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot open {path}: {exc.strerror}; check the path") from exc
+    with handle:
+        reader = csv.reader(handle)
+        header = [name.strip() for name in next(reader, [])]
+        missing = [name for name in REQUIRED if name not in header]
+        if missing:
+            raise InputError(
+                f"{path}: missing column {', '.join(repr(m) for m in missing)}; the header must "
+                "be series_id,timestamp,value (optionally ,capacity)"
+            )
+        return _rows(reader, header, path, step)
+
+
+def _rows(reader: csv.Reader, header: list[str], path: Path, step: int) -> Panel:  # type: ignore[name-defined]
+    """Parse data rows into a panel."""
+    sid, when, val = (header.index(name) for name in REQUIRED)
+    cap = header.index("capacity") if "capacity" in header else None
+    codes: dict[str, int] = {}
+    series: list[int] = []
+    seconds: list[float] = []
+    values: list[float] = []
+    capacity: dict[int, float] = {}
+    for row in reader:
+        line = reader.line_num
+        if not row or not any(field.strip() for field in row):
+            continue
+        if len(row) < len(header):
+            raise InputError(f"{path}:{line}: expected {len(header)} fields, found {len(row)}")
+        try:
+            stamp = parse_time(row[when])
+        except ValueError:
+            raise InputError(
+                f"{path}:{line}: bad timestamp '{row[when]}'; use ISO 8601, "
+                "e.g. 2014-05-22T09:30:00Z (no offset means UTC)"
+            ) from None
+        code = codes.setdefault(row[sid].strip(), len(codes))
+        try:
+            values.append(_number(row[val]))
+            if cap is not None and row[cap].strip():
+                capacity[code] = max(capacity.get(code, 0.0), _number(row[cap]))
+        except ValueError:
+            raise InputError(
+                f"{path}:{line}: value or capacity is not a number; leave it empty if missing"
+            ) from None
+        series.append(code)
+        seconds.append(stamp)
+    if not series:
+        raise InputError(f"{path}: no data rows; add rows of series_id,timestamp,value")
+    capacities = np.array([capacity.get(i, np.nan) for i in range(len(codes))])
+    return from_long(
+        np.asarray(series, dtype=np.int64),
+        np.rint(np.asarray(seconds)).astype(np.int64),
+        np.asarray(values, dtype=np.float64),
+        ids=tuple(codes),
+        step=step,
+        capacity=capacities,
+    )

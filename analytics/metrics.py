@@ -1,0 +1,82 @@
+"""Forecast accuracy: sums accumulated by series and horizon step, reduced to MAE, RMSE, etc.
+
+Everything is kept as sums and counts per (series, step) so folds add up exactly and any
+pooling (per series, per step, overall) is a sum followed by one division.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from analytics.panel import FloatArray
+
+METRICS = ("mae", "rmse", "mape", "mase", "coverage80")
+
+
+def seasonal_scale(y: FloatArray, period: int) -> FloatArray:
+    """Return each row's mean absolute seasonal difference, NaN when it has none or it is 0."""
+    if y.shape[1] <= period:
+        return np.full(y.shape[0], np.nan)
+    diff = np.abs(y[:, period:] - y[:, :-period])
+    finite = np.isfinite(diff)
+    count = finite.sum(axis=1)
+    total = np.where(finite, diff, 0.0).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        scale = total / count
+    return np.where((count > 0) & (scale > 0), scale, np.nan)
+
+
+@dataclass(slots=True)
+class Accumulator:
+    """Running error sums per (series, horizon step)."""
+
+    n_series: int
+    horizon: int
+    sums: dict[str, FloatArray] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        """Start every sum at zero."""
+        for key in ("count", "abs", "sq", "ape", "ape_count", "scaled", "scaled_count", "inside"):
+            self.sums[key] = np.zeros((self.n_series, self.horizon))
+
+    def add(
+        self,
+        truth: FloatArray,
+        mean: FloatArray,
+        lo: FloatArray,
+        hi: FloatArray,
+        scale: FloatArray,
+    ) -> None:
+        """Add one origin's forecasts (n, h) against the truth; NaN truth is skipped."""
+        known = np.isfinite(truth) & np.isfinite(mean)
+        error = np.where(known, np.abs(truth - mean), 0.0)
+        positive = known & (truth > 0)
+        scaled = known & np.isfinite(scale)[:, None]
+        s = self.sums
+        s["count"] += known
+        s["abs"] += error
+        s["sq"] += error**2
+        with np.errstate(invalid="ignore", divide="ignore"):
+            s["ape"] += np.where(positive, error / np.where(positive, truth, 1.0), 0.0)
+            s["scaled"] += np.where(scaled, error / scale[:, None], 0.0)
+        s["ape_count"] += positive
+        s["scaled_count"] += scaled
+        s["inside"] += known & (truth >= lo) & (truth <= hi)
+
+    def reduce(self, axis: int | tuple[int, int] | None = None) -> dict[str, FloatArray]:
+        """Return each metric pooled over `axis` (None: everything, 0: series, 1: steps)."""
+        s = {key: value.sum(axis=axis) for key, value in self.sums.items()}
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return {
+                "mae": s["abs"] / s["count"],
+                "rmse": np.sqrt(s["sq"] / s["count"]),
+                "mape": 100.0 * s["ape"] / s["ape_count"],
+                "mase": s["scaled"] / s["scaled_count"],
+                "coverage80": s["inside"] / s["count"],
+            }
+
+    def pooled(self) -> dict[str, float]:
+        """Return every metric pooled over series and steps, NaN when undefined."""
+        return {key: float(value) for key, value in self.reduce(None).items()}

@@ -1,0 +1,108 @@
+"""The model catalogue and the automatic per-series choice by calibration error."""
+
+from __future__ import annotations
+
+import logging
+from typing import ClassVar
+
+import numpy as np
+
+from analytics.base import Fitted, Matrix, SeriesModel, finish
+from analytics.baselines import Persistence, SeasonalNaive, SeasonalNaiveDay, TimeOfWeekMean
+from analytics.intervals import fit_shape
+from analytics.panel import FloatArray
+from analytics.profile import Seasons
+from analytics.regression import ProfileRidge
+from analytics.smoothing import ProfileSmoothing
+
+logger = logging.getLogger(__name__)
+
+BASELINES: tuple[type[SeriesModel], ...] = (
+    Persistence,
+    SeasonalNaiveDay,
+    SeasonalNaive,
+    TimeOfWeekMean,
+)
+REAL: tuple[type[SeriesModel], ...] = (ProfileSmoothing, ProfileRidge)
+# Each series needs this many calibration residuals before a choice is trusted.
+_MIN_RESIDUALS = 8
+
+
+class Auto(SeriesModel):
+    """Choose, per series, the candidate with the lowest calibration MAE.
+
+    A series with too few calibration residuals to judge gets the fallback (weekly seasonal
+    naive), which in turn falls back to the last value when it has no value a week back.
+    """
+
+    name: ClassVar[str] = "auto"
+    candidates: ClassVar[tuple[type[SeriesModel], ...]] = (
+        SeasonalNaive,
+        TimeOfWeekMean,
+        ProfileSmoothing,
+        ProfileRidge,
+    )
+
+    def history(self, seasons: Seasons) -> int:
+        """Return the longest history of any candidate."""
+        return max(self._build(c).history(seasons) for c in self.candidates)
+
+    def _fit_predict(self, y: FloatArray, seasons: Seasons, h: int) -> FloatArray:
+        """Not used: the choice needs each candidate's residuals, see `_fit_all`."""
+        raise NotImplementedError
+
+    def _build(self, kind: type[SeriesModel]) -> SeriesModel:
+        """Return a candidate configured like this model."""
+        return kind(
+            season_days=self.season_days,
+            horizon=self.horizon,
+            weeks=self.weeks,
+            chunk_rows=self.chunk_rows,
+        )
+
+    def _fit_all(self, y: Matrix, seasons: Seasons, h: int) -> Fitted:
+        """Fit every candidate, pick per series by calibration MAE, keep its intervals."""
+        means, residuals, maes = [], [], []
+        n = y.values.shape[0]
+        fallback_scale = np.zeros(n)
+        for kind in self.candidates:
+            mean, resid, fallback_scale = self._build(kind).point_and_residuals(y, seasons, h)
+            means.append(mean)
+            residuals.append(resid)
+            maes.append(_mae(resid))
+        error = np.stack(maes, axis=1)
+        counts = np.isfinite(residuals[0]).reshape(n, -1).sum(axis=1)
+        choice = np.where(np.isnan(error), np.inf, error).argmin(axis=1)
+        choice[counts < _MIN_RESIDUALS] = 0
+        rows = np.arange(n)
+        mean = np.stack(means, axis=0)[choice, rows]
+        chosen = np.stack(residuals, axis=0)[choice, rows]
+        names = tuple(self.candidates[c].name for c in choice)
+        logger.debug(
+            "auto: chose %s",
+            {c.name: int((choice == i).sum()) for i, c in enumerate(self.candidates)},
+        )
+        shape = fit_shape(chosen, fallback_scale)
+        return Fitted(y, h, finish(mean, shape, y.capacity, names), chosen, shape)
+
+
+def _mae(residuals: FloatArray) -> FloatArray:
+    """Return each series' mean absolute residual, NaN where it has none."""
+    flat = np.abs(residuals.reshape(residuals.shape[0], -1))
+    finite = np.isfinite(flat)
+    count = finite.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, np.where(finite, flat, 0.0).sum(axis=1) / count, np.nan)
+
+
+_ALL: tuple[type[SeriesModel], ...] = (*BASELINES, *REAL, Auto)
+MODELS: dict[str, type[SeriesModel]] = {kind.name: kind for kind in _ALL}
+
+
+def build(name: str, **options: int | None) -> SeriesModel:
+    """Return the model called `name`, configured with keyword options."""
+    try:
+        kind = MODELS[name]
+    except KeyError:
+        raise ValueError(f"unknown model '{name}'; choose one of {sorted(MODELS)}") from None
+    return kind(**options)  # type: ignore[arg-type]

@@ -1,0 +1,114 @@
+"""Ridge regression of the deviation from the time-of-week profile on recent deviations.
+
+Target: y_t - weekly_t. Features: the daily-minus-weekly profile (lets a series lean on the
+smoother daily profile), the last three deviations, the deviation one day earlier, a slow
+exponential average of deviations, and an intercept. Shrinking towards zero means shrinking
+towards the time-of-week profile. Forecasts run the fitted equation forward step by step.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+from scipy.signal import lfilter
+
+from analytics.base import SeriesModel
+from analytics.panel import FloatArray
+from analytics.profile import Baseline, Seasons, smoothing_half_width
+
+LAGS = 3
+FIT_WEEKS = 2
+RIDGE = 0.05
+SLOW_HALF_LIFE_HOURS = 3.0
+SMOOTH_SECONDS = 900
+N_FEATURES = LAGS + 4
+
+
+class ProfileRidge(SeriesModel):
+    """Time-of-week profile corrected by a ridge regression on recent deviations."""
+
+    name: ClassVar[str] = "profile_ridge"
+
+    def history(self, seasons: Seasons) -> int:
+        """Return the weeks the profile is averaged over."""
+        return seasons.week * self.weeks
+
+    def _fit_predict(self, y: FloatArray, seasons: Seasons, h: int) -> FloatArray:
+        """Fit the regression per row and run it forward h steps."""
+        base = Baseline.fit(y, seasons, h, smoothing_half_width(seasons, SMOOTH_SECONDS))
+        deviation = y - base.weekly
+        alpha = 1.0 - 0.5 ** (24.0 / seasons.day / SLOW_HALF_LIFE_HOURS)
+        known = np.where(np.isnan(deviation), 0.0, deviation)
+        slow = lfilter([alpha], [1.0, alpha - 1.0], known, axis=1)
+        fit_width = min(y.shape[1], seasons.week * FIT_WEEKS)
+        beta = _fit(deviation, base.daily - base.weekly, slow, seasons.day, fit_width)
+        blend = base.daily_ahead - base.weekly_ahead
+        path = _run(beta, known, slow[:, -1], blend, seasons.day)
+        return base.weekly_ahead + path
+
+
+def _design(
+    deviation: FloatArray, blend: FloatArray, slow: FloatArray, day: int, width: int
+) -> tuple[FloatArray, FloatArray]:
+    """Return the features (n, t, k) and targets (n, t) of the last `width` columns."""
+    n, total = deviation.shape
+    start = total - width
+    first = max(start, LAGS, day if total > day else 0)
+    cols = np.arange(first, total)
+    x = np.empty((n, cols.size, N_FEATURES))
+    x[:, :, 0] = blend[:, cols]
+    for lag in range(1, LAGS + 1):
+        x[:, :, lag] = deviation[:, cols - lag]
+    x[:, :, LAGS + 1] = deviation[:, cols - day] if total > day else 0.0
+    x[:, :, LAGS + 2] = slow[:, cols - 1]
+    x[:, :, LAGS + 3] = 1.0
+    return x, deviation[:, cols]
+
+
+def _fit(
+    deviation: FloatArray, blend: FloatArray, slow: FloatArray, day: int, width: int
+) -> FloatArray:
+    """Return ridge coefficients (n, k) fitted on rows where features and target are known."""
+    x, target = _design(deviation, blend, slow, day, width)
+    usable = np.isfinite(target) & np.isfinite(x).all(axis=2)
+    x = np.where(usable[:, :, None], x, 0.0)
+    target = np.where(usable, target, 0.0)
+    gram = np.matmul(x.transpose(0, 2, 1), x)
+    moment = np.einsum("ntk,nt->nk", x, target)
+    diagonal = np.einsum("nkk->nk", gram)
+    penalty = RIDGE * diagonal[:, :-1].mean(axis=1) + 1e-9
+    regularised = gram + penalty[:, None, None] * np.eye(N_FEATURES)
+    regularised[:, -1, -1] = gram[:, -1, -1] + 1e-9
+    beta = np.linalg.solve(regularised, moment[:, :, None])[:, :, 0]
+    # Rows with too few usable samples keep the profile alone.
+    beta[usable.sum(axis=1) < 4 * N_FEATURES] = 0.0
+    return beta
+
+
+def _run(
+    beta: FloatArray, known: FloatArray, slow_last: FloatArray, blend: FloatArray, day: int
+) -> FloatArray:
+    """Return the forecast deviations (n, h), feeding each step back as a lag."""
+    n, h = blend.shape
+    total = known.shape[1]
+    alpha = 1.0 - 0.5 ** (24.0 / day / SLOW_HALF_LIFE_HOURS)
+    lags = [known[:, total - lag] for lag in range(1, LAGS + 1)]
+    history = np.concatenate([known[:, max(0, total - day) :], np.zeros((n, h))], axis=1)
+    offset = min(total, day)
+    slow = slow_last.copy()
+    path = np.empty((n, h))
+    for step in range(h):
+        previous_day = history[:, offset + step - day] if offset + step >= day else 0.0
+        value = (
+            beta[:, 0] * blend[:, step]
+            + sum(beta[:, lag] * lags[lag - 1] for lag in range(1, LAGS + 1))
+            + beta[:, LAGS + 1] * previous_day
+            + beta[:, LAGS + 2] * slow
+            + beta[:, LAGS + 3]
+        )
+        path[:, step] = value
+        history[:, offset + step] = value
+        slow = alpha * value + (1.0 - alpha) * slow
+        lags = [value, *lags[:-1]]
+    return path

@@ -1,0 +1,78 @@
+"""Time-of-week profile with a damped level correction fitted by exponential smoothing.
+
+The deviation of each reading from its (leave-one-out) time-of-week profile is smoothed into a
+level; the forecast is the profile plus that level, damped towards the profile with horizon.
+Smoothing and damping are chosen per series from a small grid by the in-sample error at a few
+horizons, which has a closed form per damping value, so the grid costs one filter per alpha.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+from scipy.signal import lfilter
+
+from analytics.base import SeriesModel
+from analytics.panel import FloatArray
+from analytics.profile import Baseline, Seasons, smoothing_half_width
+
+ALPHAS = np.array([0.02, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75])
+# Half-lives of the level correction, in hours; infinity keeps the level undamped.
+HALF_LIVES = np.array([0.5, 1.0, 2.0, 4.0, 8.0, 16.0, np.inf])
+TUNE_WEEKS = 2
+SMOOTH_SECONDS = 900
+
+
+class ProfileSmoothing(SeriesModel):
+    """Time-of-week profile plus an exponentially smoothed, damped level correction."""
+
+    name: ClassVar[str] = "profile_es"
+
+    def history(self, seasons: Seasons) -> int:
+        """Return the weeks the profile is averaged over."""
+        return seasons.week * self.weeks
+
+    def _fit_predict(self, y: FloatArray, seasons: Seasons, h: int) -> FloatArray:
+        """Fit profile, smoothing and damping per row; forecast h steps."""
+        base = Baseline.fit(y, seasons, h, smoothing_half_width(seasons, SMOOTH_SECONDS))
+        tune = min(y.shape[1], seasons.week * TUNE_WEEKS)
+        deviation = (y - base.weekly)[:, -tune:]
+        step_hours = 24.0 / seasons.day
+        phis = 0.5 ** (step_hours / HALF_LIVES)
+        level, phi = _tune(deviation, phis, _horizons(h, tune))
+        steps = np.arange(1, h + 1)
+        return base.weekly_ahead + phi[:, None] ** steps[None, :] * level[:, None]
+
+
+def _horizons(h: int, width: int) -> list[int]:
+    """Return the horizons the tuning error is summed over."""
+    wanted = {1, max(1, h // 4), h}
+    return sorted(j for j in wanted if j < width // 2) or [1]
+
+
+def _tune(
+    deviation: FloatArray, phis: FloatArray, horizons: list[int]
+) -> tuple[FloatArray, FloatArray]:
+    """Return per row the final level and damping of the best (alpha, phi) pair."""
+    n = deviation.shape[0]
+    finite = ~np.isnan(deviation)
+    # A gap counts as no deviation, so the level decays back to the profile across it.
+    filled = np.where(finite, deviation, 0.0)
+    error = np.zeros((n, ALPHAS.size, phis.size))
+    final = np.zeros((n, ALPHAS.size))
+    for a, alpha in enumerate(ALPHAS):
+        level = lfilter([alpha], [1.0, alpha - 1.0], filled, axis=1)
+        final[:, a] = level[:, -1]
+        for j in horizons:
+            future = filled[:, j:]
+            past = np.where(finite[:, j:], level[:, :-j], 0.0)
+            cross = np.einsum("ij,ij->i", future, past)
+            power = np.einsum("ij,ij->i", past, past)
+            damp = phis**j
+            error[:, a, :] += (damp[None, :] ** 2) * power[:, None] - 2 * damp[None, :] * cross[
+                :, None
+            ]
+    best = error.reshape(n, -1).argmin(axis=1)
+    a_best, p_best = np.divmod(best, phis.size)
+    return final[np.arange(n), a_best], phis[p_best]
