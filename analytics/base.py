@@ -19,7 +19,7 @@ logger = logging.getLogger(__name__)
 
 # Residuals wanted per horizon step across all series; fewer series get more origins.
 _CALIBRATION_RESIDUALS = 2_000
-_MIN_ORIGINS = 2
+_MIN_ORIGINS = 1
 _MAX_ORIGINS = 48
 
 

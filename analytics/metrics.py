@@ -15,17 +15,22 @@ from analytics.panel import FloatArray
 METRICS = ("mae", "rmse", "mape", "mase", "coverage80")
 
 
-def seasonal_scale(y: FloatArray, period: int) -> FloatArray:
+def seasonal_scale(y: FloatArray, period: int, chunk_rows: int = 512) -> FloatArray:
     """Return each row's mean absolute seasonal difference, NaN when it has none or it is 0."""
-    if y.shape[1] <= period:
-        return np.full(y.shape[0], np.nan)
-    diff = np.abs(y[:, period:] - y[:, :-period])
-    finite = np.isfinite(diff)
-    count = finite.sum(axis=1)
-    total = np.where(finite, diff, 0.0).sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        scale = total / count
-    return np.where((count > 0) & (scale > 0), scale, np.nan)
+    n, width = y.shape
+    scale = np.full(n, np.nan)
+    if width <= period:
+        return scale
+    for start in range(0, n, chunk_rows):
+        block = y[start : start + chunk_rows]
+        diff = np.abs(block[:, period:] - block[:, :-period])
+        finite = np.isfinite(diff)
+        count = finite.sum(axis=1)
+        total = np.where(finite, diff, 0.0).sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = total / count
+        scale[start : start + chunk_rows] = np.where((count > 0) & (mean > 0), mean, np.nan)
+    return scale
 
 
 @dataclass(slots=True)

@@ -120,7 +120,7 @@ def from_matrix(
     matrix: FloatArray,
     *,
     step: int,
-    end: IntArray,
+    end: int | np.int64 | IntArray,
     ids: tuple[str, ...] | None = None,
     capacity: FloatArray | None = None,
 ) -> Panel:

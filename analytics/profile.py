@@ -89,22 +89,28 @@ class Profile:
 
     def at_columns(self, width: int) -> FloatArray:
         """Return the profile mean laid out on the columns of a width-wide matrix."""
-        return self.mean()[:, column_slots(width, self.period)]
+        return periodic(self.mean(), width)
 
     def leave_one_out(self, y: FloatArray) -> FloatArray:
-        """Return, per column, the profile mean without that column's own value."""
-        slots = column_slots(y.shape[1], self.period)
-        total = self.total[:, slots]
-        count = self.count[:, slots]
+        """Return, per column of `y` (the last columns of the fitted matrix), the profile mean
+        without that column's own value."""
+        width = y.shape[1]
         finite = ~np.isnan(y)
-        total = total - np.where(finite, y, 0.0)
-        count = count - finite
+        total = periodic(self.total, width) - np.where(finite, y, 0.0)
+        count = periodic(self.count, width) - finite
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(count > 0, total / count, np.nan)
 
     def ahead(self, horizon: int) -> FloatArray:
         """Return the profile mean for forecast steps 1..horizon."""
         return self.mean()[:, future_slots(horizon, self.period)]
+
+
+def periodic(per_slot: FloatArray, width: int) -> FloatArray:
+    """Return per-slot values (n, p) repeated over the last `width` columns of a matrix."""
+    period = per_slot.shape[1]
+    repeats = -(-width // period)
+    return np.tile(per_slot, repeats)[:, repeats * period - width :]
 
 
 def fill_missing(primary: FloatArray, *fallbacks: FloatArray) -> FloatArray:
@@ -143,12 +149,16 @@ class Baseline:
     daily_ahead: FloatArray
 
     @classmethod
-    def fit(cls, y: FloatArray, seasons: Seasons, h: int, half_width: int = 0) -> Baseline:
-        """Estimate both profiles, each falling back to the other, then to the row mean."""
+    def fit(
+        cls, y: FloatArray, seasons: Seasons, h: int, half_width: int = 0, width: int = 0
+    ) -> Baseline:
+        """Estimate both profiles on all of `y`; in-sample values only for its last `width`
+        columns (all when 0). Each profile falls back to the other, then to the row mean."""
         week = Profile.fit(y, seasons.week, half_width)
         day = Profile.fit(y, seasons.day, half_width)
         mean = row_mean(y)
-        weekly, daily = week.leave_one_out(y), day.leave_one_out(y)
+        recent = y[:, y.shape[1] - (width or y.shape[1]) :]
+        weekly, daily = week.leave_one_out(recent), day.leave_one_out(recent)
         weekly_ahead, daily_ahead = week.ahead(h), day.ahead(h)
         mean_ahead = np.broadcast_to(mean, weekly_ahead.shape)
         return cls(

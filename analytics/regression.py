@@ -36,12 +36,14 @@ class ProfileRidge(SeriesModel):
 
     def _fit_predict(self, y: FloatArray, seasons: Seasons, h: int) -> FloatArray:
         """Fit the regression per row and run it forward h steps."""
-        base = Baseline.fit(y, seasons, h, smoothing_half_width(seasons, SMOOTH_SECONDS))
-        deviation = y - base.weekly
+        fit_width = min(y.shape[1], seasons.week * FIT_WEEKS)
+        span = min(y.shape[1], fit_width + seasons.day)
+        half_width = smoothing_half_width(seasons, SMOOTH_SECONDS)
+        base = Baseline.fit(y, seasons, h, half_width, width=span)
+        deviation = y[:, -span:] - base.weekly
         alpha = 1.0 - 0.5 ** (24.0 / seasons.day / SLOW_HALF_LIFE_HOURS)
         known = np.where(np.isnan(deviation), 0.0, deviation)
         slow = lfilter([alpha], [1.0, alpha - 1.0], known, axis=1)
-        fit_width = min(y.shape[1], seasons.week * FIT_WEEKS)
         beta = _fit(deviation, base.daily - base.weekly, slow, seasons.day, fit_width)
         blend = base.daily_ahead - base.weekly_ahead
         path = _run(beta, known, slow[:, -1], blend, seasons.day)
@@ -51,37 +53,36 @@ class ProfileRidge(SeriesModel):
 def _design(
     deviation: FloatArray, blend: FloatArray, slow: FloatArray, day: int, width: int
 ) -> tuple[FloatArray, FloatArray]:
-    """Return the features (n, t, k) and targets (n, t) of the last `width` columns."""
+    """Return the features (n, k, t) and targets (n, t) of the last `width` columns."""
     n, total = deviation.shape
-    start = total - width
-    first = max(start, LAGS, day if total > day else 0)
-    cols = np.arange(first, total)
-    x = np.empty((n, cols.size, N_FEATURES))
-    x[:, :, 0] = blend[:, cols]
+    first = max(total - width, LAGS, day if total > day else 0)
+    count = total - first
+    x = np.empty((n, N_FEATURES, count))
+    x[:, 0] = blend[:, first:]
     for lag in range(1, LAGS + 1):
-        x[:, :, lag] = deviation[:, cols - lag]
-    x[:, :, LAGS + 1] = deviation[:, cols - day] if total > day else 0.0
-    x[:, :, LAGS + 2] = slow[:, cols - 1]
-    x[:, :, LAGS + 3] = 1.0
-    return x, deviation[:, cols]
+        x[:, lag] = deviation[:, first - lag : total - lag]
+    x[:, LAGS + 1] = deviation[:, first - day : total - day] if total > day else 0.0
+    x[:, LAGS + 2] = slow[:, first - 1 : total - 1]
+    x[:, LAGS + 3] = 1.0
+    return x, deviation[:, first:]
 
 
 def _fit(
     deviation: FloatArray, blend: FloatArray, slow: FloatArray, day: int, width: int
 ) -> FloatArray:
-    """Return ridge coefficients (n, k) fitted on rows where features and target are known."""
+    """Return ridge coefficients (n, k) fitted on columns where features and target are known."""
     x, target = _design(deviation, blend, slow, day, width)
-    usable = np.isfinite(target) & np.isfinite(x).all(axis=2)
-    x = np.where(usable[:, :, None], x, 0.0)
+    usable = np.isfinite(target) & np.isfinite(x).all(axis=1)
+    np.copyto(x, 0.0, where=~usable[:, None, :])
     target = np.where(usable, target, 0.0)
-    gram = np.matmul(x.transpose(0, 2, 1), x)
-    moment = np.einsum("ntk,nt->nk", x, target)
+    gram = np.matmul(x, x.transpose(0, 2, 1))
+    moment = np.matmul(x, target[:, :, None])[:, :, 0]
     diagonal = np.einsum("nkk->nk", gram)
     penalty = RIDGE * diagonal[:, :-1].mean(axis=1) + 1e-9
     regularised = gram + penalty[:, None, None] * np.eye(N_FEATURES)
     regularised[:, -1, -1] = gram[:, -1, -1] + 1e-9
     beta = np.linalg.solve(regularised, moment[:, :, None])[:, :, 0]
-    # Rows with too few usable samples keep the profile alone.
+    # Series with too few usable samples keep the profile alone.
     beta[usable.sum(axis=1) < 4 * N_FEATURES] = 0.0
     return beta
 

@@ -20,7 +20,8 @@ from analytics.profile import Baseline, Seasons, smoothing_half_width
 ALPHAS = np.array([0.02, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75])
 # Half-lives of the level correction, in hours; infinity keeps the level undamped.
 HALF_LIVES = np.array([0.5, 1.0, 2.0, 4.0, 8.0, 16.0, np.inf])
-TUNE_WEEKS = 2
+# Slots the smoothing and damping are tuned on (capped by the history): about a week at 5 min.
+TUNE_SLOTS = 2_000
 SMOOTH_SECONDS = 900
 
 
@@ -35,9 +36,10 @@ class ProfileSmoothing(SeriesModel):
 
     def _fit_predict(self, y: FloatArray, seasons: Seasons, h: int) -> FloatArray:
         """Fit profile, smoothing and damping per row; forecast h steps."""
-        base = Baseline.fit(y, seasons, h, smoothing_half_width(seasons, SMOOTH_SECONDS))
-        tune = min(y.shape[1], seasons.week * TUNE_WEEKS)
-        deviation = (y - base.weekly)[:, -tune:]
+        tune = min(y.shape[1], max(seasons.week, TUNE_SLOTS))
+        half_width = smoothing_half_width(seasons, SMOOTH_SECONDS)
+        base = Baseline.fit(y, seasons, h, half_width, width=tune)
+        deviation = y[:, -tune:] - base.weekly
         step_hours = 24.0 / seasons.day
         phis = 0.5 ** (step_hours / HALF_LIVES)
         level, phi = _tune(deviation, phis, _horizons(h, tune))
@@ -61,18 +63,17 @@ def _tune(
     filled = np.where(finite, deviation, 0.0)
     error = np.zeros((n, ALPHAS.size, phis.size))
     final = np.zeros((n, ALPHAS.size))
+    weight = finite.astype(np.float64)
     for a, alpha in enumerate(ALPHAS):
         level = lfilter([alpha], [1.0, alpha - 1.0], filled, axis=1)
         final[:, a] = level[:, -1]
+        square = level * level
         for j in horizons:
-            future = filled[:, j:]
-            past = np.where(finite[:, j:], level[:, :-j], 0.0)
-            cross = np.einsum("ij,ij->i", future, past)
-            power = np.einsum("ij,ij->i", past, past)
-            damp = phis**j
-            error[:, a, :] += (damp[None, :] ** 2) * power[:, None] - 2 * damp[None, :] * cross[
-                :, None
-            ]
+            # `filled` is 0 where the future is unknown, so the cross term needs no mask.
+            cross = np.einsum("ij,ij->i", filled[:, j:], level[:, :-j])
+            power = np.einsum("ij,ij->i", weight[:, j:], square[:, :-j])
+            damp = (phis**j)[None, :]
+            error[:, a, :] += damp**2 * power[:, None] - 2 * damp * cross[:, None]
     best = error.reshape(n, -1).argmin(axis=1)
     a_best, p_best = np.divmod(best, phis.size)
     return final[np.arange(n), a_best], phis[p_best]

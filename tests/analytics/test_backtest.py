@@ -1,0 +1,82 @@
+"""Metrics on hand-computable cases; backtests where the real models must win."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from analytics.backtest import backtest, origins
+from analytics.base import Matrix
+from analytics.metrics import Accumulator, seasonal_scale
+from analytics.models import build
+from tests.analytics.synthetic import panel, seasonal
+
+
+def test_metrics_by_hand() -> None:
+    acc = Accumulator(n_series=2, horizon=2)
+    truth = np.array([[10.0, 0.0], [4.0, np.nan]])
+    mean = np.array([[12.0, 1.0], [1.0, 7.0]])
+    lo = mean - 1.5
+    hi = mean + 1.5
+    acc.add(truth, mean, lo, hi, scale=np.array([2.0, np.nan]))
+    pooled = acc.pooled()
+    # Errors 2, 1, 3 (the NaN truth is skipped).
+    assert pooled["mae"] == pytest.approx(2.0)
+    assert pooled["rmse"] == pytest.approx(np.sqrt((4 + 1 + 9) / 3))
+    # MAPE only where truth > 0: 2/10 and 3/4.
+    assert pooled["mape"] == pytest.approx(100 * (0.2 + 0.75) / 2)
+    # MASE only where the scale is known: (2/2 + 1/2) / 2.
+    assert pooled["mase"] == pytest.approx(0.75)
+    # Inside [mean - 1.5, mean + 1.5]: 1 (err 1) only.
+    assert pooled["coverage80"] == pytest.approx(1 / 3)
+    per_step = acc.reduce(axis=0)
+    np.testing.assert_allclose(per_step["mae"], [2.5, 1.0])
+    per_series = acc.reduce(axis=1)
+    np.testing.assert_allclose(per_series["mae"], [1.5, 3.0])
+
+
+def test_seasonal_scale_by_hand() -> None:
+    y = np.array([[1.0, 2.0, 4.0, 6.0], [1.0, 1.0, 1.0, 1.0]])
+    scale = seasonal_scale(y, period=2)
+    assert scale[0] == pytest.approx(3.5)
+    assert np.isnan(scale[1])  # a constant series has no scale
+
+
+def test_origins_oldest_first_and_within_data() -> None:
+    assert origins(100, horizon=10, folds=3, stride=5) == [20, 15, 10]
+    assert origins(12, horizon=10, folds=3, stride=5) == [10]
+
+
+def test_real_models_beat_baselines_on_seasonal_data() -> None:
+    data = panel(seasonal(n=20, weeks=6, seed=1, gaps=0.02))
+    result = backtest(
+        data,
+        ["naive", "snaive_week", "tow_mean", "profile_es", "profile_ridge", "auto"],
+        horizon=12,
+        folds=6,
+        stride=24,
+    )
+    mae = {name: acc.pooled()["mae"] for name, acc in result.scores.items()}
+    for real in ("profile_es", "profile_ridge", "auto"):
+        assert mae[real] < 0.85 * mae["naive"]
+        assert mae[real] < 0.85 * mae["snaive_week"]
+        assert mae[real] < mae["tow_mean"]
+    coverage = result.scores["auto"].pooled()["coverage80"]
+    assert 0.65 <= coverage <= 0.95
+    assert result.best in ("profile_es", "profile_ridge", "auto")
+    assert result.n_series == 20
+    models = result.summary()["models"]
+    assert isinstance(models, dict)
+    assert set(models["auto"]) == {"mae", "rmse", "mape", "mase", "coverage80"}
+
+
+def test_backtest_never_sees_the_future() -> None:
+    values = seasonal(n=3, weeks=4, seed=2)
+    spoiled = values.copy()
+    spoiled[:, -12:] += 1000.0  # only the test window changes
+    result = backtest(panel(spoiled), ["profile_es"], horizon=12, folds=1)
+    # The forecast must be the one made from data before the window, unspoiled.
+    train = Matrix.of(panel(values)).cut(12)
+    mean = build("profile_es", horizon=12).fit_matrix(train).predict(12).mean
+    expected = np.abs(spoiled[:, -12:] - mean).sum()
+    assert result.scores["profile_es"].sums["abs"].sum() == pytest.approx(expected)

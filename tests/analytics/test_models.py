@@ -1,0 +1,95 @@
+"""One contract for every model, and behaviour of the individual models."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from analytics.models import MODELS, build
+from analytics.panel import from_long
+from tests.analytics.synthetic import DAY, STEP, panel, seasonal
+
+HORIZON = 10
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_model_contract(name: str) -> None:
+    values = seasonal(n=6, weeks=3, gaps=0.05)
+    values[1, -5:] = np.nan  # a series whose last readings are gaps
+    values[2, :] = np.nan  # a series with nothing at all
+    values[3, : -2 * DAY] = np.nan  # a short series
+    capacity = np.array([np.nan, 200.0, np.nan, 100.0, 60.0, np.nan])
+    data = panel(values, capacity)
+    before = data.values.copy()
+
+    model = build(name, horizon=HORIZON)
+    result = model.fit(data).predict(HORIZON)
+
+    assert result.mean.shape == result.lo.shape == result.hi.shape == (6, HORIZON)
+    assert len(result.model) == 6
+    np.testing.assert_array_equal(data.values, before)  # input untouched, gaps still NaN
+    assert np.isnan(result.mean[2]).all()  # no data, no invented forecast
+    others = np.delete(np.arange(6), 2)
+    assert np.isfinite(result.mean[others]).all()
+    assert (result.lo[others] <= result.mean[others]).all()
+    assert (result.mean[others] <= result.hi[others]).all()
+    bounded = np.isfinite(capacity)
+    assert (result.lo[bounded] >= 0).all()
+    assert (result.hi[bounded] <= capacity[bounded, None]).all()
+    again = build(name, horizon=HORIZON).forecast(data, HORIZON)
+    np.testing.assert_allclose(again.mean, result.mean, equal_nan=True)
+    np.testing.assert_allclose(again.hi, result.hi, equal_nan=True)
+    shorter = model.predict(3)
+    np.testing.assert_allclose(shorter.mean, result.mean[:, :3], equal_nan=True)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_model_is_vectorised_not_coupled(name: str) -> None:
+    """A series' point forecast does not depend on which other series share the panel."""
+    values = seasonal(n=4, weeks=3, seed=3)
+    together = build(name, horizon=HORIZON).fit(panel(values)).predict(HORIZON)
+    alone = build(name, horizon=HORIZON).fit(panel(values[1:2])).predict(HORIZON)
+    if name != "auto":  # auto may choose differently, but per series only
+        np.testing.assert_allclose(together.mean[1], alone.mean[0])
+
+
+def test_persistence_repeats_last_value() -> None:
+    values = np.tile(np.arange(4 * DAY, dtype=np.float64), (2, 1))
+    values[1, -3:] = np.nan
+    result = build("naive", horizon=4).fit(panel(values)).predict(4)
+    np.testing.assert_array_equal(result.mean[0], [4 * DAY - 1] * 4)
+    np.testing.assert_array_equal(result.mean[1], [4 * DAY - 4] * 4)
+
+
+def test_seasonal_naive_takes_value_a_week_back_and_skips_gaps() -> None:
+    values = np.arange(3 * 7 * DAY, dtype=np.float64)[None, :]
+    week = 7 * DAY
+    expected = values[0, -week : -week + 3].copy()
+    values[0, -week] = np.nan  # gap a week back: take two weeks back
+    result = build("snaive_week", horizon=3).fit(panel(values)).predict(3)
+    np.testing.assert_array_equal(result.mean[0], [expected[0] - week, expected[1], expected[2]])
+
+
+def test_time_of_week_mean_averages_same_slot() -> None:
+    week = 7 * DAY
+    values = np.concatenate([np.full(week, 10.0), np.full(week, 20.0)])[None, :]
+    result = build("tow_mean", horizon=5).fit(panel(values)).predict(5)
+    np.testing.assert_allclose(result.mean[0], 15.0)
+
+
+def test_capacity_bounds_the_forecast() -> None:
+    values = np.full((1, 2 * 7 * DAY), 90.0)
+    values[0, -10:] = 150.0  # readings above capacity push a level model upwards
+    result = build("profile_es", horizon=8).fit(panel(values, np.array([100.0]))).predict(8)
+    assert (result.mean <= 100).all() and (result.hi <= 100).all()
+
+
+def test_from_long_aligns_averages_and_keeps_gaps() -> None:
+    seconds = np.array([0, 1790, 1810, 5400 + 100, 0], dtype=np.int64)
+    codes = np.array([0, 0, 0, 0, 1], dtype=np.int64)
+    values = np.array([1.0, 2.0, 4.0, 8.0, 5.0])
+    data = from_long(codes, seconds, values, ids=("a", "b"), step=STEP)
+    np.testing.assert_array_equal(data.indptr, [0, 4, 5])
+    np.testing.assert_array_equal(data.values[:4], [1.0, 3.0, np.nan, 8.0])
+    assert data.end[0] == 3 * STEP
+    np.testing.assert_array_equal(data.matrix(), [[1.0, 3.0, np.nan, 8.0], [np.nan] * 3 + [5.0]])
