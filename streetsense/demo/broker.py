@@ -1,0 +1,116 @@
+"""An in-process MQTT 3.1.1 broker (amqtt) for the demo, on its own thread and event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import threading
+import warnings
+from concurrent.futures import Future
+from types import TracebackType
+from typing import Any, Final
+
+from streetsense.errors import ServiceUnavailableError
+
+log = logging.getLogger(__name__)
+START_TIMEOUT_S: Final = 15.0
+STOP_TIMEOUT_S: Final = 10.0
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """Return a TCP port on host that is free right now."""
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+class EmbeddedBroker:
+    """amqtt on 127.0.0.1: MQTT 3.1.1 only, anonymous, no `$share` (clients must not use it)."""
+
+    def __init__(self, port: int = 0, host: str = "127.0.0.1") -> None:
+        self.host = host
+        self.port = port or free_port(host)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._broker: Any = None
+
+    @property
+    def url(self) -> str:
+        """The mqtt:// URL children connect to."""
+        return f"mqtt://{self.host}:{self.port}"
+
+    def start(self) -> EmbeddedBroker:
+        """Start the broker thread and wait until it listens.
+
+        Raises:
+            ServiceUnavailableError: amqtt is missing or could not bind its port.
+        """
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        self._thread = threading.Thread(target=loop.run_forever, name="demo-broker", daemon=True)
+        self._thread.start()
+        started: Future[None] = asyncio.run_coroutine_threadsafe(self._start(), loop)
+        try:
+            started.result(START_TIMEOUT_S)
+        except (OSError, TimeoutError, ImportError, RuntimeError) as exc:
+            self._stop_loop()
+            raise ServiceUnavailableError(
+                f"cannot start the demo MQTT broker on {self.host}:{self.port}: {exc}. Fix: "
+                "install the embedded extra (pip install 'streetsense[embedded]') or set "
+                "STREETSENSE_MQTT_URL to a running broker"
+            ) from exc
+        log.info("demo MQTT broker (amqtt) listening on %s", self.url)
+        return self
+
+    async def _start(self) -> None:
+        with warnings.catch_warnings():
+            # amqtt warns about its own deprecated config fields on import
+            warnings.simplefilter("ignore", DeprecationWarning)
+            from amqtt.broker import Broker  # noqa: PLC0415  (optional dependency)
+        config = {
+            "listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}"}},
+            "plugins": {
+                "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}
+            },
+        }
+        for noisy in ("amqtt", "transitions"):
+            # their INFO lines describe every connection and state change: too much for a demo
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+        self._broker = Broker(config)
+        await self._broker.start()
+
+    def stop(self) -> None:
+        """Shut the broker down and end its thread (idempotent)."""
+        if self._loop is None:
+            return
+        if self._broker is not None:
+            stopped = asyncio.run_coroutine_threadsafe(self._broker.shutdown(), self._loop)
+            try:
+                stopped.result(STOP_TIMEOUT_S)
+            except (TimeoutError, RuntimeError) as exc:
+                log.warning("demo MQTT broker did not shut down cleanly: %s", exc)
+            self._broker = None
+        self._stop_loop()
+
+    def _stop_loop(self) -> None:
+        loop, thread = self._loop, self._thread
+        self._loop = self._thread = None
+        if loop is None:
+            return
+        loop.call_soon_threadsafe(loop.stop)
+        if thread is not None:
+            thread.join(STOP_TIMEOUT_S)
+        if not loop.is_running():
+            loop.close()
+
+    def __enter__(self) -> EmbeddedBroker:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -1,0 +1,270 @@
+"""Bring the demo city up, keep an eye on it, and take it down cleanly."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import sys
+import time
+import webbrowser
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from streetsense.config import Settings, load_settings
+from streetsense.demo import plan
+from streetsense.demo.broker import EmbeddedBroker, free_port
+from streetsense.demo.database import EmbeddedPostgres, default_data_dir
+from streetsense.demo.summary import Snapshot, SummaryScreen, summary_lines, take_snapshot
+from streetsense.demo.supervisor import ChildFailedError, ChildSpec, Supervisor
+from streetsense.errors import ServiceUnavailableError
+from streetsense.lifecycle import StopSignal
+
+log = logging.getLogger(__name__)
+SERVICE_START_TIMEOUT_S: Final = 120.0
+SUMMARY_EVERY_S: Final = 2.0
+STATE_FILE: Final = "state.json"
+
+
+@dataclass(frozen=True, slots=True)
+class DemoOptions:
+    """The demo's command-line options."""
+
+    lots: int
+    segments: int
+    history_s: float
+    speed: float
+    duration_s: float | None
+    open_browser: bool
+    fresh: bool
+    dashboard_port: int
+    feeds_port: int
+    data_dir: Path
+    seed: int
+    config: str | None
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> DemoOptions:
+        """Build the options from parsed arguments."""
+        return cls(
+            lots=args.lots,
+            segments=args.segments,
+            history_s=args.history,
+            speed=args.speed,
+            duration_s=args.duration,
+            open_browser=not args.no_browser,
+            fresh=args.fresh,
+            dashboard_port=args.dashboard_port or free_port(),
+            feeds_port=args.feeds_port or free_port(),
+            data_dir=Path(args.data_dir) if args.data_dir else default_data_dir(),
+            seed=args.seed,
+            config=args.config,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoints:
+    """Where the demo's services answer."""
+
+    dashboard: str
+    feeds: str
+    metrics: str | None
+
+    def lines(self) -> list[str]:
+        """Return the URLs worth printing."""
+        lines = [
+            f"dashboard     {self.dashboard}",
+            f"feeds         {self.feeds}/v1/parking/lots",
+            f"OpenAPI docs  {self.feeds}/docs",
+        ]
+        if self.metrics:
+            lines.append(f"metrics       {self.metrics}")
+        return lines
+
+
+def run_demo(options: DemoOptions) -> int:
+    """Run the demo until Ctrl-C or `duration`; return the exit code."""
+    settings = load_settings(options.config)
+    stop = StopSignal().install()
+    with contextlib.ExitStack() as services:
+        env = _service_env(settings, options, services)
+        supervisor = Supervisor(options.data_dir / "logs", env, stop)
+        services.callback(supervisor.stop_all)
+        try:
+            code = _run(supervisor, settings, options, env, stop)
+        except ChildFailedError as exc:
+            log.error("%s", exc)
+            code = 1
+    _say(
+        f"\nstopped. Data and logs are in {options.data_dir}"
+        + ("" if settings.database.url else " (run with --fresh to start over)")
+        + "\n"
+    )
+    return code
+
+
+def _service_env(
+    settings: Settings, options: DemoOptions, services: contextlib.ExitStack
+) -> dict[str, str]:
+    """Start the embedded services that are not configured; return the children's environment."""
+    env = dict(os.environ)
+    env["PYTHONUNBUFFERED"] = "1"
+    if options.config:
+        env["STREETSENSE_CONFIG"] = str(Path(options.config).resolve())
+    if not settings.mqtt.url:
+        broker = services.enter_context(EmbeddedBroker())
+        # amqtt speaks MQTT 3.1.1 only and has no shared subscriptions
+        env |= {
+            "STREETSENSE_MQTT_URL": broker.url,
+            "STREETSENSE_MQTT_PROTOCOL": "3.1.1",
+            "STREETSENSE_MQTT_SHARED_GROUP": "",
+        }
+    if not settings.database.url:
+        database = services.enter_context(EmbeddedPostgres(options.data_dir, fresh=options.fresh))
+        env["STREETSENSE_DATABASE_URL"] = database.url()
+    elif options.fresh:
+        log.warning("--fresh only resets the embedded database; %s is left as it is", "yours")
+    env["STREETSENSE_FEEDS_PORT"] = str(options.feeds_port)
+    env["STREETSENSE_DASHBOARD_PORT"] = str(options.dashboard_port)
+    if settings.ingest.metrics_port:
+        env["STREETSENSE_INGEST_METRICS_PORT"] = str(free_port())
+    return env
+
+
+def _run(
+    supervisor: Supervisor,
+    settings: Settings,
+    options: DemoOptions,
+    env: dict[str, str],
+    stop: StopSignal,
+) -> int:
+    city = plan.CityPlan(
+        registry_path=options.data_dir / "city.toml",
+        lots=options.lots,
+        segments=options.segments,
+        seed=options.seed,
+        history_s=options.history_s,
+        speed=options.speed,
+    )
+    started = time.monotonic()
+    _say("preparing the database and the city...\n")
+    supervisor.run(plan.migrate_step())
+    prepared = _is_prepared(options, city, env)
+    if not prepared:
+        supervisor.run(plan.city_step(city))
+    supervisor.run(plan.registry_step(city))
+    supervisor.start(plan.ingest_step())
+    if not prepared and city.history_s > 0:
+        _say(f"backfilling {city.history_s / 86_400:g} days of history...\n")
+        supervisor.run(plan.backfill_step(city), echo=sys.stderr, timeout_s=3600)
+    _mark_prepared(options, city, env)
+    for spec in plan.service_steps(city, options.feeds_port, options.dashboard_port):
+        supervisor.start(spec)
+    endpoints = _endpoints(options, env)
+    _wait_ready(supervisor, endpoints, stop)
+    _say("\n".join(["", "streetsense demo is running:", *endpoints.lines(), ""]) + "\n")
+    log.info("demo ready %.1f s after start", time.monotonic() - started)
+    if options.open_browser:
+        webbrowser.open(endpoints.dashboard)
+    return _watch(supervisor, endpoints, options, stop)
+
+
+def _endpoints(options: DemoOptions, env: dict[str, str]) -> Endpoints:
+    metrics_port = env.get("STREETSENSE_INGEST_METRICS_PORT")
+    return Endpoints(
+        dashboard=f"http://127.0.0.1:{options.dashboard_port}",
+        feeds=f"http://127.0.0.1:{options.feeds_port}",
+        metrics=f"http://127.0.0.1:{metrics_port}/metrics" if metrics_port else None,
+    )
+
+
+def _wait_ready(supervisor: Supervisor, endpoints: Endpoints, stop: StopSignal) -> None:
+    """Wait until the feeds API and the dashboard answer, or a child dies."""
+    from streetsense.demo.summary import get_json  # noqa: PLC0415
+
+    deadline = time.monotonic() + SERVICE_START_TIMEOUT_S
+    while time.monotonic() < deadline and not stop.stopping:
+        _raise_if_dead(supervisor)
+        if get_json(f"{endpoints.feeds}/openapi.json") is not None and _answers(
+            endpoints.dashboard
+        ):
+            return
+        stop.wait(0.5)
+    if not stop.stopping:
+        raise ServiceUnavailableError(
+            f"the feeds API ({endpoints.feeds}) or the dashboard ({endpoints.dashboard}) did "
+            f"not answer within {SERVICE_START_TIMEOUT_S:.0f} s; see the logs in "
+            f"{supervisor.log_dir}"
+        )
+
+
+def _answers(url: str) -> bool:
+    import urllib.request  # noqa: PLC0415
+
+    try:
+        with urllib.request.urlopen(url, timeout=2):  # noqa: S310
+            return True
+    except OSError:
+        return False
+
+
+def _watch(
+    supervisor: Supervisor, endpoints: Endpoints, options: DemoOptions, stop: StopSignal
+) -> int:
+    """Show the summary until a stop, the duration or a dead child."""
+    screen = SummaryScreen(sys.stdout)
+    live_since = time.monotonic()
+    before: Snapshot | None = None
+    while not stop.stopping:
+        elapsed = time.monotonic() - live_since
+        if options.duration_s is not None and elapsed >= options.duration_s:
+            log.info("--duration %.0f s reached: stopping", options.duration_s)
+            break
+        _raise_if_dead(supervisor)
+        now = take_snapshot(endpoints.feeds, endpoints.metrics)
+        screen.show(summary_lines(now, before, elapsed))
+        before = now
+        stop.wait(SUMMARY_EVERY_S)
+    return 0
+
+
+def _raise_if_dead(supervisor: Supervisor) -> None:
+    dead = supervisor.dead()
+    if dead:
+        raise ChildFailedError("\n".join(child.describe_exit() for child in dead))
+
+
+def _state(city: plan.CityPlan, env: dict[str, str]) -> dict[str, object]:
+    return {
+        "database": env.get("STREETSENSE_DATABASE_URL", ""),
+        "lots": city.lots,
+        "segments": city.segments,
+        "seed": city.seed,
+        "history_s": city.history_s,
+    }
+
+
+def _is_prepared(options: DemoOptions, city: plan.CityPlan, env: dict[str, str]) -> bool:
+    """Tell whether this data folder already holds this city, loaded and backfilled."""
+    path = options.data_dir / STATE_FILE
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return bool(saved == _state(city, env) and city.registry_path.is_file())
+
+
+def _mark_prepared(options: DemoOptions, city: plan.CityPlan, env: dict[str, str]) -> None:
+    path = options.data_dir / STATE_FILE
+    path.write_text(json.dumps(_state(city, env), indent=2) + "\n", encoding="utf-8")
+
+
+def _say(text: str) -> None:
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+__all__ = ["ChildSpec", "DemoOptions", "run_demo"]
