@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeAlias
 
 import psycopg
 
@@ -23,6 +24,18 @@ _MERGE = """
 INSERT INTO readings SELECT * FROM readings_stage
 ON CONFLICT (device_id, kind, sub_id, observed_at) DO NOTHING
 """
+# The same merge, telling per device how many rows were new (ingest keeps per-device totals).
+_MERGE_COUNTED = """
+WITH new AS (
+    INSERT INTO readings SELECT * FROM readings_stage
+    ON CONFLICT (device_id, kind, sub_id, observed_at) DO NOTHING
+    RETURNING device_id
+)
+SELECT device_id, count(*) FROM new GROUP BY device_id
+"""
+# A reading as COPY takes it: device_id, kind, sub_id ('' for none), observed_at, received_at,
+# value, seq, clock_suspect.
+ReadingRow: TypeAlias = tuple[str, str, str, datetime, datetime, float, int | None, bool]
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +82,24 @@ def write_readings(
         inserted = cur.rowcount
         cur.execute("TRUNCATE readings_stage")
     return inserted
+
+
+def write_reading_rows(conn: psycopg.Connection, rows: Iterable[ReadingRow]) -> dict[str, int]:
+    """Write reading rows in the caller's transaction; duplicates are skipped.
+
+    Returns:
+        How many rows were new per device id (devices with none new are absent).
+    """
+    with conn.cursor() as cur:
+        cur.execute(_STAGE)
+        with cur.copy(_COPY) as copy:
+            copy.set_types(_TYPES)
+            for row in rows:
+                copy.write_row(row)
+        cur.execute(_MERGE_COUNTED)
+        counts = {device: int(count) for device, count in cur.fetchall()}
+        cur.execute("TRUNCATE readings_stage")
+    return counts
 
 
 def write_rejections(

@@ -1,0 +1,301 @@
+"""Turn MQTT messages into readings, rejections and quarantine entries; validate everything."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Final
+
+from ingest.batch import Batch, DeviceActivity
+from ingest.inbox import Message
+from ingest.ratelimit import DeviceRateLimiter
+from store.quarantine import QuarantinedMessage
+from store.writes import Rejection
+from streetsense.config import IngestSettings
+from streetsense.errors import PayloadError, TopicError
+from streetsense.kinds import Stream
+from streetsense.readings import Interpretation, Reading, decode_readings
+from streetsense.topics import Channel, DeviceTopic, FeedTopic, Topics
+
+log = logging.getLogger(__name__)
+# Per-record rejection rows kept per message; the rest are summarised in one row.
+MAX_RECORD_ROWS: Final = 100
+_TOPIC_CACHE_SIZE: Final = 200_000
+# Device kind recorded when a device is registered on first sight, by its first stream.
+AUTO_KIND: Final = {
+    Stream.PARKING: "parking",
+    Stream.TRAFFIC: "traffic",
+    Stream.LIGHT: "light",
+    Stream.STATUS: "unknown",
+}
+_FIX_PAYLOAD: Final = (
+    "; send one SenML pack (RFC 8428, JSON or CBOR) per message, see docs/protocol.md"
+)
+
+
+class Classifier:
+    """Validate messages into a batch; keeps the per-process caches (topics, known devices)."""
+
+    def __init__(self, settings: IngestSettings, topics: Topics, known: set[str]) -> None:
+        self.settings = settings
+        self.topics = topics
+        self.known = known
+        self.limiter = DeviceRateLimiter(settings.device_rate_per_s, settings.device_burst)
+        self._topic_cache: dict[str, DeviceTopic | FeedTopic] = {}
+
+    def add(self, message: Message, batch: Batch) -> None:
+        """Classify one message into the batch (unknown devices wait in batch.unresolved)."""
+        batch.messages.append(message)
+        try:
+            parsed = self._parse(message.topic)
+        except TopicError as exc:
+            batch.reject(
+                self._rejection(
+                    message,
+                    "bad_topic",
+                    f"{exc}; publish on {self.topics.prefix}/<site>/<device_id>/<stream>",
+                )
+            )
+            return
+        if isinstance(parsed, FeedTopic) or parsed.channel.stream is None:
+            batch.ignored["control"] += 1  # our own feeds and control channels: not data
+            return
+        if message.retain:
+            # Sent again because we subscribed, not because the device spoke now (docs/ingest.md).
+            batch.ignored["retained"] += 1
+            return
+        if parsed.device_id not in self.known:
+            batch.unresolved.append((message, parsed))
+            return
+        self.accept(message, parsed, batch)
+
+    def quarantine(self, message: Message, topic: DeviceTopic, batch: Batch) -> None:
+        """Keep a whole message of an unknown device, to replay once it is registered."""
+        batch.quarantine.append(
+            QuarantinedMessage(
+                received_at=datetime.fromtimestamp(message.received, UTC),
+                topic=message.topic,
+                site_id=topic.site,
+                device_id=topic.device_id,
+                reason=f"device '{topic.device_id}' is not in the registry; add it to the "
+                "registry file and run `streetsense registry load`, or set "
+                "ingest.auto_register for pilots",
+                payload=message.payload,
+            )
+        )
+        batch.reasons["unknown_device"] += 1
+
+    def accept(self, message: Message, topic: DeviceTopic, batch: Batch) -> None:
+        """Validate a message of a known device into readings and rejections."""
+        activity = batch.activity(topic, message.received)
+        activity.saw(message.received)
+        settings = self.settings
+        size = len(message.payload)
+        if size > settings.max_payload_bytes:
+            self._reject_whole(
+                message,
+                topic,
+                activity,
+                batch,
+                "too_large",
+                f"payload is {size} bytes, more than ingest.max_payload_bytes = "
+                f"{settings.max_payload_bytes}; split it into smaller packs",
+            )
+            return
+        if not self.limiter.allow(topic.device_id, message.received):
+            self._reject_whole(
+                message,
+                topic,
+                activity,
+                batch,
+                "rate_limited",
+                f"device '{topic.device_id}' sends faster than "
+                f"ingest.device_rate_per_s = {settings.device_rate_per_s:g} msg/s "
+                f"(burst {settings.device_burst}); slow the device down or raise "
+                "the limit. Not confirmed: the agent re-sends it later",
+            )
+            return
+        stream = topic.channel.stream
+        assert stream is not None
+        try:
+            result = decode_readings(message.payload, topic.device_id, stream, now=message.received)
+        except PayloadError as exc:
+            self._reject_whole(
+                message, topic, activity, batch, "bad_payload", f"{exc}{_FIX_PAYLOAD}"
+            )
+            return
+        self._interpretation(message, topic, activity, batch, result)
+
+    def _interpretation(
+        self,
+        message: Message,
+        topic: DeviceTopic,
+        activity: DeviceActivity,
+        batch: Batch,
+        result: Interpretation,
+    ) -> None:
+        received = message.received
+        received_at = datetime.fromtimestamp(received, UTC)
+        latest = datetime.fromtimestamp(received + self.settings.future_tolerance_s, UTC)
+        earliest = datetime.fromtimestamp(received - self.settings.late_window_s, UTC)
+        if result.seq_floor is not None:
+            activity.floor = max(activity.floor or 0, result.seq_floor)
+        rows = batch.rows
+        seqs = activity.seqs
+        newest: datetime | None = None
+        kept = 0
+        for reading in result.readings:
+            observed = reading.observed_at
+            if observed > latest or observed < earliest:
+                kept = self._reject_time(message, reading, observed > latest, batch, kept)
+                activity.rejected += 1
+            else:
+                rows.append(
+                    (
+                        reading.device_id,
+                        reading.kind,
+                        reading.sub_id or "",
+                        observed,
+                        received_at,
+                        reading.value,
+                        reading.seq,
+                        reading.clock_suspect,
+                    )
+                )
+                if newest is None or observed > newest:
+                    newest = observed
+                if topic.channel is Channel.STATUS:
+                    _status(activity, reading)
+            if reading.seq is not None:
+                seqs.append(reading.seq)
+        kept = self._record_rejections(message, topic, activity, batch, result, kept)
+        if newest is not None:
+            batch.lateness.append(received - newest.timestamp())
+
+    def _record_rejections(
+        self,
+        message: Message,
+        topic: DeviceTopic,
+        activity: DeviceActivity,
+        batch: Batch,
+        result: Interpretation,
+        kept: int,
+    ) -> int:
+        for rejection in result.rejections:
+            if rejection.seq is not None:
+                activity.seqs.append(rejection.seq)
+            activity.rejected += 1
+            code = "out_of_range" if "physical range" in rejection.reason else "bad_record"
+            if kept < MAX_RECORD_ROWS:
+                batch.reject(
+                    self._rejection(
+                        message,
+                        code,
+                        rejection.reason,
+                        topic.device_id,
+                        rejection.index,
+                        rejection.seq,
+                        with_payload=kept == 0,
+                    )
+                )
+            else:
+                batch.reasons[code] += 1
+            kept += 1
+        if kept > MAX_RECORD_ROWS:
+            batch.rejections.append(
+                self._rejection(
+                    message,
+                    "bad_record",
+                    f"{kept - MAX_RECORD_ROWS} more records of this message "
+                    "were rejected; the first rows name the reasons",
+                    topic.device_id,
+                    with_payload=False,
+                )
+            )
+        return kept
+
+    def _reject_time(
+        self, message: Message, reading: Reading, future: bool, batch: Batch, kept: int
+    ) -> int:
+        if kept >= MAX_RECORD_ROWS:
+            batch.reasons["future" if future else "too_late"] += 1
+            return kept + 1
+        when = reading.observed_at.isoformat()
+        if future:
+            code = "future"
+            reason = (
+                f"{reading.name} observed at {when}, more than ingest.future_tolerance_s = "
+                f"{self.settings.future_tolerance_s} s after it was received; fix the "
+                "device clock (NTP) or send clock_suspect"
+            )
+        else:
+            code = "too_late"
+            reason = (
+                f"{reading.name} observed at {when}, older than ingest.late_window_s = "
+                f"{self.settings.late_window_s} s; history that old is not ingested, "
+                "raise the window to load it"
+            )
+        batch.reject(
+            self._rejection(
+                message, code, reason, reading.device_id, None, reading.seq, with_payload=kept == 0
+            )
+        )
+        return kept + 1
+
+    def _reject_whole(
+        self,
+        message: Message,
+        topic: DeviceTopic,
+        activity: DeviceActivity,
+        batch: Batch,
+        code: str,
+        reason: str,
+    ) -> None:
+        activity.rejected += 1
+        batch.reject(self._rejection(message, code, reason, topic.device_id))
+
+    def _rejection(
+        self,
+        message: Message,
+        code: str,
+        reason: str,
+        device_id: str | None = None,
+        index: int | None = None,
+        seq: int | None = None,
+        *,
+        with_payload: bool = True,
+    ) -> Rejection:
+        return Rejection(
+            received_at=datetime.fromtimestamp(message.received, UTC),
+            topic=message.topic,
+            reason_code=code,
+            reason=reason,
+            # One copy of a message's payload is enough; its other rejected records point at it.
+            payload=message.payload if with_payload else b"",
+            device_id=device_id,
+            record_index=index,
+            seq=seq,
+        )
+
+    def _parse(self, topic: str) -> DeviceTopic | FeedTopic:
+        parsed = self._topic_cache.get(topic)
+        if parsed is None:
+            parsed = self.topics.parse(topic)
+            if len(self._topic_cache) >= _TOPIC_CACHE_SIZE:
+                self._topic_cache.clear()
+            self._topic_cache[topic] = parsed
+        return parsed
+
+
+def _status(activity: DeviceActivity, reading: Reading) -> None:
+    observed = reading.observed_at
+    if reading.kind == "online":
+        moment = observed.timestamp()
+        if moment >= activity.online_at:
+            activity.online, activity.online_at = reading.value >= 0.5, moment
+        return
+    if activity.status_at is None or observed >= activity.status_at:
+        activity.status[reading.kind] = reading.value
+        activity.status_at = observed
+    else:
+        activity.status.setdefault(reading.kind, reading.value)

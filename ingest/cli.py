@@ -1,0 +1,33 @@
+"""`streetsense ingest`: run the ingest service."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the `ingest` command."""
+    parser = subparsers.add_parser(
+        "ingest", help="subscribe to device streams and store readings (MQTT -> PostgreSQL)"
+    )
+    parser.add_argument(
+        "--client-id",
+        help="MQTT client id; give each process sharing the subscription its own, stable across "
+        "restarts (default: mqtt.client_id, else streetsense-ingest-<host>)",
+    )
+    parser.add_argument(
+        "--auto-register", action="store_true", help="register unknown devices on first sight"
+    )
+    parser.set_defaults(handler=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from ingest.service import IngestService  # noqa: PLC0415  (keep the CLI light)
+    from streetsense.config import load_settings, with_overrides  # noqa: PLC0415
+    from streetsense.lifecycle import StopSignal  # noqa: PLC0415
+
+    settings = load_settings(args.config)
+    if args.auto_register:
+        settings = with_overrides(settings, ingest={"auto_register": True})
+    IngestService(settings, StopSignal().install(), client_id=args.client_id).run()
+    return 0

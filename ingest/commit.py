@@ -1,0 +1,95 @@
+"""Commit a batch in one transaction: readings, rejections, quarantine, sequences, device state."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import psycopg
+
+from ingest.batch import Batch
+from ingest.classify import AUTO_KIND, Classifier
+from ingest.sequences import FIRST_CONTIGUOUS, SequenceState
+from store.device_state import upsert_device_state
+from store.quarantine import auto_register, known_among, write_quarantine
+from store.sequences import SequenceRow, lock_sequences, save_sequences
+from store.writes import write_reading_rows, write_rejections
+
+
+@dataclass(slots=True)
+class CommitResult:
+    """What a committed batch changed."""
+
+    written: int = 0
+    # device id -> (site id, contiguous seq) for the acks to publish
+    acks: dict[str, tuple[str, int]] = field(default_factory=dict)
+    lost: int = 0
+
+
+def resolve_unknown(
+    conn: psycopg.Connection, classifier: Classifier, batch: Batch, auto: bool
+) -> None:
+    """Look up devices this process does not know; register, accept or quarantine their data.
+
+    Registration commits on its own: a device registered by a batch that then fails is still
+    a registered device, and its messages come again.
+    """
+    if not batch.unresolved:
+        return
+    ids = {topic.device_id for _, topic in batch.unresolved}
+    found = known_among(conn, ids)
+    registered: set[str] = set()
+    if auto:
+        new: dict[str, tuple[str, str, str]] = {}
+        for _, topic in batch.unresolved:
+            stream = topic.channel.stream
+            if topic.device_id not in found and stream is not None:
+                new.setdefault(topic.device_id, (topic.device_id, topic.site, AUTO_KIND[stream]))
+        with conn.transaction():
+            auto_register(conn, list(new.values()))
+        registered = set(new)
+    classifier.known |= found | registered
+    pending, batch.unresolved = batch.unresolved, []
+    for message, topic in pending:
+        if topic.device_id in classifier.known:
+            classifier.accept(message, topic, batch)
+        else:
+            classifier.quarantine(message, topic, batch)
+
+
+def commit_batch(conn: psycopg.Connection, batch: Batch, payload_cap: int) -> CommitResult:
+    """Write everything the batch holds in one transaction and return the acks to publish."""
+    result = CommitResult()
+    with conn.transaction():
+        # Sequence rows first, in device order: two ingest processes sharing a subscription
+        # then queue behind each other instead of deadlocking.
+        sites = {d: a.site_id for d, a in batch.devices.items() if a.seqs or a.floor is not None}
+        locked = lock_sequences(conn, sites, FIRST_CONTIGUOUS)
+        counts = write_reading_rows(conn, batch.rows) if batch.rows else {}
+        write_rejections(conn, batch.rejections, payload_cap)
+        write_quarantine(conn, batch.quarantine)
+        changed = []
+        for device_id, row in locked.items():
+            activity = batch.devices[device_id]
+            state = SequenceState.from_row(row.contiguous_seq, row.max_seq, row.pending, row.lost)
+            before = state.contiguous
+            result.lost += state.handle(activity.seqs, activity.floor)
+            resent = bool(activity.seqs) and min(activity.seqs) <= before
+            if state.contiguous != before or resent:
+                # A re-send means the device missed our ack: tell it again.
+                result.acks[device_id] = (activity.site_id, state.contiguous)
+            changed.append(
+                SequenceRow(
+                    device_id,
+                    activity.site_id,
+                    state.contiguous,
+                    state.max_seq,
+                    state.flat_pending(),
+                    state.lost,
+                )
+            )
+        save_sequences(conn, changed)
+        upsert_device_state(
+            conn, [a.state_update(d, counts.get(d, 0)) for d, a in sorted(batch.devices.items())]
+        )
+    result.written = sum(counts.values())
+    return result

@@ -1,0 +1,211 @@
+"""The broker side of ingest: a persistent MQTT session, manual acks, end-to-end acks."""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import socket
+import threading
+import time
+from collections.abc import Iterable
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from ingest.inbox import Inbox, Message
+from ingest.metrics import IngestMetrics
+from streetsense.config import Settings
+from streetsense.errors import ConfigError
+from streetsense.topics import Channel, Topics
+
+log = logging.getLogger(__name__)
+SESSION_EXPIRY_S: Final = 14 * 86_400  # as long as the broker keeps the session
+_RECV_CHUNK: Final = 256 * 1024
+
+
+class BufferedClient(mqtt.Client):
+    """paho's client reading the socket in large chunks.
+
+    Stock paho makes two or three small recv() calls per packet; with many small messages
+    those system calls dominate. Relies on paho 2.x internals (`_sock_recv`, `loop_read`);
+    tests/ingest exercise it on every run.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._rbuf = b""
+        self._rpos = 0
+
+    def _sock_recv(self, bufsize: int) -> bytes:
+        if self._rpos >= len(self._rbuf):
+            data = super()._sock_recv(_RECV_CHUNK)
+            if not data:
+                return b""
+            self._rbuf, self._rpos = data, 0
+        end = min(self._rpos + bufsize, len(self._rbuf))
+        chunk = self._rbuf[self._rpos : end]
+        self._rpos = end
+        return chunk
+
+    def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
+        """Read packets until the buffer is drained (select() only sees the socket)."""
+        rc = super().loop_read(max_packets)
+        while rc == MQTTErrorCode.MQTT_ERR_SUCCESS and self._rpos < len(self._rbuf):
+            if self._sock is None:
+                break
+            rc = super().loop_read(max_packets)
+        return rc
+
+    def reconnect(self) -> MQTTErrorCode:
+        """Drop what the old socket left in the buffer, then reconnect."""
+        self._rbuf, self._rpos = b"", 0
+        return super().reconnect()
+
+    def _reconnect_wait(self) -> None:
+        # paho doubles its delay without jitter; add some so restarted fleets spread out.
+        super()._reconnect_wait()
+        time.sleep(random.uniform(0, 0.5))  # noqa: S311
+
+
+def default_client_id() -> str:
+    """Return a client id stable across restarts of the same host's ingest."""
+    return f"streetsense-ingest-{socket.gethostname()}"[:64]
+
+
+class BrokerLink:
+    """Subscribe, hand messages to the inbox, ack them after commit, publish device acks."""
+
+    def __init__(
+        self, settings: Settings, inbox: Inbox, metrics: IngestMetrics, client_id: str | None = None
+    ) -> None:
+        self.settings = settings
+        self.inbox = inbox
+        self.metrics = metrics
+        self.topics = Topics(settings.mqtt.topic_prefix)
+        self.v5 = settings.mqtt.protocol == "5"
+        if settings.mqtt.protocol not in ("5", "3.1.1"):
+            raise ConfigError(f"mqtt.protocol = {settings.mqtt.protocol!r} must be 5 or 3.1.1")
+        self.generation = 0
+        self.connected = threading.Event()
+        self.client = self._client(client_id or settings.mqtt.client_id or default_client_id())
+
+    def _client(self, client_id: str) -> BufferedClient:
+        mqtt_settings = self.settings.mqtt
+        client = BufferedClient(
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            protocol=mqtt.MQTTv5 if self.v5 else mqtt.MQTTv311,
+            clean_session=None if self.v5 else False,
+            manual_ack=True,
+        )
+        if mqtt_settings.username:
+            client.username_pw_set(mqtt_settings.username, self.settings.mqtt_password())
+        if urlsplit(mqtt_settings.url).scheme == "mqtts":
+            client.tls_set(
+                ca_certs=mqtt_settings.ca_file or None,
+                certfile=mqtt_settings.cert_file or None,
+                keyfile=mqtt_settings.key_file or None,
+            )
+        client.reconnect_delay_set(1, 30)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        return client
+
+    def start(self) -> None:
+        """Connect in the background; paho's network thread reconnects on its own."""
+        parts = urlsplit(self.settings.mqtt.url)
+        if not parts.hostname:
+            raise ConfigError(
+                f"mqtt.url = {self.settings.mqtt.url!r} needs a host, "
+                "for example mqtt://127.0.0.1:1883"
+            )
+        port = parts.port or (8883 if parts.scheme == "mqtts" else 1883)
+        properties = None
+        if self.v5:
+            properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            properties.SessionExpiryInterval = SESSION_EXPIRY_S
+            properties.ReceiveMaximum = max(1, min(self.settings.ingest.receive_maximum, 65_535))
+            self.client.connect_async(
+                parts.hostname,
+                port,
+                self.settings.mqtt.keepalive_s,
+                clean_start=False,
+                properties=properties,
+            )
+        else:
+            self.client.connect_async(parts.hostname, port, self.settings.mqtt.keepalive_s)
+        self.client.loop_start()
+
+    def _on_connect(
+        self, client: mqtt.Client, _userdata: Any, flags: Any, reason: Any, _properties: Any
+    ) -> None:
+        if reason.is_failure:
+            log.warning("broker refused the connection: %s", reason)
+            return
+        # Message ids are only valid on the connection that delivered them.
+        self.generation += 1
+        self.metrics.broker_connects.inc()
+        group = self.settings.mqtt.shared_group if self.v5 else ""
+        topic_filter = self.topics.subscription(group or None)
+        if self.v5:
+            client.subscribe(topic_filter, options=SubscribeOptions(qos=1))
+        else:
+            client.subscribe(topic_filter, qos=1)
+        log.info(
+            "connected to the broker (session present: %s), subscribed to %s",
+            getattr(flags, "session_present", "?"),
+            topic_filter,
+        )
+        self.connected.set()
+
+    def _on_disconnect(
+        self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _properties: Any
+    ) -> None:
+        self.connected.clear()
+        log.warning("disconnected from the broker (%s); reconnecting with backoff", reason)
+
+    def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        try:
+            topic = msg.topic
+        except UnicodeDecodeError:
+            topic = repr(msg._topic)
+        self.inbox.put(
+            Message(
+                topic,
+                bytes(msg.payload),
+                msg.mid,
+                msg.qos,
+                bool(msg.retain),
+                time.time(),
+                self.generation,
+            )
+        )
+
+    def ack(self, messages: Iterable[Message]) -> int:
+        """Acknowledge committed messages delivered on the current connection; return how many."""
+        current = self.generation
+        count = 0
+        for message in messages:
+            if message.qos and message.generation == current:
+                self.client.ack(message.mid, message.qos)
+                count += 1
+        return count
+
+    def publish_acks(self, acks: dict[str, tuple[str, int]]) -> None:
+        """Publish each device's highest seq handled without a gap (retained, QoS 1)."""
+        for device_id, (site, seq) in acks.items():
+            topic = self.topics.device(site, device_id, Channel.ACK)
+            self.client.publish(topic, json.dumps({"seq": seq}), qos=1, retain=True)
+        self.metrics.acks_published.inc(len(acks))
+
+    def stop(self) -> None:
+        """Disconnect; unacknowledged messages stay with the broker for the next session."""
+        self.client.disconnect()
+        self.client.loop_stop()

@@ -1,0 +1,188 @@
+"""The ingest service: take batches from the inbox, commit them, then acknowledge."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Final
+
+import psycopg
+
+from ingest.backoff import Backoff
+from ingest.batch import Batch
+from ingest.classify import Classifier
+from ingest.commit import CommitResult, commit_batch, resolve_unknown
+from ingest.inbox import Inbox, Message
+from ingest.link import BrokerLink
+from ingest.metrics import IngestMetrics
+from store.db import connect, require_url
+from store.quarantine import active_devices
+from streetsense.config import Settings
+from streetsense.errors import ServiceUnavailableError
+from streetsense.lifecycle import StopSignal
+from streetsense.topics import Topics
+
+log = logging.getLogger(__name__)
+PROGRESS_EVERY_S: Final = 30.0
+# Re-read the registry this often, so devices deactivated there stop being accepted.
+KNOWN_REFRESH_S: Final = 300.0
+
+
+@dataclass(slots=True)
+class Totals:
+    """Running totals for the progress log line."""
+
+    messages: int = 0
+    written: int = 0
+    rejected: int = 0
+
+
+class IngestService:
+    """Subscribe, validate, batch, commit, acknowledge; survives broker and database outages."""
+
+    def __init__(self, settings: Settings, stop: StopSignal, client_id: str | None = None) -> None:
+        self.settings = settings
+        self.stop = stop
+        self.metrics = IngestMetrics()
+        ingest = settings.ingest
+        # Flush at half the receive maximum, so the broker keeps sending during a commit.
+        self.inbox = Inbox(min(ingest.batch_max_readings, max(1, ingest.receive_maximum // 2)))
+        self.link = BrokerLink(settings, self.inbox, self.metrics, client_id)
+        self.classifier = Classifier(ingest, Topics(settings.mqtt.topic_prefix), set())
+        self.url = require_url(settings.database)
+        self.conn: psycopg.Connection | None = None
+        self.db_backoff = Backoff(0.2, 30.0)
+        self.totals = Totals()
+        self._known_at = 0.0
+
+    def run(self) -> None:
+        """Run until the stop signal; flush, commit and ack what was taken, then disconnect."""
+        self.metrics.serve(self.settings.ingest.metrics_host, self.settings.ingest.metrics_port)
+        try:
+            if not self._database():
+                return
+            self.link.start()
+            self._loop()
+        finally:
+            self.link.stop()
+            if self.conn is not None:
+                self.conn.close()
+            self.metrics.close()
+            log.info(
+                "ingest stopped: %d messages, %d readings written, %d rejected",
+                self.totals.messages,
+                self.totals.written,
+                self.totals.rejected,
+            )
+
+    def _loop(self) -> None:
+        max_age = self.settings.ingest.batch_max_age_ms / 1000
+        last_log = time.monotonic()
+        while True:
+            messages = self.inbox.take(max_age, self.stop.event)
+            if messages:
+                self._process(messages)
+            depth, age = self.inbox.depth()
+            self.metrics.lag_messages.set(depth)
+            self.metrics.lag_seconds.set(age)
+            if time.monotonic() - last_log >= PROGRESS_EVERY_S:
+                last_log = time.monotonic()
+                log.info(
+                    "ingest: %d messages, %d readings written, %d rejected so far",
+                    self.totals.messages,
+                    self.totals.written,
+                    self.totals.rejected,
+                )
+            if self.stop.stopping and not messages:
+                return
+
+    def _process(self, messages: list[Message]) -> None:
+        self.metrics.received.inc(len(messages))
+        batch = Batch()
+        for message in messages:
+            self.classifier.add(message, batch)
+        result = self._commit(batch)
+        if result is None:
+            return  # stopped while the database was away: the broker keeps the messages
+        self.metrics.acked.inc(self.link.ack(batch.messages))
+        if result.acks:
+            self.link.publish_acks(result.acks)
+        self._count(batch, result)
+
+    def _commit(self, batch: Batch) -> CommitResult | None:
+        """Commit the batch, retrying with backoff until it is stored or a stop is asked."""
+        while True:
+            try:
+                conn = self._connection()
+                self._refresh_known(conn)
+                resolve_unknown(conn, self.classifier, batch, self.settings.ingest.auto_register)
+                started = time.perf_counter()
+                result = commit_batch(conn, batch, self.settings.ingest.rejected_payload_cap)
+                self.metrics.commit_seconds.observe(time.perf_counter() - started)
+                self.db_backoff.reset()
+                return result
+            except (
+                psycopg.OperationalError,
+                psycopg.InterfaceError,
+                ServiceUnavailableError,
+            ) as exc:
+                self.metrics.database_errors.inc()
+                delay = self.db_backoff.next_delay()
+                log.warning(
+                    "commit of %d messages failed (%s); retrying in %.1f s, the broker "
+                    "keeps them unacknowledged",
+                    len(batch.messages),
+                    str(exc).strip().splitlines()[0] if str(exc).strip() else exc,
+                    delay,
+                )
+                self._drop_connection()
+                if self.stop.wait(delay):
+                    return None
+
+    def _database(self) -> bool:
+        """Wait for the database at startup; False when stopped first."""
+        while not self.stop.stopping:
+            try:
+                self._refresh_known(self._connection())
+                return True
+            except (psycopg.OperationalError, ServiceUnavailableError) as exc:
+                delay = self.db_backoff.next_delay()
+                log.warning("%s; retrying in %.1f s", exc, delay)
+                self._drop_connection()
+                self.stop.wait(delay)
+        return False
+
+    def _connection(self) -> psycopg.Connection:
+        if self.conn is None or self.conn.closed:
+            self.conn = connect(
+                self.url, autocommit=True, timeout_s=self.settings.database.connect_timeout_s
+            )
+        return self.conn
+
+    def _drop_connection(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+    def _refresh_known(self, conn: psycopg.Connection) -> None:
+        if time.monotonic() - self._known_at >= KNOWN_REFRESH_S:
+            self.classifier.known = active_devices(conn)
+            self._known_at = time.monotonic()
+
+    def _count(self, batch: Batch, result: CommitResult) -> None:
+        metrics = self.metrics
+        metrics.written.inc(result.written)
+        metrics.duplicates.inc(len(batch.rows) - result.written)
+        metrics.sequence_lost.inc(result.lost)
+        metrics.batch_messages.observe(len(batch.messages))
+        metrics.batch_readings.observe(len(batch.rows))
+        for reason, count in batch.reasons.items():
+            metrics.rejected.labels(reason).inc(count)
+        for why, count in batch.ignored.items():
+            metrics.ignored.labels(why).inc(count)
+        for seconds in batch.lateness:
+            metrics.lateness.observe(seconds)
+        self.totals.messages += len(batch.messages)
+        self.totals.written += result.written
+        self.totals.rejected += sum(batch.reasons.values())
