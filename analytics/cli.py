@@ -38,6 +38,48 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     backtest.set_defaults(handler=run_backtest)
 
 
+def register_job(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add `analytics run` to the `streetsense` command."""
+    analytics = subparsers.add_parser("analytics", help="the scheduled forecast job")
+    actions = analytics.add_subparsers(dest="analytics_command", metavar="ACTION", required=True)
+    run = actions.add_parser(
+        "run",
+        help="refresh rollups, refit and store forecasts (24 h parking, 3 h traffic) in a loop",
+    )
+    run.add_argument("--once", action="store_true", help="run one round and exit")
+    run.add_argument("--interval", type=float, default=900.0, help="seconds between rounds")
+    run.set_defaults(handler=run_job)
+
+
+def run_job(args: argparse.Namespace) -> int:
+    """Run the forecast job once or until SIGINT/SIGTERM."""
+    from datetime import datetime  # noqa: PLC0415
+
+    import psycopg  # noqa: PLC0415
+
+    from analytics.job import run_forever, run_once  # noqa: PLC0415
+    from store import rollups  # noqa: PLC0415
+    from store.db import connect, require_url  # noqa: PLC0415
+    from streetsense.config import load_settings  # noqa: PLC0415
+
+    settings = load_settings(getattr(args, "config", None))
+    url = require_url(settings.database)
+
+    def refresh(conn: psycopg.Connection, now: datetime) -> None:
+        rollups.refresh(conn, settings, until=now)
+
+    def open_connection() -> psycopg.Connection:
+        return connect(url, autocommit=True, timeout_s=settings.database.connect_timeout_s)
+
+    if args.once:
+        with open_connection() as conn:
+            runs = run_once(conn, refresh)
+        logger.info("analytics job: stored runs %s", runs)
+        return 0
+    run_forever(open_connection, args.interval, refresh)
+    return 0
+
+
 def run_backtest(args: argparse.Namespace) -> int:
     """Read the CSV, backtest every model, print a table and write the JSON."""
     # numpy and scipy load only when a forecast command runs, so `streetsense` starts fast.

@@ -1,0 +1,157 @@
+"""The scheduled forecast job: refresh rollups, refit, store forecasts with their provenance."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from types import FrameType
+
+import numpy as np
+import numpy.typing as npt
+import psycopg
+
+from analytics.backtest import backtest
+from analytics.models import Auto
+from analytics.panel import Panel
+from store.forecasts import Run, Score, write_run
+from store.series import SeriesArrays, active_ids, read_series
+from streetsense.errors import StreetsenseError
+
+logger = logging.getLogger(__name__)
+Refresh = Callable[[psycopg.Connection, datetime], None]
+BACKTEST_MODELS = ["snaive_week", "tow_mean", "profile_es", "profile_ridge", "auto"]
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One forecast product: which series, at which step, how far ahead, from how much history."""
+
+    stream: str
+    measure: str
+    step_seconds: int
+    horizon: timedelta
+    history: timedelta
+
+
+TARGETS = (
+    Target("occupancy", "occupied", 900, timedelta(hours=24), timedelta(days=28)),
+    Target("flow", "vehicle_count", 300, timedelta(hours=3), timedelta(days=28)),
+)
+
+
+def to_panel(arrays: SeriesArrays) -> Panel:
+    """Return store arrays as a panel whose series all end at the grid's last slot."""
+    length = int(arrays.indptr[1] - arrays.indptr[0]) if arrays.ids else 0
+    last = arrays.start.timestamp() + (length - 1) * arrays.step_seconds
+    return Panel(
+        values=arrays.values,
+        indptr=arrays.indptr,
+        step=arrays.step_seconds,
+        end=np.full(len(arrays.ids), int(last), dtype=np.int64),
+        ids=arrays.ids,
+        capacity=arrays.capacity,
+    )
+
+
+def forecast_target(
+    conn: psycopg.Connection, target: Target, now: datetime, backtest_folds: int = 1
+) -> int | None:
+    """Fit and store one target's forecasts; return the run id, None when there is no data."""
+    ids = active_ids(conn, target.stream)
+    step = target.step_seconds
+    end = datetime.fromtimestamp(now.timestamp() // step * step, UTC)
+    start = end - target.history
+    arrays = read_series(conn, target.stream, target.measure, ids, start, end, step)
+    if not ids or not arrays.mask.any():
+        logger.info("%s: no data in [%s, %s); nothing to forecast", target.stream, start, end)
+        return None
+    panel = to_panel(arrays)
+    horizon = int(target.horizon.total_seconds()) // step
+    result = Auto(horizon=horizon).fit(panel).predict(horizon)
+    scores = _scores(panel, horizon, backtest_folds) if backtest_folds else []
+    run = Run(target.stream, step, datetime.now(UTC), start, end, horizon, Auto.name)
+    run_id = write_run(
+        conn, run, panel.ids, result.mean, result.lo, result.hi, result.model, scores
+    )
+    logger.info("%s: stored run %d, %d series x %d steps", target.stream, run_id, len(ids), horizon)
+    return run_id
+
+
+def _scores(panel: Panel, horizon: int, folds: int) -> list[Score]:
+    """Return pooled, per-series and per-step backtest scores of every model."""
+    result = backtest(panel, BACKTEST_MODELS, horizon=horizon, folds=folds)
+    scores = []
+    for name, acc in result.scores.items():
+        pooled = acc.reduce(None)
+        per_series = acc.reduce(1)
+        per_step = acc.reduce(0)
+        count = acc.sums["count"]
+        scores.append(_score(name, "", 0, pooled, None, int(count.sum())))
+        for i, series_id in enumerate(panel.ids):
+            scores.append(_score(name, series_id, 0, per_series, i, int(count[i].sum())))
+        for j in range(horizon):
+            scores.append(_score(name, "", j + 1, per_step, j, int(count[:, j].sum())))
+    return scores
+
+
+Metrics = dict[str, npt.NDArray[np.float64]]
+
+
+def _score(
+    model: str, series_id: str, step: int, metrics: Metrics, index: int | None, points: int
+) -> Score:
+    """Return one score row; NaN metrics become None."""
+
+    def pick(key: str) -> float | None:
+        value = float(metrics[key] if index is None else metrics[key][index])
+        return None if np.isnan(value) else value
+
+    return Score(
+        model, series_id, step, pick("mae"), pick("rmse"), pick("mape"), pick("mase"),
+        pick("coverage80"), points,
+    )  # fmt: skip
+
+
+def run_once(conn: psycopg.Connection, refresh: Refresh | None = None) -> list[int]:
+    """Refresh rollups (when a refresh is given), then forecast every target."""
+    now = datetime.now(UTC)
+    if refresh is not None:
+        refresh(conn, now)
+    runs = []
+    for target in TARGETS:
+        run_id = forecast_target(conn, target, now)
+        if run_id is not None:
+            runs.append(run_id)
+    return runs
+
+
+def run_forever(
+    connect: Callable[[], psycopg.Connection],
+    interval_s: float,
+    refresh: Refresh | None = None,
+    stop: threading.Event | None = None,
+) -> None:
+    """Run the job every `interval_s` seconds until SIGINT/SIGTERM or `stop` is set."""
+    stop = stop or threading.Event()
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        del frame
+        logger.info("analytics job: signal %d, stopping after this round", signum)
+        stop.set()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, request_stop)
+        signal.signal(signal.SIGTERM, request_stop)
+    while not stop.is_set():
+        try:
+            with connect() as conn:
+                run_once(conn, refresh)
+        except (psycopg.Error, StreetsenseError) as exc:
+            # The loop's edge: log what failed and try again next round.
+            logger.error("analytics job round failed: %s", exc)
+        stop.wait(interval_s)
+    logger.info("analytics job stopped")

@@ -1,0 +1,97 @@
+"""Series reads, forecast storage and the job, against the real PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import psycopg
+
+from analytics.job import Target, forecast_target
+from store.forecasts import Run, Score, latest_forecasts, latest_scores, write_run
+from store.series import read_series
+
+START = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+def add_lots(db: psycopg.Connection, capacities: dict[str, int]) -> None:
+    """Register a site and some lots."""
+    db.execute("INSERT INTO sites (site_id, name) VALUES ('s1', 'Site')")
+    for lot_id, capacity in capacities.items():
+        db.execute(
+            "INSERT INTO lots (lot_id, site_id, name, kind, capacity, lat, lon) "
+            "VALUES (%s, 's1', %s, 'off_street', %s, 56.15, 10.2)",
+            (lot_id, lot_id, capacity),
+        )
+
+
+def add_occupancy(db: psycopg.Connection, lot_id: str, values: list[float | None]) -> None:
+    """Write 5-minute occupancy buckets from START; None leaves a gap."""
+    with (
+        db.cursor() as cur,
+        cur.copy(
+            "COPY occupancy_5m (lot_id, bucket, occupied, capacity, occupancy, samples) FROM STDIN"
+        ) as copy,
+    ):
+        for i, value in enumerate(values):
+            if value is not None:
+                bucket = START + timedelta(minutes=5 * i)
+                copy.write_row((lot_id, bucket, value, 100, value / 100, 1))
+
+
+def test_read_series_places_buckets_and_masks_gaps(db: psycopg.Connection) -> None:
+    add_lots(db, {"a": 100, "b": 50})
+    add_occupancy(db, "a", [10.0, 20.0, None, 40.0, 50.0, 60.0])
+    add_occupancy(db, "b", [None, None, None, 5.0])
+    end = START + timedelta(minutes=30)
+    five = read_series(db, "occupancy", "occupied", ["b", "a", "c"], START, end, 300)
+    np.testing.assert_array_equal(five.indptr, [0, 6, 12, 18])
+    np.testing.assert_array_equal(five.values[6:12], [10, 20, np.nan, 40, 50, 60])
+    assert not five.mask[8] and five.mask[6]
+    assert np.isnan(five.values[12:]).all()  # unknown lot: all gaps
+    np.testing.assert_array_equal(five.capacity[:2], [50.0, 100.0])
+    fifteen = read_series(db, "occupancy", "occupied", ["a"], START, end, 900)
+    np.testing.assert_array_equal(fifteen.values, [15.0, 50.0])  # averages of what is there
+
+
+def test_write_and_read_latest_forecasts(db: psycopg.Connection) -> None:
+    end = START + timedelta(days=1)
+    run = Run("occupancy", 900, end, START, end, 2, "auto")
+    mean = np.array([[1.0, 2.0], [np.nan, np.nan]])
+    scores = [Score("auto", "", 0, 1.5, 2.0, None, 0.5, 0.8, 10)]
+    first = write_run(
+        db, run, ["a", "b"], mean, mean - 1, mean + 1, ["profile_es", "naive"], scores
+    )
+    again = write_run(db, run, ["a", "b"], mean + 1, mean, mean + 2, ["auto", "auto"], scores)
+    assert again != first  # the rerun replaced the run of the same window
+    rows = latest_forecasts(db, "occupancy", ["a", "b"], end, end + timedelta(hours=1))
+    assert [(r[0], r[1], r[2], r[3], r[4]) for r in rows] == [
+        ("a", end, 2.0, 1.0, 3.0),
+        ("a", end + timedelta(minutes=15), 3.0, 2.0, 4.0),
+    ]
+    assert db.execute("SELECT count(*) FROM forecast_runs").fetchone() == (1,)
+    assert latest_scores(db, "occupancy") == [("auto", "", 0, 1.5, 2.0, None, 0.5, 0.8, 10)]
+
+
+def test_job_forecasts_lots_from_rollups(db: psycopg.Connection) -> None:
+    add_lots(db, {"a": 100})
+    days = 9
+    t = np.arange(days * 288)
+    values = 50 + 30 * np.sin(2 * np.pi * t / 288)
+    add_occupancy(db, "a", [float(v) for v in values])
+    now = START + timedelta(days=days)
+    target = Target("occupancy", "occupied", 900, timedelta(hours=6), timedelta(days=days))
+    run_id = forecast_target(db, target, now, backtest_folds=1)
+    assert run_id is not None
+    rows = latest_forecasts(db, "occupancy", ["a"], now, now + timedelta(days=1))
+    assert len(rows) == 24
+    assert rows[0][1] == now
+    expected = 50 + 30 * np.sin(2 * np.pi * (t[-1] + 1 + 1.5) / 288)  # mean of the first 15 min
+    assert abs(rows[0][2] - expected) < 5
+    assert all(0 <= r[3] <= r[2] <= r[4] <= 100 for r in rows)
+    window = db.execute(
+        "SELECT data_start, data_end, model FROM forecast_runs WHERE run_id = %s", (run_id,)
+    ).fetchone()
+    assert window == (START, now, "auto")
+    pooled = [r for r in latest_scores(db, "occupancy") if r[1] == "" and r[2] == 0]
+    assert {r[0] for r in pooled} >= {"auto", "snaive_week", "profile_es"}
