@@ -1,0 +1,1 @@
+"""Store tests: rollups, late data, export."""
