@@ -1,0 +1,82 @@
+"""Traffic: flow and speed with forecast, peak hours, congestion ranking, fundamental diagram."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import streamlit as st
+
+from dashboard import charts, controls, data, tables
+
+RANKED = 20
+
+url, settings = data.page_context()
+span = controls.time_range(settings.city.timezone)
+zone = settings.city.timezone
+st.title("Traffic")
+
+segments_now = data.segments_now(url)
+search, area = st.columns([2, 1])
+text = search.text_input("Search roads", placeholder="name or id")
+areas = area.multiselect("Area", sorted(a for a in segments_now["area"].unique() if a))
+candidates = tables.filter_places(segments_now, "segment_id", text, areas, [])
+names = dict(zip(segments_now["segment_id"], segments_now["name"], strict=True))
+chosen = st.multiselect(
+    "Road segments", list(candidates["segment_id"]),
+    default=list(candidates["segment_id"].head(3)), max_selections=12,
+    format_func=lambda segment: names.get(segment, segment),
+)  # fmt: skip
+if not chosen:
+    st.info("Pick one or more road segments to see their traffic.")
+    st.stop()
+segment_ids = tuple(sorted(chosen))
+
+history = controls.local(data.flow(url, segment_ids, span.start, span.end, span.tier), ["bucket"],
+                         zone)  # fmt: skip
+ahead = data.forecast(url, "flow", segment_ids, span.end - timedelta(hours=1), span.end)
+ahead = controls.local(ahead.rename(columns={"series_id": "segment_id"}), ["at"], zone)
+flow_chart, speed_chart = st.columns(2)
+with flow_chart:
+    st.subheader("Flow")
+    st.altair_chart(
+        charts.series_with_forecast(history, ahead, series="segment_id", value="flow_vph",
+                                    title="vehicles per hour"),
+        width="stretch",
+    )  # fmt: skip
+with speed_chart:
+    st.subheader("Speed")
+    st.altair_chart(
+        charts.series_with_forecast(history, ahead.iloc[0:0], series="segment_id",
+                                    value="mean_speed", title="mean speed (km/h)"),
+        width="stretch",
+    )  # fmt: skip
+if ahead.empty:
+    st.caption("No forecast stored yet for these segments.")
+
+profile, diagram = st.columns(2)
+with profile:
+    st.subheader("Peak hours")
+    peaks = data.peak_profile(url, segment_ids, span.start, span.end, zone)
+    st.altair_chart(charts.peak_profile(peaks), width="stretch")
+with diagram:
+    st.subheader("Speed against flow")
+    one = st.selectbox(
+        "Segment", segment_ids, format_func=lambda segment: names.get(segment, segment)
+    )
+    st.altair_chart(
+        charts.fundamental_diagram(history[history["segment_id"] == one]),
+        width="stretch",
+    )
+
+st.subheader("Congestion ranking")
+ranking = data.congestion(url, span.start, span.end, span.tier, RANKED)
+st.dataframe(
+    ranking, hide_index=True,
+    column_config={
+        "share_congested": st.column_config.ProgressColumn("time congested", format="percent",
+                                                           min_value=0, max_value=1),
+        "mean_speed_ratio": st.column_config.NumberColumn("speed / limit", format="%.2f"),
+        "vehicles": st.column_config.NumberColumn(format="%.0f"),
+    },
+)  # fmt: skip
+st.caption("Congested: mean speed below half the speed limit in a bucket.")

@@ -1,0 +1,187 @@
+"""Chart builders: pure functions from DataFrames to Altair charts and pydeck maps.
+
+Altair is untyped, so each builder names its result's type once on assignment.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Final
+
+import altair as alt
+import pandas as pd
+import pydeck as pdk
+
+WEEKDAYS: Final = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+GREY: Final = [150, 150, 150, 160]
+
+
+def ramp(value: float | None, *, good_high: bool) -> list[int]:
+    """Return an RGBA colour from green (good) through amber to red (bad) for a 0..1 value."""
+    if value is None or pd.isna(value):
+        return GREY
+    bad = 1.0 - value if good_high else value
+    bad = min(max(float(bad), 0.0), 1.0)
+    red = int(255 * min(1.0, 2 * bad))
+    green = int(255 * min(1.0, 2 * (1 - bad)))
+    return [red, green, 60, 200]
+
+
+def city_map(lots_now: pd.DataFrame, segments_now: pd.DataFrame) -> pdk.Deck:
+    """Map lots coloured by occupancy and segments by speed relative to free flow."""
+    lots = lots_now.assign(
+        color=[ramp(v, good_high=False) for v in lots_now["occupancy"]],
+        radius=(lots_now["capacity"].astype(float) ** 0.5) * 8 + 20,
+        label=[_lot_label(r) for r in lots_now.itertuples()],
+    )
+    paths = segments_now.assign(
+        path=[_coordinates(c) for c in segments_now["coordinates"]],
+        color=[ramp(v, good_high=True) for v in segments_now["speed_ratio"]],
+        label=[_segment_label(r) for r in segments_now.itertuples()],
+    )[["path", "color", "label"]]
+    layers = [
+        pdk.Layer("PathLayer", paths, get_path="path", get_color="color", width_min_pixels=4,
+                  pickable=True),
+        pdk.Layer("ScatterplotLayer", lots[["lon", "lat", "color", "radius", "label"]],
+                  get_position=["lon", "lat"], get_fill_color="color", get_radius="radius",
+                  pickable=True, stroked=True, get_line_color=[40, 40, 40],
+                  line_width_min_pixels=1),
+    ]  # fmt: skip
+    view = _view(lots, paths)
+    return pdk.Deck(layers=layers, initial_view_state=view, tooltip={"text": "{label}"},
+                    map_style=None)  # fmt: skip
+
+
+def _coordinates(raw: Any) -> list[list[float]]:
+    points = json.loads(raw) if isinstance(raw, str) else raw
+    return [[float(lon), float(lat)] for lon, lat in points]
+
+
+def _lot_label(row: Any) -> str:
+    if pd.isna(row.occupancy):
+        return f"{row.name}: no data"
+    return f"{row.name}: {row.occupancy:.0%} of {row.capacity} spaces"
+
+
+def _segment_label(row: Any) -> str:
+    if pd.isna(row.mean_speed):
+        return f"{row.name}: no data"
+    return f"{row.name}: {row.mean_speed:.0f} km/h (limit {row.speed_limit_kmh:.0f})"
+
+
+def _view(lots: pd.DataFrame, paths: pd.DataFrame) -> pdk.ViewState:
+    lons = list(lots["lon"]) + [p[0] for path in paths["path"] for p in path]
+    lats = list(lots["lat"]) + [p[1] for path in paths["path"] for p in path]
+    if not lons:
+        return pdk.ViewState(latitude=0, longitude=0, zoom=1)
+    return pdk.ViewState(
+        latitude=(min(lats) + max(lats)) / 2, longitude=(min(lons) + max(lons)) / 2, zoom=12
+    )
+
+
+def series_with_forecast(
+    history: pd.DataFrame,
+    forecast: pd.DataFrame,
+    *,
+    series: str,
+    value: str,
+    title: str,
+    axis_format: str = "",
+) -> alt.LayerChart | alt.FacetChart:
+    """Draw history as lines and the forecast as a dashed line in its 80% band.
+
+    `forecast` has columns series, `at`, `yhat`, `lo80`, `hi80` (empty when there is none).
+    """
+    axis = alt.Axis(format=axis_format) if axis_format else alt.Axis()
+    base = (
+        alt.Chart(history)
+        .mark_line()
+        .encode(
+            x=alt.X("bucket:T", title=None),
+            y=alt.Y(f"{value}:Q", title=title, axis=axis),
+            color=alt.Color(f"{series}:N", title=None),
+            tooltip=[series, alt.Tooltip("bucket:T", format="%a %d %b %H:%M"), value],
+        )
+    )
+    layers: list[alt.Chart] = [base]
+    if not forecast.empty:
+        band = (
+            alt.Chart(forecast)
+            .mark_area(opacity=0.2)
+            .encode(x="at:T", y="lo80:Q", y2="hi80:Q", color=alt.Color(f"{series}:N", title=None))
+        )
+        line = (
+            alt.Chart(forecast)
+            .mark_line(strokeDash=[4, 3])
+            .encode(x="at:T", y="yhat:Q", color=alt.Color(f"{series}:N", title=None))
+        )
+        layers = [band, base, line]
+    chart: alt.LayerChart | alt.FacetChart = alt.layer(*layers).properties(height=280)
+    return chart
+
+
+def hour_of_week(frame: pd.DataFrame) -> alt.Chart:
+    """Draw mean occupancy as a weekday by hour heatmap."""
+    shown = frame.assign(day=[WEEKDAYS[int(d) - 1] for d in frame["weekday"]])
+    chart: alt.Chart = alt.Chart(shown).mark_rect().encode(
+        x=alt.X("hour:O", title="hour"),
+        y=alt.Y("day:N", sort=WEEKDAYS, title=None),
+        color=alt.Color("occupancy:Q", scale=alt.Scale(scheme="redyellowgreen", reverse=True,
+                        domain=[0, 1]), legend=alt.Legend(format="%")),
+        tooltip=["day", "hour", alt.Tooltip("occupancy:Q", format=".0%")],
+    ).properties(height=220)  # fmt: skip
+    return chart
+
+
+def lot_comparison(frame: pd.DataFrame) -> alt.LayerChart | alt.FacetChart:
+    """Compare lots by mean occupancy, with their peak as a tick."""
+    bars = (
+        alt.Chart(frame)
+        .mark_bar()
+        .encode(
+            x=alt.X("mean_occupancy:Q", title="mean occupancy", axis=alt.Axis(format="%")),
+            y=alt.Y("lot_id:N", sort="-x", title=None),
+        )
+    )
+    ticks = (
+        alt.Chart(frame)
+        .mark_tick(color="black", thickness=2)
+        .encode(x="peak_occupancy:Q", y=alt.Y("lot_id:N", sort="-x"))
+    )
+    chart: alt.LayerChart | alt.FacetChart = alt.layer(bars, ticks).properties(
+        height=max(120, 28 * len(frame))
+    )
+    return chart
+
+
+def peak_profile(frame: pd.DataFrame) -> alt.Chart:
+    """Draw mean hourly flow by hour of day, weekdays against weekends."""
+    chart: alt.Chart = alt.Chart(frame).mark_line(point=True).encode(
+        x=alt.X("hour:O", title="hour of day"),
+        y=alt.Y("flow_vph:Q", title="vehicles per hour"),
+        color=alt.Color("day_type:N", title=None),
+        tooltip=["day_type", "hour", alt.Tooltip("flow_vph:Q", format=".0f")],
+    ).properties(height=260)  # fmt: skip
+    return chart
+
+
+def fundamental_diagram(frame: pd.DataFrame) -> alt.Chart:
+    """Scatter speed against flow for one segment: the fundamental diagram."""
+    chart: alt.Chart = alt.Chart(frame).mark_circle(opacity=0.5).encode(
+        x=alt.X("flow_vph:Q", title="flow (vehicles per hour)"),
+        y=alt.Y("mean_speed:Q", title="mean speed (km/h)"),
+        color=alt.Color("detector_occupancy:Q", title="occupancy %"),
+        tooltip=[alt.Tooltip("bucket:T"), "flow_vph", "mean_speed"],
+    ).properties(height=300)  # fmt: skip
+    return chart
+
+
+def backtest_errors(frame: pd.DataFrame, metric: str) -> alt.Chart:
+    """Draw a backtest error metric by horizon, one line per model."""
+    chart: alt.Chart = alt.Chart(frame).mark_line(point=True).encode(
+        x=alt.X("horizon:Q", title="horizon (steps ahead)"),
+        y=alt.Y(f"{metric}:Q", title=metric),
+        color=alt.Color("model:N", title=None),
+        tooltip=["model", "horizon", metric],
+    ).properties(height=260)  # fmt: skip
+    return chart

@@ -1,0 +1,216 @@
+"""The dashboard's only data access: one connection pool and bounded, cached store reads.
+
+Every reader takes the database URL first so caches never mix databases, returns a pandas
+DataFrame with UTC timestamps, and keeps at most `max_entries` results for `ttl` seconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Final
+
+import pandas as pd
+import psycopg
+import streamlit as st
+from psycopg_pool import ConnectionPool
+
+from store import dashboard_ops, dashboard_reads
+from store.dashboard_reads import Table
+from streetsense.config import Settings, load_settings
+from streetsense.errors import ConfigError
+
+# Current state changes every few seconds; history only when a new bucket closes.
+NOW_TTL_S: Final = 15
+SERIES_TTL_S: Final = 300
+REGISTRY_TTL_S: Final = 600
+LOW_BATTERY_V: Final = 3.3
+
+
+def settings() -> Settings:
+    """Load the settings of this process (the CLI passes them through the environment)."""
+    return load_settings()
+
+
+def database_url() -> str:
+    """Return the configured database URL or stop with the fix."""
+    url = settings().database.url
+    if not url:
+        raise ConfigError(
+            "the dashboard needs a database: set STREETSENSE_DATABASE_URL or [database] url"
+        )
+    return url
+
+
+def _configure(conn: psycopg.Connection) -> None:
+    conn.execute("SET TimeZone TO 'UTC'")
+    # A planner's page must never hang on one slow query.
+    conn.execute("SET statement_timeout TO '30s'")
+
+
+@st.cache_resource(show_spinner=False)
+def pool(url: str) -> ConnectionPool:
+    """Return the process-wide connection pool for a database."""
+    return ConnectionPool(
+        url,
+        min_size=1,
+        max_size=4,
+        kwargs={"autocommit": True},
+        configure=_configure,
+        open=True,
+        name="dashboard",
+    )
+
+
+def _frame(table: Table) -> pd.DataFrame:
+    return pd.DataFrame(table.rows, columns=list(table.columns))
+
+
+def _read(url: str, reader: Callable[..., Table], *args: Any) -> pd.DataFrame:
+    with pool(url).connection() as conn:
+        return _frame(reader(conn, *args))
+
+
+@st.cache_data(ttl=REGISTRY_TTL_S, max_entries=8, show_spinner=False)
+def lots(url: str) -> pd.DataFrame:
+    """Return the active lots."""
+    return _read(url, dashboard_reads.lots)
+
+
+@st.cache_data(ttl=REGISTRY_TTL_S, max_entries=8, show_spinner=False)
+def segments(url: str) -> pd.DataFrame:
+    """Return the active segments."""
+    return _read(url, dashboard_reads.segments)
+
+
+@st.cache_data(ttl=NOW_TTL_S, max_entries=8, show_spinner=False)
+def lots_now(url: str) -> pd.DataFrame:
+    """Return every lot with its latest occupancy."""
+    return _read(url, dashboard_reads.lots_now)
+
+
+@st.cache_data(ttl=NOW_TTL_S, max_entries=8, show_spinner=False)
+def segments_now(url: str) -> pd.DataFrame:
+    """Return every segment with its latest 5-minute bucket."""
+    return _read(url, dashboard_reads.segments_now)
+
+
+@st.cache_data(ttl=NOW_TTL_S, max_entries=8, show_spinner=False)
+def city_kpis(url: str) -> dict[str, float]:
+    """Return the city-wide figures of the City now page."""
+    with pool(url).connection() as conn:
+        return dashboard_reads.city_kpis(conn)
+
+
+@st.cache_data(ttl=SERIES_TTL_S, max_entries=64, show_spinner=False)
+def occupancy(
+    url: str, lot_ids: tuple[str, ...], start: datetime, end: datetime, tier: str
+) -> pd.DataFrame:
+    """Return occupancy series of some lots."""
+    return _read(url, dashboard_reads.occupancy_series, list(lot_ids), start, end, tier)
+
+
+@st.cache_data(ttl=SERIES_TTL_S, max_entries=64, show_spinner=False)
+def flow(
+    url: str, segment_ids: tuple[str, ...], start: datetime, end: datetime, tier: str
+) -> pd.DataFrame:
+    """Return flow and speed series of some segments."""
+    return _read(url, dashboard_reads.flow_series, list(segment_ids), start, end, tier)
+
+
+@st.cache_data(ttl=SERIES_TTL_S, max_entries=32, show_spinner=False)
+def hour_of_week(
+    url: str, lot_ids: tuple[str, ...], start: datetime, end: datetime, timezone: str
+) -> pd.DataFrame:
+    """Return mean occupancy by local weekday and hour."""
+    return _read(url, dashboard_reads.occupancy_hour_of_week, list(lot_ids), start, end, timezone)
+
+
+@st.cache_data(ttl=SERIES_TTL_S, max_entries=32, show_spinner=False)
+def time_above(
+    url: str, lot_ids: tuple[str, ...], start: datetime, end: datetime, threshold: float
+) -> pd.DataFrame:
+    """Return the share of time each lot spent at or above a threshold."""
+    return _read(url, dashboard_reads.time_above, list(lot_ids), start, end, threshold)
+
+
+@st.cache_data(ttl=SERIES_TTL_S, max_entries=32, show_spinner=False)
+def turnover(url: str, lot_ids: tuple[str, ...], start: datetime, end: datetime) -> pd.DataFrame:
+    """Return arrivals, turnover per spot and day, and mean dwell per lot."""
+    frame = _read(url, dashboard_ops.spot_turnover, list(lot_ids), start, end)
+    days = (end - start).total_seconds() / 86_400
+    spots = frame["spots"].where(frame["spots"] > 0)
+    frame["turnover_per_spot_day"] = frame["arrivals"] / spots / days
+    return frame
+
+
+@st.cache_data(ttl=SERIES_TTL_S, max_entries=32, show_spinner=False)
+def peak_profile(
+    url: str, segment_ids: tuple[str, ...], start: datetime, end: datetime, timezone: str
+) -> pd.DataFrame:
+    """Return the mean hourly flow by local hour for weekdays and weekends."""
+    return _read(url, dashboard_reads.flow_peak_profile, list(segment_ids), start, end, timezone)
+
+
+@st.cache_data(ttl=SERIES_TTL_S, max_entries=32, show_spinner=False)
+def congestion(url: str, start: datetime, end: datetime, tier: str, limit: int) -> pd.DataFrame:
+    """Return the segments ranked by time spent congested."""
+    return _read(url, dashboard_reads.congestion_ranking, start, end, tier, limit)
+
+
+@st.cache_data(ttl=NOW_TTL_S, max_entries=8, show_spinner=False)
+def device_summary(url: str) -> dict[str, int]:
+    """Return device counts by health."""
+    with pool(url).connection() as conn:
+        return dashboard_ops.device_summary(conn, LOW_BATTERY_V)
+
+
+@st.cache_data(ttl=NOW_TTL_S, max_entries=8, show_spinner=False)
+def device_health(url: str, limit: int) -> pd.DataFrame:
+    """Return the devices with their health."""
+    return _read(url, dashboard_ops.device_health, limit)
+
+
+@st.cache_data(ttl=NOW_TTL_S, max_entries=16, show_spinner=False)
+def rejections(url: str, start: datetime, end: datetime) -> pd.DataFrame:
+    """Return rejected messages counted by reason."""
+    return _read(url, dashboard_ops.rejections_by_reason, start, end)
+
+
+@st.cache_data(ttl=NOW_TTL_S, max_entries=16, show_spinner=False)
+def rejection_examples(
+    url: str, reason_code: str, start: datetime, end: datetime, limit: int
+) -> pd.DataFrame:
+    """Return the latest rejected messages of one reason, payloads as text."""
+    frame = _read(url, dashboard_ops.rejection_examples, reason_code, start, end, limit)
+    frame["payload"] = [bytes(p).decode("utf-8", "replace") for p in frame["payload"]]
+    return frame
+
+
+@st.cache_data(ttl=NOW_TTL_S, max_entries=8, show_spinner=False)
+def freshness(url: str) -> pd.DataFrame:
+    """Return the age of the latest data of every lot and segment."""
+    return _read(url, dashboard_ops.freshness)
+
+
+FORECAST_COLUMNS: Final = ("series_id", "at", "yhat", "lo80", "hi80")
+
+
+def forecast(
+    url: str, stream: str, series_ids: tuple[str, ...], start: datetime, end: datetime
+) -> pd.DataFrame:
+    """Return the latest stored forecast of some series (empty until analytics stores one)."""
+    del url, stream, series_ids, start, end
+    return pd.DataFrame(columns=list(FORECAST_COLUMNS))
+
+
+def page_context() -> tuple[str, Settings]:
+    """Return the database URL and settings every page starts from."""
+    current = settings()
+    return database_url(), current
+
+
+def backtests(url: str) -> pd.DataFrame:
+    """Return stored backtest results (empty until analytics stores them)."""
+    del url
+    return pd.DataFrame(columns=["model", "horizon", "series_id", "mae"])

@@ -1,0 +1,118 @@
+"""Reads for the dashboard's operational views: spot turnover, devices, rejections, freshness."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import psycopg
+
+from store.dashboard_reads import Table, fetch
+
+# Changes of each spot's state in the window; a spot's first event has no known previous
+# state, so it never counts as an arrival and never starts a dwell.
+_SPOT_CHANGES = """
+WITH events AS (
+    SELECT s.lot_id, r.device_id, r.sub_id, r.observed_at, r.value,
+           lag(r.value) OVER (PARTITION BY r.device_id, r.sub_id ORDER BY r.observed_at)
+               AS previous
+    FROM spots s
+    JOIN readings r ON r.device_id = s.device_id AND r.sub_id = s.sensor AND r.kind = 'occupied'
+    WHERE s.lot_id = ANY(%(lots)s) AND r.observed_at >= %(start)s AND r.observed_at < %(end)s
+), changes AS (
+    SELECT lot_id, observed_at, value, previous,
+           lead(observed_at) OVER (PARTITION BY device_id, sub_id ORDER BY observed_at)
+               AS next_change
+    FROM events WHERE previous IS NULL OR previous <> value
+)
+SELECT l.lot_id,
+       (SELECT count(*) FROM spots p WHERE p.lot_id = l.lot_id) AS spots,
+       count(c.observed_at) AS arrivals,
+       avg(extract(epoch FROM c.next_change - c.observed_at) / 60.0)::float8 AS mean_dwell_min
+FROM lots l
+LEFT JOIN changes c ON c.lot_id = l.lot_id AND c.value = 1 AND c.previous = 0
+WHERE l.lot_id = ANY(%(lots)s)
+GROUP BY l.lot_id ORDER BY l.lot_id
+"""
+
+
+def spot_turnover(
+    conn: psycopg.Connection, lot_ids: list[str], start: datetime, end: datetime
+) -> Table:
+    """Return per lot its sensed spots, arrivals and mean dwell (minutes) in [start, end).
+
+    Reads raw spot events through the readings index, so callers bound the window.
+    """
+    return fetch(conn, _SPOT_CHANGES, {"lots": lot_ids, "start": start, "end": end})
+
+
+def device_summary(conn: psycopg.Connection, low_battery_v: float) -> dict[str, int]:
+    """Return counts of active devices: online, offline, never seen, low battery, dropping."""
+    row = fetch(
+        conn,
+        "SELECT count(*) FILTER (WHERE ds.online), "
+        "count(*) FILTER (WHERE ds.device_id IS NOT NULL AND NOT ds.online), "
+        "count(*) FILTER (WHERE ds.device_id IS NULL), "
+        "count(*) FILTER (WHERE (ds.status->>'battery')::float8 < %s), "
+        "count(*) FILTER (WHERE (ds.status->>'buffer_dropped')::float8 > 0) "
+        "FROM devices d LEFT JOIN device_state ds USING (device_id) WHERE d.active",
+        (low_battery_v,),
+    ).rows[0]
+    names = ("online", "offline", "never_seen", "low_battery", "dropping")
+    return {name: int(value) for name, value in zip(names, row, strict=True)}
+
+
+def device_health(conn: psycopg.Connection, limit: int) -> Table:
+    """Return the active devices with their health, offline and longest silent first."""
+    return fetch(
+        conn,
+        "SELECT d.device_id, d.kind, d.site_id, coalesce(d.lot_id, d.segment_id, '') AS place, "
+        "coalesce(ds.online, false) AS online, ds.last_seen_at, "
+        "(ds.status->>'buffer_depth')::float8 AS buffer_depth, "
+        "(ds.status->>'buffer_dropped')::float8 AS buffer_dropped, "
+        "(ds.status->>'battery')::float8 AS battery_v, (ds.status->>'rssi')::float8 AS rssi_dbm, "
+        "ds.readings_total, ds.rejected_total "
+        "FROM devices d LEFT JOIN device_state ds USING (device_id) WHERE d.active "
+        "ORDER BY coalesce(ds.online, false), ds.last_seen_at NULLS FIRST, d.device_id LIMIT %s",
+        (limit,),
+    )
+
+
+def rejections_by_reason(conn: psycopg.Connection, start: datetime, end: datetime) -> Table:
+    """Return rejected messages in [start, end) counted by reason, most frequent first."""
+    return fetch(
+        conn,
+        "SELECT reason_code, count(*) AS messages, count(DISTINCT device_id) AS devices, "
+        "max(received_at) AS last_at FROM rejected_messages "
+        "WHERE received_at >= %s AND received_at < %s "
+        "GROUP BY reason_code ORDER BY messages DESC, reason_code",
+        (start, end),
+    )
+
+
+def rejection_examples(
+    conn: psycopg.Connection, reason_code: str, start: datetime, end: datetime, limit: int
+) -> Table:
+    """Return the latest rejected messages of one reason, payload cut to 512 bytes."""
+    return fetch(
+        conn,
+        "SELECT received_at, topic, device_id, reason, substring(payload FROM 1 FOR 512) "
+        "AS payload, payload_bytes FROM rejected_messages "
+        "WHERE reason_code = %s AND received_at >= %s AND received_at < %s "
+        "ORDER BY received_at DESC, id DESC LIMIT %s",
+        (reason_code, start, end, limit),
+    )
+
+
+def freshness(conn: psycopg.Connection) -> Table:
+    """Return the time of the latest data of every active lot and segment, stalest first."""
+    return fetch(
+        conn,
+        "SELECT 'lot' AS kind, l.lot_id AS id, l.name, n.observed_at AS latest, "
+        "extract(epoch FROM now() - n.observed_at)::float8 AS age_s "
+        "FROM lots l LEFT JOIN lot_now n USING (lot_id) WHERE l.active "
+        "UNION ALL "
+        "SELECT 'segment', s.segment_id, s.name, n.bucket + interval '5 minutes', "
+        "extract(epoch FROM now() - (n.bucket + interval '5 minutes'))::float8 "
+        "FROM segments s LEFT JOIN segment_now n USING (segment_id) WHERE s.active "
+        "ORDER BY age_s DESC NULLS FIRST, kind, id",
+    )
