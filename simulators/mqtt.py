@@ -1,0 +1,146 @@
+"""Publishing to the broker at QoS 1, paced by the broker's acknowledgements."""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import threading
+import time
+import uuid
+from types import TracebackType
+from typing import Any
+from urllib.parse import urlsplit
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.reasoncodes import ReasonCode
+
+from streetsense.config import Settings
+from streetsense.errors import ConfigError, ServiceUnavailableError
+
+log = logging.getLogger(__name__)
+
+
+def make_client(settings: Settings, role: str) -> tuple[paho.Client, str, int]:
+    """Return a configured (not yet connected) client and the broker's host and port."""
+    mqtt = settings.mqtt
+    if not mqtt.url:
+        raise ConfigError("mqtt.url is empty; set it (e.g. STREETSENSE_MQTT_URL=mqtt://host:1883)")
+    parts = urlsplit(mqtt.url)
+    if parts.scheme not in ("mqtt", "mqtts"):
+        raise ConfigError(f"mqtt.url {mqtt.url!r} must start with mqtt:// or mqtts://")
+    client_id = f"{mqtt.client_id or 'streetsense-sim'}-{role}-{uuid.uuid4().hex[:8]}"
+    client = paho.Client(
+        callback_api_version=CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        protocol=paho.MQTTv5 if mqtt.protocol == "5" else paho.MQTTv311,
+    )
+    if parts.scheme == "mqtts":
+        context = ssl.create_default_context(cafile=mqtt.ca_file or None)
+        if mqtt.cert_file:
+            context.load_cert_chain(mqtt.cert_file, mqtt.key_file or None)
+        client.tls_set_context(context)
+    if mqtt.username:
+        client.username_pw_set(mqtt.username, settings.mqtt_password())
+    client.reconnect_delay_set(1, 30)
+    port = parts.port or (8883 if parts.scheme == "mqtts" else 1883)
+    return client, parts.hostname or "127.0.0.1", port
+
+
+class PacedPublisher:
+    """Publishes at QoS 1 with at most `window` messages unacknowledged by the broker.
+
+    Pacing by PUBACKs keeps the broker's queues and ours bounded whatever the send rate asked.
+    """
+
+    def __init__(self, settings: Settings, window: int = 500, role: str = "pub") -> None:
+        self.client, self.host, self.port = make_client(settings, role)
+        self.window = window
+        self.client.max_inflight_messages_set(window)
+        self.sent = 0
+        self.acked = 0
+        self._changed = threading.Condition()
+        self._connected = threading.Event()
+        self.client.on_publish = self._on_publish
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+
+    def __enter__(self) -> PacedPublisher:
+        try:
+            self.client.connect(self.host, self.port, keepalive=30)
+        except OSError as exc:
+            raise ServiceUnavailableError(
+                f"cannot reach the MQTT broker at {self.host}:{self.port}: {exc}; "
+                "start it or fix mqtt.url"
+            ) from exc
+        self.client.loop_start()
+        if not self._connected.wait(10):
+            self.client.loop_stop()
+            raise ServiceUnavailableError(
+                f"the MQTT broker at {self.host}:{self.port} did not accept the connection "
+                "within 10 s; check credentials and mqtt.url"
+            )
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        if kind is None:
+            self.flush()
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def publish(
+        self, topic: str, payload: bytes, *, retain: bool = False, timeout: float = 60.0
+    ) -> None:
+        """Publish one message, waiting first while the window of unacknowledged ones is full."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while self.sent - self.acked >= self.window:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise ServiceUnavailableError(
+                        f"the broker acknowledged nothing for {timeout:.0f} s "
+                        f"({self.sent - self.acked} messages waiting); is it overloaded or down?"
+                    )
+                self._changed.wait(min(left, 1.0))
+            self.sent += 1
+        self.client.publish(topic, payload, qos=1, retain=retain)
+
+    def flush(self, timeout: float = 120.0) -> bool:
+        """Wait until the broker acknowledged everything sent; False if it did not in time."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while self.acked < self.sent:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    log.warning(
+                        "%d messages unacknowledged after %.0f s", self.sent - self.acked, timeout
+                    )
+                    return False
+                self._changed.wait(min(left, 1.0))
+        return True
+
+    def _on_publish(
+        self, _client: paho.Client, _userdata: Any, _mid: int, _reason: ReasonCode, _props: Any
+    ) -> None:
+        with self._changed:
+            self.acked += 1
+            self._changed.notify_all()
+
+    def _on_connect(
+        self, _client: paho.Client, _userdata: Any, _flags: Any, reason: ReasonCode, _props: Any
+    ) -> None:
+        if reason.is_failure:
+            log.warning("broker refused the connection: %s", reason)
+            return
+        self._connected.set()
+
+    def _on_disconnect(
+        self, _client: paho.Client, _userdata: Any, _flags: Any, reason: ReasonCode, _props: Any
+    ) -> None:
+        if reason.is_failure:
+            log.warning("disconnected from the broker (%s); reconnecting", reason)

@@ -1,0 +1,175 @@
+"""Drive the simulated city onto the broker: history (backfill), scenarios with faults, live."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from tqdm import tqdm
+
+from simulators.city import City
+from simulators.demand import Calendar
+from simulators.mqtt import PacedPublisher
+from simulators.packs import Outbound, Packer, SequenceBook
+from simulators.world import Cadence, CitySimulation
+from streetsense.lifecycle import StopSignal
+from streetsense.readings import Reading
+from streetsense.topics import Topics
+
+log = logging.getLogger(__name__)
+LOG_EVERY_S = 10.0
+
+
+@dataclass(slots=True)
+class Tally:
+    """What a run published."""
+
+    messages: int = 0
+    readings: int = 0
+    first_observed: float = math.inf
+    last_observed: float = -math.inf
+    seconds: float = 0.0
+
+    @property
+    def rate(self) -> float:
+        """Messages per second of wall time."""
+        return self.messages / self.seconds if self.seconds > 0 else 0.0
+
+
+def device_sites(city: City) -> dict[str, str]:
+    """Return the site of every device of the city."""
+    return {device: city.site for device, _ in city.devices()}
+
+
+def make_packer(city: City, topics: Topics, window_s: float, max_records: int = 500) -> Packer:
+    """Return a packer for the city's devices."""
+    return Packer(topics, device_sites(city), window_s=window_s, max_records=max_records)
+
+
+@dataclass(frozen=True, slots=True)
+class Pacing:
+    """Maps simulated send times to wall time: `speed` simulated seconds per wall second."""
+
+    sim_start: float
+    wall_start: float
+    speed: float
+
+    def wait(self, send_at: float, stop: StopSignal) -> bool:
+        """Sleep until the message is due; return False when a stop was asked for."""
+        due = self.wall_start + (send_at - self.sim_start) / self.speed
+        delay = due - time.time()
+        return not (delay > 0 and stop.wait(delay))
+
+
+def deliver(
+    messages: Iterable[Outbound],
+    publisher: PacedPublisher,
+    tally: Tally,
+    *,
+    pacing: Pacing | None = None,
+    stop: StopSignal | None = None,
+    on_message: Callable[[Outbound], None] | None = None,
+) -> bool:
+    """Publish messages in order, at their pace or as fast as acknowledgements allow.
+
+    Returns:
+        False when a stop was asked for before everything was sent.
+    """
+    stop = stop or StopSignal()
+    for message in messages:
+        if stop.stopping or (pacing is not None and not pacing.wait(message.send_at, stop)):
+            return False
+        publisher.publish(message.topic, message.payload, retain=message.retain)
+        tally.messages += 1
+        tally.readings += message.readings
+        if on_message is not None:
+            on_message(message)
+    return True
+
+
+def observe(tally: Tally, readings: Sequence[Reading]) -> None:
+    """Widen the tally's observed-time span to cover the readings."""
+    if readings:
+        tally.first_observed = min(tally.first_observed, readings[0].observed_at.timestamp())
+        tally.last_observed = max(tally.last_observed, readings[-1].observed_at.timestamp())
+
+
+def backfill(
+    city: City,
+    calendar: Calendar,
+    topics: Topics,
+    publisher: PacedPublisher,
+    book: SequenceBook,
+    *,
+    start: float,
+    end: float,
+    window_s: float = 3_600.0,
+    chunk_s: float = 21_600.0,
+    cadence: Cadence | None = None,
+    progress: bool = True,
+    stop: StopSignal | None = None,
+) -> Tally:
+    """Publish the city's history from `start` to `end` (epoch s), paced by acknowledgements.
+
+    Readings keep their past observed times; each device packs an hour of them per message.
+    """
+    began = time.monotonic()
+    start = math.floor(start / window_s) * window_s
+    simulation = CitySimulation(city, calendar, start, cadence)
+    packer = make_packer(city, topics, window_s)
+    tally = Tally()
+    bar = tqdm(total=round((end - start) / 3600.0), unit="h", desc="backfill", disable=not progress)
+    with bar:
+        moment = start
+        while moment < end:
+            chunk_end = min(moment + chunk_s, end)
+            readings = simulation.advance(chunk_end)
+            observe(tally, readings)
+            if not deliver(packer.pack(readings, book), publisher, tally, stop=stop):
+                break
+            book.save()
+            bar.update(round((chunk_end - moment) / 3600.0))
+            moment = chunk_end
+    publisher.flush()
+    tally.seconds = time.monotonic() - began
+    return tally
+
+
+def live(
+    city: City,
+    calendar: Calendar,
+    topics: Topics,
+    publisher: PacedPublisher,
+    book: SequenceBook,
+    stop: StopSignal,
+    *,
+    duration_s: float | None = None,
+    chunk_s: float = 60.0,
+    window_s: float = 10.0,
+    cadence: Cadence | None = None,
+) -> Tally:
+    """Run the city in real time from now, publishing as devices would, until stopped."""
+    began = time.monotonic()
+    now = time.time()
+    simulation = CitySimulation(city, calendar, now, cadence)
+    packer = make_packer(city, topics, window_s)
+    pacing = Pacing(sim_start=now, wall_start=now, speed=1.0)
+    tally = Tally()
+    last_log = time.monotonic()
+    moment = simulation.now
+    while not stop.stopping and (duration_s is None or moment - now < duration_s):
+        moment += chunk_s
+        readings = simulation.advance(moment)
+        observe(tally, readings)
+        if not deliver(packer.pack(readings, book), publisher, tally, pacing=pacing, stop=stop):
+            break
+        book.save()
+        if time.monotonic() - last_log > LOG_EVERY_S:
+            log.info("published %d messages, %d readings", tally.messages, tally.readings)
+            last_log = time.monotonic()
+    publisher.flush()
+    tally.seconds = time.monotonic() - began
+    return tally
