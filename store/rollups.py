@@ -135,6 +135,8 @@ def _refresh_tables(
     watermark, refreshed_until = _load_state(conn)
     until = until or _now(conn)
     scan_from, observed_floor = _scan_bounds(watermark, settings.ingest.late_window_s)
+    if since is not None:  # rescan everything observed since then, whenever received
+        scan_from, observed_floor = _BEGINNING, since
     conn.execute(
         NEW_READINGS,
         {
