@@ -6,6 +6,7 @@ Every default lives here; `streetsense config sample` prints them all with their
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import tomllib
 import types
@@ -238,10 +239,23 @@ def load_dataclass(
         if is_dataclass(hint):
             values[name] = load_dataclass(hint, data.get(name, {}), env, env_prefix, dotted)  # type: ignore[arg-type]
         elif env_name in env:
-            values[name] = _coerce(env[env_name], hint, f"{env_name} (setting '{dotted}')")
+            what = f"{env_name} (setting '{dotted}')"
+            values[name] = _in_range(name, _coerce(env[env_name], hint, what), what)
         elif name in data:
-            values[name] = _check(data[name], hint, f"setting '{dotted}'")
+            what = f"setting '{dotted}'"
+            values[name] = _in_range(name, _check(data[name], hint, what), what)
     return cls(**values)
+
+
+def _in_range(name: str, value: Any, what: str) -> Any:
+    # Every number we configure is a size, a rate, a duration or a port: never negative.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return value
+    if not math.isfinite(value) or value < 0:
+        raise ConfigError(f"{what} = {value!r} must be a finite number >= 0")
+    if name.endswith("port") and value > 65_535:
+        raise ConfigError(f"{what} = {value!r} is not a TCP port (0-65535)")
+    return value
 
 
 def _join(where: str, name: str) -> str:

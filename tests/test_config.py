@@ -38,6 +38,9 @@ def test_environment_values_are_typed() -> None:
         ("[ingest\n", {}, "not valid TOML"),
         ("", {"STREETSENSE_FEEDS_PORT": "eighty"}, "STREETSENSE_FEEDS_PORT"),
         ("", {"STREETSENSE_INGEST_AUTO_REGISTER": "maybe"}, "true or false"),
+        ("[feeds]\nport = 99999\n", {}, "not a TCP port"),
+        ("[ingest]\ndevice_rate_per_s = nan\n", {}, "finite number >= 0"),
+        ("", {"STREETSENSE_INGEST_LATE_WINDOW_S": "-5"}, "finite number >= 0"),
     ],
 )
 def test_wrong_settings_name_the_key(
