@@ -1,0 +1,211 @@
+"""The MQTT 5 link: TLS and credentials, Last Will, reconnect with backoff and jitter.
+
+The network loop runs on its own thread; everything it learns (connected, lost, a message, a
+PUBACK) is queued as a `LinkEvent` for the agent's main thread, which owns the buffer.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import random
+import ssl
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from edge.config import AgentConfig
+from streetsense.errors import ConfigError
+from streetsense.readings import Reading, encode_readings, epoch_to_datetime
+from streetsense.senml import encode_pack
+from streetsense.topics import Channel, Topics
+
+log = logging.getLogger(__name__)
+OFFLINE: Final = encode_pack([{"n": "online", "vb": False}])
+
+
+@dataclass(frozen=True, slots=True)
+class LinkEvent:
+    """Something the network thread saw: `up`, `down`, `message` or `puback`."""
+
+    what: str
+    topic: str = ""
+    payload: bytes = b""
+    mid: int = 0
+    ok: bool = True
+    reason: str = ""
+
+
+def online_payload(device_id: str, at: float) -> bytes:
+    """Return the retained online status `[{"n":"online","vb":true,"bt":<time>}]`."""
+    moment = epoch_to_datetime(round(at * 1000) / 1000)
+    return encode_readings([Reading(device_id, "online", moment, 1.0)])
+
+
+def make_client(config: AgentConfig) -> mqtt.Client:
+    """Build a paho client with the config's credentials, TLS and Last Will."""
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2, client_id=config.client_id, protocol=mqtt.MQTTv5
+    )
+    if config.mqtt.username:
+        client.username_pw_set(config.mqtt.username, config.password())
+    if config.mqtt.url.startswith("mqtts://"):
+        try:
+            client.tls_set(
+                ca_certs=config.mqtt.ca_file or None,
+                certfile=config.mqtt.cert_file or None,
+                keyfile=config.mqtt.key_file or None,
+                cert_reqs=ssl.CERT_REQUIRED,
+            )
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(
+                f"cannot load TLS files (mqtt.ca_file, mqtt.cert_file, mqtt.key_file): {exc}"
+            ) from exc
+    topics = Topics(config.mqtt.topic_prefix)
+    status = topics.device(config.device.site, config.device.id, Channel.STATUS)
+    client.will_set(status, OFFLINE, qos=1, retain=True)
+    client.connect_timeout = config.mqtt.connect_timeout_s
+    return client
+
+
+def broker_address(url: str) -> tuple[str, int]:
+    """Return host and port of an mqtt:// or mqtts:// URL."""
+    parts = urlsplit(url)
+    default = 8883 if parts.scheme == "mqtts" else 1883
+    return parts.hostname or "127.0.0.1", parts.port or default
+
+
+def ping_interval(keepalive_s: int) -> int:
+    """Return the keepalive given to the MQTT client so a dead link is found in 1.5x keepalive.
+
+    paho pings after one interval of silence and gives up one interval later: two intervals
+    of silence at worst. Half the configured keepalive keeps that within the promise.
+    """
+    return max(1, keepalive_s // 2)
+
+
+class Link:
+    """Keep one MQTT connection up and report what happens on it."""
+
+    def __init__(self, config: AgentConfig) -> None:
+        self.config = config
+        topics = Topics(config.mqtt.topic_prefix)
+        site, device = config.device.site, config.device.id
+        self.status_topic = topics.device(site, device, Channel.STATUS)
+        self.ack_topic = topics.device(site, device, Channel.ACK)
+        self.config_topic = topics.device(site, device, Channel.CONFIG)
+        self.events: queue.Queue[LinkEvent] = queue.Queue()
+        self.connected = threading.Event()
+        self.connected_since: float | None = None
+        self.last_error = ""
+        self._stop = threading.Event()
+        self._client = make_client(config)
+        self._client.on_connect = self._on_connect
+        self._client.on_disconnect = self._on_disconnect
+        self._client.on_message = self._on_message
+        self._client.on_publish = self._on_publish
+        self._thread = threading.Thread(target=self._run, name="mqtt-link", daemon=True)
+
+    def start(self) -> Link:
+        """Start connecting in the background."""
+        self._thread.start()
+        return self
+
+    def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> int | None:
+        """Publish at QoS 1; return the message id, or None when the link is down."""
+        if not self.connected.is_set():
+            return None
+        info = self._client.publish(topic, payload, qos=1, retain=retain)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            return None
+        return int(info.mid)
+
+    def stop(self) -> None:
+        """Say we are going offline (retained), disconnect, and stop the thread."""
+        if self.connected.is_set():
+            info = self._client.publish(self.status_topic, OFFLINE, qos=1, retain=True)
+            try:
+                info.wait_for_publish(timeout=2.0)
+            except (RuntimeError, ValueError) as exc:
+                log.info("offline status not confirmed: %s", exc)
+        self._stop.set()
+        self._client.disconnect()
+        self._thread.join(timeout=5.0)
+
+    def _run(self) -> None:
+        host, port = broker_address(self.config.mqtt.url)
+        failures = 0
+        while not self._stop.is_set():
+            try:
+                self._client.connect(
+                    host, port, keepalive=ping_interval(self.config.mqtt.keepalive_s)
+                )
+            except (OSError, ssl.SSLError, ValueError) as exc:
+                self.last_error = f"cannot connect to {host}:{port}: {exc}"
+                log.warning("%s", self.last_error)
+            else:
+                self._loop()
+                if self.connected_since is not None:
+                    failures = 0
+            failures += 1
+            self._backoff(failures)
+
+    def _loop(self) -> None:
+        code = mqtt.MQTT_ERR_SUCCESS
+        while not self._stop.is_set():
+            code = self._client.loop(timeout=0.5)
+            if code != mqtt.MQTT_ERR_SUCCESS:
+                break
+        self._mark_down(mqtt.error_string(code) if not self._stop.is_set() else "stopping")
+
+    def _backoff(self, failures: int) -> None:
+        ceiling = min(
+            self.config.mqtt.backoff_max_s, self.config.mqtt.backoff_min_s * 2 ** (failures - 1)
+        )
+        # Full jitter: a street of devices that lost the same broker do not return in step.
+        delay = random.uniform(self.config.mqtt.backoff_min_s / 2, ceiling)  # noqa: S311
+        self._stop.wait(delay)
+
+    def _mark_down(self, reason: str) -> None:
+        if self.connected.is_set():
+            self.connected.clear()
+            self.connected_since = None
+            log.warning("link down: %s", reason)
+            self.events.put(LinkEvent("down", reason=reason))
+
+    def _on_connect(
+        self, client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any
+    ) -> None:
+        if reason.is_failure:
+            self.last_error = f"the broker refused the connection: {reason}"
+            log.error(
+                "%s; check mqtt.username, mqtt.password_file and the certificates", self.last_error
+            )
+            return
+        client.publish(
+            self.status_topic, online_payload(self.config.device.id, time.time()), 1, True
+        )
+        client.subscribe([(self.ack_topic, 1), (self.config_topic, 1)])
+        self.connected_since = time.time()
+        self.last_error = ""
+        self.connected.set()
+        log.info("link up: %s", self.config.mqtt.url)
+        self.events.put(LinkEvent("up"))
+
+    def _on_disconnect(
+        self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any
+    ) -> None:
+        self._mark_down(str(reason))
+
+    def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
+        self.events.put(LinkEvent("message", topic=message.topic, payload=bytes(message.payload)))
+
+    def _on_publish(
+        self, _client: mqtt.Client, _userdata: Any, mid: int, reason: Any, _props: Any
+    ) -> None:
+        self.events.put(LinkEvent("puback", mid=mid, ok=not reason.is_failure))
