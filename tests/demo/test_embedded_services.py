@@ -18,8 +18,12 @@ def _client(client_id: str, port: int) -> mqtt.Client:
     client = mqtt.Client(
         mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311
     )
-    client.connect("127.0.0.1", port)
+    connected = threading.Event()
+    client.on_connect = lambda *_args: connected.set()
+    # connect_async before loop_start: the other order leaks paho's wake-up socket pair
+    client.connect_async("127.0.0.1", port)
     client.loop_start()
+    assert connected.wait(10)
     return client
 
 
