@@ -1,0 +1,152 @@
+"""The feeds ASGI application: routes, middleware, problem documents, lifecycle."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from psycopg_pool import ConnectionPool
+from starlette.exceptions import HTTPException
+from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import Response
+
+from feeds import routes_parking, routes_traffic, stream
+from feeds.engine import FeedEngine
+from feeds.guard import RateLimit, SecurityHeaders
+from feeds.http import Problem, problem_response, render_json, respond
+from feeds.republish import Republisher
+from feeds.runtime import Runtime, runtime_of
+from streetsense import __version__
+from streetsense.config import Settings
+
+log = logging.getLogger(__name__)
+DESCRIPTION = (
+    "Open parking and traffic feeds of the city: aggregates only (lot counts, segment flows), "
+    "never device identifiers or anything per spot or per vehicle. JSON, NGSI-LD "
+    "(Accept: application/ld+json), GeoJSON and CSV; live changes by Server-Sent Events and "
+    "retained MQTT topics. Errors are RFC 9457 problem documents."
+)
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """Build the feeds application for `settings` (background tasks start with its lifespan)."""
+    runtime = Runtime(settings=settings, engine=FeedEngine(settings))
+    app = FastAPI(
+        title=f"{settings.city.name} open parking and traffic feeds",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=_lifespan,
+    )
+    app.state.runtime = runtime
+    for router in (routes_parking.router, stream.router, routes_traffic.router):
+        app.include_router(router)
+    app.add_api_route("/health", health, methods=["GET"], tags=["service"])
+    _install_errors(app)
+    # Outermost last: CORS must answer preflights before rate limiting counts them.
+    app.add_middleware(RateLimit, rate_per_minute=settings.feeds.rate_per_minute)
+    origins = [o.strip() for o in settings.feeds.cors_origins.split(",") if o.strip()]
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=origins,
+        allow_methods=["GET", "HEAD", "OPTIONS"],
+        allow_headers=["Accept", "If-None-Match", "If-Modified-Since", "Last-Event-ID"],
+        expose_headers=["ETag", "Last-Modified", "Retry-After", "Link"],
+        max_age=86_400,
+    )
+    app.add_middleware(SecurityHeaders)
+    return app
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    runtime: Runtime = app.state.runtime
+    settings = runtime.settings
+    stop = asyncio.Event()
+    runtime.pool = ConnectionPool(
+        settings.database.url,
+        min_size=1,
+        max_size=max(1, settings.database.pool_max),
+        kwargs={"autocommit": True},
+        timeout=5.0,
+        open=False,
+    )
+    runtime.pool.open(wait=False)
+    tasks = [asyncio.create_task(runtime.engine.run(stop), name="feeds-engine")]
+    republisher = None
+    if settings.feeds.republish_mqtt and settings.mqtt.url:
+        republisher = Republisher(settings, runtime.engine)
+        tasks.append(asyncio.create_task(republisher.run(stop), name="feeds-mqtt"))
+    app.state.republisher = republisher
+    try:
+        yield
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        runtime.pool.close()
+
+
+async def health(request: Request) -> Response:
+    """Report whether the feeds are current: 200 when serving fresh data, else 503."""
+    runtime = runtime_of(request)
+    engine = runtime.engine
+    age = None if engine.last_poll_ok is None else round(time.monotonic() - engine.last_poll_ok, 1)
+    healthy = engine.ready.is_set() and age is not None and age < 30
+    republisher = request.app.state.republisher
+    document: dict[str, Any] = {
+        "status": "ok" if healthy else "degraded",
+        "lots": len(engine.snapshot.lots),
+        "segments": len(engine.snapshot.segments),
+        "refreshed_s_ago": age,
+        "database_error": engine.last_error,
+        "mqtt": None if republisher is None else republisher.connected,
+        "version": __version__,
+    }
+    response = respond(request, render_json(document), max_age=0)
+    response.headers["Cache-Control"] = "no-store"
+    response.status_code = 200 if healthy else 503
+    return response
+
+
+def _install_errors(app: FastAPI) -> None:
+    async def on_problem(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, Problem)
+        retry = exc.extra.get("retry_after_s")
+        headers = {"Retry-After": str(retry)} if retry else None
+        return problem_response(request, exc, headers)
+
+    async def on_validation(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        errors = [
+            {
+                "parameter": ".".join(str(p) for p in e.get("loc", ())[1:]) or "request",
+                "in": str(e.get("loc", ("query",))[0]),
+                "problem": str(e.get("msg", "invalid")),
+            }
+            for e in exc.errors()
+        ]
+        detail = "; ".join(f"{e['parameter']}: {e['problem']}" for e in errors)
+        problem = Problem(
+            400, "Bad request parameters", f"fix these parameters: {detail}", "bad-parameter",
+            errors=errors,
+        )  # fmt: skip
+        return problem_response(request, problem)
+
+    async def on_http(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        detail = str(exc.detail)
+        if exc.status_code == 404:
+            detail = f"no such path {request.url.path[:100]!r}; the API is described at /docs"
+        elif exc.status_code == 405:
+            detail = "the open feeds are read-only: use GET"
+        problem = Problem(exc.status_code, "Request refused", detail, f"http-{exc.status_code}")
+        return problem_response(request, problem, dict(exc.headers or {}))
+
+    app.add_exception_handler(Problem, on_problem)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(HTTPException, on_http)

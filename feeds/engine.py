@@ -1,0 +1,260 @@
+"""The feed engine: keeps an in-memory snapshot of every lot and segment and emits lot changes.
+
+A fast poll reads parking readings committed since the last one (so a change reaches stream
+subscribers well within 2 s); a periodic full read catches late deliveries and registry
+changes; trend baselines, flows and forecasts are refreshed less often.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Final, TypeVar
+
+import psycopg
+
+from feeds import sources
+from feeds.live import LiveParking
+from feeds.model import LotView, SegmentView, trend_of
+from streetsense.config import Settings
+from streetsense.errors import ServiceUnavailableError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+POLL_S: Final = 0.25  # fast poll: change-to-subscriber latency is about this plus a commit
+FULL_S: Final = 60.0  # full re-read: late readings, registry changes
+CONTEXT_S: Final = 30.0  # trend baselines, flows, forecasts
+RECEIVE_OVERLAP: Final = timedelta(seconds=5)  # batches commit after their receive time
+HISTORY_EVENTS: Final = 20_000  # change events kept for Last-Event-ID resume
+STALE_CHECK_S: Final = 5.0  # re-check every lot's freshness flag this often
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Everything the read endpoints serve, replaced whole on each change."""
+
+    lots_version: int
+    lots: tuple[LotView, ...]
+    lots_modified: datetime
+    segments_version: int
+    segments: tuple[SegmentView, ...]
+    segments_modified: datetime
+    lot_index: dict[str, LotView] = field(default_factory=dict)
+    segment_index: dict[str, SegmentView] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeEvent:
+    """One lot change, numbered for Server-Sent Events resume."""
+
+    id: int
+    lot: LotView
+
+
+Listener = Callable[[list[ChangeEvent]], None]
+
+
+def _epoch() -> datetime:
+    return datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class FeedEngine:
+    """Owns the snapshot, the change history and the subscribers; `run()` keeps it current."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        empty = _epoch()
+        self.snapshot = Snapshot(0, (), empty, 0, (), empty)
+        self.ready = asyncio.Event()
+        self.last_poll_ok: float | None = None
+        self.last_error: str | None = None
+        # Event ids start at the clock in microseconds, so ids of an earlier process are
+        # always older than the history kept here and resume falls back to a snapshot.
+        self._next_id = time.time_ns() // 1000
+        self.history: deque[ChangeEvent] = deque(maxlen=HISTORY_EVENTS)
+        self._listeners: list[Listener] = []
+        self._conn: psycopg.Connection | None = None
+        self._live: LiveParking | None = None
+        self._registry: sources.RegistryData | None = None
+        self._context = sources.Context.empty()
+        self._watermark: datetime | None = None
+        self._next_stale_check = 0.0
+
+    @property
+    def last_event_id(self) -> int:
+        """Return the id of the newest change event (or the start id when none yet)."""
+        return self.history[-1].id if self.history else self._next_id - 1
+
+    def add_listener(self, listener: Listener) -> None:
+        """Call `listener` with each batch of change events, on the event loop."""
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: Listener) -> None:
+        """Stop calling a listener."""
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
+    def events_after(self, event_id: int) -> list[ChangeEvent] | None:
+        """Return the events after `event_id`, or None when it is older than the history."""
+        if not self.history or event_id >= self.history[-1].id:
+            return [] if event_id <= self.last_event_id else None
+        if event_id < self.history[0].id - 1:
+            return None
+        return [e for e in self.history if e.id > event_id]
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Keep the snapshot current until `stop` is set; database outages are retried."""
+        next_full = next_context = 0.0
+        delay = POLL_S
+        while not stop.is_set():
+            now = time.monotonic()
+            try:
+                if self._live is None or now >= next_full:
+                    await self._full()
+                    next_full = now + FULL_S
+                if now >= next_context:
+                    await self._refresh_context()
+                    next_context = now + CONTEXT_S
+                else:
+                    await self._poll()
+                self.last_poll_ok, self.last_error, delay = time.monotonic(), None, POLL_S
+                self.ready.set()
+            except (ServiceUnavailableError, psycopg.Error) as exc:
+                self._drop_connection()
+                self.last_error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                delay = min(30.0, max(1.0, delay * 2)) * random.uniform(0.8, 1.2)  # noqa: S311
+                log.warning("feed refresh failed (retrying in %.1f s): %s", delay, self.last_error)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+        self._drop_connection()
+
+    async def _full(self) -> None:
+        registry, observations = await asyncio.to_thread(self._call, sources.read_everything)
+        live = LiveParking(registry.sensors)
+        live.apply(observations)
+        self._registry, self._live = registry, live
+        self._watermark = max((o.received_at for o in observations), default=self._watermark)
+        self._publish_lots()
+        self._publish_segments()
+
+    async def _poll(self) -> None:
+        assert self._live is not None
+        since = None if self._watermark is None else self._watermark - RECEIVE_OVERLAP
+        observations = await asyncio.to_thread(self._call, sources.read_recent, since)
+        touched: set[str] = set()
+        if observations:
+            touched = self._live.apply(observations)
+            newest = max(o.received_at for o in observations)
+            self._watermark = max(newest, self._watermark or newest)
+        if time.monotonic() >= self._next_stale_check:
+            # Freshness flags flip with the clock alone, so every lot is looked at now and then.
+            self._next_stale_check = time.monotonic() + STALE_CHECK_S
+            self._publish_lots()
+        elif touched:
+            self._publish_lots(touched)
+
+    async def _refresh_context(self) -> None:
+        assert self._registry is not None
+        capacities = {lot.lot_id: lot.capacity for lot in self._registry.lots}
+        self._context = await asyncio.to_thread(self._call, sources.read_context, capacities)
+        self._publish_lots()
+        self._publish_segments()
+
+    def _call(self, read: Callable[..., T], *args: object) -> T:
+        """Run one read on the engine's connection (worker thread), connecting when needed."""
+        if self._conn is None or self._conn.closed:
+            url = self.settings.database.url
+            try:
+                self._conn = psycopg.connect(url, autocommit=True, connect_timeout=5)
+            except psycopg.OperationalError as exc:
+                raise ServiceUnavailableError(
+                    f"feeds cannot reach the database: {exc}; check database.url"
+                ) from exc
+        return read(self._conn, *args)
+
+    def _drop_connection(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _publish_lots(self, touched: set[str] | None = None) -> None:
+        """Rebuild the lot views (only `touched` ones when given) and emit what changed."""
+        assert self._registry is not None and self._live is not None
+        now = datetime.now(UTC)
+        stale_after = timedelta(seconds=self.settings.feeds.stale_after_s)
+        old = self.snapshot.lot_index
+        views = tuple(
+            self._lot_view(lot, now, stale_after)
+            if touched is None or lot.lot_id in touched or lot.lot_id not in old
+            else old[lot.lot_id]
+            for lot in self._registry.lots
+        )
+        changed = [v for v in views if v.id not in old or old[v.id].change_key() != v.change_key()]
+        same_forecasts = all(
+            v.id in old and old[v.id].forecast == v.forecast for v in views
+        ) and len(old) == len(views)
+        if not changed and same_forecasts:
+            return
+        self.snapshot = replace(
+            self.snapshot,
+            lots_version=self.snapshot.lots_version + 1,
+            lots=views,
+            lots_modified=now.replace(microsecond=0),
+            lot_index={v.id: v for v in views},
+        )
+        self._emit(changed)
+
+    def _lot_view(self, lot: sources.LotRow, now: datetime, stale_after: timedelta) -> LotView:
+        assert self._live is not None
+        found = self._live.occupied(lot.lot_id)
+        occupied, observed = (None, None) if found is None else found
+        if occupied is not None:
+            occupied = max(0, min(occupied, lot.capacity))
+        return LotView(
+            id=lot.lot_id,
+            name=lot.name,
+            kind=lot.kind,
+            area=lot.area,
+            lat=lot.lat,
+            lon=lot.lon,
+            capacity=lot.capacity,
+            occupied=occupied,
+            observed_at=observed,
+            stale=observed is None or now - observed > stale_after,
+            trend=trend_of(occupied, self._context.baselines.get(lot.lot_id), lot.capacity),
+            forecast=self._context.lot_forecast(lot.lot_id),
+        )
+
+    def _emit(self, changed: list[LotView]) -> None:
+        if not changed:
+            return
+        events = []
+        for view in changed:
+            self._next_id += 1
+            events.append(ChangeEvent(self._next_id, view))
+        self.history.extend(events)
+        for listener in list(self._listeners):
+            listener(events)
+
+    def _publish_segments(self) -> None:
+        assert self._registry is not None
+        now = datetime.now(UTC)
+        views = sources.segment_views(
+            self._registry.segments, self._context, now, self.settings.feeds.stale_after_s
+        )
+        if views == self.snapshot.segments:
+            return
+        self.snapshot = replace(
+            self.snapshot,
+            segments_version=self.snapshot.segments_version + 1,
+            segments=views,
+            segments_modified=now.replace(microsecond=0),
+            segment_index={v.id: v for v in views},
+        )

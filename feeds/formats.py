@@ -1,0 +1,139 @@
+"""Representations of lots and segments: our JSON, GeoJSON and CSV (NGSI-LD and LTA elsewhere)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any, Final
+
+from feeds.model import HORIZONS_MIN, Forecast, LotView, SegmentView
+
+LOT_CSV_FIELDS: Final = (
+    "id", "name", "kind", "area", "lat", "lon", "capacity", "available", "occupied",
+    "occupancy", "trend", "observed_at", "stale",
+    *(f"forecast_available_{m}m" for m in HORIZONS_MIN),
+)  # fmt: skip
+SEGMENT_CSV_FIELDS: Final = (
+    "id", "name", "direction", "area", "speed_limit_kmh", "capacity_vph", "bucket",
+    "vehicle_count", "flow_vph", "mean_speed", "detector_occupancy", "congestion", "stale",
+)  # fmt: skip
+
+
+def iso(moment: datetime | None) -> str | None:
+    """Format a UTC time as RFC 3339 with a Z."""
+    if moment is None:
+        return None
+    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def forecast_dict(forecast: Forecast, what: str) -> dict[str, Any]:
+    """Return a forecast as `{"<what>_15m": ..., "issued_at": ..., "reason": ...}`."""
+    out: dict[str, Any] = {
+        f"{what}_{m}m": None if v is None else round(v, 1)
+        for m, v in zip(HORIZONS_MIN, forecast.values, strict=True)
+    }
+    out["issued_at"] = iso(forecast.issued_at)
+    if forecast.reason:
+        out["reason"] = forecast.reason
+    return out
+
+
+def lot_dict(lot: LotView) -> dict[str, Any]:
+    """Return our JSON object of a lot."""
+    return {
+        "id": lot.id,
+        "name": lot.name,
+        "kind": lot.kind,
+        "area": lot.area,
+        "location": {"lat": lot.lat, "lon": lot.lon},
+        "capacity": lot.capacity,
+        "available": lot.available,
+        "occupied": lot.occupied,
+        "occupancy": lot.occupancy,
+        "trend": None if lot.trend is None else lot.trend.value,
+        "observed_at": iso(lot.observed_at),
+        "stale": lot.stale,
+        "forecast": forecast_dict(lot.forecast, "available"),
+    }
+
+
+def segment_dict(segment: SegmentView) -> dict[str, Any]:
+    """Return our JSON object of a segment."""
+    return {
+        "id": segment.id,
+        "name": segment.name,
+        "direction": segment.direction,
+        "area": segment.area,
+        "geometry": {"type": "LineString", "coordinates": [list(p) for p in segment.coordinates]},
+        "speed_limit_kmh": segment.speed_limit_kmh,
+        "capacity_vph": segment.capacity_vph,
+        "bucket": iso(segment.bucket),
+        "vehicle_count": segment.vehicle_count,
+        "flow_vph": segment.flow_vph,
+        "mean_speed": _round(segment.mean_speed),
+        "detector_occupancy": _round(segment.detector_occupancy),
+        "congestion": segment.congestion.value,
+        "stale": segment.stale,
+        "forecast": forecast_dict(segment.forecast, "vehicle_count"),
+    }
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+def lots_geojson(lots: Iterable[LotView]) -> dict[str, Any]:
+    """Return a GeoJSON FeatureCollection of lots (points)."""
+    features = []
+    for lot in lots:
+        properties = lot_dict(lot)
+        del properties["location"]
+        features.append(
+            {
+                "type": "Feature",
+                "id": lot.id,
+                "geometry": {"type": "Point", "coordinates": [lot.lon, lot.lat]},
+                "properties": properties,
+            }
+        )
+    return {"type": "FeatureCollection", "features": features}
+
+
+def segments_geojson(segments: Iterable[SegmentView]) -> dict[str, Any]:
+    """Return a GeoJSON FeatureCollection of segments (line strings)."""
+    features = []
+    for segment in segments:
+        properties = segment_dict(segment)
+        geometry = properties.pop("geometry")
+        features.append(
+            {"type": "Feature", "id": segment.id, "geometry": geometry, "properties": properties}
+        )
+    return {"type": "FeatureCollection", "features": features}
+
+
+def lots_csv(lots: Iterable[LotView]) -> str:
+    """Return lots as CSV with a header row."""
+    rows = []
+    for lot in lots:
+        row = lot_dict(lot)
+        row["lat"], row["lon"] = lot.lat, lot.lon
+        for minutes, value in zip(HORIZONS_MIN, lot.forecast.values, strict=True):
+            row[f"forecast_available_{minutes}m"] = value
+        rows.append(row)
+    return _csv(LOT_CSV_FIELDS, rows)
+
+
+def segments_csv(segments: Iterable[SegmentView]) -> str:
+    """Return segments as CSV with a header row."""
+    return _csv(SEGMENT_CSV_FIELDS, [segment_dict(s) for s in segments])
+
+
+def _csv(fields: tuple[str, ...], rows: list[dict[str, Any]]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=fields, extrasaction="ignore", lineterminator="\r\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: "" if row.get(k) is None else row[k] for k in fields})
+    return out.getvalue()

@@ -1,0 +1,113 @@
+"""ASGI middleware: per-client rate limits (429 + Retry-After) and security headers."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Final
+
+import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+SECURITY_HEADERS: Final = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+    (b"cross-origin-resource-policy", b"cross-origin"),
+    (b"strict-transport-security", b"max-age=31536000"),
+)
+API_CSP: Final = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
+# The interactive docs page loads its script and styles from a CDN; everything else is data.
+DOCS_PATHS: Final = ("/docs", "/redoc")
+EXEMPT_PATHS: Final = ("/health",)
+MAX_CLIENTS: Final = 100_000
+
+
+class SecurityHeaders:
+    """Add security headers to every response."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pass the request through, adding headers on the way out."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        extra = list(SECURITY_HEADERS)
+        if not scope["path"].startswith(DOCS_PATHS):
+            extra.append(API_CSP)
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *extra]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+class RateLimit:
+    """A token bucket per client address: `rate_per_minute` sustained, a 10-second burst."""
+
+    def __init__(self, app: ASGIApp, rate_per_minute: int) -> None:
+        self.app = app
+        self.rate = rate_per_minute / 60.0
+        self.burst = max(10.0, self.rate * 10)
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Refuse the request with 429 when its client has spent its tokens."""
+        if scope["type"] != "http" or self.rate <= 0 or scope["path"] in EXEMPT_PATHS:
+            await self.app(scope, receive, send)
+            return
+        client = scope.get("client")
+        key = client[0] if client else "unknown"
+        wait = self._take(key, time.monotonic())
+        if wait <= 0:
+            await self.app(scope, receive, send)
+            return
+        await self._refuse(scope, send, math.ceil(wait))
+
+    def _take(self, key: str, now: float) -> float:
+        """Take a token; return 0 when granted, else the seconds until one is available."""
+        tokens, then = self._buckets.get(key, (self.burst, now))
+        tokens = min(self.burst, tokens + (now - then) * self.rate)
+        if tokens >= 1.0:
+            if len(self._buckets) >= MAX_CLIENTS and key not in self._buckets:
+                self._forget_idle(now)
+            self._buckets[key] = (tokens - 1.0, now)
+            return 0.0
+        self._buckets[key] = (tokens, now)
+        return (1.0 - tokens) / self.rate
+
+    def _forget_idle(self, now: float) -> None:
+        # A full bucket holds no state worth keeping, so idle clients are dropped first.
+        full_after = self.burst / self.rate
+        self._buckets = {k: v for k, v in self._buckets.items() if now - v[1] < full_after}
+        if len(self._buckets) >= MAX_CLIENTS:
+            self._buckets.clear()
+
+    async def _refuse(self, scope: Scope, send: Send, retry_after: int) -> None:
+        body = orjson.dumps(
+            {
+                "type": "urn:streetsense:problem:rate-limited",
+                "title": "Too many requests",
+                "status": 429,
+                "detail": f"this client may make {round(self.rate * 60)} requests per minute; "
+                f"retry after {retry_after} s",
+                "instance": scope["path"],
+            }
+        )
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 429,
+                "headers": [
+                    (b"content-type", b"application/problem+json"),
+                    (b"retry-after", str(retry_after).encode()),
+                    (b"cache-control", b"no-store"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})

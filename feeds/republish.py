@@ -1,0 +1,131 @@
+"""Republish lot changes as retained MQTT messages on `<prefix>/feeds/parking/<lot>`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from typing import Final
+from urllib.parse import urlsplit
+
+import aiomqtt
+import orjson
+
+from feeds import formats
+from feeds.engine import ChangeEvent, FeedEngine
+from streetsense.config import Settings
+from streetsense.errors import ConfigError
+from streetsense.topics import Topics
+
+log = logging.getLogger(__name__)
+CONCURRENT_PUBLISHES: Final = 200
+_PROTOCOLS: Final = {"5": aiomqtt.ProtocolVersion.V5, "3.1.1": aiomqtt.ProtocolVersion.V311}
+
+
+def client_options(settings: Settings) -> dict[str, object]:
+    """Return aiomqtt.Client arguments from the settings (protocol follows mqtt.protocol)."""
+    mqtt = settings.mqtt
+    parts = urlsplit(mqtt.url)
+    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+        raise ConfigError(f"mqtt.url {mqtt.url!r} must look like mqtt://host:1883 or mqtts://...")
+    protocol = _PROTOCOLS.get(mqtt.protocol)
+    if protocol is None:
+        raise ConfigError(f"mqtt.protocol {mqtt.protocol!r} must be one of {sorted(_PROTOCOLS)}")
+    tls = None
+    if parts.scheme == "mqtts":
+        tls = aiomqtt.TLSParameters(
+            ca_certs=mqtt.ca_file or None,
+            certfile=mqtt.cert_file or None,
+            keyfile=mqtt.key_file or None,
+        )
+    base_id = mqtt.client_id or "streetsense"
+    return {
+        "hostname": parts.hostname,
+        "port": parts.port or (8883 if tls else 1883),
+        "username": mqtt.username or None,
+        "password": settings.mqtt_password(),
+        "identifier": f"{base_id}-feeds-{random.getrandbits(32):08x}",
+        "protocol": protocol,
+        "keepalive": mqtt.keepalive_s,
+        "tls_params": tls,
+    }
+
+
+class Republisher:
+    """Keeps the retained per-lot topics equal to the feed; reconnects with backoff."""
+
+    def __init__(self, settings: Settings, engine: FeedEngine) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.topics = Topics(settings.mqtt.topic_prefix)
+        self.connected = False
+        self._pending: dict[str, bytes] = {}
+        self._wake = asyncio.Event()
+        engine.add_listener(self._on_events)
+
+    def _on_events(self, events: list[ChangeEvent]) -> None:
+        # Only the newest state of a lot matters to a retained topic: coalesce per lot.
+        for event in events:
+            self._pending[event.lot.id] = _payload(event)
+        self._wake.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Publish until `stop` is set; after each (re)connect every lot is published again."""
+        options = client_options(self.settings)
+        delay = 1.0
+        while not stop.is_set():
+            try:
+                async with aiomqtt.Client(**options) as client:  # type: ignore[arg-type]
+                    self.connected, delay = True, 1.0
+                    log.info("feeds republishing to MQTT at %s", options["hostname"])
+                    await self._publish_all(client)
+                    await self._drain_until(client, stop)
+            except aiomqtt.MqttError as exc:
+                log.warning("feeds MQTT connection lost (retrying in %.1f s): %s", delay, exc)
+            self.connected = False
+            if stop.is_set():
+                return
+            try:
+                await asyncio.wait_for(stop.wait(), delay * random.uniform(0.8, 1.2))  # noqa: S311
+            except TimeoutError:
+                delay = min(30.0, delay * 2)
+
+    async def _publish_all(self, client: aiomqtt.Client) -> None:
+        await self.engine.ready.wait()
+        last = self.engine.last_event_id
+        for lot in self.engine.snapshot.lots:
+            self._pending.setdefault(lot.id, _payload(ChangeEvent(last, lot)))
+        self._wake.set()
+
+    async def _drain_until(self, client: aiomqtt.Client, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            waiter = asyncio.ensure_future(self._wake.wait())
+            stopper = asyncio.ensure_future(stop.wait())
+            await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            waiter.cancel()
+            stopper.cancel()
+            self._wake.clear()
+            batch, self._pending = self._pending, {}
+            try:
+                await self._send(client, batch)
+            except aiomqtt.MqttError:
+                # Not sent: keep what is not superseded meanwhile, for the next connection.
+                self._pending = {**batch, **self._pending}
+                raise
+
+    async def _send(self, client: aiomqtt.Client, batch: dict[str, bytes]) -> None:
+        items = list(batch.items())
+        for start in range(0, len(items), CONCURRENT_PUBLISHES):
+            chunk = items[start : start + CONCURRENT_PUBLISHES]
+            await asyncio.gather(
+                *(
+                    client.publish(self.topics.feed_parking(lot), body, qos=1, retain=True)
+                    for lot, body in chunk
+                )
+            )
+
+
+def _payload(event: ChangeEvent) -> bytes:
+    document = formats.lot_dict(event.lot)
+    document["event_id"] = event.id
+    return orjson.dumps(document)

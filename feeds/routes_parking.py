@@ -1,0 +1,213 @@
+"""Parking endpoints: lots, one lot, its history and forecast, the LTA DataMall twin."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Annotated, Any, Final
+from urllib.parse import urlencode
+
+import orjson
+from fastapi import APIRouter, Query, Request
+from starlette.responses import Response
+
+from feeds import formats, lta, ngsi
+from feeds.filters import BoundingBox, Near, parse_bbox, parse_near, select
+from feeds.history import history_document
+from feeds.http import Problem, Rendered, render, render_json, respond
+from feeds.model import HORIZONS_MIN, LotView
+from feeds.negotiate import MEDIA_TYPES, Format, choose
+from feeds.runtime import Runtime, require_ready
+
+router = APIRouter(tags=["parking"])
+LIVE_MAX_AGE: Final = 5
+DEFAULT_LIMIT: Final = 100
+MAX_LIMIT: Final = 1000
+LOT_FORMATS: Final = (Format.JSON, Format.JSONLD, Format.GEOJSON, Format.CSV)
+
+BboxQuery = Annotated[
+    str | None,
+    Query(description="min_lon,min_lat,max_lon,max_lat", examples=["10.18,56.14,10.23,56.17"]),
+]
+NearQuery = Annotated[str | None, Query(description="lat,lon: only within radius_m of it")]
+RadiusQuery = Annotated[float, Query(gt=0, le=100_000, description="radius around `near`, m")]
+FormatQuery = Annotated[
+    Format | None, Query(description="representation; overrides the Accept header")
+]
+LimitQuery = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="page size (json, jsonld)")]
+OffsetQuery = Annotated[int, Query(ge=0, le=1_000_000, description="items to skip")]
+
+
+def select_lots(
+    lots: Sequence[LotView],
+    box: BoundingBox | None,
+    near: Near | None,
+    min_free: int | None,
+    kind: str | None,
+) -> list[tuple[LotView, float | None]]:
+    """Filter lots; with `near`, sort them by distance and return it alongside."""
+
+    def keep(lot: LotView) -> bool:
+        if kind is not None and lot.kind != kind:
+            return False
+        return min_free is None or (lot.available is not None and lot.available >= min_free)
+
+    return select(lots, lambda lot: ((lot.lon, lot.lat),), box, near, keep)
+
+
+@router.get("/v1/parking/lots", summary="Every lot with its availability, trend and forecast")
+async def list_lots(
+    request: Request,
+    bbox: BboxQuery = None,
+    near: NearQuery = None,
+    radius_m: RadiusQuery = 1000.0,
+    min_free: Annotated[int | None, Query(ge=0, le=100_000)] = None,
+    kind: Annotated[str | None, Query(pattern="^(off_street|on_street)$")] = None,
+    limit: LimitQuery = DEFAULT_LIMIT,
+    offset: OffsetQuery = 0,
+    format: FormatQuery = None,
+) -> Response:
+    """List lots; json and jsonld are paged, geojson and csv are the whole bulk download."""
+    runtime = require_ready(request)
+    chosen = choose(request, format, LOT_FORMATS)
+    snapshot = runtime.engine.snapshot
+    params = (bbox, near, radius_m, min_free, kind, limit, offset)
+    key = ("lots", snapshot.lots_version, chosen, params)
+
+    def build() -> Rendered:
+        picked = select_lots(
+            snapshot.lots, parse_bbox(bbox), parse_near(near, radius_m), min_free, kind
+        )
+        return _render_lots(request, runtime, chosen, picked, limit, offset)
+
+    rendered = runtime.cache.get(key, build)
+    return respond(request, rendered, max_age=LIVE_MAX_AGE, last_modified=snapshot.lots_modified)
+
+
+def _render_lots(
+    request: Request,
+    runtime: Runtime,
+    chosen: Format,
+    picked: list[tuple[LotView, float | None]],
+    limit: int,
+    offset: int,
+) -> Rendered:
+    if chosen is Format.CSV:
+        return render(formats.lots_csv(lot for lot, _ in picked).encode(), MEDIA_TYPES[chosen])
+    if chosen is Format.GEOJSON:
+        return render_json(formats.lots_geojson(lot for lot, _ in picked), MEDIA_TYPES[chosen])
+    page = picked[offset : offset + limit]
+    if chosen is Format.JSONLD:
+        entities = [ngsi.lot_entity(lot, runtime.provider) for lot, _ in page]
+        return render_json(entities, ngsi.MEDIA_TYPE)
+    items = []
+    for lot, distance in page:
+        item = formats.lot_dict(lot)
+        if distance is not None:
+            item["distance_m"] = round(distance, 1)
+        items.append(item)
+    following = offset + limit
+    document: dict[str, Any] = {
+        "total": len(picked),
+        "offset": offset,
+        "limit": limit,
+        "count": len(items),
+        "next": _page_url(request, following) if following < len(picked) else None,
+        "lots": items,
+    }
+    return render_json(document)
+
+
+def _page_url(request: Request, offset: int) -> str:
+    query = dict(request.query_params)
+    query["offset"] = str(offset)
+    return f"{request.url.path}?{urlencode(query)}"
+
+
+def _lot_or_404(runtime: Runtime, lot_id: str) -> LotView:
+    lot = runtime.engine.snapshot.lot_index.get(lot_id)
+    if lot is None:
+        raise Problem(
+            404,
+            "Unknown lot",
+            f"there is no lot '{lot_id[:64]}'; list the lots at /v1/parking/lots",
+            "unknown-lot",
+        )
+    return lot
+
+
+@router.get("/v1/parking/lots/{lot_id}", summary="One lot")
+async def get_lot(request: Request, lot_id: str, format: FormatQuery = None) -> Response:
+    """Return one lot (json or jsonld)."""
+    runtime = require_ready(request)
+    chosen = choose(request, format, (Format.JSON, Format.JSONLD))
+    lot = _lot_or_404(runtime, lot_id)
+    snapshot = runtime.engine.snapshot
+    document = (
+        ngsi.lot_entity(lot, runtime.provider) if chosen is Format.JSONLD else formats.lot_dict(lot)
+    )
+    rendered = render_json(document, MEDIA_TYPES[chosen])
+    modified = lot.observed_at or snapshot.lots_modified
+    return respond(request, rendered, max_age=LIVE_MAX_AGE, last_modified=modified)
+
+
+@router.get("/v1/parking/lots/{lot_id}/history", summary="A lot's occupancy over time")
+def get_history(
+    request: Request,
+    lot_id: str,
+    start: Annotated[datetime | None, Query(alias="from", description="ISO 8601, UTC")] = None,
+    end: Annotated[datetime | None, Query(alias="to", description="ISO 8601; default now")] = None,
+    resolution: Annotated[str | None, Query(pattern="^(5m|1h|1d)$")] = None,
+) -> Response:
+    """Return the lot's aggregate occupancy per bucket (never anything per spot)."""
+    runtime = require_ready(request)
+    lot = _lot_or_404(runtime, lot_id)
+    document = history_document(runtime, lot, start, end, resolution)
+    # Past buckets change only as the rollups catch up, so a minute of caching is safe.
+    return respond(request, render_json(document), max_age=60)
+
+
+@router.get("/v1/parking/lots/{lot_id}/forecast", summary="Free spaces expected ahead")
+async def get_forecast(request: Request, lot_id: str) -> Response:
+    """Return the lot's forecast availability at +15/+30/+60 minutes."""
+    runtime = require_ready(request)
+    lot = _lot_or_404(runtime, lot_id)
+    issued = lot.forecast.issued_at
+    document = {
+        "lot": lot.id,
+        "capacity": lot.capacity,
+        "issued_at": formats.iso(issued),
+        "points": [
+            {
+                "horizon_min": minutes,
+                "at": formats.iso(issued + timedelta(minutes=minutes)) if issued else None,
+                "available": value,
+            }
+            for minutes, value in zip(HORIZONS_MIN, lot.forecast.values, strict=True)
+        ],
+        "reason": lot.forecast.reason,
+    }
+    return respond(request, render_json(document), max_age=60)
+
+
+@router.get(
+    "/ltaodataservice/CarParkAvailabilityv2",
+    summary="LTA DataMall CarParkAvailabilityv2 twin (plus TotalLots and freshness)",
+    tags=["compatibility"],
+)
+async def lta_availability(
+    request: Request,
+    skip: Annotated[int, Query(alias="$skip", ge=0, le=10_000_000)] = 0,
+) -> Response:
+    """Return lots as DataMall does: 500 per page, paged with `$skip`."""
+    runtime = require_ready(request)
+    snapshot = runtime.engine.snapshot
+    metadata = str(request.base_url) + "ltaodataservice/$metadata#CarParkAvailability"
+    key = ("lta", snapshot.lots_version, skip, metadata)
+
+    def build() -> Rendered:
+        page = lta.lta_page(snapshot.lots, skip, runtime.provider, metadata)
+        return render(orjson.dumps(page), "application/json")
+
+    rendered = runtime.cache.get(key, build)
+    return respond(request, rendered, max_age=LIVE_MAX_AGE, last_modified=snapshot.lots_modified)

@@ -1,0 +1,142 @@
+"""Traffic endpoints: road segments with flow, speed, congestion and forecast."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Annotated, Any, Final
+
+from fastapi import APIRouter, Query, Request
+from starlette.responses import Response
+
+from feeds import formats, ngsi
+from feeds.filters import BoundingBox, Near, parse_bbox, parse_near, select
+from feeds.http import Problem, Rendered, render, render_json, respond
+from feeds.model import Congestion, SegmentView
+from feeds.negotiate import MEDIA_TYPES, Format, choose
+from feeds.routes_parking import (
+    DEFAULT_LIMIT,
+    BboxQuery,
+    FormatQuery,
+    LimitQuery,
+    NearQuery,
+    OffsetQuery,
+    RadiusQuery,
+)
+from feeds.runtime import Runtime, require_ready
+
+router = APIRouter(tags=["traffic"])
+FLOW_MAX_AGE: Final = 30
+SEGMENT_FORMATS: Final = (Format.JSON, Format.JSONLD, Format.GEOJSON, Format.CSV)
+
+
+def select_segments(
+    segments: Sequence[SegmentView],
+    box: BoundingBox | None,
+    near: Near | None,
+    congestion: Congestion | None,
+) -> list[tuple[SegmentView, float | None]]:
+    """Filter segments (a segment is inside when any of its points is)."""
+    return select(
+        segments,
+        lambda segment: segment.coordinates,
+        box,
+        near,
+        lambda segment: congestion is None or segment.congestion is congestion,
+    )
+
+
+@router.get("/v1/traffic/segments", summary="Every road segment with its latest flow")
+async def list_segments(
+    request: Request,
+    bbox: BboxQuery = None,
+    near: NearQuery = None,
+    radius_m: RadiusQuery = 1000.0,
+    congestion: Annotated[Congestion | None, Query(description="only this level")] = None,
+    limit: LimitQuery = DEFAULT_LIMIT,
+    offset: OffsetQuery = 0,
+    format: FormatQuery = None,
+) -> Response:
+    """List segments; json and jsonld are paged, geojson and csv are the whole bulk download."""
+    runtime = require_ready(request)
+    chosen = choose(request, format, SEGMENT_FORMATS)
+    snapshot = runtime.engine.snapshot
+    params = (bbox, near, radius_m, congestion, limit, offset)
+    key = ("segments", snapshot.segments_version, chosen, params)
+
+    def build() -> Rendered:
+        picked = select_segments(
+            snapshot.segments, parse_bbox(bbox), parse_near(near, radius_m), congestion
+        )
+        return _render_segments(runtime, chosen, picked, limit, offset)
+
+    rendered = runtime.cache.get(key, build)
+    return respond(
+        request, rendered, max_age=FLOW_MAX_AGE, last_modified=snapshot.segments_modified
+    )
+
+
+def _render_segments(
+    runtime: Runtime,
+    chosen: Format,
+    picked: list[tuple[SegmentView, float | None]],
+    limit: int,
+    offset: int,
+) -> Rendered:
+    segments = [segment for segment, _ in picked]
+    if chosen is Format.CSV:
+        return render(formats.segments_csv(segments).encode(), MEDIA_TYPES[chosen])
+    if chosen is Format.GEOJSON:
+        return render_json(formats.segments_geojson(segments), MEDIA_TYPES[chosen])
+    page = picked[offset : offset + limit]
+    if chosen is Format.JSONLD:
+        entities = [ngsi.segment_entity(s, runtime.provider) for s, _ in page]
+        return render_json([e for e in entities if e is not None], ngsi.MEDIA_TYPE)
+    items = []
+    for segment, distance in page:
+        item = formats.segment_dict(segment)
+        if distance is not None:
+            item["distance_m"] = round(distance, 1)
+        items.append(item)
+    document: dict[str, Any] = {
+        "total": len(picked),
+        "offset": offset,
+        "limit": limit,
+        "count": len(items),
+        "segments": items,
+    }
+    return render_json(document)
+
+
+@router.get("/v1/traffic/segments/{segment_id}", summary="One road segment")
+async def get_segment(
+    request: Request,
+    segment_id: str,
+    format: FormatQuery = None,
+) -> Response:
+    """Return one segment (json, or jsonld when it has an observation)."""
+    runtime = require_ready(request)
+    chosen = choose(request, format, (Format.JSON, Format.JSONLD))
+    snapshot = runtime.engine.snapshot
+    segment = snapshot.segment_index.get(segment_id)
+    if segment is None:
+        raise Problem(
+            404,
+            "Unknown segment",
+            f"there is no segment '{segment_id[:64]}'; list them at /v1/traffic/segments",
+            "unknown-segment",
+        )
+    document: dict[str, Any] | None = formats.segment_dict(segment)
+    if chosen is Format.JSONLD:
+        document = ngsi.segment_entity(segment, runtime.provider)
+        if document is None:
+            raise Problem(
+                404,
+                "No observation yet",
+                f"segment '{segment.id}' has no complete flow bucket yet, so there is no "
+                "TrafficFlowObserved entity; ask for format=json meanwhile",
+                "no-observation",
+            )
+    rendered = render_json(document, MEDIA_TYPES[chosen])
+    return respond(
+        request, rendered, max_age=FLOW_MAX_AGE, last_modified=snapshot.segments_modified
+    )

@@ -1,0 +1,108 @@
+"""Server-Sent Events of lot changes, with Last-Event-ID resume."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Annotated, Final
+
+import orjson
+from fastapi import APIRouter, Header, Query, Request
+from starlette.responses import StreamingResponse
+
+from feeds import formats
+from feeds.engine import ChangeEvent, FeedEngine
+from feeds.runtime import require_ready
+
+router = APIRouter(tags=["parking"])
+KEEPALIVE_S: Final = 15.0
+QUEUE_MAX: Final = 10_000  # a client this far behind is dropped; it resumes by Last-Event-ID
+RETRY_MS: Final = 2000
+
+
+def lot_event(event: ChangeEvent) -> bytes:
+    """Format one change as an SSE `lot` event."""
+    data = orjson.dumps(formats.lot_dict(event.lot))
+    return b"id: %d\nevent: lot\ndata: %s\n\n" % (event.id, data)
+
+
+def snapshot_event(engine: FeedEngine) -> bytes:
+    """Format every lot as one SSE `snapshot` event (for new or too-far-behind clients)."""
+    lots = [formats.lot_dict(lot) for lot in engine.snapshot.lots]
+    data = orjson.dumps({"lots": lots})
+    return b"id: %d\nevent: snapshot\ndata: %s\n\n" % (engine.last_event_id, data)
+
+
+def _parse_id(text: str | None) -> int | None:
+    if text is None or not text.strip().isdigit():
+        return None
+    return int(text.strip())
+
+
+async def _events(
+    engine: FeedEngine, last_id: int | None, lots: frozenset[str]
+) -> AsyncIterator[bytes]:
+    queue: asyncio.Queue[ChangeEvent | None] = asyncio.Queue(QUEUE_MAX)
+
+    def listener(events: list[ChangeEvent]) -> None:
+        for event in events:
+            if lots and event.lot.id not in lots:
+                continue
+            try:
+                queue.put_nowait(event)
+            except asyncio.QueueFull:
+                engine.remove_listener(listener)
+                with contextlib.suppress(asyncio.QueueFull):
+                    queue.get_nowait()
+                queue.put_nowait(None)
+                return
+
+    event: ChangeEvent | None
+    # Listen first, then look back: an event landing in between is sent once, by id order.
+    engine.add_listener(listener)
+    try:
+        yield b"retry: %d\n\n" % RETRY_MS
+        backlog = None if last_id is None else engine.events_after(last_id)
+        if backlog is None:
+            yield snapshot_event(engine)
+            sent = engine.last_event_id
+        else:
+            sent = last_id or 0
+            for past in backlog:
+                if not lots or past.lot.id in lots:
+                    yield lot_event(past)
+                sent = past.id
+        while True:
+            try:
+                event = await asyncio.wait_for(queue.get(), KEEPALIVE_S)
+            except TimeoutError:
+                yield b": keepalive\n\n"
+                continue
+            if event is None:
+                return
+            if event.id > sent:
+                sent = event.id
+                yield lot_event(event)
+    finally:
+        engine.remove_listener(listener)
+
+
+@router.get(
+    "/v1/parking/stream",
+    summary="Live lot changes (Server-Sent Events)",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
+async def stream(
+    request: Request,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+    lot: Annotated[list[str] | None, Query(max_length=500, description="only these lots")] = None,
+) -> StreamingResponse:
+    """Stream `lot` events as lots change; resume with Last-Event-ID, else start by `snapshot`."""
+    runtime = require_ready(request)
+    return StreamingResponse(
+        _events(runtime.engine, _parse_id(last_event_id), frozenset(lot or ())),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )

@@ -1,0 +1,274 @@
+"""Reads behind the open feeds: registry, latest parking observations, rollups, flows.
+
+Only aggregates leave this module's callers; spot-level rows are read to compute lot counts and
+never returned by the feeds themselves.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Final
+
+import psycopg
+from psycopg import sql
+
+PARKING_KINDS: Final = ("occupied", "occupied_spaces")
+RESOLUTIONS: Final = {"5m": "occupancy_5m", "1h": "occupancy_1h", "1d": "occupancy_1d"}
+
+
+@dataclass(frozen=True, slots=True)
+class LotRow:
+    """A lot of the registry."""
+
+    lot_id: str
+    site_id: str
+    name: str
+    kind: str
+    capacity: int
+    lat: float
+    lon: float
+    area: str
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentRow:
+    """A road segment of the registry; coordinates are [lon, lat] pairs."""
+
+    segment_id: str
+    site_id: str
+    name: str
+    direction: str
+    coordinates: tuple[tuple[float, float], ...]
+    speed_limit_kmh: float
+    capacity_vph: float
+    area: str
+
+
+@dataclass(frozen=True, slots=True)
+class SensorMap:
+    """Which lot each spot sensor counts for, and each device (counters, unmapped sensors)."""
+
+    spots: dict[tuple[str, str], str]
+    devices: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """One parking reading: a spot's occupied flag or a counter's occupied spaces."""
+
+    device_id: str
+    sub_id: str
+    kind: str
+    value: float
+    observed_at: datetime
+    received_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class OccupancyPoint:
+    """One rollup bucket of a lot."""
+
+    bucket: datetime
+    occupied: float
+    capacity: int
+    occupancy: float
+    samples: int
+
+
+@dataclass(frozen=True, slots=True)
+class FlowRow:
+    """The latest complete flow bucket of a segment."""
+
+    segment_id: str
+    bucket: datetime
+    vehicle_count: float
+    mean_speed: float | None
+    detector_occupancy: float | None
+
+
+def relation_exists(conn: psycopg.Connection, name: str) -> bool:
+    """Tell whether a table or view exists (rollups and forecasts land in later migrations)."""
+    row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (name,)).fetchone()
+    return bool(row and row[0])
+
+
+def read_lots(conn: psycopg.Connection) -> list[LotRow]:
+    """Return every active lot, ordered by id."""
+    rows = conn.execute(
+        "SELECT lot_id, site_id, name, kind, capacity, lat, lon, area FROM lots "
+        "WHERE active ORDER BY lot_id"
+    ).fetchall()
+    return [LotRow(*row) for row in rows]
+
+
+def read_segments(conn: psycopg.Connection) -> list[SegmentRow]:
+    """Return every active road segment, ordered by id."""
+    rows = conn.execute(
+        "SELECT segment_id, site_id, name, direction, coordinates, speed_limit_kmh, "
+        "capacity_vph, area FROM segments WHERE active ORDER BY segment_id"
+    ).fetchall()
+    return [
+        SegmentRow(
+            segment_id=r[0],
+            site_id=r[1],
+            name=r[2],
+            direction=r[3],
+            coordinates=tuple((float(p[0]), float(p[1])) for p in _json(r[4])),
+            speed_limit_kmh=float(r[5]),
+            capacity_vph=float(r[6]),
+            area=r[7],
+        )
+        for r in rows
+    ]
+
+
+def _json(value: object) -> list[list[float]]:
+    # psycopg decodes jsonb already; a text column (older schemas) would need parsing.
+    return json.loads(value) if isinstance(value, str) else value  # type: ignore[return-value]
+
+
+def read_sensor_map(conn: psycopg.Connection) -> SensorMap:
+    """Return the spot-sensor and device-to-lot mappings of active lots and devices."""
+    spots = conn.execute(
+        "SELECT s.device_id, s.sensor, s.lot_id FROM spots s "
+        "JOIN devices d ON d.device_id = s.device_id JOIN lots l ON l.lot_id = s.lot_id "
+        "WHERE d.active AND l.active"
+    ).fetchall()
+    devices = conn.execute(
+        "SELECT d.device_id, d.lot_id FROM devices d JOIN lots l ON l.lot_id = d.lot_id "
+        "WHERE d.active AND l.active"
+    ).fetchall()
+    return SensorMap(
+        spots={(device, sensor): lot for device, sensor, lot in spots},
+        devices={device: lot for device, lot in devices},
+    )
+
+
+# Every parking source: mapped spots, devices' own readings, and whatever the rollups have
+# seen (gateways reporting sensors the registry does not map yet).
+_SOURCES = """
+SELECT device_id, 'occupied' AS kind, sensor AS sub_id FROM spots
+UNION
+SELECT device_id, k.kind, '' FROM devices
+CROSS JOIN (VALUES ('occupied'), ('occupied_spaces')) k (kind) WHERE lot_id IS NOT NULL
+"""
+_SERIES = " UNION SELECT device_id, kind, sub_id FROM occupancy_series"
+_LATEST = """
+SELECT src.device_id, src.sub_id, src.kind, r.value, r.observed_at, r.received_at
+FROM ({sources}) src
+CROSS JOIN LATERAL (
+    SELECT value, observed_at, received_at FROM readings
+    WHERE device_id = src.device_id AND kind = src.kind AND sub_id = src.sub_id
+    ORDER BY observed_at DESC LIMIT 1
+) r
+"""
+
+
+def latest_parking_observations(conn: psycopg.Connection) -> list[Observation]:
+    """Return the latest reading of every spot sensor and every lot counter (index probes)."""
+    sources = _SOURCES + (_SERIES if relation_exists(conn, "occupancy_series") else "")
+    query = sql.SQL(_LATEST).format(sources=sql.SQL(sources))
+    return [Observation(*row) for row in conn.execute(query).fetchall()]
+
+
+def parking_observations_since(
+    conn: psycopg.Connection, received_after: datetime | None, window_s: float
+) -> list[Observation]:
+    """Return parking readings received after a time and observed within the recent window.
+
+    The observed-time window lets the time index prune; readings observed earlier and
+    delivered late are picked up by the periodic full read instead.
+    """
+    rows = conn.execute(
+        "SELECT device_id, sub_id, kind, value, observed_at, received_at FROM readings "
+        "WHERE kind = ANY(%s) AND observed_at > now() - make_interval(secs => %s) "
+        "AND (%s::timestamptz IS NULL OR received_at > %s) ORDER BY received_at",
+        (list(PARKING_KINDS), window_s, received_after, received_after),
+    ).fetchall()
+    return [Observation(*row) for row in rows]
+
+
+def occupancy_at(conn: psycopg.Connection, moment: datetime) -> dict[str, float]:
+    """Return each lot's mean occupied spaces in the 5-minute bucket holding `moment`.
+
+    Empty when the rollups are not installed yet.
+    """
+    if not relation_exists(conn, "occupancy_5m"):
+        return {}
+    rows = conn.execute(
+        "SELECT lot_id, occupied FROM occupancy_5m "
+        "WHERE bucket <= %s AND bucket > %s - interval '5 minutes'",
+        (moment, moment),
+    ).fetchall()
+    return {lot: float(occupied) for lot, occupied in rows if occupied is not None}
+
+
+def lot_history(
+    conn: psycopg.Connection, lot_id: str, start: datetime, end: datetime, resolution: str
+) -> list[OccupancyPoint] | None:
+    """Return a lot's rollup buckets in [start, end), or None when rollups are not installed.
+
+    Raises:
+        KeyError: the resolution is not one of RESOLUTIONS.
+    """
+    table = RESOLUTIONS[resolution]
+    if not relation_exists(conn, table):
+        return None
+    rows = conn.execute(
+        sql.SQL(
+            "SELECT bucket, occupied, capacity, occupancy, samples FROM {} "
+            "WHERE lot_id = %s AND bucket >= %s AND bucket < %s ORDER BY bucket"
+        ).format(sql.Identifier(table)),
+        (lot_id, start, end),
+    ).fetchall()
+    return [OccupancyPoint(*row) for row in rows]
+
+
+def latest_flows(conn: psycopg.Connection) -> dict[str, FlowRow] | None:
+    """Return the latest complete flow bucket of each segment, or None without rollups."""
+    if not relation_exists(conn, "segment_now"):
+        return None
+    rows = conn.execute(
+        "SELECT segment_id, bucket, vehicle_count, mean_speed, detector_occupancy FROM segment_now"
+    ).fetchall()
+    return {row[0]: FlowRow(*row) for row in rows}
+
+
+@dataclass(frozen=True, slots=True)
+class ForecastPoint:
+    """One forecast step of a lot (occupied spaces) or segment (vehicles per step)."""
+
+    series_id: str
+    at: datetime
+    step_seconds: int
+    yhat: float
+    issued_at: datetime
+
+
+def near_forecasts(
+    conn: psycopg.Connection, stream: str, start: datetime, end: datetime
+) -> list[ForecastPoint] | None:
+    """Return each series' points in [start, end) from its latest recent run.
+
+    Args:
+        stream: 'occupancy' (lots) or 'flow' (segments), as the analytics job writes them.
+
+    Returns:
+        The points, or None when the forecast tables are not installed.
+    """
+    if not relation_exists(conn, "forecast_runs"):
+        return None
+    rows = conn.execute(
+        "SELECT f.series_id, f.at, r.step_seconds, f.yhat, r.issued_at FROM forecasts f "
+        "JOIN forecast_runs r USING (run_id) "
+        "JOIN (SELECT DISTINCT ON (f2.series_id) f2.series_id, f2.run_id FROM forecasts f2 "
+        "      JOIN forecast_runs r2 USING (run_id) "
+        "      WHERE r2.stream = %(stream)s AND f2.at >= %(start)s AND f2.at < %(end)s "
+        "      ORDER BY f2.series_id, r2.data_end DESC, r2.issued_at DESC) latest "
+        "USING (series_id, run_id) "
+        "WHERE f.at >= %(start)s AND f.at < %(end)s ORDER BY f.series_id, f.at",
+        {"stream": stream, "start": start, "end": end},
+    ).fetchall()
+    return [ForecastPoint(*row) for row in rows]

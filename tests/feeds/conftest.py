@@ -1,0 +1,146 @@
+"""Fixtures for the feeds: a small city in a fresh database and a real uvicorn server."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import psycopg
+import pytest
+import uvicorn
+
+from feeds.app import create_app
+from store.registry import store_registry
+from store.writes import write_readings
+from streetsense.config import Settings, with_overrides
+from streetsense.readings import Reading
+from streetsense.registry import Registry, parse_registry
+from tests.support.services import free_port
+
+CITY = {
+    "site": [{"id": "centre", "name": "Centre"}],
+    "lot": [
+        {"id": "harbour", "site": "centre", "name": "Harbour Garage", "kind": "off_street",
+         "capacity": 400, "lat": 56.1530, "lon": 10.2120, "area": "harbour"},
+        {"id": "market", "site": "centre", "name": "Market Street", "kind": "on_street",
+         "capacity": 3, "lat": 56.1572, "lon": 10.2107, "area": "old-town"},
+        {"id": "station", "site": "centre", "name": "Station Car Park", "kind": "off_street",
+         "capacity": 120, "lat": 56.1500, "lon": 10.2040, "area": "station"},
+    ],
+    "device": [
+        {"id": "harbour-counter", "site": "centre", "kind": "counter", "lot": "harbour"},
+        {"id": "market-gw", "site": "centre", "kind": "parking", "lot": "market"},
+        {"id": "ring-counter", "site": "centre", "kind": "traffic", "segment": "ring-eb"},
+    ],
+    "spot": [
+        {"id": "market-1", "lot": "market", "device": "market-gw", "sensor": "s1"},
+        {"id": "market-2", "lot": "market", "device": "market-gw", "sensor": "s2"},
+        {"id": "market-3", "lot": "market", "device": "market-gw", "sensor": "s3"},
+    ],
+    "segment": [
+        {"id": "ring-eb", "site": "centre", "name": "Ring road eastbound", "direction": "east",
+         "coordinates": [[10.190, 56.165], [10.205, 56.166]], "speed_limit_kmh": 50},
+        {"id": "quay-wb", "site": "centre", "name": "Quay westbound", "direction": "west",
+         "coordinates": [[10.215, 56.150], [10.210, 56.151]], "speed_limit_kmh": 30},
+    ],
+}  # fmt: skip
+
+
+def city_registry() -> Registry:
+    """Return the test city."""
+    return parse_registry(CITY)
+
+
+def write(conn: psycopg.Connection, readings: list[Reading]) -> None:
+    """Commit readings the way ingest does (public writer, received now)."""
+    received = datetime.now(UTC)
+    with conn.transaction():
+        write_readings(conn, readings, [received] * len(readings))
+
+
+def spot(device: str, sensor: str, occupied: bool, at: datetime) -> Reading:
+    """Return a spot sensor's occupied event."""
+    return Reading(device, "occupied", at, 1.0 if occupied else 0.0, sub_id=sensor)
+
+
+def counter(device: str, occupied: float, at: datetime) -> Reading:
+    """Return a counter's occupied spaces."""
+    return Reading(device, "occupied_spaces", at, occupied)
+
+
+@pytest.fixture
+def city(db: psycopg.Connection) -> psycopg.Connection:
+    """Load the test city and its current parking state: harbour 100/400, market 2/3."""
+    store_registry(db, city_registry(), "tests")
+    now = datetime.now(UTC)
+    write(db, [
+        counter("harbour-counter", 100, now - timedelta(seconds=30)),
+        spot("market-gw", "s1", True, now - timedelta(seconds=40)),
+        spot("market-gw", "s2", True, now - timedelta(seconds=35)),
+        spot("market-gw", "s3", False, now - timedelta(seconds=20)),
+    ])  # fmt: skip
+    return db
+
+
+@dataclass
+class Server:
+    """A feeds server on loopback and its settings."""
+
+    url: str
+    settings: Settings
+    server: uvicorn.Server
+
+    def client(self, **kwargs: object) -> httpx.Client:
+        """Return an HTTP client for this server."""
+        return httpx.Client(base_url=self.url, timeout=10.0, **kwargs)  # type: ignore[arg-type]
+
+
+def feeds_settings(settings: Settings, **feeds: object) -> Settings:
+    """Return test settings for the feeds (no rate limit pressure, no MQTT unless asked)."""
+    values: dict[str, object] = {"rate_per_minute": 1_000_000, "republish_mqtt": False}
+    values.update(feeds)
+    return with_overrides(settings, feeds=values)
+
+
+@pytest.fixture
+def start_server() -> Iterator[Callable[[Settings], Server]]:
+    """Return a function that starts a feeds server for some settings; all stop at the end."""
+    started: list[tuple[uvicorn.Server, threading.Thread]] = []
+
+    def start(settings: Settings) -> Server:
+        port = free_port()
+        config = uvicorn.Config(
+            create_app(settings), host="127.0.0.1", port=port, log_config=None,
+            timeout_graceful_shutdown=1,
+        )  # fmt: skip
+        server = uvicorn.Server(config)
+        thread = threading.Thread(target=server.run, name=f"feeds-{port}", daemon=True)
+        thread.start()
+        started.append((server, thread))
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(url + "/health", timeout=1).status_code == 200:
+                    return Server(url, settings, server)
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        raise TimeoutError(f"feeds server on {url} not healthy after 20 s")
+
+    yield start
+    for server, thread in started:
+        server.should_exit = True
+        thread.join(10)
+
+
+@pytest.fixture
+def feeds(
+    city: psycopg.Connection, settings: Settings, start_server: Callable[..., Server]
+) -> Server:
+    """Return a running feeds server over the test city."""
+    return start_server(feeds_settings(settings))
