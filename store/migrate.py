@@ -18,6 +18,7 @@ import psycopg
 
 from store import migrations
 from store.db import Capabilities, detect_capabilities
+from store.roles import apply_grants
 from streetsense.config import DatabaseSettings
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,8 @@ def migrate(conn: psycopg.Connection, settings: DatabaseSettings) -> list[Migrat
             )
             _apply(conn, migration, caps, settings)
             applied.append(migration)
+        if applied:
+            apply_grants(conn)
         return applied
     finally:
         conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))

@@ -1,0 +1,109 @@
+"""Database roles per service: ingest writes raw data only, analytics writes derived data only,
+the dashboard reads, the open feeds read aggregates only.
+
+Roles are NOLOGIN groups; a deployment creates one login user per service and grants it the
+group (docs/deploy.md). Grants are recomputed after every migration, so a table added later
+gets the right privileges without anyone remembering to grant them.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Final
+
+import psycopg
+from psycopg import sql
+
+log = logging.getLogger(__name__)
+
+INGEST: Final = "streetsense_ingest"
+ANALYTICS: Final = "streetsense_analytics"
+DASHBOARD: Final = "streetsense_dashboard"
+FEEDS: Final = "streetsense_feeds"
+ROLES: Final = (INGEST, ANALYTICS, DASHBOARD, FEEDS)
+
+REGISTRY_TABLES: Final = frozenset(
+    {"sites", "lots", "segments", "devices", "spots", "registry_versions", "schema_migrations"}
+)
+# What ingest may write, and how.
+INGEST_WRITES: Final = {
+    "readings": "INSERT",
+    "rejected_messages": "INSERT",
+    "quarantine": "INSERT",
+    "devices": "INSERT",  # auto-registration, when enabled
+    "device_sequences": "INSERT, UPDATE",
+    "device_state": "INSERT, UPDATE",
+}
+# Relations that name devices or spots, or hold raw readings: the open feeds never read them.
+PRIVATE: Final = frozenset(
+    {"readings", "devices", "spots", "rejected_messages", "quarantine", "device_sequences",
+     "device_state", "occupancy_series", "registry_versions", "schema_migrations"}
+)  # fmt: skip
+
+
+def create_roles(conn: psycopg.Connection) -> None:
+    """Create the group roles when missing (roles are cluster-wide; needs CREATEROLE)."""
+    can = conn.execute(
+        "SELECT rolsuper OR rolcreaterole FROM pg_roles WHERE rolname = current_user"
+    ).fetchone()
+    if not can or not can[0]:
+        log.warning(
+            "cannot create streetsense roles: user lacks CREATEROLE; ask an administrator to "
+            "run `CREATE ROLE <name> NOLOGIN` for %s, then `streetsense db migrate` again",
+            ", ".join(ROLES),
+        )
+        return
+    for role in ROLES:
+        exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
+        if not exists:
+            conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(role)))
+
+
+def apply_grants(conn: psycopg.Connection) -> None:
+    """Grant each existing role exactly its privileges on every relation of the schema."""
+    present = {
+        row[0]
+        for row in conn.execute(
+            "SELECT rolname FROM pg_roles WHERE rolname = ANY(%s)", (list(ROLES),)
+        )
+    }
+    if not present:
+        return
+    relations = [
+        row[0]
+        for row in conn.execute(
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'v', 'm', 'p') "
+            "AND c.relname NOT LIKE '\\_%%'"
+        )
+    ]
+    database = conn.execute("SELECT current_database()").fetchone()
+    for role in sorted(present):
+        _grant_role(conn, role, relations, str(database[0]) if database else "")
+
+
+def _grant_role(conn: psycopg.Connection, role: str, relations: list[str], database: str) -> None:
+    who = sql.Identifier(role)
+    conn.execute(sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}").format(
+        sql.Identifier(database), who))  # fmt: skip
+    conn.execute(sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(who))
+    for relation in relations:
+        table = sql.Identifier(relation)
+        conn.execute(sql.SQL("REVOKE ALL ON {} FROM {}").format(table, who))
+        privileges = _privileges(role, relation)
+        if privileges:
+            conn.execute(sql.SQL("GRANT {} ON {} TO {}").format(sql.SQL(privileges), table, who))
+    if role in (INGEST, ANALYTICS):
+        conn.execute(sql.SQL("GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {}").format(who))
+
+
+def _privileges(role: str, relation: str) -> str:
+    if role == FEEDS:
+        return "" if relation in PRIVATE else "SELECT"
+    if role == DASHBOARD:
+        return "SELECT"
+    if role == INGEST:
+        writes = INGEST_WRITES.get(relation)
+        return f"SELECT, {writes}" if writes else "SELECT"
+    derived = relation not in REGISTRY_TABLES and relation not in INGEST_WRITES
+    return "SELECT, INSERT, UPDATE, DELETE, TRUNCATE" if derived else "SELECT"
