@@ -27,6 +27,8 @@ class DeviceActivity:
     seqs: list[int] = field(default_factory=list)
     floor: int | None = None
     rejected: int = 0
+    # received minus observed time of the device's newest reading in a message, worst in batch
+    lateness: float = float("-inf")
 
     def saw(self, received: float) -> None:
         """Note a data message: the device is online as of its receipt."""
@@ -62,7 +64,6 @@ class Batch:
     devices: dict[str, DeviceActivity] = field(default_factory=dict)
     reasons: Counter[str] = field(default_factory=Counter)
     ignored: Counter[str] = field(default_factory=Counter)
-    lateness: list[float] = field(default_factory=list)
 
     def activity(self, topic: DeviceTopic, received: float) -> DeviceActivity:
         """Return the device's activity in this batch, created on first use."""

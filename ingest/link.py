@@ -6,6 +6,7 @@ import json
 import logging
 import random
 import socket
+import struct
 import threading
 import time
 from collections.abc import Iterable
@@ -27,6 +28,8 @@ from streetsense.topics import Channel, Topics
 log = logging.getLogger(__name__)
 SESSION_EXPIRY_S: Final = 14 * 86_400  # as long as the broker keeps the session
 _RECV_CHUNK: Final = 256 * 1024
+_PUBACK_COMMAND: Final = 0x40
+_PUBACK: Final = struct.Struct("!BBH")  # command, remaining length 2, packet id
 
 
 class BufferedClient(mqtt.Client):
@@ -61,6 +64,12 @@ class BufferedClient(mqtt.Client):
                 break
             rc = super().loop_read(max_packets)
         return rc
+
+    def ack_many(self, mids: list[int]) -> None:
+        """Queue PUBACKs for QoS 1 messages as one write (paho's ack() writes one per call)."""
+        if mids:
+            packet = b"".join(_PUBACK.pack(_PUBACK_COMMAND, 2, mid) for mid in mids)
+            self._packet_queue(_PUBACK_COMMAND, packet, 0, 1)
 
     def reconnect(self) -> MQTTErrorCode:
         """Drop what the old socket left in the buffer, then reconnect."""
@@ -191,12 +200,9 @@ class BrokerLink:
     def ack(self, messages: Iterable[Message]) -> int:
         """Acknowledge committed messages delivered on the current connection; return how many."""
         current = self.generation
-        count = 0
-        for message in messages:
-            if message.qos and message.generation == current:
-                self.client.ack(message.mid, message.qos)
-                count += 1
-        return count
+        mids = [m.mid for m in messages if m.qos == 1 and m.generation == current]
+        self.client.ack_many(mids)
+        return len(mids)
 
     def publish_acks(self, acks: dict[str, tuple[str, int]]) -> None:
         """Publish each device's highest seq handled without a gap (retained, QoS 1)."""

@@ -51,7 +51,7 @@ class IngestMetrics:
         self.commit_seconds = Histogram(f"{_NS}_commit_seconds", "batch commit latency", registry=r)
         self.lateness = Histogram(
             f"{_NS}_lateness_seconds",
-            "received minus observed time of each message's newest reading",
+            "received minus observed time of the newest reading, worst per device and batch",
             buckets=_LATENESS_BUCKETS,
             registry=r,
         )

@@ -181,8 +181,9 @@ class IngestService:
             metrics.rejected.labels(reason).inc(count)
         for why, count in batch.ignored.items():
             metrics.ignored.labels(why).inc(count)
-        for seconds in batch.lateness:
-            metrics.lateness.observe(seconds)
+        for activity in batch.devices.values():
+            if activity.lateness > float("-inf"):
+                metrics.lateness.observe(activity.lateness)
         self.totals.messages += len(batch.messages)
         self.totals.written += result.written
         self.totals.rejected += sum(batch.reasons.values())
