@@ -1,5 +1,5 @@
 """Database roles per service: ingest writes raw data only, analytics writes derived data only,
-the dashboard reads, the open feeds read aggregates only.
+the dashboard reads, the open feeds read only what their live engine needs.
 
 Roles are NOLOGIN groups; a deployment creates one login user per service and grants it the
 group (docs/deploy.md). Grants are recomputed after every migration, so a table added later
@@ -34,10 +34,13 @@ INGEST_WRITES: Final = {
     "device_sequences": "INSERT, UPDATE",
     "device_state": "INSERT, UPDATE",
 }
-# Relations that name devices or spots, or hold raw readings: the open feeds never read them.
+# Relations the open feeds never need: raw payloads of refused messages, device health and
+# delivery state. (The feeds' live engine does read parking readings and the spot mapping, to
+# publish a lot's change within 2 s of its commit; only lot aggregates leave the feeds, which
+# tests/feeds check on every response.)
 PRIVATE: Final = frozenset(
-    {"readings", "devices", "spots", "rejected_messages", "quarantine", "device_sequences",
-     "device_state", "occupancy_series", "registry_versions", "schema_migrations"}
+    {"rejected_messages", "quarantine", "device_sequences", "device_state", "registry_versions",
+     "schema_migrations"}
 )  # fmt: skip
 
 

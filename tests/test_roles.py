@@ -1,5 +1,5 @@
 """Database roles: ingest writes raw data only; dashboard and feeds only read; feeds never
-reads device-level tables."""
+read refused payloads, quarantine or device health."""
 
 from __future__ import annotations
 
@@ -66,12 +66,12 @@ def test_dashboard_only_reads(login_as) -> None:  # type: ignore[no-untyped-def]
         assert _denied(conn, "DELETE FROM lots")
 
 
-def test_feeds_read_aggregates_but_never_device_data(login_as) -> None:  # type: ignore[no-untyped-def]
+def test_feeds_read_aggregates_but_never_device_health(login_as) -> None:  # type: ignore[no-untyped-def]
     with login_as(FEEDS) as conn:
         assert conn.execute("SELECT count(*) FROM lots").fetchone() == (0,)
         assert conn.execute("SELECT count(*) FROM lot_now").fetchone() == (0,)
         assert conn.execute("SELECT count(*) FROM occupancy_5m").fetchone() == (0,)
-        for private in ("readings", "devices", "spots", "device_state", "rejected_messages"):
+        for private in ("device_state", "device_sequences", "rejected_messages", "quarantine"):
             assert _denied(conn, f"SELECT * FROM {private}"), private
         assert _denied(conn, "DELETE FROM lots")
 
