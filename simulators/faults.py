@@ -109,8 +109,10 @@ def gateway_offline(
     The broker publishes its Last Will (online false) when the link drops; the device
     announces itself online again when it returns, then sends its backlog.
     """
-    held = [m for m in messages if m.device_id == device and window.holds(m.send_at)]
-    kept = [m for m in messages if not (m.device_id == device and window.holds(m.send_at))]
+    # What falls due at the very moment of reconnection joins the backlog, behind older data.
+    offline = Window(window.start, window.end + 1e-6)
+    held = [m for m in messages if m.device_id == device and offline.holds(m.send_at)]
+    kept = [m for m in messages if not (m.device_id == device and offline.holds(m.send_at))]
     drained = [
         replace(m, send_at=window.end + (index + 1) * drain_s) for index, m in enumerate(held)
     ]
