@@ -8,8 +8,9 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from simulators.city import CitySpec, generate_city
-from simulators.demand import Calendar
+from simulators.city import Character, CitySpec, generate_city
+from simulators.curves import hourly_curves
+from simulators.demand import Calendar, Event
 from simulators.parking import SpotChains, rates
 from simulators.world import CitySimulation, lot_targets
 from streetsense.registry import LotKind
@@ -80,3 +81,20 @@ def test_chunked_run_equals_one_run_in_shape() -> None:
     )
     assert traffic == again
     assert len(parts) > 0.9 * len(whole)
+
+
+def test_readings_show_commute_peaks_a_full_venue_and_slower_peak_traffic() -> None:
+    city = generate_city(CitySpec(seed=1, lots=12, segments=8))
+    friday = MONDAY + 4 * 86_400
+    match = Calendar(seed=1, events=(Event(datetime(2026, 11, 7, 15, tzinfo=UTC), 2.0),))
+    readings = CitySimulation(city, match, friday).advance(friday + 2 * 86_400)
+    curves = hourly_curves(city, readings, friday, 48)
+    assert curves.inbound_vph[8] > 2 * curves.inbound_vph[24 + 8]
+    assert curves.inbound_vph[8] > 10 * curves.inbound_vph[3]
+    assert curves.outbound_vph[17] > curves.outbound_vph[13]
+    assert curves.speed_kmh[8] < 0.9 * curves.speed_kmh[3]
+    venue = curves.occupancy[Character.VENUE]
+    assert venue[24 + 16] > 0.85
+    assert venue[24 + 10] < 0.3
+    office = curves.occupancy[Character.OFFICE]
+    assert office[11] > 0.5 and office[24 + 11] < 0.25
