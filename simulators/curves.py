@@ -46,8 +46,8 @@ def _hour(reading: Reading, start: float) -> int:
 def _lot_shares(
     city: City, readings: Sequence[Reading], start: float, hours: int
 ) -> dict[str, Array]:
-    sums = defaultdict(lambda: np.zeros(hours))
-    counts = defaultdict(lambda: np.zeros(hours))
+    sums: defaultdict[str, Array] = defaultdict(lambda: np.zeros(hours))
+    counts: defaultdict[str, Array] = defaultdict(lambda: np.zeros(hours))
     garages = {lot.device_id: lot for lot in city.lots if lot.kind is LotKind.OFF_STREET}
     for reading in readings:
         lot = garages.get(reading.device_id)
