@@ -146,13 +146,13 @@ def _timescale(conn: psycopg.Connection, settings: DatabaseSettings) -> None:
     )
     if settings.compress_after_days > 0:
         conn.execute(
-            sql.SQL("SELECT add_compression_policy('readings', {})").format(
+            sql.SQL("SELECT add_compression_policy('readings', {}::interval)").format(
                 sql.Literal(f"{settings.compress_after_days} days")
             )
         )
     if settings.retention_days > 0:
         conn.execute(
-            sql.SQL("SELECT add_retention_policy('readings', {})").format(
+            sql.SQL("SELECT add_retention_policy('readings', {}::interval)").format(
                 sql.Literal(f"{settings.retention_days} days")
             )
         )
