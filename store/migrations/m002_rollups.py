@@ -108,8 +108,8 @@ CREATE MATERIALIZED VIEW IF NOT EXISTS {view}
 WITH (timescaledb.continuous, timescaledb.materialized_only = false) AS
 SELECT time_bucket({width}, bucket) AS bucket, device_id, sub_id,
        sum(vehicle_count) AS vehicle_count,
-       sum(speed * vehicle_count) AS speed_sum,
-       sum(vehicle_count) FILTER (WHERE speed IS NOT NULL) AS speed_weight,
+       {speed_sum} AS speed_sum,
+       {speed_weight} AS speed_weight,
        sum(detector_sum) AS detector_sum,
        sum(detector_samples) AS detector_samples,
        sum(samples) AS samples
@@ -158,6 +158,11 @@ ORDER BY segment_id, bucket DESC
 """
 
 TIERS = (("5m", "5 minutes"), ("1h", "1 hour"), ("1d", "1 day"))
+# How a coarse lane tier sums speeds: from the 5 min tier's mean speed, or the 1 h tier's sums.
+SPEED_SUMS = {
+    "5m": ("sum(speed * vehicle_count)", "sum(vehicle_count) FILTER (WHERE speed IS NOT NULL)"),
+    "1h": ("sum(speed_sum)", "sum(speed_weight)"),
+}
 
 
 def upgrade(conn: psycopg.Connection, caps: Capabilities, settings: DatabaseSettings) -> None:
@@ -185,8 +190,15 @@ def _timescale_flow(conn: psycopg.Connection, settings: DatabaseSettings) -> Non
     for (tier, width), (source_tier, _) in zip(TIERS[1:], TIERS[:-1], strict=True):
         view = sql.Identifier(f"flow_lanes_{tier}")
         source = sql.Identifier(f"flow_lanes_{source_tier}")
+        speed_sum, speed_weight = SPEED_SUMS[source_tier]
         conn.execute(
-            sql.SQL(LANES_COARSE).format(view=view, width=sql.Literal(width), source=source)
+            sql.SQL(LANES_COARSE).format(
+                view=view,
+                width=sql.Literal(width),
+                source=source,
+                speed_sum=sql.SQL(speed_sum),
+                speed_weight=sql.SQL(speed_weight),
+            )
         )
         conn.execute(
             sql.SQL(SEGMENT_VIEW_COARSE).format(view=sql.Identifier(f"flow_{tier}"), source=view)

@@ -1,0 +1,1 @@
+"""TimescaleDB tests on PGlite (WebAssembly PostgreSQL with TimescaleDB) over the wire."""

@@ -1,0 +1,109 @@
+"""A TimescaleDB for tests: PGlite (WebAssembly PostgreSQL 17 + TimescaleDB 2.23) over TCP.
+
+The extension is not installable on the CI machines, so the `timescale`-marked tests run the
+migrations and rollup queries against this instead. Its limits: one connection at a time, no
+COPY, no pipeline mode, slow. `npm install` runs here on first use (node_modules is ignored).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+import store.migrate
+from streetsense.config import DatabaseSettings
+from tests.support.services import free_port
+
+HERE = Path(__file__).parent
+START_TIMEOUT_S = 60.0
+INSTALL_TIMEOUT_S = 300.0
+
+
+def _install() -> None:
+    """Install the pinned npm packages next to server.mjs unless they are there already."""
+    if (HERE / "node_modules" / "@unni-craftsman" / "pglite").is_dir():
+        return
+    command = ["npm", "ci"] if (HERE / "package-lock.json").is_file() else ["npm", "install"]
+    done = subprocess.run(
+        [*command, "--no-audit", "--no-fund"],
+        cwd=HERE,
+        capture_output=True,
+        text=True,
+        timeout=INSTALL_TIMEOUT_S,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.fail(f"npm could not install tests/timescale/package.json: {done.stderr[-2000:]}")
+
+
+def _wait_listening(server: subprocess.Popen[str]) -> None:
+    """Block until the server prints its ready line; fail with its output if it dies."""
+    assert server.stdout is not None
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        line = server.stdout.readline()
+        if line.startswith("listening"):
+            return
+        if not line and server.poll() is not None:
+            errors = server.stderr.read() if server.stderr else ""
+            pytest.fail(f"the PGlite server exited ({server.returncode}): {errors[-2000:]}")
+    server.kill()
+    pytest.fail(f"the PGlite server did not start within {START_TIMEOUT_S:.0f} s")
+
+
+@pytest.fixture(scope="session")
+def timescale_server() -> Iterator[str]:
+    """Start one PGlite+TimescaleDB server for the session; yield its URL."""
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        pytest.skip("node and npm are needed to run TimescaleDB (PGlite) tests; install Node.js")
+    _install()
+    port = free_port()
+    server = subprocess.Popen(
+        ["node", str(HERE / "server.mjs"), str(port)],
+        cwd=HERE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _wait_listening(server)
+        # PGlite ignores the password but libpq asks for one; it does not speak SSL.
+        yield f"postgresql://postgres:postgres@127.0.0.1:{port}/postgres?sslmode=disable"
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        for pipe in (server.stdout, server.stderr):
+            if pipe is not None:
+                pipe.close()
+
+
+@pytest.fixture(scope="session")
+def timescale_url(timescale_server: str) -> str:
+    """Return the URL of the TimescaleDB server with every migration applied."""
+    # PGlite fails `GRANT ... ON DATABASE` ("tuple concurrently deleted" in its single-user
+    # catalog), so role grants are left to the tests on the real PostgreSQL.
+    with pytest.MonkeyPatch.context() as patch, psycopg.connect(timescale_server) as conn:
+        patch.setattr(store.migrate, "apply_grants", lambda conn: None)
+        store.migrate.migrate(conn, DatabaseSettings(timescale="on", retention_days=400))
+    return timescale_server
+
+
+@pytest.fixture
+def tsdb(timescale_url: str) -> Iterator[psycopg.Connection]:
+    """Return a connection to the migrated TimescaleDB, emptied of data before the test."""
+    with psycopg.connect(timescale_url, autocommit=True) as conn:
+        conn.execute(
+            "TRUNCATE readings, occupancy_5m, occupancy_1h, occupancy_1d, occupancy_now,"
+            " occupancy_series, rollup_state"
+        )
+        yield conn

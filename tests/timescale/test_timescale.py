@@ -1,0 +1,126 @@
+"""TimescaleDB: the schema uses its features, and rollups give the plain PostgreSQL numbers."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from datetime import datetime
+
+import psycopg
+import pytest
+
+from store.registry import store_registry
+from store.rollups import refresh
+from store.rollups_writes import insert_readings
+from streetsense.config import Settings, with_overrides
+from streetsense.readings import Reading
+from tests.store.support import at, city, load_city, spot, write
+
+pytestmark = pytest.mark.timescale
+
+ROLLUPS = ("occupancy_5m", "occupancy_1h", "occupancy_1d", "flow_5m", "flow_1h", "flow_1d")
+COLUMNS = {
+    "occupancy": "lot_id, bucket, occupied, capacity, occupancy, samples",
+    "flow": "segment_id, bucket, vehicle_count, mean_speed, detector_occupancy, samples",
+}
+
+
+def scalars(conn: psycopg.Connection, query: str) -> list[object]:
+    """Return the first column of a query's rows."""
+    return [row[0] for row in conn.execute(query)]
+
+
+def test_schema_uses_timescale_features(tsdb: psycopg.Connection) -> None:
+    hypertables = scalars(tsdb, "SELECT hypertable_name FROM timescaledb_information.hypertables")
+    assert "readings" in hypertables
+    caggs = scalars(tsdb, "SELECT view_name FROM timescaledb_information.continuous_aggregates")
+    assert sorted(caggs) == ["flow_lanes_1d", "flow_lanes_1h", "flow_lanes_5m"]
+    jobs = set(
+        tsdb.execute(
+            "SELECT proc_name, hypertable_name FROM timescaledb_information.jobs"
+            " WHERE hypertable_name IS NOT NULL"
+        ).fetchall()
+    )
+    assert ("policy_compression", "readings") in jobs
+    assert ("policy_retention", "readings") in jobs
+    for view in caggs:
+        assert ("policy_refresh_continuous_aggregate", view) in jobs
+        assert ("policy_compression", view) in jobs
+    # the contract's relations exist under the same names as on plain PostgreSQL
+    for relation in (*ROLLUPS, "lot_now", "segment_now"):
+        tsdb.execute(f"SELECT * FROM {relation} LIMIT 0")
+
+
+def city_readings() -> list[Reading]:
+    """Return a morning of a small city: spot events, a counter, two lanes and a radar."""
+    readings = [spot(f"s{(i % 4) + 1}", i * 3.7, i % 3 != 0) for i in range(40)]
+    readings += [Reading("counter", "occupied_spaces", at(m), 50.0 + m) for m in range(0, 150, 7)]
+    for minute in range(0, 150, 1):
+        for lane, base in (("l1", 10.0), ("l2", 25.0)):
+            count = base + (minute * 7) % 11
+            readings += [
+                Reading("loop", "vehicle_count", at(minute), count, lane),
+                Reading("loop", "mean_speed", at(minute), 30.0 + (minute * 13) % 40, lane),
+                Reading("loop", "detector_occupancy", at(minute), (minute * 3) % 50, lane),
+            ]
+    readings += [Reading("radar", "mean_speed", at(m + 0.5), 44.0) for m in range(0, 150, 5)]
+    return readings
+
+
+def rollup_rows(conn: psycopg.Connection) -> dict[str, list[tuple[object, ...]]]:
+    """Return every rollup's contract columns, sorted."""
+    found = {}
+    for table in ROLLUPS:
+        columns = COLUMNS[table.split("_")[0]]
+        found[table] = conn.execute(f"SELECT {columns} FROM {table} ORDER BY 1, 2").fetchall()
+    found["lot_now"] = conn.execute("SELECT * FROM lot_now ORDER BY 1").fetchall()
+    conn.commit()
+    return found
+
+
+def assert_same(left: Sequence[tuple[object, ...]], right: Sequence[tuple[object, ...]]) -> None:
+    """Assert two row lists are equal, floats to 1e-9 relative."""
+    assert len(left) == len(right)
+    for a, b in zip(left, right, strict=True):
+        for x, y in zip(a, b, strict=True):
+            if isinstance(x, float) and isinstance(y, float):
+                assert math.isclose(x, y, rel_tol=1e-9), (a, b)
+            else:
+                assert x == y, (a, b)
+
+
+def timescale_settings(settings: Settings, url: str) -> Settings:
+    """Return the test settings pointed at the TimescaleDB server."""
+    return with_overrides(settings, database={"url": url, "timescale": "on"})
+
+
+def write_both(
+    db: psycopg.Connection, tsdb: psycopg.Connection, readings: list[Reading], received: datetime
+) -> None:
+    """Write the same readings to plain PostgreSQL (COPY) and TimescaleDB (INSERT)."""
+    write(db, readings, received_at=received)
+    insert_readings(tsdb, readings, [received] * len(readings))
+
+
+def test_rollups_match_plain_postgresql(
+    db: psycopg.Connection, tsdb: psycopg.Connection, settings: Settings, timescale_url: str
+) -> None:
+    load_city(db)
+    with tsdb.transaction():
+        store_registry(tsdb, city(), "tests")
+    readings = city_readings()
+    late = readings[::5]
+    on_time = [r for i, r in enumerate(readings) if i % 5]
+    write_both(db, tsdb, on_time, at(151))
+    refresh(db, settings, until=at(150))
+    refresh(tsdb, timescale_settings(settings, timescale_url), until=at(150))
+    first = rollup_rows(db)
+    assert first["flow_5m"] and first["occupancy_5m"]
+    # late readings and duplicates reach both backends' rollups alike
+    write_both(db, tsdb, late + on_time[:50], at(200))
+    refresh(db, settings, until=at(150))
+    refresh(tsdb, timescale_settings(settings, timescale_url), until=at(150))
+    plain, timescale = rollup_rows(db), rollup_rows(tsdb)
+    assert plain["flow_1h"] != first["flow_1h"]
+    for relation in (*ROLLUPS, "lot_now"):
+        assert_same(plain[relation], timescale[relation])
