@@ -213,6 +213,7 @@ class Agent:
             "oldest_ms": stats.oldest_ms,
             "oldest_unsent_ms": stats.oldest_unsent_ms,
             "first_seq": stats.first_seq,
+            "seq_floor": self.buffer.seq_floor(),
             "next_seq": stats.next_seq,
             "acked": stats.acked,
             "accepted": self.accepted,

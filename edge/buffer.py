@@ -140,7 +140,10 @@ class Buffer:
                 ) from exc
             log.error("disk full writing the buffer (%s); dropping the oldest readings", exc)
             self._meta = self._load_meta()
-            self._drop_oldest(max(len(readings) * 4 * ROW_OVERHEAD, self._meta["bytes"] // 10))
+            try:
+                self._drop_oldest(max(len(readings) * 4 * ROW_OVERHEAD, self._meta["bytes"] // 10))
+            except sqlite3.OperationalError as again:
+                log.error("cannot even delete to make room: %s", again)
         try:
             return self._put(readings)
         except sqlite3.OperationalError as exc:
@@ -178,12 +181,21 @@ class Buffer:
         return list(range(first, meta["next_seq"]))
 
     def _drop_oldest(self, excess: int) -> None:
+        # Disk full: fold the WAL into the database first (that frees the WAL's space), then
+        # delete the oldest so SQLite reuses their pages.
+        self._checkpoint()
         meta = dict(self._meta)
         with self._transaction():
             self._drop_in(meta, excess)
             self._save_meta(meta)
         self._meta = meta
-        self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self._checkpoint()
+
+    def _checkpoint(self) -> None:
+        try:
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.OperationalError as exc:
+            log.warning("WAL checkpoint failed: %s", exc)
 
     def _drop_in(self, meta: dict[str, int], excess: int) -> None:
         freed = count = 0
@@ -301,10 +313,14 @@ class Buffer:
             self._save_meta(meta)
         self._meta = meta
 
-    def seq_floor(self) -> int | None:
-        """Return the sequence number below which readings were dropped unconfirmed, or None."""
-        high = self._meta["dropped_high"]
-        return high + 1 if high > self._meta["acked"] else None
+    def seq_floor(self) -> int:
+        """Return the lowest sequence number held (next_seq when empty): nothing below remains.
+
+        Sent on every pack: ingest then never waits for readings confirmed or dropped, and a
+        receiver meeting this device for the first time learns where its numbers start.
+        """
+        row = self._conn.execute("SELECT MIN(seq) FROM readings").fetchone()
+        return self._meta["next_seq"] if row[0] is None else int(row[0])
 
     def stats(self) -> BufferStats:
         """Return depth, bytes, drops and the times of the oldest held and unsent readings."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import selectors
 import socket
 import threading
@@ -115,8 +116,6 @@ class FaultProxy:
                 self._pairs.pop(peer, None)
         for one in (sock, peer):
             if one is not None:
-                try:
+                with contextlib.suppress(KeyError, ValueError):
                     self._selector.unregister(one)
-                except (KeyError, ValueError):
-                    pass
                 one.close()

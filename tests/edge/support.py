@@ -19,8 +19,8 @@ from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.properties import Properties
 from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from streetsense.readings import datetime_to_epoch, decode_readings
 from streetsense.topics import Channel, DeviceTopic, Topics
@@ -202,7 +202,7 @@ class AgentProcess:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "edge.cli", "--log-level", "INFO", "run",
                  "--config", str(self.config)],
-                cwd=REPO, stdout=log, stderr=log, preexec_fn=limit_files,
+                cwd=REPO, stdout=log, stderr=log, preexec_fn=limit_files,  # noqa: PLW1509
                 env={**os.environ, "PYTHONPATH": str(REPO)},
             )  # fmt: skip
         wait_for(self.state_path.exists, 15, f"agent state file {self.state_path}")
