@@ -16,6 +16,7 @@ class CityPlan:
     """The generated city and how much history it gets."""
 
     registry_path: Path
+    state_dir: Path
     lots: int
     segments: int
     seed: int
@@ -23,8 +24,16 @@ class CityPlan:
     speed: float
 
 
-def _days(seconds: float) -> str:
+def _seconds(seconds: float) -> str:
     return f"{max(0, round(seconds))}s"
+
+
+def _city_args(city: CityPlan) -> list[str]:
+    """The arguments that make `simulate` regenerate the same city (same seed, same sizes)."""
+    return [
+        "--seed", str(city.seed), "--lots", str(city.lots), "--segments", str(city.segments),
+        "--registry", str(city.registry_path), "--state-dir", str(city.state_dir),
+    ]  # fmt: skip
 
 
 def migrate_step() -> ChildSpec:
@@ -34,11 +43,7 @@ def migrate_step() -> ChildSpec:
 
 def city_step(city: CityPlan) -> ChildSpec:
     """Generate the city's registry file."""
-    argv = streetsense_command(
-        "simulate", "city", "--lots", str(city.lots), "--segments", str(city.segments),
-        "--seed", str(city.seed), "--output", str(city.registry_path),
-    )  # fmt: skip
-    return ChildSpec("city", argv)
+    return ChildSpec("city", streetsense_command("simulate", "city", *_city_args(city)))
 
 
 def registry_step(city: CityPlan) -> ChildSpec:
@@ -47,20 +52,17 @@ def registry_step(city: CityPlan) -> ChildSpec:
 
 
 def backfill_step(city: CityPlan) -> ChildSpec:
-    """Write the history through the normal ingest path, in accelerated time."""
+    """Publish the history through the normal ingest path, in accelerated time, then stop."""
     argv = streetsense_command(
-        "simulate", "run", "--registry", str(city.registry_path),
-        "--seed", str(city.seed), "--backfill", _days(city.history_s), "--backfill-only",
+        "simulate", "run", *_city_args(city), "--backfill", _seconds(city.history_s),
+        "--duration", "0s",
     )  # fmt: skip
     return ChildSpec("backfill", argv)
 
 
 def service_steps(city: CityPlan, feeds_port: int, dashboard_port: int) -> list[ChildSpec]:
     """Return the long-running services, in start order (they stop in reverse)."""
-    live = streetsense_command(
-        "simulate", "run", "--registry", str(city.registry_path),
-        "--seed", str(city.seed), "--speed", str(city.speed),
-    )  # fmt: skip
+    live = streetsense_command("simulate", "run", *_city_args(city))
     return [
         ChildSpec("analytics", streetsense_command("analytics", "run")),
         ChildSpec("feeds", streetsense_command("feeds", "serve", "--port", str(feeds_port))),

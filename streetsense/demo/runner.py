@@ -143,6 +143,7 @@ def _run(
 ) -> int:
     city = plan.CityPlan(
         registry_path=options.data_dir / "city.toml",
+        state_dir=options.data_dir / "devices",
         lots=options.lots,
         segments=options.segments,
         seed=options.seed,

@@ -1,0 +1,358 @@
+"""`streetsense doctor`: check the configured broker and database, and say what to fix."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final, TextIO
+
+if TYPE_CHECKING:
+    import paho.mqtt.client as mqtt
+    import psycopg
+
+    from store.doctor_reads import TimescaleState
+    from streetsense.config import Settings
+
+OK: Final = "ok"
+WARN: Final = "warn"
+FAIL: Final = "FAIL"
+# $SYS topics Mosquitto publishes (retained); other brokers may have none of them.
+SYS_VERSION: Final = "$SYS/broker/version"
+SYS_DROPPED: Final = "$SYS/broker/publish/messages/dropped"
+SYS_CLIENTS: Final = "$SYS/broker/clients/connected"
+SYS_WAIT_S: Final = 3.0
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One finding: what was checked, how it went, and what to do about it."""
+
+    name: str
+    status: str
+    detail: str
+    fix: str = ""
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the `doctor` command."""
+    parser = subparsers.add_parser(
+        "doctor",
+        help="check the configured broker and database and say what to fix",
+        description="Check the MQTT broker and the database named by the settings: "
+        "reachable, version, TimescaleDB, permissions, schema version, broker drops. "
+        "Exits 1 when something must be fixed.",
+    )
+    parser.set_defaults(handler=_doctor)
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from streetsense.config import load_settings  # noqa: PLC0415  (keep the CLI light)
+
+    settings = load_settings(args.config)
+    checks = check_database(settings) + check_broker(settings)
+    return report(checks, sys.stdout)
+
+
+def report(checks: list[Check], out: TextIO) -> int:
+    """Print every check with its fix; return 1 when any failed, else 0."""
+    for check in checks:
+        out.write(f"[{check.status:>4}] {check.name}: {check.detail}\n")
+        if check.fix:
+            out.write(f"       fix: {check.fix}\n")
+    failed = sum(check.status == FAIL for check in checks)
+    warned = sum(check.status == WARN for check in checks)
+    out.write(f"{failed} problem(s), {warned} warning(s)\n")
+    return 1 if failed else 0
+
+
+def check_database(settings: Settings) -> list[Check]:
+    """Check the database: reachable, version, TimescaleDB, permissions, schema version."""
+    from store.db import connect, describe_url  # noqa: PLC0415
+    from streetsense.errors import ServiceUnavailableError  # noqa: PLC0415
+
+    url = settings.database.url
+    if not url:
+        return [
+            Check(
+                "database",
+                FAIL,
+                "no database configured",
+                "set STREETSENSE_DATABASE_URL or [database] url (`streetsense demo` runs "
+                "a private one without it)",
+            )
+        ]
+    where = describe_url(url)
+    try:
+        conn = connect(url, autocommit=True, timeout_s=settings.database.connect_timeout_s)
+    except ServiceUnavailableError as exc:
+        return [Check("database", FAIL, f"{where} unreachable", str(exc))]
+    with conn:
+        return [Check("database", OK, f"{where} reachable"), *_database_facts(conn, settings)]
+
+
+def _database_facts(conn: psycopg.Connection, settings: Settings) -> list[Check]:
+    from store import doctor_reads  # noqa: PLC0415
+
+    facts = doctor_reads.server_facts(conn)
+    checks = [_version_check(facts.version, facts.version_num)]
+    checks.append(_timescale_check(doctor_reads.timescale_state(conn), settings))
+    checks.append(_privileges_check(conn, facts.user, facts.superuser))
+    checks.append(_schema_check(conn))
+    return checks
+
+
+def _version_check(version: str, version_num: int) -> Check:
+    if version_num < 140_000:
+        return Check("PostgreSQL", FAIL, f"version {version}", "upgrade to PostgreSQL 14 or newer")
+    return Check("PostgreSQL", OK, f"version {version}")
+
+
+def _timescale_check(state: TimescaleState, settings: Settings) -> Check:
+    installed, available = state.installed, state.available
+    mode = settings.database.timescale.lower()
+    if installed:
+        return Check("TimescaleDB", OK, f"extension {installed} installed")
+    if available:
+        return Check(
+            "TimescaleDB", OK, f"{available} available; `streetsense db migrate` installs it"
+        )
+    detail = "not available: plain PostgreSQL tables and rollups are used"
+    if mode == "on":
+        return Check(
+            "TimescaleDB",
+            FAIL,
+            detail,
+            "install TimescaleDB on the server, or set STREETSENSE_DATABASE_TIMESCALE=auto",
+        )
+    return Check(
+        "TimescaleDB",
+        WARN if mode == "auto" else OK,
+        detail,
+        "for a city's volumes install TimescaleDB (compression, chunking); see docs/deploy.md"
+        if mode == "auto"
+        else "",
+    )
+
+
+def _privileges_check(conn: psycopg.Connection, user: str, superuser: bool) -> Check:
+    from store import doctor_reads  # noqa: PLC0415
+
+    missing = doctor_reads.missing_privileges(conn)
+    can_migrate = doctor_reads.can_create_in_public(conn)
+    role = f"user {user}{' (superuser)' if superuser else ''}"
+    if missing:
+        return Check(
+            "permissions",
+            FAIL,
+            f"{role} lacks {', '.join(missing)}",
+            "GRANT them to this role, or connect as the role the services should use",
+        )
+    note = "may create tables (migrate)" if can_migrate else "cannot migrate (no CREATE)"
+    return Check("permissions", OK, f"{role}: reads and writes allowed; {note}")
+
+
+def _schema_check(conn: psycopg.Connection) -> Check:
+    from store.migrate import applied_versions, available_migrations  # noqa: PLC0415
+
+    applied = applied_versions(conn)
+    latest = max((m.version for m in available_migrations()), default=0)
+    current = max(applied, default=0)
+    if current < latest:
+        return Check(
+            "schema",
+            FAIL,
+            f"version {current}, this release needs {latest}",
+            "run `streetsense db migrate`",
+        )
+    if current > latest:
+        return Check(
+            "schema",
+            FAIL,
+            f"version {current} is newer than this release ({latest})",
+            "upgrade streetsense on this machine to the release that migrated the database",
+        )
+    return Check("schema", OK, f"version {current} (latest)")
+
+
+def check_broker(settings: Settings) -> list[Check]:
+    """Check the broker: reachable with our credentials, version, drops, shared subscriptions."""
+    if not settings.mqtt.url:
+        return [
+            Check(
+                "broker",
+                FAIL,
+                "no MQTT broker configured",
+                "set STREETSENSE_MQTT_URL or [mqtt] url (`streetsense demo` runs one without it)",
+            )
+        ]
+    return probe_broker(settings)
+
+
+class _Probe:
+    """A short-lived paho client that records the broker's answers."""
+
+    def __init__(self, settings: Settings) -> None:
+        import queue  # noqa: PLC0415
+        import uuid  # noqa: PLC0415
+
+        import paho.mqtt.client as mqtt  # noqa: PLC0415
+        from paho.mqtt.enums import CallbackAPIVersion  # noqa: PLC0415
+
+        self.connack: queue.Queue[int] = queue.Queue()
+        self.subacks: queue.Queue[list[int]] = queue.Queue()
+        self.sys: dict[str, str] = {}
+        protocol = mqtt.MQTTv311 if settings.mqtt.protocol == "3.1.1" else mqtt.MQTTv5
+        self.v5 = protocol == mqtt.MQTTv5
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=f"streetsense-doctor-{uuid.uuid4().hex[:8]}",
+            protocol=protocol,
+        )
+        self.client.on_connect = lambda _c, _u, _f, code, _p: self.connack.put(code.value)
+        self.client.on_subscribe = lambda _c, _u, _m, codes, _p: self.subacks.put(
+            [code.value for code in codes]
+        )
+        self.client.on_message = self._on_message
+
+    def _on_message(self, _c: mqtt.Client, _u: object, message: mqtt.MQTTMessage) -> None:
+        self.sys[message.topic] = message.payload.decode("utf-8", errors="replace")
+
+
+def probe_broker(settings: Settings) -> list[Check]:
+    """Connect to the broker as ingest would and read what it says about itself."""
+    from urllib.parse import urlsplit  # noqa: PLC0415
+
+    parts = urlsplit(settings.mqtt.url)
+    host, port = parts.hostname or "127.0.0.1", parts.port
+    tls = parts.scheme in ("mqtts", "ssl")
+    port = port or (8883 if tls else 1883)
+    where = f"{parts.scheme}://{host}:{port}"
+    probe = _Probe(settings)
+    _configure(probe, settings, tls)
+    try:
+        probe.client.connect(host, port, keepalive=settings.mqtt.keepalive_s)
+    except OSError as exc:
+        return [
+            Check(
+                "broker",
+                FAIL,
+                f"{where} unreachable: {exc}",
+                "start the broker (systemctl start mosquitto) or fix STREETSENSE_MQTT_URL",
+            )
+        ]
+    probe.client.loop_start()
+    try:
+        return _broker_checks(probe, settings, where)
+    finally:
+        probe.client.disconnect()
+        probe.client.loop_stop()
+
+
+def _configure(probe: _Probe, settings: Settings, tls: bool) -> None:
+    mqtt_settings = settings.mqtt
+    if mqtt_settings.username:
+        probe.client.username_pw_set(mqtt_settings.username, settings.mqtt_password())
+    if tls:
+        probe.client.tls_set(
+            ca_certs=mqtt_settings.ca_file or None,
+            certfile=mqtt_settings.cert_file or None,
+            keyfile=mqtt_settings.key_file or None,
+        )
+
+
+def _broker_checks(probe: _Probe, settings: Settings, where: str) -> list[Check]:
+    import queue  # noqa: PLC0415
+
+    try:
+        code = probe.connack.get(timeout=settings.database.connect_timeout_s + 5)
+    except queue.Empty:
+        return [Check("broker", FAIL, f"{where} accepted TCP but sent no CONNACK", _TLS_FIX)]
+    if code != 0:
+        return [
+            Check(
+                "broker",
+                FAIL,
+                f"{where} refused the connection (reason {code})",
+                "check [mqtt] username / password_file / certificates and the broker's ACL",
+            )
+        ]
+    protocol = "MQTT 5" if probe.v5 else "MQTT 3.1.1"
+    checks = [Check("broker", OK, f"{where} accepts {protocol} with our credentials")]
+    probe.client.subscribe([(topic, 0) for topic in (SYS_VERSION, SYS_DROPPED, SYS_CLIENTS)])
+    checks.append(_shared_check(probe, settings))
+    checks += _sys_checks(probe)
+    return checks
+
+
+_TLS_FIX: Final = "use mqtts:// with [mqtt] ca_file for a TLS listener, mqtt:// otherwise"
+
+
+def _shared_check(probe: _Probe, settings: Settings) -> Check:
+    import queue  # noqa: PLC0415
+
+    group = settings.mqtt.shared_group
+    try:
+        probe.subacks.get(timeout=SYS_WAIT_S)  # the $SYS subscription
+    except queue.Empty:
+        return Check("subscriptions", FAIL, "the broker did not answer SUBSCRIBE", "")
+    if not group:
+        return Check("shared subscription", OK, "not used (mqtt.shared_group is empty)")
+    if not probe.v5:
+        return Check(
+            "shared subscription",
+            FAIL,
+            f"mqtt.shared_group = {group!r} needs MQTT 5, but mqtt.protocol is 3.1.1",
+            "set STREETSENSE_MQTT_PROTOCOL=5, or STREETSENSE_MQTT_SHARED_GROUP= for one ingest",
+        )
+    # a group of our own on a topic nobody publishes: joining ingest's group would steal data
+    probe.client.subscribe(f"$share/doctor-probe/{settings.mqtt.topic_prefix}/doctor/probe", 1)
+    try:
+        codes = probe.subacks.get(timeout=SYS_WAIT_S)
+    except queue.Empty:
+        codes = [0x80]
+    if codes and codes[0] >= 0x80:
+        return Check(
+            "shared subscription",
+            FAIL,
+            f"the broker refused a shared subscription (reason {codes[0]})",
+            "use a broker with MQTT 5 shared subscriptions (Mosquitto 2, EMQX, HiveMQ), "
+            "or set STREETSENSE_MQTT_SHARED_GROUP= and run a single ingest",
+        )
+    return Check("shared subscription", OK, f"$share/{group}/... accepted")
+
+
+def _sys_checks(probe: _Probe) -> list[Check]:
+    import time  # noqa: PLC0415
+
+    deadline = time.monotonic() + SYS_WAIT_S
+    while time.monotonic() < deadline and not {SYS_VERSION, SYS_DROPPED} <= probe.sys.keys():
+        time.sleep(0.05)
+    version = probe.sys.get(SYS_VERSION)
+    if version is None:
+        return [
+            Check(
+                "broker version",
+                WARN,
+                "the broker publishes no $SYS/broker/version (not Mosquitto, or $SYS denied)",
+                "make sure its queues are sized for an ingest outage (docs/deploy.md)",
+            )
+        ]
+    checks = [Check("broker version", OK, version)]
+    dropped = probe.sys.get(SYS_DROPPED)
+    if dropped is None:
+        # Mosquitto publishes the counter only once it has dropped something
+        checks.append(Check("broker drops", OK, "none reported since the broker started"))
+    elif float(dropped) > 0:
+        checks.append(
+            Check("broker drops", FAIL, f"the broker dropped {dropped} message(s)", _QUEUE_FIX)
+        )
+    else:
+        checks.append(Check("broker drops", OK, "none since the broker started"))
+    return checks
+
+
+_QUEUE_FIX: Final = (
+    "raise max_queued_messages / max_queued_bytes / max_inflight_messages as in "
+    "deploy/mosquitto/streetsense.conf (Mosquitto's defaults drop QoS 1 messages silently)"
+)

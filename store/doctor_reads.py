@@ -1,0 +1,78 @@
+"""Read-only facts about the database for `streetsense doctor` (catalog queries only)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import psycopg
+
+# table -> privilege the services need on it, once the schema exists
+NEEDED_PRIVILEGES: dict[str, str] = {
+    "readings": "INSERT",
+    "rejected_messages": "INSERT",
+    "lots": "SELECT",
+    "schema_migrations": "SELECT",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ServerFacts:
+    """Who we are on which server."""
+
+    version: str
+    version_num: int
+    user: str
+    database: str
+    superuser: bool
+
+
+@dataclass(frozen=True, slots=True)
+class TimescaleState:
+    """TimescaleDB installed in this database, and available on the server."""
+
+    installed: str | None
+    available: str | None
+
+
+def server_facts(conn: psycopg.Connection) -> ServerFacts:
+    """Return the server version, current user and database."""
+    row = conn.execute(
+        "SELECT current_setting('server_version'), current_setting('server_version_num')::int,"
+        " current_user, current_database(),"
+        " (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)"
+    ).fetchone()
+    assert row is not None  # a SELECT without FROM returns one row
+    return ServerFacts(str(row[0]), int(row[1]), str(row[2]), str(row[3]), bool(row[4]))
+
+
+def timescale_state(conn: psycopg.Connection) -> TimescaleState:
+    """Return TimescaleDB's installed and available versions (None when absent)."""
+    installed = conn.execute(
+        "SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'"
+    ).fetchone()
+    available = conn.execute(
+        "SELECT default_version FROM pg_available_extensions WHERE name = 'timescaledb'"
+    ).fetchone()
+    return TimescaleState(
+        str(installed[0]) if installed else None, str(available[0]) if available else None
+    )
+
+
+def can_create_in_public(conn: psycopg.Connection) -> bool:
+    """Tell whether the current user may create tables in schema public (for migrations)."""
+    row = conn.execute("SELECT has_schema_privilege(current_user, 'public', 'CREATE')").fetchone()
+    return bool(row and row[0])
+
+
+def missing_privileges(conn: psycopg.Connection) -> list[str]:
+    """Return `PRIVILEGE on table` for each needed privilege the current user lacks."""
+    missing = []
+    for table, privilege in NEEDED_PRIVILEGES.items():
+        row = conn.execute(
+            "SELECT to_regclass(%s) IS NULL"
+            " OR has_table_privilege(current_user, to_regclass(%s), %s)",
+            (table, table, privilege),
+        ).fetchone()
+        if not (row and row[0]):
+            missing.append(f"{privilege} on {table}")
+    return missing
