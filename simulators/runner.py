@@ -111,6 +111,7 @@ def backfill(
     cadence: Cadence | None = None,
     progress: bool = True,
     stop: StopSignal | None = None,
+    on_message: Callable[[Outbound], None] | None = None,
 ) -> Tally:
     """Publish the city's history from `start` to `end` (epoch s), paced by acknowledgements.
 
@@ -128,7 +129,8 @@ def backfill(
             chunk_end = min(moment + chunk_s, end)
             readings = simulation.advance(chunk_end)
             observe(tally, readings)
-            if not deliver(packer.pack(readings, book), publisher, tally, stop=stop):
+            messages = packer.pack(readings, book)
+            if not deliver(messages, publisher, tally, stop=stop, on_message=on_message):
                 break
             book.save()
             bar.update(round((chunk_end - moment) / 3600.0))

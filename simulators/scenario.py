@@ -114,7 +114,7 @@ def _message_fault(
         return faults.out_of_order(messages, device, window)
     if name == "malformed":
         topic = topics.device(site, device, Channel.PARKING)
-        return faults.malformed(messages, device, topic)
+        return faults.malformed(messages, device, topic, every=2)
     if name == "offline":
         status = topics.device(site, device, Channel.STATUS)
         hour = faults.Window(window.start, min(window.end, window.start + 3_600.0))
