@@ -18,9 +18,14 @@ def login_configured() -> bool:
         return False
 
 
+def logged_in() -> bool:
+    """Tell whether the planner has signed in (the key is absent before any login)."""
+    return bool(st.user.to_dict().get("is_logged_in", False))
+
+
 def require_login() -> None:
     """Stop the page with a login button unless login is off or the planner is logged in."""
-    if not login_configured() or st.user.is_logged_in:
+    if not login_configured() or logged_in():
         return
     st.title("streetsense for planners")
     st.write("Sign in with your organisation's account to see the planners' dashboard.")

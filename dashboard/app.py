@@ -19,6 +19,6 @@ navigation = st.navigation(
         st.Page("app_pages/export.py", title="Export", icon=":material/download:"),
     ]
 )  # fmt: skip
-if access.login_configured() and st.user.is_logged_in:
+if access.login_configured() and access.logged_in():
     st.sidebar.button("Sign out", on_click=st.logout)
 navigation.run()

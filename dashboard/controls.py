@@ -60,10 +60,10 @@ def resolve_tier(start: datetime, end: datetime, choice: str | None) -> str:
     return tier
 
 
-def _kept(widget_key: str) -> None:
+def _restore(widget_key: str, default: object) -> None:
+    # The callback below has already copied this run's change, so the kept value is current.
     kept = _KEPT[widget_key]
-    if widget_key not in st.session_state and kept in st.session_state:
-        st.session_state[widget_key] = st.session_state[kept]
+    st.session_state[widget_key] = st.session_state.get(kept, default)
 
 
 def _keep(widget_key: str) -> None:
@@ -74,27 +74,17 @@ def time_range(timezone: str, now: datetime | None = None) -> TimeRange:
     """Render the shared sidebar control and return the range it selects."""
     zone = ZoneInfo(timezone)
     end = range_end(now or datetime.now(UTC))
-    for key in _KEPT:
-        _kept(key)
+    today = end.astimezone(zone).date()
+    _restore("range", DEFAULT_RANGE)
+    _restore("resolution", next(iter(RESOLUTIONS)))
+    _restore("dates", (today - timedelta(days=7), today))
     with st.sidebar:
         label = st.selectbox(
-            "Time range",
-            list(RANGES),
-            index=list(RANGES).index(DEFAULT_RANGE),
-            key="range",
-            on_change=_keep,
-            args=("range",),
+            "Time range", list(RANGES), key="range", on_change=_keep, args=("range",)
         )
         span = RANGES[label]
         if span is None:
-            today = end.astimezone(zone).date()
-            picked = st.date_input(
-                "Dates",
-                value=(today - timedelta(days=7), today),
-                key="dates",
-                on_change=_keep,
-                args=("dates",),
-            )
+            picked = st.date_input("Dates", key="dates", on_change=_keep, args=("dates",))
             start, end = _dates_to_range(picked, zone, today)
         else:
             start = end - span

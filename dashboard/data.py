@@ -15,7 +15,7 @@ import psycopg
 import streamlit as st
 from psycopg_pool import ConnectionPool
 
-from store import dashboard_ops, dashboard_reads
+from store import dashboard_forecasts, dashboard_ops, dashboard_reads
 from store.dashboard_reads import Table
 from streetsense.config import Settings, load_settings
 from streetsense.errors import ConfigError
@@ -193,24 +193,31 @@ def freshness(url: str) -> pd.DataFrame:
     return _read(url, dashboard_ops.freshness)
 
 
-FORECAST_COLUMNS: Final = ("series_id", "at", "yhat", "lo80", "hi80")
-
-
+@st.cache_data(ttl=SERIES_TTL_S, max_entries=64, show_spinner=False)
 def forecast(
     url: str, stream: str, series_ids: tuple[str, ...], start: datetime, end: datetime
 ) -> pd.DataFrame:
-    """Return the latest stored forecast of some series (empty until analytics stores one)."""
-    del url, stream, series_ids, start, end
-    return pd.DataFrame(columns=list(FORECAST_COLUMNS))
+    """Return the latest forecast of some series, flow in vehicles per hour."""
+    frame = _read(url, dashboard_forecasts.forecast_series, stream, list(series_ids), start, end)
+    if stream == "flow" and not frame.empty:
+        per_hour = 3600.0 / frame["step_seconds"]
+        frame[["yhat", "lo80", "hi80"]] = frame[["yhat", "lo80", "hi80"]].mul(per_hour, axis=0)
+    return frame
+
+
+@st.cache_data(ttl=SERIES_TTL_S, max_entries=8, show_spinner=False)
+def backtests(url: str, stream: str) -> pd.DataFrame:
+    """Return the backtest scores of the stream's latest run that has them."""
+    return _read(url, dashboard_forecasts.backtest_scores, stream)
+
+
+@st.cache_data(ttl=SERIES_TTL_S, max_entries=8, show_spinner=False)
+def chosen_models(url: str, stream: str) -> pd.DataFrame:
+    """Return the model chosen for each series by the stream's latest run."""
+    return _read(url, dashboard_forecasts.chosen_models, stream)
 
 
 def page_context() -> tuple[str, Settings]:
     """Return the database URL and settings every page starts from."""
     current = settings()
     return database_url(), current
-
-
-def backtests(url: str) -> pd.DataFrame:
-    """Return stored backtest results (empty until analytics stores them)."""
-    del url
-    return pd.DataFrame(columns=["model", "horizon", "series_id", "mae"])

@@ -57,3 +57,39 @@ def lot_summary(
 def pressure_bucket(start: datetime, end: datetime) -> str:
     """Name the bucket size `time_above` counts in for a range (as the store chooses it)."""
     return "5-minute" if end - start <= timedelta(days=2) else "hourly"
+
+
+def forecast_as_occupancy(forecast: pd.DataFrame, lots_now: pd.DataFrame) -> pd.DataFrame:
+    """Return an occupied-spaces forecast as occupancy shares of each lot's capacity."""
+    capacity = forecast["series_id"].map(
+        dict(zip(lots_now["lot_id"], lots_now["capacity"], strict=True))
+    )
+    shares = forecast.copy()
+    for column in ("yhat", "lo80", "hi80"):
+        shares[column] = (forecast[column] / capacity).clip(lower=0.0)
+    return shares
+
+
+SCORE_COLUMNS: Final = {
+    "mae": st.column_config.NumberColumn("MAE", format="%.2f"),
+    "rmse": st.column_config.NumberColumn("RMSE", format="%.2f"),
+    "mape": st.column_config.NumberColumn("MAPE", format="%.1f"),
+    "mase": st.column_config.NumberColumn("MASE", format="%.2f"),
+    "coverage80": st.column_config.NumberColumn("80% coverage", format="percent"),
+}
+_SCORES: Final = ["mae", "rmse", "mape", "mase", "coverage80", "points"]
+
+
+def pooled_scores(scores: pd.DataFrame) -> pd.DataFrame:
+    """Return one pooled row per model, best first (lowest MASE, then MAE)."""
+    pooled = scores[(scores["series_id"] == "") & (scores["step"] == 0)]
+    ranked = pooled.sort_values(["mase", "mae", "model"], na_position="last")
+    return ranked[["model", *_SCORES]].reset_index(drop=True)
+
+
+def weak_series(scores: pd.DataFrame, model: str, limit: int) -> pd.DataFrame:
+    """Return a model's series with the largest errors, worst first."""
+    rows = scores[(scores["model"] == model) & (scores["series_id"] != "") & (scores["step"] == 0)]
+    key = "mase" if rows["mase"].notna().any() else "mae"
+    worst = rows.sort_values(key, ascending=False, na_position="last").head(limit)
+    return worst[["series_id", *_SCORES]].reset_index(drop=True)

@@ -13,7 +13,7 @@ url, settings = data.page_context()
 span = controls.time_range(settings.city.timezone)
 st.title("Export")
 
-label = st.selectbox("Data", list(exports.DATASETS))
+label = st.selectbox("Data", list(exports.DATASETS), key="dataset")
 dataset = exports.DATASETS[label]
 ids: tuple[str, ...] = ()
 if dataset.keyed_by:
@@ -21,7 +21,7 @@ if dataset.keyed_by:
     key = f"{dataset.keyed_by}_id"
     chosen = st.multiselect(
         "Lots" if dataset.keyed_by == "lot" else "Road segments", list(places[key]),
-        default=list(places[key].head(5)), max_selections=MAX_SERIES,
+        default=list(places[key].head(5)), max_selections=MAX_SERIES, key="export_ids",
     )  # fmt: skip
     ids = tuple(sorted(chosen))
     if not ids:
@@ -30,7 +30,7 @@ if dataset.keyed_by:
 frame = dataset.read(url, span, ids)
 times = [c for c in frame.columns if str(frame[c].dtype).startswith("datetime64")]
 frame = controls.local(frame, times, settings.city.timezone)
-file_format = st.radio("Format", ["CSV", "Parquet"], horizontal=True)
+file_format = st.radio("Format", ["CSV", "Parquet"], horizontal=True, key="format")
 stem = label.lower().replace(" ", "_").replace("-", "_")
 if file_format == "CSV":
     payload, name, mime = exports.to_csv(frame), f"{stem}.csv", "text/csv"

@@ -10,6 +10,7 @@ from dashboard import charts, controls, data, tables
 
 PRESSURE = 0.85
 TURNOVER_WINDOW = timedelta(days=7)
+AHEAD = timedelta(days=1)
 
 url, settings = data.page_context()
 span = controls.time_range(settings.city.timezone)
@@ -17,15 +18,15 @@ st.title("Parking")
 
 lots_now = data.lots_now(url)
 search, area, kind = st.columns([2, 1, 1])
-text = search.text_input("Search lots", placeholder="name or id")
-areas = area.multiselect("Area", sorted(a for a in lots_now["area"].unique() if a))
-kinds = kind.multiselect("Kind", ["off_street", "on_street"])
+text = search.text_input("Search lots", placeholder="name or id", key="lot_search")
+areas = area.multiselect("Area", sorted(a for a in lots_now["area"].unique() if a), key="lot_areas")
+kinds = kind.multiselect("Kind", ["off_street", "on_street"], key="lot_kinds")
 names = dict(zip(lots_now["lot_id"], lots_now["name"], strict=True))
 candidates = tables.filter_places(lots_now, "lot_id", text, areas, kinds)
 chosen = st.multiselect(
     "Lots", list(candidates["lot_id"]), default=list(candidates["lot_id"].head(3)),
     format_func=lambda lot: names.get(lot, lot),
-    max_selections=12,
+    max_selections=12, key="lots",
 )  # fmt: skip
 if not chosen:
     st.info("Pick one or more lots to see their history.")
@@ -35,7 +36,9 @@ zone = settings.city.timezone
 
 st.subheader("Occupancy")
 history = data.occupancy(url, lot_ids, span.start, span.end, span.tier)
-ahead = data.forecast(url, "occupancy", lot_ids, span.end - timedelta(hours=1), span.end)
+ahead = tables.forecast_as_occupancy(
+    data.forecast(url, "occupancy", lot_ids, span.end - AHEAD, span.end + AHEAD), lots_now
+)
 st.altair_chart(
     charts.series_with_forecast(
         controls.local(history, ["bucket"], zone),

@@ -9,6 +9,7 @@ import streamlit as st
 from dashboard import charts, controls, data, tables
 
 RANKED = 20
+AHEAD = timedelta(hours=6)
 
 url, settings = data.page_context()
 span = controls.time_range(settings.city.timezone)
@@ -17,14 +18,16 @@ st.title("Traffic")
 
 segments_now = data.segments_now(url)
 search, area = st.columns([2, 1])
-text = search.text_input("Search roads", placeholder="name or id")
-areas = area.multiselect("Area", sorted(a for a in segments_now["area"].unique() if a))
+text = search.text_input("Search roads", placeholder="name or id", key="segment_search")
+areas = area.multiselect(
+    "Area", sorted(a for a in segments_now["area"].unique() if a), key="segment_areas"
+)
 candidates = tables.filter_places(segments_now, "segment_id", text, areas, [])
 names = dict(zip(segments_now["segment_id"], segments_now["name"], strict=True))
 chosen = st.multiselect(
     "Road segments", list(candidates["segment_id"]),
     default=list(candidates["segment_id"].head(3)), max_selections=12,
-    format_func=lambda segment: names.get(segment, segment),
+    format_func=lambda segment: names.get(segment, segment), key="segments",
 )  # fmt: skip
 if not chosen:
     st.info("Pick one or more road segments to see their traffic.")
@@ -33,7 +36,7 @@ segment_ids = tuple(sorted(chosen))
 
 history = controls.local(data.flow(url, segment_ids, span.start, span.end, span.tier), ["bucket"],
                          zone)  # fmt: skip
-ahead = data.forecast(url, "flow", segment_ids, span.end - timedelta(hours=1), span.end)
+ahead = data.forecast(url, "flow", segment_ids, span.end - AHEAD, span.end + AHEAD)
 ahead = controls.local(ahead.rename(columns={"series_id": "segment_id"}), ["at"], zone)
 flow_chart, speed_chart = st.columns(2)
 with flow_chart:

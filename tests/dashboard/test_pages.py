@@ -1,0 +1,235 @@
+"""Every dashboard page under AppTest against a simulated city: the figures shown are the data's."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from dashboard.controls import range_end
+from tests.dashboard.conftest import City, query
+
+Run = Callable[[str], AppTest]
+
+
+def metrics(at: AppTest) -> dict[str, str]:
+    """Return the metrics shown, label to value."""
+    return {m.label: m.value for m in at.metric}
+
+
+def number(text: str) -> float:
+    """Parse a metric value such as '1,157' or '81%'."""
+    return float(text.replace(",", "").rstrip("%"))
+
+
+def test_city_now_kpis_and_map_show_what_the_rollups_and_device_state_say(
+    app: Run, city: City
+) -> None:
+    at = app("city_now")
+    shown = metrics(at)
+    [(free, full)] = query(
+        city.url,
+        "SELECT sum(capacity - occupied), count(*) FILTER (WHERE occupancy >= 0.9) FROM lot_now",
+    )
+    [(congested,)] = query(
+        city.url,
+        "SELECT count(*) FROM segment_now n JOIN segments s USING (segment_id) "
+        "WHERE n.mean_speed < 0.5 * s.speed_limit_kmh",
+    )
+    assert number(shown["Spaces free"]) == round(float(free))  # type: ignore[arg-type]
+    assert number(shown["Lots above 90%"]) == full
+    assert number(shown["Segments congested"]) == congested
+    assert number(shown["Sensors offline"]) == len(city.filled.offline)
+    [deck] = at.get("deck_gl_json_chart")
+    layers = {layer["@@type"]: layer for layer in json.loads(deck.proto.json)["layers"]}
+    [(lots, segments)] = query(
+        city.url, "SELECT (SELECT count(*) FROM lots), (SELECT count(*) FROM segments)"
+    )
+    assert len(layers["ScatterplotLayer"]["data"]) == lots
+    assert len(layers["PathLayer"]["data"]) == segments
+    fullest = at.dataframe[0].value
+    [(top_lot,)] = query(city.url, "SELECT name FROM lots JOIN lot_now USING (lot_id) "
+                         "ORDER BY occupancy DESC, lot_id LIMIT 1")  # fmt: skip
+    assert fullest["name"].iloc[0] == top_lot
+    assert str(fullest["observed_at"].dt.tz) == "Europe/Copenhagen"
+
+
+def _arrivals_and_dwell(url: str, lot: str) -> tuple[int, float | None]:
+    """Count 0 -> 1 changes per spot from raw events, and the mean minutes until the next change."""
+    rows = query(
+        url,
+        "SELECT r.device_id, r.sub_id, r.observed_at, r.value FROM readings r "
+        "JOIN spots s ON s.device_id = r.device_id AND s.sensor = r.sub_id "
+        "WHERE s.lot_id = %s AND r.kind = 'occupied' ORDER BY 1, 2, 3",
+        (lot,),
+    )
+    per_spot: dict[tuple[object, object], list[tuple[datetime, float]]] = defaultdict(list)
+    for device, sensor, at, value in rows:
+        per_spot[(device, sensor)].append((at, value))  # type: ignore[arg-type]
+    arrivals, dwells = 0, []
+    for events in per_spot.values():
+        changes = [events[0]] + [b for a, b in itertools.pairwise(events) if a[1] != b[1]]
+        for index in range(1, len(changes)):
+            if changes[index][1] == 1.0:
+                arrivals += 1
+                if index + 1 < len(changes):
+                    dwells.append((changes[index + 1][0] - changes[index][0]).total_seconds() / 60)
+    return arrivals, (sum(dwells) / len(dwells) if dwells else None)
+
+
+def test_parking_summary_matches_rollups_and_raw_spot_events(app: Run, city: City) -> None:
+    at = app("parking")
+    street = [lot for (lot,) in query(city.url, "SELECT lot_id FROM lots WHERE kind = "
+                                      "'on_street' ORDER BY lot_id")]  # fmt: skip
+    garage = query(city.url, "SELECT lot_id FROM lots WHERE kind = 'off_street' LIMIT 1")[0][0]
+    chosen = [*street[:2], garage]
+    at.multiselect(key="lots").set_value(chosen).run()
+    assert not at.exception
+    summary = at.dataframe[0].value.set_index("lot_id")
+    assert sorted(summary.index) == sorted(chosen)
+    # Seven days cover all three simulated days, at hourly buckets.
+    for lot, share, peak in query(
+        city.url,
+        "SELECT lot_id, avg((occupancy >= 0.85)::int)::float8, max(occupancy) FROM occupancy_1h "
+        "WHERE lot_id = ANY(%s) GROUP BY lot_id",
+        (chosen,),
+    ):
+        assert summary.loc[lot, "share_above"] == pytest.approx(share)
+        assert summary.loc[lot, "peak_occupancy"] == pytest.approx(peak)
+    for lot in street[:2]:
+        arrivals, dwell = _arrivals_and_dwell(city.url, lot)
+        assert arrivals > 0
+        assert summary.loc[lot, "arrivals"] == arrivals
+        assert summary.loc[lot, "mean_dwell_min"] == pytest.approx(dwell)
+    assert summary.loc[garage, "arrivals"] == 0  # a garage counter has no spot events
+
+
+def test_parking_search_and_kind_filter_narrow_the_lot_choice(app: Run, city: City) -> None:
+    at = app("parking")
+    at.multiselect(key="lot_kinds").set_value(["off_street"]).run()
+    garages = dict(query(city.url, "SELECT lot_id, name FROM lots WHERE kind = 'off_street'"))
+    # Options are shown by name.
+    assert set(at.multiselect(key="lots").options) == set(garages.values())
+    one = sorted(garages)[0]
+    at.text_input(key="lot_search").input(one).run()
+    assert at.multiselect(key="lots").options == [garages[one]]
+
+
+def test_traffic_ranking_follows_the_shared_range_and_tier(app: Run, city: City) -> None:
+    at = app("traffic")
+    hourly = at.dataframe[0].value.set_index("segment_id")
+    for segment, vehicles, share in query(
+        city.url,
+        "SELECT f.segment_id, sum(f.vehicle_count), "
+        "avg((f.mean_speed < 0.5 * s.speed_limit_kmh)::int)::float8 FROM flow_1h f "
+        "JOIN segments s USING (segment_id) WHERE f.mean_speed IS NOT NULL GROUP BY 1",
+    ):
+        assert hourly.loc[segment, "vehicles"] == pytest.approx(vehicles)
+        assert hourly.loc[segment, "share_congested"] == pytest.approx(share)
+    before = range_end(datetime.now(UTC))
+    at.selectbox(key="range").set_value("Last 24 hours").run()
+    after = range_end(datetime.now(UTC))
+    assert "data at 5m resolution" in " ".join(c.value for c in at.caption)
+    shown = at.dataframe[0].value.set_index("segment_id")["vehicles"].sum()
+    expected = {
+        float(query(city.url, "SELECT sum(vehicle_count) FROM flow_5m WHERE bucket >= %s "
+                    "AND bucket < %s", (end - timedelta(days=1), end))[0][0])  # type: ignore[arg-type]
+        for end in {before, after}
+    }  # fmt: skip
+    assert shown in expected
+
+
+def test_the_time_range_is_shared_between_pages(app: Run) -> None:
+    at = app("traffic")
+    at.selectbox(key="range").set_value("Last 30 days").run()
+    at.switch_page("app_pages/devices.py").run()
+    assert at.selectbox(key="range").value == "Last 30 days"
+
+
+def test_forecast_quality_shows_the_latest_backtest_and_chosen_models(app: Run, city: City) -> None:
+    at = app("forecast_quality")
+    pooled = at.dataframe[0].value
+    rows = query(
+        city.url,
+        "SELECT b.model, b.mae, b.coverage80 FROM backtest_results b WHERE b.series_id = '' "
+        "AND b.step = 0 AND b.run_id = (SELECT max(run_id) FROM forecast_runs "
+        "WHERE stream = 'occupancy') ORDER BY b.mase NULLS LAST, b.mae, b.model",
+    )
+    assert list(pooled["model"]) == [r[0] for r in rows]
+    assert list(pooled["mae"]) == pytest.approx([r[1] for r in rows])
+    shown = metrics(at)
+    assert shown["Best model"] == rows[0][0]
+    assert shown["Its MAE"] == f"{rows[0][1]:.2f}"
+    counts = at.dataframe[2].value.set_index("model")["series"].to_dict()
+    expected = dict(query(
+        city.url,
+        "SELECT model, count(DISTINCT series_id) FROM forecasts WHERE run_id = "
+        "(SELECT max(run_id) FROM forecast_runs WHERE stream = 'occupancy') GROUP BY model",
+    ))  # fmt: skip
+    assert counts == expected
+    at.radio[0].set_value("Traffic flow").run()
+    assert not at.exception
+    assert len(at.dataframe[2].value) >= 1
+
+
+def test_devices_page_counts_health_rejections_and_stale_data(app: Run, city: City) -> None:
+    at = app("devices")
+    shown = metrics(at)
+    devices, offline = len(city.filled.devices), len(city.filled.offline)
+    assert number(shown["Online"]) == devices - offline
+    assert number(shown["Offline"]) == offline
+    assert number(shown["Never seen"]) == 0
+    assert number(shown["Low battery"]) == 1
+    assert number(shown["Dropped readings"]) == 1
+    agents = at.dataframe[0].value
+    assert len(agents) == devices
+    assert set(agents.loc[~agents["online"], "device_id"]) == set(city.filled.offline)
+    reasons = at.dataframe[1].value.set_index("reason_code")["messages"].to_dict()
+    assert reasons == {"bad_payload": 2, "out_of_range": 1}
+    examples = at.dataframe[2].value
+    assert "{not json" in set(examples["payload"])
+    [(stale,)] = query(
+        city.url,
+        "SELECT (SELECT count(*) FROM lots l LEFT JOIN lot_now n USING (lot_id) "
+        "  WHERE n.observed_at IS NULL OR n.observed_at < now() - interval '900 seconds') + "
+        "(SELECT count(*) FROM segments s LEFT JOIN segment_now n USING (segment_id) "
+        "  WHERE n.bucket IS NULL OR n.bucket + interval '5 minutes' < now() - "
+        "  interval '900 seconds')",
+    )
+    assert number(shown["Stale lots and segments"]) == stale
+
+
+def test_export_offers_the_rows_behind_the_chart_in_both_formats(app: Run, city: City) -> None:
+    at = app("export")
+    lots = [lot for (lot,) in query(city.url, "SELECT lot_id FROM lots ORDER BY lot_id LIMIT 5")]
+    [(rows,)] = query(city.url, "SELECT count(*) FROM occupancy_1h WHERE lot_id = ANY(%s)", (lots,))
+    assert f"{rows:,} rows" in at.caption[0].value
+    assert at.get("download_button")[0].proto.label == "Download occupancy_history.csv"
+    at.radio(key="format").set_value("Parquet").run()
+    assert at.get("download_button")[0].proto.label == "Download occupancy_history.parquet"
+    at.selectbox(key="dataset").set_value("Rejected messages by reason").run()
+    assert not at.exception
+    assert "3 rows" not in at.caption[0].value  # two reasons, not three messages
+    assert "2 rows" in at.caption[0].value
+
+
+def test_login_is_required_when_an_oidc_provider_is_configured(city: City, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from tests.dashboard.conftest import ENTRY
+
+    monkeypatch.setenv("STREETSENSE_DATABASE_URL", city.url)
+    at = AppTest.from_file(str(ENTRY), default_timeout=60)
+    at.secrets["auth"] = {
+        "redirect_uri": "http://127.0.0.1:8501/oauth2callback",
+        "cookie_secret": "test-only",
+        "client_id": "dashboard",
+        "client_secret": "test-only",
+        "server_metadata_url": "https://login.example.invalid/.well-known/openid-configuration",
+    }
+    at.run()
+    assert [b.label for b in at.button] == ["Sign in"]
+    assert not at.metric  # no figures before signing in
