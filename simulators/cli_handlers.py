@@ -130,7 +130,9 @@ def scenario(args: argparse.Namespace) -> int:
     tally = runner.Tally()
     began = time.monotonic()
     with PacedPublisher(settings, role="scenario") as publisher:
-        runner.deliver(messages, publisher, tally, pacing=pacing, stop=StopSignal().install())
+        runner.deliver(
+            messages, publisher, tally, pacing=pacing, stop=StopSignal().install(), book=book
+        )
     tally.seconds = time.monotonic() - began
     book.save()
     _report(f"scenario ({', '.join(args.fault) or 'no faults'})", tally)
@@ -172,7 +174,8 @@ def replay(args: argparse.Namespace) -> int:
     tally = runner.Tally()
     began = time.monotonic()
     with PacedPublisher(settings, role="replay") as publisher:
-        runner.deliver(packer.pack(readings, book), publisher, tally, stop=StopSignal().install())
+        messages = packer.pack(readings, book)
+        runner.deliver(messages, publisher, tally, stop=StopSignal().install(), book=book)
     tally.seconds = time.monotonic() - began
     book.save()
     runner.observe(tally, readings)

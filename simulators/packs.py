@@ -26,6 +26,7 @@ class Outbound:
     device_id: str
     readings: int
     retain: bool = False
+    first_seq: int | None = None
 
 
 class SequenceBook:
@@ -38,14 +39,24 @@ class SequenceBook:
     def __init__(self, path: Path | None = None) -> None:
         self.path = path
         self.next: dict[str, int] = defaultdict(lambda: 1)
+        # The first number of this run per device: the simulator holds nothing below it.
+        self.floor: dict[str, int] = {}
         if path is not None and path.is_file():
             self.next.update({k: int(v) for k, v in json.loads(path.read_text()).items()})
 
     def take(self, device_id: str, count: int) -> int:
         """Reserve `count` numbers for a device; return the first."""
         first = self.next[device_id]
+        self.floor.setdefault(device_id, first)
         self.next[device_id] = first + count
         return first
+
+    def rewind(self, unsent: Iterable[Outbound]) -> None:
+        """Hand back the numbers of messages never sent, so the next run leaves no gap."""
+        for message in unsent:
+            if message.first_seq is not None:
+                lowest = min(self.next[message.device_id], message.first_seq)
+                self.next[message.device_id] = lowest
 
     def save(self) -> None:
         """Write the book back to its file (atomically), if it has one."""
@@ -80,10 +91,15 @@ class Packer:
             topic = self.topics.device(self.sites[device_id], device_id, channel)
             # A device publishes what it gathered when its window closes.
             send_at = (window + 1) * self.window_s
+            # Every pack says where this run's numbers start, so ingest never waits for
+            # numbers a previous run sent elsewhere (see docs/protocol.md, `seq_floor`).
+            floor = book.floor[device_id]
             for start in range(0, len(numbered), self.max_records):
                 chunk = numbered[start : start + self.max_records]
-                payload = encode_readings(chunk)
-                messages.append(Outbound(send_at, topic, payload, device_id, len(chunk)))
+                payload = encode_readings(chunk, seq_floor=floor)
+                messages.append(
+                    Outbound(send_at, topic, payload, device_id, len(chunk), first_seq=chunk[0].seq)
+                )
         messages.sort(key=lambda m: m.send_at)
         return messages
 

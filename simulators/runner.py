@@ -72,15 +72,21 @@ def deliver(
     pacing: Pacing | None = None,
     stop: StopSignal | None = None,
     on_message: Callable[[Outbound], None] | None = None,
+    book: SequenceBook | None = None,
 ) -> bool:
     """Publish messages in order, at their pace or as fast as acknowledgements allow.
+
+    When stopped early, the numbers of the unsent messages go back to `book`.
 
     Returns:
         False when a stop was asked for before everything was sent.
     """
     stop = stop or StopSignal()
-    for message in messages:
+    pending = list(messages)
+    for index, message in enumerate(pending):
         if stop.stopping or (pacing is not None and not pacing.wait(message.send_at, stop)):
+            if book is not None:
+                book.rewind(pending[index:])
             return False
         publisher.publish(message.topic, message.payload, retain=message.retain)
         tally.messages += 1
@@ -130,7 +136,7 @@ def backfill(
             readings = simulation.advance(chunk_end)
             observe(tally, readings)
             messages = packer.pack(readings, book)
-            if not deliver(messages, publisher, tally, stop=stop, on_message=on_message):
+            if not deliver(messages, publisher, tally, stop=stop, on_message=on_message, book=book):
                 break
             book.save()
             bar.update(round((chunk_end - moment) / 3600.0))
@@ -150,7 +156,7 @@ def live(
     *,
     duration_s: float | None = None,
     chunk_s: float = 60.0,
-    window_s: float = 10.0,
+    window_s: float = 60.0,
     cadence: Cadence | None = None,
 ) -> Tally:
     """Run the city in real time from now, publishing as devices would, until stopped."""
@@ -162,11 +168,15 @@ def live(
     tally = Tally()
     last_log = time.monotonic()
     moment = simulation.now
-    while not stop.stopping and (duration_s is None or moment - now < duration_s):
-        moment += chunk_s
+    end = math.inf if duration_s is None else now + duration_s
+    while not stop.stopping and moment < end:
+        moment = min(moment + chunk_s, end)
         readings = simulation.advance(moment)
         observe(tally, readings)
-        if not deliver(packer.pack(readings, book), publisher, tally, pacing=pacing, stop=stop):
+        packed = packer.pack(readings, book)
+        due = [m for m in packed if m.send_at <= end]
+        book.rewind(m for m in packed if m.send_at > end)
+        if not deliver(due, publisher, tally, pacing=pacing, stop=stop, book=book):
             break
         book.save()
         if time.monotonic() - last_log > LOG_EVERY_S:

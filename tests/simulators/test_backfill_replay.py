@@ -14,8 +14,10 @@ from simulators.demand import Calendar
 from simulators.mqtt import PacedPublisher
 from simulators.packs import Packer, SequenceBook
 from simulators.replay import read_recording, registry_tables, shifted_readings
-from simulators.runner import Tally, backfill, deliver
+from simulators.runner import Tally, backfill, deliver, live
+from simulators.world import Cadence
 from streetsense.config import Settings
+from streetsense.lifecycle import StopSignal
 from streetsense.readings import Reading, decode_readings
 from streetsense.registry import parse_registry
 from streetsense.topics import DeviceTopic, Topics
@@ -105,3 +107,37 @@ def test_unreadable_rows_are_counted_not_fatal(tmp_path: Path) -> None:
     assert recording.skipped == 1 and recording.lots() == {"a1": 100, "b2": 50}
     readings, refused = shifted_readings(recording, 7, datetime(2026, 1, 20, tzinfo=UTC))
     assert refused == 1 and len(readings) == 1
+
+
+def test_live_run_publishes_only_what_was_observed_already(
+    mqtt_settings: Settings, topics: Topics, collector: Collector
+) -> None:
+    city = generate_city(CitySpec(seed=6, lots=3, segments=2))
+    fast = Cadence(
+        parking_step_s=1, traffic_interval_s=2, counter_interval_s=2, lamp_interval_s=2,
+        heartbeat_s=0,
+    )  # fmt: skip
+    book = SequenceBook()
+    with PacedPublisher(mqtt_settings) as publisher:
+        tally = live(
+            city, Calendar(seed=6), topics, publisher, book, StopSignal(),
+            duration_s=4.0, chunk_s=1.0, window_s=1.0, cadence=fast,
+        )  # fmt: skip
+    received = collector.wait_for(tally.messages)
+    finished = time.time()
+    assert len(received) == tally.messages > 0
+    readings = _decode(received, topics)
+    assert {r.kind for r in readings} >= {"occupied", "vehicle_count", "occupied_spaces"}
+    assert max(r.observed_at.timestamp() for r in readings) <= finished
+    # Numbers handed out for messages never sent went back: the next run leaves no gap.
+    for device, seqs in _seqs(readings).items():
+        assert seqs == list(range(1, len(seqs) + 1))
+        assert book.next[device] == len(seqs) + 1
+
+
+def _seqs(readings: list[Reading]) -> dict[str, list[int]]:
+    found: dict[str, list[int]] = defaultdict(list)
+    for reading in readings:
+        assert reading.seq is not None
+        found[reading.device_id].append(reading.seq)
+    return {device: sorted(seqs) for device, seqs in found.items()}
