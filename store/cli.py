@@ -1,10 +1,18 @@
-"""`streetsense db migrate|status` and `streetsense registry load FILE`."""
+"""`streetsense db migrate|status|refresh`, `registry load FILE` and `export`."""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the CLI imports only the stdlib at module level
+    from datetime import datetime
+
+    import psycopg
+
+    from store.export import ExportRequest
 
 log = logging.getLogger(__name__)
 
@@ -19,6 +27,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     db_actions.add_parser("status", help="print backend and schema version").set_defaults(
         handler=_status
     )
+    refresh = db_actions.add_parser(
+        "refresh", help="bring the occupancy and flow rollups up to date (idempotent)"
+    )
+    refresh.add_argument(
+        "--since", metavar="T", help="also recompute everything from T (after a bulk backfill)"
+    )
+    refresh.set_defaults(handler=_refresh)
+    _register_export(subparsers)
     registry = subparsers.add_parser("registry", help="the city registry")
     registry_actions = registry.add_subparsers(dest="registry_action", required=True)
     load = registry_actions.add_parser("load", help="load a registry TOML file (idempotent)")
@@ -70,3 +86,108 @@ def _load(args: argparse.Namespace) -> int:
     counts = ", ".join(f"{n} {k}" for k, n in result.counts.items())
     sys.stdout.write(f"registry {result.version} {state}: {counts}\n")
     return 0
+
+
+def _register_export(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    export = subparsers.add_parser(
+        "export",
+        help="export readings, rollups or rejected messages (CSV or Parquet, streamed)",
+        description="Times are ISO 8601 (2026-11-01 or 2026-11-01T07:30:00Z); without a zone"
+        " they are UTC. Rows in [--from, --to) ordered by time.",
+    )
+    export.add_argument("dataset", choices=("readings", "occupancy", "flow", "rejected"))
+    export.add_argument("--from", dest="start", required=True, metavar="T", help="first time")
+    export.add_argument("--to", dest="end", required=True, metavar="T", help="end (excluded)")
+    where = export.add_mutually_exclusive_group()
+    where.add_argument("--lot", metavar="ID", help="only this lot (its devices for readings)")
+    where.add_argument("--segment", metavar="ID", help="only this road segment")
+    export.add_argument(
+        "--resolution", choices=("5m", "1h", "1d"), help="occupancy and flow bucket (default 5m)"
+    )
+    export.add_argument("--format", choices=("csv", "parquet"), default="csv")
+    export.add_argument("--output", metavar="FILE", help="write here (default: stdout, CSV only)")
+    export.set_defaults(handler=_export)
+
+
+def _refresh(args: argparse.Namespace) -> int:
+    from store.db import connect, require_url  # noqa: PLC0415
+    from store.export import parse_time  # noqa: PLC0415
+    from store.rollups import refresh  # noqa: PLC0415
+    from streetsense.config import load_settings  # noqa: PLC0415
+
+    settings = load_settings(args.config)
+    since = parse_time(args.since, "--since") if args.since else None
+    url = require_url(settings.database)
+    with connect(url, timeout_s=settings.database.connect_timeout_s) as conn:
+        result = refresh(conn, settings, since=since)
+    sys.stdout.write(
+        f"rollups up to date: {result.readings} readings folded in, {result.lots} lots and "
+        f"{result.segments} segments recomputed in {result.seconds:.2f} s\n"
+    )
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from store.db import connect, require_url  # noqa: PLC0415
+    from store.export import ExportRequest, parse_time  # noqa: PLC0415
+    from streetsense.config import load_settings  # noqa: PLC0415
+    from streetsense.errors import ConfigError  # noqa: PLC0415
+
+    if args.resolution and args.dataset not in ("occupancy", "flow"):
+        raise ConfigError("--resolution applies to occupancy and flow exports only; drop it")
+    if args.format == "parquet" and not args.output:
+        raise ConfigError("Parquet is binary: give --output FILE (or use --format csv)")
+    request = ExportRequest(
+        args.dataset,
+        parse_time(args.start, "--from"),
+        parse_time(args.end, "--to"),
+        lot=args.lot,
+        segment=args.segment,
+        resolution=args.resolution or "5m",
+    )
+    settings = load_settings(args.config).database
+    with connect(require_url(settings), timeout_s=settings.connect_timeout_s) as conn:
+        rows = _run_export(conn, request, args.format, args.output)
+    log.info("wrote %d rows to %s", rows, args.output or "stdout")
+    return 0
+
+
+def _run_export(
+    conn: psycopg.Connection, request: ExportRequest, file_format: str, output: str | None
+) -> int:
+    import os  # noqa: PLC0415
+    from pathlib import Path  # noqa: PLC0415
+
+    from tqdm import tqdm  # noqa: PLC0415
+
+    from store.export import CsvSink, ParquetSink, RowSink, export  # noqa: PLC0415
+
+    hours = (request.end - request.start).total_seconds() / 3600
+    # disable=None: a bar only when stderr is a terminal, so pipes and logs stay clean
+    with tqdm(total=hours, unit="h", desc=f"export {request.dataset}", file=sys.stderr,
+              disable=None, bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} h of data{postfix}",
+              ) as bar:  # fmt: skip
+        counted = [0]
+
+        def progress(last: datetime, rows: int) -> None:
+            counted[0] += rows
+            bar.update((last - request.start).total_seconds() / 3600 - bar.n)
+            bar.set_postfix(rows=counted[0])
+
+        if output is None:
+            return export(conn, request, CsvSink(sys.stdout, request.columns), progress)
+        # A failed export leaves no half-written file behind.
+        partial = Path(f"{output}.partial")
+        try:
+            sink: RowSink
+            if file_format == "parquet":
+                sink = ParquetSink(str(partial), request.columns)
+                rows = export(conn, request, sink, progress)
+            else:
+                with partial.open("w", encoding="utf-8", newline="") as stream:
+                    rows = export(conn, request, CsvSink(stream, request.columns), progress)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+        os.replace(partial, output)
+        return rows
