@@ -7,6 +7,7 @@ from datetime import datetime
 import psycopg
 
 from store.dashboard_reads import Table, fetch
+from store.forecasts import latest_forecasts
 
 
 def forecast_series(
@@ -16,19 +17,17 @@ def forecast_series(
     start: datetime,
     end: datetime,
 ) -> Table:
-    """Return each series' latest forecast in [start, end) with its 80% band and step."""
-    return fetch(
+    """Return each series' latest forecast in [start, end) with its 80% band and grid step."""
+    rows = latest_forecasts(conn, stream, series_ids, start, end)
+    step = fetch(
         conn,
-        "SELECT f.series_id, f.at, f.yhat, f.lo80, f.hi80, f.model, r.step_seconds "
-        "FROM forecasts f JOIN forecast_runs r USING (run_id) "
-        "JOIN (SELECT DISTINCT ON (f2.series_id) f2.series_id, f2.run_id FROM forecasts f2 "
-        "      JOIN forecast_runs r2 USING (run_id) "
-        "      WHERE r2.stream = %(stream)s AND f2.series_id = ANY(%(ids)s) "
-        "      ORDER BY f2.series_id, r2.data_end DESC, r2.issued_at DESC) latest "
-        "USING (series_id, run_id) "
-        "WHERE f.at >= %(start)s AND f.at < %(end)s ORDER BY f.series_id, f.at",
-        {"stream": stream, "ids": series_ids, "start": start, "end": end},
-    )
+        "SELECT step_seconds FROM forecast_runs WHERE stream = %s "
+        "ORDER BY data_end DESC, issued_at DESC LIMIT 1",
+        (stream,),
+    ).rows
+    step_seconds = step[0][0] if step else None
+    columns = ("series_id", "at", "yhat", "lo80", "hi80", "model", "step_seconds")
+    return Table(columns, [(*row, step_seconds) for row in rows])
 
 
 def backtest_scores(conn: psycopg.Connection, stream: str) -> Table:
