@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Final
 from urllib.parse import urlencode
 
@@ -163,8 +163,10 @@ def get_history(
     runtime = require_ready(request)
     lot = _lot_or_404(runtime, lot_id)
     document = history_document(runtime, lot, start, end, resolution)
-    # Past buckets change only as the rollups catch up, so a minute of caching is safe.
-    return respond(request, render_json(document), max_age=60)
+    # Past buckets change only as the rollups catch up, so a minute of caching is safe;
+    # the ETag is what revalidates, Last-Modified is just when this was read.
+    read_at = datetime.now(UTC).replace(microsecond=0)
+    return respond(request, render_json(document), max_age=60, last_modified=read_at)
 
 
 @router.get("/v1/parking/lots/{lot_id}/forecast", summary="Free spaces expected ahead")
@@ -187,7 +189,8 @@ async def get_forecast(request: Request, lot_id: str) -> Response:
         ],
         "reason": lot.forecast.reason,
     }
-    return respond(request, render_json(document), max_age=60)
+    modified = runtime.engine.snapshot.lots_modified
+    return respond(request, render_json(document), max_age=60, last_modified=modified)
 
 
 @router.get(

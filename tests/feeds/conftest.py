@@ -9,12 +9,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import httpx
+import numpy as np
 import psycopg
 import pytest
 import uvicorn
 
 from feeds.app import create_app
+from store.forecasts import Run, write_run
 from store.registry import store_registry
+from store.rollups import refresh
 from store.writes import write_readings
 from streetsense.config import Settings, with_overrides
 from streetsense.readings import Reading
@@ -96,7 +99,8 @@ class Server:
 
     def client(self, **kwargs: object) -> httpx.Client:
         """Return an HTTP client for this server."""
-        return httpx.Client(base_url=self.url, timeout=10.0, **kwargs)  # type: ignore[arg-type]
+        options: dict[str, object] = {"timeout": 10.0, **kwargs}
+        return httpx.Client(base_url=self.url, **options)  # type: ignore[arg-type]
 
 
 def feeds_settings(settings: Settings, **feeds: object) -> Settings:
@@ -144,3 +148,57 @@ def feeds(
 ) -> Server:
     """Return a running feeds server over the test city."""
     return start_server(feeds_settings(settings))
+
+
+def traffic(
+    segment_device: str, lane: str, at: datetime, count: float, speed: float
+) -> list[Reading]:
+    """Return one lane's interval of a traffic counter."""
+    return [
+        Reading(segment_device, "vehicle_count", at, count, sub_id=lane),
+        Reading(segment_device, "mean_speed", at, speed, sub_id=lane),
+        Reading(segment_device, "detector_occupancy", at, 12.0, sub_id=lane),
+    ]
+
+
+@pytest.fixture
+def busy_city(city: psycopg.Connection, settings: Settings) -> psycopg.Connection:
+    """The test city with history 20 min back, flows, refreshed rollups and forecasts.
+
+    Harbour held 50 cars until 30 s ago (100 now: filling); ring-eb ran at 12 km/h of 50.
+    """
+    now = datetime.now(UTC)
+    write(city, [counter("harbour-counter", 50, now - timedelta(minutes=20))])
+    flows = []
+    for minutes in (14, 12, 9, 7):
+        flows += traffic("ring-counter", "L1", now - timedelta(minutes=minutes), 20, 12.0)
+    write(city, flows)
+    city.commit()
+    refresh(city, settings)
+    step = timedelta(minutes=15)
+    data_end = datetime.fromtimestamp(now.timestamp() // 900 * 900, UTC)
+    mean = np.array([[110.0, 120.0, 130.0, 140.0, 150.0, 160.0, 170.0]])
+    run = Run("occupancy", 900, now, data_end - 96 * step, data_end, 7, "auto")
+    write_run(city, run, ["harbour"], mean, mean - 10, mean + 10, ["auto"])
+    flow_mean = np.array([np.arange(1.0, 25.0)])
+    flow_run = Run("flow", 300, now, data_end - 96 * step, data_end, 24, "auto")
+    write_run(city, flow_run, ["ring-eb"], flow_mean, flow_mean, flow_mean, ["auto"])
+    city.commit()
+    return city
+
+
+@pytest.fixture
+def busy_feeds(
+    busy_city: psycopg.Connection, settings: Settings, start_server: Callable[..., Server]
+) -> Server:
+    """Return a running feeds server over the busy city."""
+    return start_server(feeds_settings(settings))
+
+
+def assert_problems(client: httpx.Client, path: str, cases: dict[str, str]) -> None:
+    """Assert each query on `path` gets a 400 problem document whose detail holds the hint."""
+    for query, hint in cases.items():
+        response = client.get(f"{path}?{query}")
+        assert response.status_code == 400, query
+        assert response.headers["content-type"] == "application/problem+json"
+        assert hint in response.json()["detail"], (query, response.json())
