@@ -8,6 +8,8 @@ from collections import defaultdict
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+import pandas as pd
+import pyarrow as pa
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -233,3 +235,35 @@ def test_login_is_required_when_an_oidc_provider_is_configured(city: City, monke
     at.run()
     assert [b.label for b in at.button] == ["Sign in"]
     assert not at.metric  # no figures before signing in
+
+
+def chart_data(at: AppTest, index: int) -> dict[str, pd.DataFrame]:
+    """Return the data sets of one Vega-Lite chart by their first column set."""
+    proto = at.get("vega_lite_chart")[index].proto
+    frames = [pa.ipc.open_stream(d.data.data).read_all().to_pandas() for d in proto.datasets]
+    return {",".join(f.columns[:3]): f for f in frames}
+
+
+def test_parking_history_carries_the_latest_forecast_and_its_band(app: Run, city: City) -> None:
+    at = app("parking")
+    chosen = sorted(at.multiselect(key="lots").value)
+    data = chart_data(at, 0)
+    forecast = data["lot_id,at,yhat"].sort_values(["lot_id", "at"]).reset_index(drop=True)
+    rows = query(
+        city.url,
+        "SELECT f.series_id, f.yhat / l.capacity, f.lo80 / l.capacity, f.hi80 / l.capacity "
+        "FROM forecasts f JOIN lots l ON l.lot_id = f.series_id WHERE f.run_id = "
+        "(SELECT max(run_id) FROM forecast_runs WHERE stream = 'occupancy') "
+        "AND f.series_id = ANY(%s) ORDER BY f.series_id, f.at",
+        (chosen,),
+    )
+    assert len(rows) == len(forecast) > 0
+    assert list(forecast["lot_id"]) == [r[0] for r in rows]
+    assert list(forecast["yhat"]) == pytest.approx([max(r[1], 0.0) for r in rows])
+    assert (forecast["lo80"] <= forecast["yhat"]).all()
+    assert (forecast["yhat"] <= forecast["hi80"]).all()
+    history = data["lot_id,bucket,occupied"]
+    [(buckets,)] = query(
+        city.url, "SELECT count(*) FROM occupancy_1h WHERE lot_id = ANY(%s)", (chosen,)
+    )
+    assert len(history) == buckets
