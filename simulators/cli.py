@@ -1,4 +1,4 @@
-"""`streetsense simulate city|run|scenario|load|replay`."""
+"""`streetsense simulate city|run|scenario|load|agents|replay`."""
 
 from __future__ import annotations
 
@@ -81,9 +81,33 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     load.add_argument("--window", type=int, default=1_000, help="unacknowledged messages")
     load.set_defaults(handler=_lazy("load"))
 
+    agents = actions.add_parser("agents", help="real edge agents fed by the city models")
+    _city_arguments(agents)
+    agents.add_argument(
+        "--device",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="device to run an agent for (repeatable); default: one of each kind",
+    )
+    agents.add_argument("--speed", type=float, default=1.0, help="device clock speed-up")
+    agents.add_argument(
+        "--duration",
+        type=duration,
+        default=None,
+        metavar="DURATION",
+        help="stop after this long; default: until interrupted",
+    )
+    agents.set_defaults(handler=_lazy("agents"))
+
     replay = actions.add_parser("replay", help="replay recorded lot occupancy (CSV)")
     replay.add_argument("file", help="CSV: lot id, capacity, occupancy, timestamp columns")
-    replay.add_argument("--days", type=float, default=7.0, help="the last N days, ending now")
+    replay.add_argument("--days", type=float, default=3.0, help="the last N days of the file")
+    replay.add_argument(
+        "--keep-weekdays",
+        action="store_true",
+        help="shift by whole weeks (ends up to 7 days ago) instead of days",
+    )
     replay.add_argument("--timezone", default="UTC", help="zone of the file's naive times")
     replay.add_argument("--site", default="replay", help="site id of the replayed devices")
     replay.add_argument("--registry", metavar="FILE", help="write the lots' registry file here")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
 import time
 from datetime import UTC, datetime
@@ -101,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _report(what: str, tally: runner.Tally) -> None:
     span = ""
-    if tally.readings:
+    if math.isfinite(tally.first_observed):
         first = datetime.fromtimestamp(tally.first_observed, UTC).isoformat(timespec="minutes")
         last = datetime.fromtimestamp(tally.last_observed, UTC).isoformat(timespec="minutes")
         span = f", observed {first} to {last}"
@@ -161,13 +162,15 @@ def replay(args: argparse.Namespace) -> int:
     """Publish a recording's last days as counter readings, shifted to end by now."""
     settings = load_settings(args.config)
     recording = read_recording(args.file, args.timezone)
-    _check_late_window(settings, args.days * 86_400.0 + 7 * 86_400.0)
     tables = registry_tables(recording, args.site, (56.1572, 10.2107))
     if args.registry:
         parse_registry(tables)
         Path(args.registry).write_text(to_toml(tables, f"Lots replayed from {args.file}"))
         _write(f"registry of {len(tables['lot'])} lots written to {args.registry}")
-    readings, refused = shifted_readings(recording, args.days, datetime.now(UTC))
+    align = 7 if args.keep_weekdays else 1
+    readings, refused = shifted_readings(recording, args.days, datetime.now(UTC), align_days=align)
+    if readings:
+        _check_late_window(settings, time.time() - readings[0].observed_at.timestamp())
     sites = {str(device["id"]): args.site for device in tables["device"]}
     packer = Packer(Topics(settings.mqtt.topic_prefix), sites, window_s=6 * 3_600.0)
     book = SequenceBook(Path(".streetsense-sim") / f"sequences-{args.site}.json")
@@ -181,3 +184,35 @@ def replay(args: argparse.Namespace) -> int:
     runner.observe(tally, readings)
     _report(f"replay ({recording.skipped} rows unreadable, {refused} refused)", tally)
     return 0
+
+
+def agents(args: argparse.Namespace) -> int:
+    """Run real edge agents for a few devices of the city until stopped."""
+    from simulators.agents import AgentFleet, CityDriver, agent_config  # noqa: PLC0415
+
+    settings = load_settings(args.config)
+    generated, calendar = _city(args, settings)
+    devices = args.device or _one_of_each_kind(generated)
+    state = Path(args.state_dir) / "agents"
+    state.mkdir(parents=True, exist_ok=True)
+    members = [
+        (
+            agent_config(settings, generated.site, device, state),
+            CityDriver(generated, calendar, device, speed=args.speed),
+        )
+        for device in devices
+    ]
+    stop = StopSignal().install()
+    with AgentFleet(members) as fleet:
+        _write(f"agents running for {', '.join(devices)}; buffers in {state}")
+        stop.wait(args.duration if args.duration is not None else 1e9)
+        accepted = sum(agent.accepted for agent in fleet.agents)
+    _write(f"agents stopped; {accepted} readings accepted into their buffers")
+    return 0
+
+
+def _one_of_each_kind(city: City) -> list[str]:
+    chosen: dict[str, str] = {}
+    for device, kind in city.devices():
+        chosen.setdefault(kind.value, device)
+    return list(chosen.values())

@@ -118,12 +118,12 @@ def _rows(
 
 
 def shifted_readings(
-    recording: Recording, days: float, end: datetime, site_prefix: str = ""
+    recording: Recording, days: float, end: datetime, *, align_days: int = 1
 ) -> tuple[list[Reading], int]:
     """Return the last `days` of the recording as counter readings, moved to end by `end`.
 
-    The shift is a whole number of weeks, so Mondays stay Mondays: the replay ends within the
-    week before `end`.
+    The shift is a whole number of `align_days`: 1 keeps the time of day (the replay ends
+    within the day before `end`), 7 also keeps the weekday (it ends within the week before).
 
     Returns:
         The readings (device `<lot>-counter`, kind `occupied_spaces`) and how many
@@ -133,13 +133,14 @@ def shifted_readings(
         return [], 0
     last = recording.observations[-1].at
     first = last - timedelta(days=days)
-    shift = timedelta(weeks=(end - last) // timedelta(weeks=1))
+    step = timedelta(days=align_days)
+    shift = step * ((end - last) // step)
     readings: list[Reading] = []
     refused = 0
     for row in recording.observations:
         if row.at < first:
             continue
-        device = f"{site_prefix}{row.lot}-counter"
+        device = f"{row.lot}-counter"
         try:
             readings.append(Reading(device, "occupied_spaces", row.at + shift, row.occupied))
         except ValueError:
@@ -153,7 +154,7 @@ def registry_tables(
     """Return registry tables for the recorded lots (placed round the centre: files lack places)."""
     lots = sorted(recording.lots().items())
     tables: dict[str, list[dict[str, object]]] = {
-        "site": [{"id": site, "name": f"Replay of {site}"}],
+        "site": [{"id": site, "name": f"Replayed lots ({site})"}],
         "lot": [],
         "device": [],
     }

@@ -77,8 +77,10 @@ def test_replay_of_aarhus_publishes_counter_readings_ending_by_now(
     tables = registry_tables(recording, "replay", (56.15, 10.2))
     registry = parse_registry(tables)
     now = datetime.now(UTC)
-    readings, refused = shifted_readings(recording, 2.0, now)
+    readings, refused = shifted_readings(recording, 2.0, now, align_days=7)
     assert refused == 0 and len(readings) > 400
+    daily, _ = shifted_readings(recording, 2.0, now)
+    assert 0 <= (now - daily[-1].observed_at).total_seconds() < 86_400
     recorded = recording.observations[-1].at
     # Whole weeks: weekdays and times of day are those of the recording.
     shift = readings[-1].observed_at - recorded

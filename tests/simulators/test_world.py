@@ -58,12 +58,13 @@ def test_garage_counts_follow_demand_and_never_exceed_capacity() -> None:
     readings = [r for r in simulation.advance(MONDAY + 86_400) if r.kind == "occupied_spaces"]
     garages = {lot.device_id: lot for lot in city.lots if lot.kind is LotKind.OFF_STREET}
     index = {lot.id: i for i, lot in enumerate(city.lots)}
+    times = np.array([r.observed_at.timestamp() for r in readings])
+    targets = lot_targets(city, calendar, times)
     errors = []
-    for reading in readings:
+    for row, reading in enumerate(readings):
         lot = garages[reading.device_id]
         assert 0 <= reading.value <= lot.capacity
-        times = np.array([reading.observed_at.timestamp()])
-        wanted = lot_targets(city, calendar, times)[0, index[lot.id]] * lot.capacity
+        wanted = targets[row, index[lot.id]] * lot.capacity
         errors.append(abs(reading.value - wanted) / lot.capacity)
     assert np.mean(errors) < 0.06
 

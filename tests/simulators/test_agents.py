@@ -1,0 +1,98 @@
+"""Real edge agents driven by the city models publish what the models say, debounced."""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from datetime import UTC, datetime
+from pathlib import Path
+
+from edge.config import AgentConfig
+from edge.drivers import PRESENCE, VEHICLE, SensorDriver
+from simulators.agents import AgentFleet, CityDriver, agent_config
+from simulators.city import CitySpec, generate_city
+from simulators.demand import Calendar
+from streetsense.config import Settings
+from streetsense.readings import Reading, decode_readings
+from streetsense.registry import LotKind
+from streetsense.topics import DeviceTopic, Topics
+from tests.simulators.conftest import Collector
+
+TUESDAY_RUSH = datetime(2026, 11, 17, 7, 45, tzinfo=UTC).timestamp()
+
+
+def test_city_driver_is_a_sensor_driver_with_raw_events() -> None:
+    city = generate_city(CitySpec(seed=8, lots=4, segments=2))
+    segment = city.segments[0]
+    driver = CityDriver(city, Calendar(seed=8), segment.counter_id, speed=600.0, start=TUESDAY_RUSH)
+    assert isinstance(driver, SensorDriver)
+    events = []
+    deadline = time.monotonic() + 2.0
+    while time.monotonic() < deadline:
+        events += driver.poll(0.05)
+    assert {e.name for e in events} == {VEHICLE}
+    assert len(events) > 50
+    assert {e.sub_id for e in events} <= set(segment.lane_ids)
+    assert all(0 < e.duration < 5 and e.value > 0 for e in events)
+    assert [e.at for e in events] == sorted(e.at for e in events)
+    gateway = next(lot for lot in city.lots if lot.kind is LotKind.ON_STREET)
+    spots = CityDriver(city, Calendar(seed=8), gateway.device_id, speed=600.0, start=TUESDAY_RUSH)
+    first = spots.poll(0.1)
+    assert {e.name for e in first} == {PRESENCE}
+    assert {e.sub_id for e in first} == set(gateway.sensors)
+
+
+def test_real_agents_publish_debounced_spots_counted_lanes_and_lamps(
+    mqtt_settings: Settings, topics: Topics, collector: Collector, tmp_path: Path
+) -> None:
+    city = generate_city(CitySpec(seed=8, lots=4, segments=2))
+    calendar = Calendar(seed=8)
+    gateway = next(lot for lot in city.lots if lot.kind is LotKind.ON_STREET)
+    segment = city.segments[0]
+    devices = [gateway.device_id, segment.counter_id, segment.lamp_ids[0]]
+    members: list[tuple[AgentConfig, SensorDriver]] = []
+    for device in devices:
+        config = agent_config(
+            mqtt_settings, city.site, device, tmp_path,
+            parking={"occupied_after_s": 5.0, "free_after_s": 5.0},
+            traffic={"interval_s": 60, "grace_s": 0.0},
+            buffer={"synchronous": "normal"},
+        )  # fmt: skip
+        driver = CityDriver(city, calendar, device, speed=120.0, start=TUESDAY_RUSH)
+        members.append((config, driver))
+    with AgentFleet(members):
+        deadline = time.monotonic() + 30
+        by_device = _gather(collector, topics, devices)
+        while time.monotonic() < deadline and not _complete(by_device, devices):
+            time.sleep(0.2)
+            by_device = _gather(collector, topics, devices)
+    spots = [r for r in by_device[gateway.device_id] if r.kind == "occupied"]
+    assert {r.sub_id for r in spots} == set(gateway.sensors)
+    counts = [r for r in by_device[segment.counter_id] if r.kind == "vehicle_count"]
+    assert counts and {r.sub_id for r in counts} <= set(segment.lane_ids)
+    assert sum(r.value for r in counts) > 20
+    lamp = {r.kind for r in by_device[segment.lamp_ids[0]]}
+    assert {"lamp_power", "lamp_dimming"} <= lamp
+    for readings in by_device.values():
+        seqs = [r.seq for r in readings if r.seq is not None]
+        assert seqs and min(seqs) >= 1
+
+
+def _gather(collector: Collector, topics: Topics, devices: list[str]) -> dict[str, list[Reading]]:
+    by_device: dict[str, list[Reading]] = defaultdict(list)
+    for topic, payload in list(collector.received):
+        parsed = topics.parse(topic)
+        assert isinstance(parsed, DeviceTopic)
+        if parsed.channel.stream is None or parsed.device_id not in devices:
+            continue
+        result = decode_readings(payload, parsed.device_id, parsed.channel.stream)
+        assert result.rejections == []
+        by_device[parsed.device_id] += result.readings
+    return by_device
+
+
+def _complete(by_device: dict[str, list[Reading]], devices: list[str]) -> bool:
+    gateway, counter, lamp = devices
+    counted = sum(r.value for r in by_device[counter] if r.kind == "vehicle_count")
+    kinds = {r.kind for r in by_device[lamp]}
+    return counted > 20 and {"lamp_power", "lamp_dimming"} <= kinds and bool(by_device[gateway])
