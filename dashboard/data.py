@@ -7,7 +7,7 @@ DataFrame with UTC timestamps, and keeps at most `max_entries` results for `ttl`
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Final
 
 import pandas as pd
@@ -25,6 +25,8 @@ NOW_TTL_S: Final = 15
 SERIES_TTL_S: Final = 300
 REGISTRY_TTL_S: Final = 600
 LOW_BATTERY_V: Final = 3.3
+# Turnover needs raw spot events; reading at most a day of them keeps long ranges on rollups.
+TURNOVER_WINDOW: Final = timedelta(days=1)
 
 
 def settings() -> Settings:

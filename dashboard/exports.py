@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Final
 
 import pandas as pd
@@ -33,7 +32,7 @@ DATASETS: Final = {
         Dataset("Parking pressure", "lot",
                 lambda u, s, ids: data.time_above(u, ids, s.start, s.end, 0.85)),
         Dataset("Turnover and dwell", "lot",
-                lambda u, s, ids: data.turnover(u, ids, max(s.start, s.end - timedelta(days=7)),
+                lambda u, s, ids: data.turnover(u, ids, max(s.start, s.end - data.TURNOVER_WINDOW),
                                                 s.end)),
         Dataset("Flow and speed history", "segment",
                 lambda u, s, ids: data.flow(u, ids, s.start, s.end, s.tier)),

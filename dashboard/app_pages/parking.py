@@ -9,7 +9,6 @@ import streamlit as st
 from dashboard import charts, controls, data, tables
 
 PRESSURE = 0.85
-TURNOVER_WINDOW = timedelta(days=7)
 AHEAD = timedelta(days=1)
 
 url, settings = data.page_context()
@@ -50,7 +49,7 @@ st.altair_chart(
 if ahead.empty:
     st.caption("No forecast stored yet for these lots.")
 
-turnover_start = max(span.start, span.end - TURNOVER_WINDOW)
+turnover_start = max(span.start, span.end - data.TURNOVER_WINDOW)
 summary = tables.lot_summary(
     data.time_above(url, lot_ids, span.start, span.end, PRESSURE),
     data.turnover(url, lot_ids, turnover_start, span.end),
@@ -61,7 +60,7 @@ st.dataframe(summary, hide_index=True, column_config=tables.LOT_SUMMARY_COLUMNS)
 st.caption(
     f"Time above {PRESSURE:.0%}: share of {tables.pressure_bucket(span.start, span.end)} "
     "buckets at or above it. Turnover (arrivals per sensed spot per day) and dwell come from spot "
-    f"sensors over the last {(span.end - turnover_start).days or 1} day(s) of the range."
+    f"sensors over the last {(span.end - turnover_start) / timedelta(hours=1):.0f} h of the range."
 )
 
 heat, compare = st.columns(2)
