@@ -14,6 +14,8 @@ import pydeck as pdk
 
 WEEKDAYS: Final = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 GREY: Final = [150, 150, 150, 160]
+# Strong, distinct hues: the default blues are hard to tell apart for a few series.
+PALETTE: Final = alt.Scale(scheme="tableau10")
 
 
 def ramp(value: float | None, *, good_high: bool) -> list[int]:
@@ -99,7 +101,7 @@ def series_with_forecast(
         .encode(
             x=alt.X("bucket:T", title=None),
             y=alt.Y(f"{value}:Q", title=title, axis=axis),
-            color=alt.Color(f"{series}:N", title=None),
+            color=alt.Color(f"{series}:N", title=None, scale=PALETTE),
             tooltip=[series, alt.Tooltip("bucket:T", format="%a %d %b %H:%M"), value],
         )
     )
@@ -108,12 +110,17 @@ def series_with_forecast(
         band = (
             alt.Chart(forecast)
             .mark_area(opacity=0.2)
-            .encode(x="at:T", y="lo80:Q", y2="hi80:Q", color=alt.Color(f"{series}:N", title=None))
+            .encode(
+                x="at:T",
+                y="lo80:Q",
+                y2="hi80:Q",
+                color=alt.Color(f"{series}:N", title=None, scale=PALETTE),
+            )
         )
         line = (
             alt.Chart(forecast)
             .mark_line(strokeDash=[4, 3])
-            .encode(x="at:T", y="yhat:Q", color=alt.Color(f"{series}:N", title=None))
+            .encode(x="at:T", y="yhat:Q", color=alt.Color(f"{series}:N", title=None, scale=PALETTE))
         )
         layers = [band, base, line]
     chart: alt.LayerChart | alt.FacetChart = alt.layer(*layers).properties(height=280)
@@ -135,21 +142,22 @@ def hour_of_week(frame: pd.DataFrame) -> alt.Chart:
 
 def lot_comparison(frame: pd.DataFrame) -> alt.LayerChart | alt.FacetChart:
     """Compare lots by mean occupancy, with their peak as a tick."""
+    order = list(frame.sort_values("mean_occupancy", ascending=False)["lot_id"])
     bars = (
         alt.Chart(frame)
         .mark_bar()
         .encode(
             x=alt.X("mean_occupancy:Q", title="mean occupancy", axis=alt.Axis(format="%")),
-            y=alt.Y("lot_id:N", sort="-x", title=None),
+            y=alt.Y("lot_id:N", sort=order, title=None),
         )
     )
     ticks = (
         alt.Chart(frame)
         .mark_tick(color="black", thickness=2)
-        .encode(x="peak_occupancy:Q", y=alt.Y("lot_id:N", sort="-x"))
+        .encode(x="peak_occupancy:Q", y=alt.Y("lot_id:N", sort=order))
     )
     chart: alt.LayerChart | alt.FacetChart = alt.layer(bars, ticks).properties(
-        height=max(120, 28 * len(frame))
+        height=max(160, 40 * len(frame))
     )
     return chart
 
