@@ -31,8 +31,11 @@ class DeviceActivity:
     lateness: float = float("-inf")
 
     def saw(self, received: float) -> None:
-        """Note a data message: the device is online as of its receipt."""
+        """Note a message from the device."""
         self.last_seen = max(self.last_seen, received)
+
+    def heard(self, received: float) -> None:
+        """Note a message without an `online` reading: the device is online as of its receipt."""
         if received >= self.online_at:
             self.online, self.online_at = True, received
 

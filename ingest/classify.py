@@ -160,6 +160,7 @@ class Classifier:
         rows = batch.rows
         seqs = activity.seqs
         newest: datetime | None = None
+        said_online = False
         kept = 0
         for reading in result.readings:
             observed = reading.observed_at
@@ -182,10 +183,12 @@ class Classifier:
                 if newest is None or observed > newest:
                     newest = observed
                 if topic.channel is Channel.STATUS:
-                    _status(activity, reading)
+                    said_online = _status(activity, reading) or said_online
             if reading.seq is not None:
                 seqs.append(reading.seq)
         kept = self._record_rejections(message, topic, activity, batch, result, kept)
+        if not said_online:
+            activity.heard(received)
         if newest is not None:
             lateness = received - newest.timestamp()
             activity.lateness = max(activity.lateness, lateness)
@@ -270,6 +273,7 @@ class Classifier:
         reason: str,
     ) -> None:
         activity.rejected += 1
+        activity.heard(message.received)
         batch.reject(self._rejection(message, code, reason, topic.device_id))
 
     def _rejection(
@@ -305,15 +309,17 @@ class Classifier:
         return parsed
 
 
-def _status(activity: DeviceActivity, reading: Reading) -> None:
+def _status(activity: DeviceActivity, reading: Reading) -> bool:
+    """Fold a status reading into the activity; True when it was an `online` reading."""
     observed = reading.observed_at
     if reading.kind == "online":
         moment = observed.timestamp()
         if moment >= activity.online_at:
             activity.online, activity.online_at = reading.value >= 0.5, moment
-        return
+        return True
     if activity.status_at is None or observed >= activity.status_at:
         activity.status[reading.kind] = reading.value
         activity.status_at = observed
     else:
         activity.status.setdefault(reading.kind, reading.value)
+    return False

@@ -125,6 +125,7 @@ class BrokerLink:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
         return client
 
     def start(self) -> None:
@@ -168,10 +169,21 @@ class BrokerLink:
         else:
             client.subscribe(topic_filter, qos=1)
         log.info(
-            "connected to the broker (session present: %s), subscribed to %s",
+            "connected to the broker (session present: %s), subscribing to %s",
             getattr(flags, "session_present", "?"),
             topic_filter,
         )
+
+    def _on_subscribe(
+        self, _client: mqtt.Client, _userdata: Any, _mid: int, reasons: Any, _properties: Any
+    ) -> None:
+        if any(reason.is_failure for reason in reasons):
+            log.error(
+                "the broker refused the subscription (%s); check its ACL for this user and, "
+                'for a broker without MQTT 5, set mqtt.protocol = "3.1.1"',
+                ", ".join(str(r) for r in reasons),
+            )
+            return
         self.connected.set()
 
     def _on_disconnect(

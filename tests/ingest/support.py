@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -58,9 +59,11 @@ def count(database_url: str, query: str, *args: Any) -> Any:
 
 
 @contextmanager
-def ingest_thread(settings: Settings, client_id: str = "ingest-test") -> Iterator[IngestService]:
+def ingest_thread(settings: Settings, client_id: str = "") -> Iterator[IngestService]:
     """Run the ingest service in a thread of this process; stop it cleanly afterwards."""
     stop = StopSignal()
+    # A client id of the test's own: the broker keeps sessions, and they must not mix.
+    client_id = client_id or f"ingest-{uuid.uuid4().hex[:8]}"
     service = IngestService(settings, stop, client_id=client_id)
     thread = threading.Thread(target=service.run, name="ingest", daemon=True)
     thread.start()
