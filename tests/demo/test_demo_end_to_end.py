@@ -1,0 +1,177 @@
+"""`streetsense demo` end to end: embedded defaults, then the machine's real services."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from tests.support.services import free_port
+
+REPO = Path(__file__).resolve().parents[2]
+DEMO_ARGS = ("--duration", "60", "--no-browser", "--lots", "4", "--segments", "3")
+HISTORY = ("--history", "3d")
+pytestmark = pytest.mark.slow
+
+
+class DemoRun:
+    """`streetsense demo` as a user starts it, with its output collected as it comes."""
+
+    def __init__(self, tmp_path: Path, extra_env: dict[str, str], *args: str) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("STREETSENSE_")}
+        env |= {"PYTHONPATH": str(REPO), **extra_env}
+        self.feeds_port = free_port()
+        self.lines: list[str] = []
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "streetsense.cli", "demo", *args, "--feeds-port",
+             str(self.feeds_port), "--data-dir", str(tmp_path / "demo")],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=tmp_path,
+        )  # fmt: skip
+        assert self.process.stdout is not None
+        self._reader = threading.Thread(target=self._read, args=(self.process.stdout,))
+        self._reader.start()
+
+    def _read(self, stream: IO[str]) -> None:
+        for line in stream:
+            self.lines.append(line.rstrip("\n"))
+
+    @property
+    def output(self) -> str:
+        """Everything the demo printed so far."""
+        return "\n".join(self.lines)
+
+    def get(self, path: str) -> Any:
+        """GET a JSON document from the demo's feeds API."""
+        url = f"http://127.0.0.1:{self.feeds_port}{path}"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return json.load(response)
+
+    def wait_running(self, timeout_s: float = 600) -> float:
+        """Wait until the demo prints its URLs; return how long that took."""
+        began = time.monotonic()
+        while "streetsense demo is running" not in self.output:
+            assert self.process.poll() is None, f"demo exited early:\n{self.output}"
+            assert time.monotonic() - began < timeout_s, f"demo never came up:\n{self.output}"
+            time.sleep(0.5)
+        return time.monotonic() - began
+
+    def finish(self, timeout_s: float = 180) -> int:
+        """Wait for the demo to end by itself (--duration); return its exit code."""
+        code = self.process.wait(timeout_s)
+        self._close()
+        return code
+
+    def _close(self) -> None:
+        self._reader.join(10)
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+
+    def kill(self) -> None:
+        """Stop a demo a failed test left running."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(30)
+        self._close()
+
+
+def _lots(document: Any) -> list[dict[str, Any]]:
+    return document["lots"] if isinstance(document, dict) else document
+
+
+def check_live_city(demo: DemoRun) -> None:
+    """Through the feeds API: every lot live (not stale) with a forecast, segments flowing."""
+    demo.wait_running()
+    deadline = time.monotonic() + 55
+    lots: list[dict[str, Any]] = []
+    while time.monotonic() < deadline and demo.process.poll() is None:
+        lots = _lots(demo.get("/v1/parking/lots"))
+        ready = all(
+            not lot["stale"] and lot["available"] is not None
+            and lot["forecast"]["available_15m"] is not None
+            for lot in lots
+        )  # fmt: skip
+        if lots and ready:
+            break
+        time.sleep(2)
+    assert len(lots) == 4, demo.output
+    assert all(not lot["stale"] and lot["available"] is not None for lot in lots), lots
+    assert all(lot["forecast"]["available_15m"] is not None for lot in lots), lots
+    segments = demo.get("/v1/traffic/segments")
+    segments = segments["segments"] if isinstance(segments, dict) else segments
+    assert any(segment["vehicle_count"] is not None for segment in segments), segments
+
+
+def live_readings(output: str) -> int:
+    """Return the most live readings (written after the backfill) the summary reported."""
+    counts = re.findall(r"live readings ([\d,]+)", output)
+    return max((int(count.replace(",", "")) for count in counts), default=0)
+
+
+def test_demo_on_embedded_defaults(tmp_path: Path) -> None:
+    demo = DemoRun(tmp_path, {}, *DEMO_ARGS, *HISTORY)
+    try:
+        check_live_city(demo)
+        assert demo.finish() == 0, demo.output
+    finally:
+        demo.kill()
+    assert live_readings(demo.output) > 0, demo.output
+    assert "Data and logs are in" in demo.output
+    # the next run reuses the data folder: no new city, no second backfill
+    again = DemoRun(tmp_path, {}, "--duration", "5", "--no-browser", "--lots", "4",
+                    "--segments", "3", *HISTORY)  # fmt: skip
+    try:
+        assert again.finish() == 0, again.output
+    finally:
+        again.kill()
+    assert "demo PostgreSQL reused" in again.output
+    assert "backfilling" not in again.output
+
+
+@pytest.fixture
+def own_database(admin_url: str) -> Iterator[str]:
+    """A fresh, empty database of this test's own on the machine's PostgreSQL."""
+    name = f"ss_demo_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    yield psycopg.conninfo.make_conninfo(admin_url, dbname=name)
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+
+
+def test_demo_on_real_mosquitto_and_postgresql(
+    tmp_path: Path, own_database: str, broker: str
+) -> None:
+    prefix = f"demo-{uuid.uuid4().hex[:8]}/streetsense/v1"
+    env = {
+        "STREETSENSE_DATABASE_URL": own_database,
+        "STREETSENSE_MQTT_URL": broker,
+        "STREETSENSE_MQTT_TOPIC_PREFIX": prefix,
+        "STREETSENSE_MQTT_SHARED_GROUP": f"ingest-{uuid.uuid4().hex[:6]}",
+    }
+    demo = DemoRun(tmp_path, env, *DEMO_ARGS, *HISTORY)
+    try:
+        check_live_city(demo)
+        assert demo.finish() == 0, demo.output
+    finally:
+        demo.kill()
+    assert live_readings(demo.output) > 0, demo.output
+    assert "demo MQTT broker" not in demo.output
+    assert "demo PostgreSQL" not in demo.output
+    with psycopg.connect(own_database) as conn:
+        row = conn.execute("SELECT count(*) FROM readings").fetchone()
+    assert row is not None and row[0] > 0
