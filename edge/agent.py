@@ -51,6 +51,7 @@ class Agent:
             config.device.id,
             cap_bytes=config.buffer.cap_bytes,
             synchronous=config.buffer.synchronous,
+            min_free_bytes=config.buffer.min_free_bytes,
         )
         self.link = Link(config)
         topics = Topics(config.mqtt.topic_prefix)

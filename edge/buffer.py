@@ -10,6 +10,7 @@ buffer.
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from streetsense.readings import Reading, datetime_to_epoch, epoch_to_datetime
 
 log = logging.getLogger(__name__)
 DROP_LOG_EVERY_S: Final = 10.0
+WAL_PAGES: Final = 128  # checkpoint when the WAL reaches this many pages (~512 KB)
 ROW_OVERHEAD: Final = 48  # bytes a row costs beyond its text: keys, numbers, page slack
 _SCHEMA: Final = (
     """CREATE TABLE IF NOT EXISTS readings (
@@ -53,11 +55,18 @@ class Buffer:
     """A SQLite store of readings awaiting confirmation, capped in bytes."""
 
     def __init__(
-        self, path: str | Path, device_id: str, *, cap_bytes: int, synchronous: str = "full"
+        self,
+        path: str | Path,
+        device_id: str,
+        *,
+        cap_bytes: int,
+        synchronous: str = "full",
+        min_free_bytes: int = 0,
     ) -> None:
         self.path = Path(path)
         self.device_id = device_id
         self.cap_bytes = cap_bytes
+        self.min_free_bytes = min_free_bytes
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._drop_logged_at = -DROP_LOG_EVERY_S
         self._dropped_unlogged = 0
@@ -92,6 +101,8 @@ class Buffer:
         # the last commits on power loss: only for flash that cannot take the writes.
         conn.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'full' else 'NORMAL'}")
         conn.execute("PRAGMA journal_size_limit=4194304")
+        # A small WAL: on a nearly full disk it must fit in the space kept free.
+        conn.execute(f"PRAGMA wal_autocheckpoint={WAL_PAGES}")
         for statement in _SCHEMA:
             conn.execute(statement)
         return conn
@@ -131,28 +142,25 @@ class Buffer:
         """
         if not readings:
             return []
-        try:
-            return self._put(readings)
-        except sqlite3.OperationalError as exc:
-            if getattr(exc, "sqlite_errorname", "") not in _DISK_FULL:
-                raise ServiceUnavailableError(
-                    f"cannot write the buffer {self.path}: {exc}"
-                ) from exc
-            log.error("disk full writing the buffer (%s); dropping the oldest readings", exc)
-            self._meta = self._load_meta()
+        failure: sqlite3.OperationalError | None = None
+        for remedy in (None, self._checkpoint, self._make_room):
+            if remedy is not None:
+                self._meta = self._load_meta()  # the failed transaction changed nothing
+                remedy(len(readings))
             try:
-                self._drop_oldest(max(len(readings) * 4 * ROW_OVERHEAD, self._meta["bytes"] // 10))
-            except sqlite3.OperationalError as again:
-                log.error("cannot even delete to make room: %s", again)
-        try:
-            return self._put(readings)
-        except sqlite3.OperationalError as exc:
-            self._meta = self._load_meta()
-            self._meta["dropped"] += len(readings)
-            raise ServiceUnavailableError(
-                f"the disk holding {self.path} is full: {len(readings)} readings could not be "
-                "stored; free space or lower buffer.cap_bytes"
-            ) from exc
+                return self._put(readings)
+            except sqlite3.OperationalError as exc:
+                if getattr(exc, "sqlite_errorname", "") not in _DISK_FULL:
+                    raise ServiceUnavailableError(
+                        f"cannot write the buffer {self.path}: {exc}"
+                    ) from exc
+                failure = exc
+                log.warning("disk full writing the buffer (%s)", exc)
+        self._meta["dropped"] += len(readings)
+        raise ServiceUnavailableError(
+            f"the disk holding {self.path} is full: {len(readings)} readings could not be "
+            "stored; free space or lower buffer.cap_bytes"
+        ) from failure
 
     def _put(self, readings: list[Reading]) -> list[int]:
         meta = dict(self._meta)
@@ -176,22 +184,43 @@ class Buffer:
             )
             if meta["bytes"] > self.cap_bytes:
                 self._drop_in(meta, meta["bytes"] - self.cap_bytes)
+            elif self._disk_short() and not self._free_pages():
+                # The disk fills before the cap: stop the file growing; new rows reuse the
+                # pages of the oldest, dropped in slices of 5 %.
+                self._drop_in(meta, max(meta["bytes"] // 20, 4096))
             self._save_meta(meta)
         self._meta = meta
         return list(range(first, meta["next_seq"]))
 
-    def _drop_oldest(self, excess: int) -> None:
-        # Disk full: fold the WAL into the database first (that frees the WAL's space), then
-        # delete the oldest so SQLite reuses their pages.
-        self._checkpoint()
+    def _disk_short(self) -> bool:
+        if not self.min_free_bytes:
+            return False
+        try:
+            info = os.statvfs(self.path.parent)
+        except OSError:
+            return False
+        return info.f_bavail * info.f_frsize < self.min_free_bytes
+
+    def _free_pages(self) -> int:
+        return int(self._conn.execute("PRAGMA freelist_count").fetchone()[0])
+
+    def _make_room(self, incoming: int) -> None:
+        # Still full after folding the WAL in: delete the oldest so SQLite reuses their pages.
+        excess = max(incoming * 4 * ROW_OVERHEAD, self._meta["bytes"] // 10)
+        log.error("disk full: dropping the oldest readings to make room")
         meta = dict(self._meta)
-        with self._transaction():
-            self._drop_in(meta, excess)
-            self._save_meta(meta)
+        try:
+            with self._transaction():
+                self._drop_in(meta, excess)
+                self._save_meta(meta)
+        except sqlite3.OperationalError as exc:
+            log.error("cannot even delete to make room: %s", exc)
+            return
         self._meta = meta
         self._checkpoint()
 
-    def _checkpoint(self) -> None:
+    def _checkpoint(self, _incoming: int = 0) -> None:
+        # Fold the WAL into the database and truncate it: on a full disk that frees its space.
         try:
             self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         except sqlite3.OperationalError as exc:
@@ -214,7 +243,7 @@ class Buffer:
         self._dropped_unlogged += count
         if time.monotonic() - self._drop_logged_at >= DROP_LOG_EVERY_S:
             log.warning(
-                "buffer cap reached: dropped the %d oldest readings (now up to seq %d, %d in all)",
+                "buffer full (cap or disk): dropped the %d oldest readings (to seq %d, %d in all)",
                 self._dropped_unlogged,
                 last,
                 meta["dropped"],

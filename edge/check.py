@@ -65,7 +65,7 @@ def _check_buffer(config: AgentConfig) -> Iterator[Result]:
         yield False, f"cannot write in {folder}; create it and give the agent's user write access"
         return
     free = shutil.disk_usage(folder).free
-    if free < config.buffer.cap_bytes * 2:
+    if free < config.buffer.cap_bytes * 2 + config.buffer.min_free_bytes:
         yield (
             False,
             (

@@ -58,6 +58,9 @@ class BufferSection:
         default="/var/lib/streetsense-edge/buffer.sqlite", metadata=_doc("SQLite buffer file")
     )
     cap_bytes: int = field(default=64_000_000, metadata=_doc("at this size the oldest go first"))
+    min_free_bytes: int = field(
+        default=8_000_000, metadata=_doc("keep this much disk free: drop oldest below it")
+    )
     synchronous: str = field(
         default="full", metadata=_doc("full: survives power cuts; normal: less flash wear")
     )

@@ -84,6 +84,8 @@ class FaultProxy:
             self._pairs[upstream] = (client, holing)
 
     def _forward(self, sock: socket.socket) -> None:
+        if sock.fileno() == -1:
+            return  # closed with its pair earlier in this round of events
         try:
             data = sock.recv(_CHUNK)
         except OSError:
@@ -106,7 +108,8 @@ class FaultProxy:
     def _forget(self, sock: socket.socket) -> None:
         with self._lock:
             self._pairs.pop(sock, None)
-        self._selector.unregister(sock)
+        with contextlib.suppress(KeyError, ValueError):
+            self._selector.unregister(sock)
         sock.close()
 
     def _drop(self, sock: socket.socket) -> None:
