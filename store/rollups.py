@@ -30,9 +30,10 @@ log = logging.getLogger(__name__)
 
 _LOCK_KEY: Final = 7_355_108_002  # any constant shared by every process that refreshes
 _STATE: Final = "rollups"
-# Readings committed late by a slow ingest transaction may carry a received_at just below the
-# watermark; rescanning this margin picks them up (recomputing is idempotent).
-COMMIT_MARGIN: Final = timedelta(minutes=5)
+# Readings committed late by a slow ingest transaction (batches flush within a second) may
+# carry a received_at just below the watermark; rescanning this margin picks them up
+# (recomputing is idempotent).
+COMMIT_MARGIN: Final = timedelta(minutes=1)
 _BEGINNING: Final = datetime(1900, 1, 1, tzinfo=UTC)
 _ROLLUP_KINDS: Final = (
     "occupied",
@@ -154,7 +155,7 @@ def _refresh_tables(
     flow_start = flow_scope(conn, since)
     segments = _count(conn, "SELECT count(*) FROM _flow_scope")
     if not timescale and flow_start is not None:
-        refresh_flow_tables(conn)
+        refresh_flow_tables(conn, flow_start)
     new_watermark = max(filter(None, (watermark, latest)), default=None)
     _save_state(conn, new_watermark, until)
     result = RefreshResult(readings, lots, segments, new_watermark, until, 0.0)

@@ -52,7 +52,8 @@ FROM (
     FROM _flow_scope sc
     JOIN devices d ON d.segment_id = sc.segment_id
     JOIN readings r ON r.device_id = d.device_id AND r.observed_at >= sc.start_at
-    WHERE r.kind = ANY(%(kinds)s)
+    -- the constant lower bound lets the planner range-scan (BRIN, chunks) instead of all rows
+    WHERE r.kind = ANY(%(kinds)s) AND r.observed_at >= %(start)s
     GROUP BY 1, 2, 3, 4
 ) lanes
 GROUP BY segment_id, bucket
@@ -100,10 +101,10 @@ def flow_scope(conn: psycopg.Connection, since: datetime | None) -> datetime | N
     return row[0] if row else None
 
 
-def refresh_flow_tables(conn: psycopg.Connection) -> None:
-    """Recompute flow tables (plain PostgreSQL) for the segments in scope."""
+def refresh_flow_tables(conn: psycopg.Connection, start: datetime) -> None:
+    """Recompute flow tables (plain PostgreSQL) for the segments in scope, from `start` on."""
     with conn.cursor() as cur:
-        cur.execute(UPSERT_5M, {"origin": ORIGIN, "kinds": list(TRAFFIC_KINDS)})
+        cur.execute(UPSERT_5M, {"origin": ORIGIN, "kinds": list(TRAFFIC_KINDS), "start": start})
         for target, source, width in TIERS:
             query = sql.SQL(UPSERT_COARSE).format(
                 target=sql.Identifier(target), source=sql.Identifier(source)

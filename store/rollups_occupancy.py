@@ -53,9 +53,12 @@ points AS (
     UNION ALL
     SELECT src.lot_id, src.device_id, src.kind, src.sub_id, r.observed_at, r.observed_at,
            r.value, true
-    FROM src JOIN readings r
-      ON r.device_id = src.device_id AND r.kind = src.kind AND r.sub_id = src.sub_id
-     AND r.observed_at >= src.start_at AND r.observed_at < %(until)s
+    -- per source, a range scan of the readings identity index: stable whatever the table size
+    FROM src CROSS JOIN LATERAL (
+        SELECT r.observed_at, r.value FROM readings r
+        WHERE r.device_id = src.device_id AND r.kind = src.kind AND r.sub_id = src.sub_id
+          AND r.observed_at >= src.start_at AND r.observed_at < %(until)s
+    ) r
 ),
 steps AS (
     SELECT lot_id, t, seen_at, sample,

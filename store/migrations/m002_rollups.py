@@ -20,8 +20,10 @@ NON_TRANSACTIONAL = True  # continuous aggregates cannot be created inside a tra
 
 COMMON = """
 -- Ingest never calls the rollups: refresh finds new readings by their receive time, which
--- only grows, so a BRIN index answers `received_at > watermark` from a few pages.
-CREATE INDEX IF NOT EXISTS readings_received_brin ON readings USING brin (received_at);
+-- only grows, so a BRIN index answers `received_at > watermark` from a few pages
+-- (autosummarize: each filled range is summarized without waiting for a vacuum).
+CREATE INDEX IF NOT EXISTS readings_received_brin ON readings USING brin (received_at)
+    WITH (autosummarize = on);
 
 CREATE TABLE IF NOT EXISTS rollup_state (
     name text PRIMARY KEY,

@@ -133,3 +133,12 @@ def test_concurrent_refreshes_agree(database_url: str, settings: Settings) -> No
     assert errors == []
     with psycopg.connect(database_url) as conn:
         assert occupancy(conn, "occupancy_5m", "market") == {0: (2.0, 4), 5: (4.0, 0)}
+
+
+def test_analyst_views_locate_readings(db: psycopg.Connection) -> None:
+    load_city(db)
+    write(db, [spot("s2", 0, True), Reading("loop", "vehicle_count", at(1), 3.0, "l1")])
+    rows = db.execute(
+        "SELECT device_id, lot_id, spot_id, segment_id FROM readings_located ORDER BY 1"
+    ).fetchall()
+    assert rows == [("gw", "market", "m2", None), ("loop", None, None, "ring")]
