@@ -56,6 +56,7 @@ class PacedPublisher:
     def __init__(self, settings: Settings, window: int = 500, role: str = "pub") -> None:
         self.client, self.host, self.port = make_client(settings, role)
         self.window = window
+        self.low_water = window // 2
         self.client.max_inflight_messages_set(window)
         self.sent = 0
         self.acked = 0
@@ -97,31 +98,34 @@ class PacedPublisher:
         self, topic: str, payload: bytes, *, retain: bool = False, timeout: float = 60.0
     ) -> None:
         """Publish one message, waiting first while the window of unacknowledged ones is full."""
-        deadline = time.monotonic() + timeout
         with self._changed:
-            while self.sent - self.acked >= self.window:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise ServiceUnavailableError(
-                        f"the broker acknowledged nothing for {timeout:.0f} s "
-                        f"({self.sent - self.acked} messages waiting); is it overloaded or down?"
-                    )
-                self._changed.wait(min(left, 1.0))
+            if self.sent - self.acked >= self.window:
+                self._wait_below(self.low_water, timeout)
             self.sent += 1
         self.client.publish(topic, payload, qos=1, retain=retain)
 
+    def _wait_below(self, level: int, timeout: float) -> None:
+        # Waking once the window is half empty, not at every PUBACK, saves a thread switch
+        # per message: the publisher then sends half a window in one go.
+        deadline = time.monotonic() + timeout
+        while self.sent - self.acked > level:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise ServiceUnavailableError(
+                    f"the broker acknowledged nothing for {timeout:.0f} s "
+                    f"({self.sent - self.acked} messages waiting); is it overloaded or down?"
+                )
+            self._changed.wait(min(left, 1.0))
+
     def flush(self, timeout: float = 120.0) -> bool:
         """Wait until the broker acknowledged everything sent; False if it did not in time."""
-        deadline = time.monotonic() + timeout
         with self._changed:
-            while self.acked < self.sent:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    log.warning(
-                        "%d messages unacknowledged after %.0f s", self.sent - self.acked, timeout
-                    )
-                    return False
-                self._changed.wait(min(left, 1.0))
+            try:
+                self._wait_below(0, timeout)
+            except ServiceUnavailableError:
+                waiting = self.sent - self.acked
+                log.warning("%d messages unacknowledged after %.0f s", waiting, timeout)
+                return False
         return True
 
     def _on_publish(
@@ -129,7 +133,9 @@ class PacedPublisher:
     ) -> None:
         with self._changed:
             self.acked += 1
-            self._changed.notify_all()
+            waiting = self.sent - self.acked
+            if waiting in (self.low_water, 0):
+                self._changed.notify_all()
 
     def _on_connect(
         self, _client: paho.Client, _userdata: Any, _flags: Any, reason: ReasonCode, _props: Any
