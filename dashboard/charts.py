@@ -50,8 +50,9 @@ def city_map(lots_now: pd.DataFrame, segments_now: pd.DataFrame) -> pdk.Deck:
                   line_width_min_pixels=1),
     ]  # fmt: skip
     view = _view(lots, paths)
+    # Carto's light basemap needs no token; offline, the lots and roads still draw on blank.
     return pdk.Deck(layers=layers, initial_view_state=view, tooltip={"text": "{label}"},
-                    map_style=None)  # fmt: skip
+                    map_style="light")  # fmt: skip
 
 
 def _coordinates(raw: Any) -> list[list[float]]:
