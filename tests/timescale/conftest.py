@@ -57,6 +57,12 @@ def _wait_listening(server: subprocess.Popen[str]) -> None:
     pytest.fail(f"the PGlite server did not start within {START_TIMEOUT_S:.0f} s")
 
 
+def connect(url: str, *, autocommit: bool = False) -> psycopg.Connection:
+    """Connect without server-side prepared statements: every connection to PGlite shares one
+    backend session, so a statement prepared by an earlier connection would collide."""
+    return psycopg.connect(url, autocommit=autocommit, prepare_threshold=None)
+
+
 @pytest.fixture(scope="session")
 def timescale_server() -> Iterator[str]:
     """Start one PGlite+TimescaleDB server for the session; yield its URL."""
@@ -92,7 +98,7 @@ def timescale_url(timescale_server: str) -> str:
     """Return the URL of the TimescaleDB server with every migration applied."""
     # PGlite fails `GRANT ... ON DATABASE` ("tuple concurrently deleted" in its single-user
     # catalog), so role grants are left to the tests on the real PostgreSQL.
-    with pytest.MonkeyPatch.context() as patch, psycopg.connect(timescale_server) as conn:
+    with pytest.MonkeyPatch.context() as patch, connect(timescale_server) as conn:
         patch.setattr(store.migrate, "apply_grants", lambda conn: None)
         store.migrate.migrate(conn, DatabaseSettings(timescale="on", retention_days=400))
     return timescale_server
@@ -101,7 +107,7 @@ def timescale_url(timescale_server: str) -> str:
 @pytest.fixture
 def tsdb(timescale_url: str) -> Iterator[psycopg.Connection]:
     """Return a connection to the migrated TimescaleDB, emptied of data before the test."""
-    with psycopg.connect(timescale_url, autocommit=True) as conn:
+    with connect(timescale_url, autocommit=True) as conn:
         conn.execute(
             "TRUNCATE readings, occupancy_5m, occupancy_1h, occupancy_1d, occupancy_now,"
             " occupancy_series, rollup_state"
