@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -68,6 +69,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     runtime: Runtime = app.state.runtime
     settings = runtime.settings
     stop = asyncio.Event()
+    runtime.loop = asyncio.get_running_loop()
     runtime.pool = ConnectionPool(
         settings.database.url,
         min_size=1,
@@ -77,7 +79,10 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         open=False,
     )
     runtime.pool.open(wait=False)
-    tasks = [asyncio.create_task(runtime.engine.run(stop), name="feeds-engine")]
+    tasks = [
+        asyncio.create_task(runtime.engine.run(stop), name="feeds-engine"),
+        asyncio.create_task(_freeze_startup_objects(runtime), name="feeds-gc-freeze"),
+    ]
     republisher = None
     if settings.feeds.republish_mqtt and settings.mqtt.url:
         republisher = Republisher(settings, runtime.engine)
@@ -89,6 +94,13 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         stop.set()
         await asyncio.gather(*tasks, return_exceptions=True)
         runtime.pool.close()
+
+
+async def _freeze_startup_objects(runtime: Runtime) -> None:
+    """Move what startup built out of the collector's sight: full collections stay short."""
+    await runtime.engine.ready.wait()
+    gc.collect()
+    gc.freeze()
 
 
 async def health(request: Request) -> Response:

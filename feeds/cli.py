@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from types import FrameType
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +31,9 @@ def _serve(args: argparse.Namespace) -> int:
     host = args.host or settings.feeds.host
     port = args.port or settings.feeds.port
     log.info("serving the open feeds on http://%s:%d (docs at /docs)", host, port)
+    app = create_app(settings)
     config = uvicorn.Config(
-        create_app(settings),
+        app,
         host=host,
         port=port,
         log_config=None,
@@ -41,5 +43,12 @@ def _serve(args: argparse.Namespace) -> int:
         # Live streams never end by themselves; give them a moment, then close them.
         timeout_graceful_shutdown=3,
     )
-    uvicorn.Server(config).run()
+
+    class FeedsServer(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            # Live streams never end by themselves: end them, then let uvicorn drain the rest.
+            app.state.runtime.close_streams_soon()
+            super().handle_exit(sig, frame)
+
+    FeedsServer(config).run()
     return 0

@@ -80,6 +80,7 @@ class FeedEngine:
         self._next_id = time.time_ns() // 1000
         self.history: deque[ChangeEvent] = deque(maxlen=HISTORY_EVENTS)
         self._listeners: list[Listener] = []
+        self.closing = False
         self._conn: psycopg.Connection | None = None
         self._live: LiveParking | None = None
         self._registry: sources.RegistryData | None = None
@@ -100,6 +101,12 @@ class FeedEngine:
         """Stop calling a listener."""
         if listener in self._listeners:
             self._listeners.remove(listener)
+
+    def close_streams(self) -> None:
+        """Tell every listener the service is stopping (live streams end so shutdown is quick)."""
+        self.closing = True
+        for listener in list(self._listeners):
+            listener([])
 
     def events_after(self, event_id: int) -> list[ChangeEvent] | None:
         """Return the events after `event_id`, or None when it is older than the history."""
@@ -156,9 +163,18 @@ class FeedEngine:
         if time.monotonic() >= self._next_stale_check:
             # Freshness flags flip with the clock alone, so every lot is looked at now and then.
             self._next_stale_check = time.monotonic() + STALE_CHECK_S
-            self._publish_lots()
-        elif touched:
+            touched |= self._stale_flipped()
+        if touched:
             self._publish_lots(touched)
+
+    def _stale_flipped(self) -> set[str]:
+        """Return the lots whose freshness flag the clock has changed since the last build."""
+        limit = datetime.now(UTC) - timedelta(seconds=self.settings.feeds.stale_after_s)
+        return {
+            lot.id
+            for lot in self.snapshot.lots
+            if lot.observed_at is not None and lot.stale != (lot.observed_at < limit)
+        }
 
     async def _refresh_context(self) -> None:
         assert self._registry is not None
@@ -197,10 +213,7 @@ class FeedEngine:
             for lot in self._registry.lots
         )
         changed = [v for v in views if v.id not in old or old[v.id].change_key() != v.change_key()]
-        same_forecasts = all(
-            v.id in old and old[v.id].forecast == v.forecast for v in views
-        ) and len(old) == len(views)
-        if not changed and same_forecasts:
+        if not changed and (touched is not None or self._same_lots(old, views)):
             return
         self.snapshot = replace(
             self.snapshot,
@@ -210,6 +223,11 @@ class FeedEngine:
             lot_index={v.id: v for v in views},
         )
         self._emit(changed)
+
+    @staticmethod
+    def _same_lots(old: dict[str, LotView], views: tuple[LotView, ...]) -> bool:
+        """Tell whether a full rebuild changed nothing at all (forecasts included)."""
+        return len(old) == len(views) and all(old.get(v.id) == v for v in views)
 
     def _lot_view(self, lot: sources.LotRow, now: datetime, stale_after: timedelta) -> LotView:
         assert self._live is not None

@@ -18,7 +18,7 @@ from streetsense.errors import ConfigError
 from streetsense.topics import Topics
 
 log = logging.getLogger(__name__)
-CONCURRENT_PUBLISHES: Final = 200
+CONCURRENT_PUBLISHES: Final = 10  # aiomqtt warns above ten calls in flight
 _PROTOCOLS: Final = {"5": aiomqtt.ProtocolVersion.V5, "3.1.1": aiomqtt.ProtocolVersion.V311}
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 
 from psycopg_pool import ConnectionPool
@@ -20,7 +21,12 @@ class Runtime:
     engine: FeedEngine
     pool: ConnectionPool | None = None
     cache: RenderCache = field(default_factory=RenderCache)
-    mqtt_connected: bool | None = None
+    loop: asyncio.AbstractEventLoop | None = None
+
+    def close_streams_soon(self) -> None:
+        """End live streams from any thread or signal handler (on the event loop)."""
+        if self.loop is not None and not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(self.engine.close_streams)
 
     @property
     def provider(self) -> str:

@@ -45,17 +45,23 @@ async def _events(
 ) -> AsyncIterator[bytes]:
     queue: asyncio.Queue[ChangeEvent | None] = asyncio.Queue(QUEUE_MAX)
 
+    def end() -> None:
+        engine.remove_listener(listener)
+        with contextlib.suppress(asyncio.QueueEmpty):
+            queue.get_nowait()
+        queue.put_nowait(None)
+
     def listener(events: list[ChangeEvent]) -> None:
+        if engine.closing:
+            end()
+            return
         for event in events:
             if lots and event.lot.id not in lots:
                 continue
             try:
                 queue.put_nowait(event)
             except asyncio.QueueFull:
-                engine.remove_listener(listener)
-                with contextlib.suppress(asyncio.QueueFull):
-                    queue.get_nowait()
-                queue.put_nowait(None)
+                end()
                 return
 
     event: ChangeEvent | None
