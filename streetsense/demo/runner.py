@@ -105,8 +105,10 @@ def run_demo(options: DemoOptions) -> int:
         try:
             code = _run(supervisor, settings, options, env, stop)
         except ChildFailedError as exc:
-            log.error("%s", exc)
-            code = 1
+            # a Ctrl-C during startup stops the step in hand: that is a clean stop too
+            code = 0 if stop.stopping else 1
+            if not stop.stopping:
+                log.error("%s", exc)
     _say(
         f"\nstopped. Data and logs are in {options.data_dir}"
         + ("" if settings.database.url else " (run with --fresh to start over)")
@@ -163,6 +165,10 @@ def _run(
         speed=options.speed,
     )
     started = time.monotonic()
+    if options.speed != 1.0:
+        log.warning(
+            "--speed %g: the simulator publishes live data in real time only", options.speed
+        )
     _say("preparing the database and the city...\n")
     supervisor.run(plan.migrate_step())
     prepared = _is_prepared(options, city, env)
@@ -182,9 +188,16 @@ def _run(
     _wait_ready(supervisor, endpoints, stop)
     _say("\n".join(["", "streetsense demo is running:", *endpoints.lines(), ""]) + "\n")
     log.info("demo ready %.1f s after start", time.monotonic() - started)
-    if options.open_browser:
+    if options.open_browser and _has_desktop():
         webbrowser.open(endpoints.dashboard)
     return _watch(supervisor, endpoints, options, stop, baseline)
+
+
+def _has_desktop() -> bool:
+    """Tell whether a graphical browser can open (a console browser would take the terminal)."""
+    return sys.platform in ("darwin", "win32") or bool(
+        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+    )
 
 
 def _endpoints(options: DemoOptions, env: dict[str, str]) -> Endpoints:

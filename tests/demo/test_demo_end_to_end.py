@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -175,3 +176,35 @@ def test_demo_on_real_mosquitto_and_postgresql(
     with psycopg.connect(own_database) as conn:
         row = conn.execute("SELECT count(*) FROM readings").fetchone()
     assert row is not None and row[0] > 0
+
+
+def _groups_alive(groups: set[int]) -> set[int]:
+    """Return which of these process groups still have a live (non-zombie) member."""
+    alive = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        state, group = fields[0], int(fields[2])
+        if group in groups and state != "Z":
+            alive.add(group)
+    return alive
+
+
+def test_ctrl_c_stops_every_child_and_says_where_the_data_are(tmp_path: Path) -> None:
+    demo = DemoRun(tmp_path, {}, "--no-browser", "--lots", "2", "--segments", "2",
+                   "--history", "1d")  # fmt: skip
+    try:
+        demo.wait_running()
+        # each child leads its own process group (Streamlit's server runs inside one)
+        groups = {int(pid) for pid in re.findall(r"started \w+ \(pid (\d+)\)", demo.output)}
+        assert len(groups) == 5, demo.output
+        assert _groups_alive(groups) == groups
+        demo.process.send_signal(signal.SIGINT)
+        assert demo.finish(90) == 0, demo.output
+    finally:
+        demo.kill()
+    assert _groups_alive(groups) == set()
+    assert f"Data and logs are in {tmp_path / 'demo'}" in demo.output
+    assert not (tmp_path / "demo" / "pgdata" / "postmaster.pid").exists()
