@@ -39,13 +39,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="DURATION",
         help="first publish this much history (e.g. 28d), paced by broker acks",
     )
-    run.add_argument(
-        "--duration",
-        type=duration,
-        default=None,
-        metavar="DURATION",
-        help="stop the live part after this long (0s: history only); default: run",
-    )
+    _duration_argument(run, "stop the live part after this long (0s: history only)")
     run.set_defaults(handler=_lazy("run"))
 
     scenario = actions.add_parser("scenario", help="a stretch of city time with faults")
@@ -91,13 +85,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="device to run an agent for (repeatable); default: one of each kind",
     )
     agents.add_argument("--speed", type=float, default=1.0, help="device clock speed-up")
-    agents.add_argument(
-        "--duration",
-        type=duration,
-        default=None,
-        metavar="DURATION",
-        help="stop after this long; default: until interrupted",
-    )
+    _duration_argument(agents, "stop after this long")
     agents.set_defaults(handler=_lazy("agents"))
 
     replay = actions.add_parser("replay", help="replay recorded lot occupancy (CSV)")
@@ -112,6 +100,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     replay.add_argument("--site", default="replay", help="site id of the replayed devices")
     replay.add_argument("--registry", metavar="FILE", help="write the lots' registry file here")
     replay.set_defaults(handler=_lazy("replay"))
+
+
+def _duration_argument(parser: argparse.ArgumentParser, text: str) -> None:
+    parser.add_argument(
+        "--duration", type=duration, default=None, metavar="DURATION",
+        help=f"{text}; default: until interrupted",
+    )  # fmt: skip
 
 
 def _city_arguments(parser: argparse.ArgumentParser) -> None:

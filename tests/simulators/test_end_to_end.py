@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
 import pytest
 
-from ingest.service import IngestService
 from simulators.city import CitySpec, generate_city
 from simulators.demand import Calendar
 from simulators.mqtt import PacedPublisher
@@ -22,24 +18,10 @@ from simulators.scenario import FaultOrder, build
 from store.registry import store_registry
 from streetsense.config import Settings, with_overrides
 from streetsense.errors import PayloadError
-from streetsense.lifecycle import StopSignal
 from streetsense.readings import decode_readings
 from streetsense.registry import load_registry
 from streetsense.topics import DeviceTopic, Topics
-
-
-@contextmanager
-def running_ingest(settings: Settings) -> Iterator[IngestService]:
-    stop = StopSignal()
-    service = IngestService(settings, stop, client_id="sim-e2e")
-    thread = threading.Thread(target=service.run, name="ingest", daemon=True)
-    thread.start()
-    assert service.link.connected.wait(15), "ingest did not connect"
-    try:
-        yield service
-    finally:
-        stop.stop()
-        thread.join(30)
+from tests.ingest.support import ingest_thread
 
 
 def _scalar(url: str, query: str) -> int:
@@ -99,7 +81,10 @@ def test_backfill_and_a_faulty_scenario_land_in_the_store_exactly(
     now = time.time()
     sent: list[Outbound] = []
     orders = [FaultOrder("duplicates"), FaultOrder("malformed"), FaultOrder("out-of-order")]
-    with running_ingest(city_settings), PacedPublisher(city_settings, window=200) as publisher:
+    with (
+        ingest_thread(city_settings, "sim-e2e"),
+        PacedPublisher(city_settings, window=200) as publisher,
+    ):
         tally = backfill(
             city, calendar, topics, publisher, book,
             start=now - 6 * 3600, end=now - 3600, progress=False, on_message=sent.append,
