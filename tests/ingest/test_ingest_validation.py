@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import time
 
+import psycopg
+
 from streetsense.config import Settings, with_overrides
 from streetsense.topics import Channel, Topics
 from tests.ingest.support import (
@@ -67,7 +69,7 @@ def test_malformed_input_is_rejected_with_reasons(settings: Settings, topics: To
         publisher.close()
         ignored = service.metrics.value("streetsense_ingest_messages_ignored_total", why="control")
     assert ignored == 4
-    with __import__("psycopg").connect(url) as conn:
+    with psycopg.connect(url) as conn:
         rows = conn.execute(
             "SELECT topic, reason_code, reason, length(payload), payload_bytes "
             "FROM rejected_messages ORDER BY id"
