@@ -6,14 +6,18 @@ import copy
 import logging
 import math
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import ClassVar, Protocol, Self
+from zoneinfo import ZoneInfo
 
 import numpy as np
 
 from analytics.intervals import IntervalShape, fit_shape
+from analytics.localtime import LocalSlots, Slots, zone_of
 from analytics.panel import FloatArray, IntArray, Panel
-from analytics.profile import Seasons, last_value
+from analytics.profile import Seasons
+from analytics.window import Window
 
 logger = logging.getLogger(__name__)
 
@@ -70,20 +74,45 @@ class Fitted:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Matrix:
-    """Series as right-aligned rows (n, length) with their step in seconds and capacities."""
+    """Series as right-aligned rows (n, length) with their step in seconds and capacities.
+
+    `end` is the epoch second of each row's last column; it matters only for seasons in a
+    local time zone (`zone`; None is UTC).
+    """
 
     values: FloatArray
     step: int
     capacity: FloatArray
+    end: IntArray
+    zone: ZoneInfo | None = None
 
     @classmethod
     def of(cls, panel: Panel) -> Matrix:
         """Return the panel's series as right-aligned rows."""
-        return cls(panel.matrix(), panel.step, panel.capacity)
+        return cls(panel.matrix(), panel.step, panel.capacity, panel.end)
 
     def cut(self, drop: int) -> Matrix:
         """Return the series without their last `drop` slots (a view)."""
-        return Matrix(self.values[:, : self.values.shape[1] - drop], self.step, self.capacity)
+        values = self.values[:, : self.values.shape[1] - drop]
+        return replace(self, values=values, end=self.end - drop * self.step)
+
+    def chunks(self, rows: int) -> list[IntArray | slice]:
+        """Return groups of at most `rows` rows; in a local zone, rows in a group share an end."""
+        n = self.values.shape[0]
+        if self.zone is None:
+            return [slice(start, min(start + rows, n)) for start in range(0, n, rows)]
+        order = np.argsort(self.end, kind="stable")
+        edges = np.flatnonzero(np.diff(self.end[order])) + 1
+        groups = np.split(order, edges) if n else []
+        return [g[start : start + rows] for g in groups for start in range(0, g.size, rows)]
+
+    def slots(self, rows: IntArray | slice, end: int, width: int, h: int) -> Slots | None:
+        """Return the slots of a window of `width` columns ending `end` columns before the
+        rows' last one, and `h` steps after it; None in UTC."""
+        if self.zone is None:
+            return None
+        last = int(self.end[rows][0]) - (self.values.shape[1] - end) * self.step
+        return LocalSlots.of(last, self.step, width, h, self.zone)
 
 
 def bounds(capacity: FloatArray) -> tuple[FloatArray, FloatArray]:
@@ -107,7 +136,7 @@ def calibration_offsets(n_series: int, horizon: int, length: int, seasons: Seaso
 class SeriesModel(ABC):
     """A model fitted on right-aligned matrices, a chunk of series at a time.
 
-    Subclasses implement `_fit_predict(y, seasons, h)`: estimate on each row of `y` and return
+    Subclasses implement `_fit_predict(window)`: estimate on each row of the window and return
     (n, h) point forecasts, NaN where the model cannot say. Fitting also refits at a few earlier
     origins to collect out-of-sample residuals by horizon step, from which the intervals come.
     """
@@ -120,13 +149,17 @@ class SeriesModel(ABC):
         season_days: int = 7,
         horizon: int | None = None,
         weeks: int = 4,
-        chunk_rows: int = 512,
+        chunk_rows: int = 128,
+        timezone: str = "UTC",
     ) -> None:
-        """Configure the model; `horizon` defaults to one day of steps, `weeks` of history."""
+        """Configure the model; `horizon` defaults to one day of steps, `weeks` of history,
+        `timezone` (IANA) is where the time of day and day of week are counted."""
         self.season_days = season_days
         self.weeks = weeks
         self.horizon = horizon
         self.chunk_rows = chunk_rows
+        self.timezone = timezone
+        self.zone = zone_of(timezone)
         self._fitted: Fitted | None = None
 
     @abstractmethod
@@ -134,8 +167,8 @@ class SeriesModel(ABC):
         """Return how many recent slots the model looks at."""
 
     @abstractmethod
-    def _fit_predict(self, y: FloatArray, seasons: Seasons, h: int) -> FloatArray:
-        """Fit on each row of `y` and return (n, h) point forecasts."""
+    def _fit_predict(self, window: Window) -> FloatArray:
+        """Fit on each row of the window and return (n, h) point forecasts."""
 
     def fit(self, y: Panel) -> Self:
         """Estimate the model on every series of `y` and calibrate its intervals."""
@@ -145,7 +178,7 @@ class SeriesModel(ABC):
         """Estimate the model on right-aligned rows and calibrate its intervals."""
         seasons = Seasons.of(y.step, self.season_days)
         horizon = self.horizon or seasons.day
-        self._fitted = self._fit_all(y, seasons, horizon)
+        self._fitted = self._fit_all(replace(y, zone=self.zone), seasons, horizon)
         return self
 
     def predict(self, h: int) -> Forecast:
@@ -171,49 +204,70 @@ class SeriesModel(ABC):
 
     def _fit_all(self, y: Matrix, seasons: Seasons, h: int) -> Fitted:
         """Forecast and calibrate every series, a chunk of rows at a time."""
-        mean, residuals, fallback = self.point_and_residuals(y, seasons, h)
-        shape = fit_shape(residuals, fallback)
+        (result,), fallback = evaluate([self], y, seasons, h, self.chunk_rows)
+        shape = fit_shape(result.residuals, fallback)
         names = (self.name,) * y.values.shape[0]
-        return Fitted(y, h, finish(mean, shape, y.capacity, names), residuals, shape)
+        return Fitted(y, h, finish(result.mean, shape, y.capacity, names), result.residuals, shape)
 
-    def point_and_residuals(
-        self, y: Matrix, seasons: Seasons, h: int
-    ) -> tuple[FloatArray, FloatArray, FloatArray]:
-        """Return point forecasts (n, h), calibration residuals (n, k, h) and fallback scales."""
-        history = self.history(seasons)
-        n, length = y.values.shape
-        offsets = calibration_offsets(n, h, length, seasons)
-        width = min(length, history + int(offsets.max(initial=0)))
-        matrix = y.values[:, length - width :]
-        lower, upper = bounds(y.capacity)
-        mean = np.empty((n, h))
-        residuals = np.full((n, offsets.size, h), np.nan)
-        fallback = np.empty(n)
-        for start in range(0, n, self.chunk_rows):
-            rows = slice(start, min(start + self.chunk_rows, n))
-            block = matrix[rows]
-            clip = (lower[rows], upper[rows])
-            mean[rows] = self._bounded(block[:, max(0, width - history) :], seasons, h, clip)
-            for k, offset in enumerate(offsets):
-                cut = width - int(offset)
-                train = block[:, max(0, cut - history) : cut]
-                residuals[rows, k] = block[:, cut : cut + h] - self._bounded(
-                    train, seasons, h, clip
-                )
-            with np.errstate(invalid="ignore"):
-                steps = np.abs(np.diff(block, axis=1))
-            fallback[rows] = _nanmean_rows(steps)
-        return mean, residuals, fallback
-
-    def _bounded(
-        self, y: FloatArray, seasons: Seasons, h: int, clip: tuple[FloatArray, FloatArray]
-    ) -> FloatArray:
+    def bounded(self, window: Window, clip: tuple[FloatArray, FloatArray]) -> FloatArray:
         """Return point forecasts, the last value where the model has none, within bounds."""
-        if y.shape[1] == 0:
-            return np.full((y.shape[0], h), np.nan)
-        point = self._fit_predict(y, seasons, h)
-        point = np.where(np.isnan(point), last_value(y), point)
+        if window.width == 0:
+            return np.full((window.values.shape[0], window.h), np.nan)
+        point = self._fit_predict(window)
+        point = np.where(np.isnan(point), window.last_value(), point)
         return np.clip(point, clip[0], clip[1])
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Evaluated:
+    """One model's point forecasts (n, h) and calibration residuals (n, origins, h)."""
+
+    mean: FloatArray
+    residuals: FloatArray
+
+
+def evaluate(
+    models: Sequence[SeriesModel], y: Matrix, seasons: Seasons, h: int, chunk_rows: int
+) -> tuple[list[Evaluated], FloatArray]:
+    """Forecast with every model from the end and from the calibration origins.
+
+    Models with the same history share one `Window` per chunk and origin, so profiles and
+    other intermediates are computed once for all of them.
+
+    Returns:
+        Each model's forecasts and residuals, and the fallback interval scale per series (the
+        mean absolute step change).
+    """
+    n, length = y.values.shape
+    histories = [model.history(seasons) for model in models]
+    offsets = calibration_offsets(n, h, length, seasons)
+    width = min(length, max(histories) + int(offsets.max(initial=0)))
+    lower, upper = bounds(y.capacity)
+    results = [Evaluated(np.empty((n, h)), np.full((n, offsets.size, h), np.nan)) for _ in models]
+    fallback = np.empty(n)
+    ends = [length, *(length - int(offset) for offset in offsets)]
+    # Later models in a catalogue need the widest shared intermediates; computing theirs first
+    # lets the others take a slice instead of a second computation.
+    order = sorted(range(len(models)), key=lambda i: -i)
+    for rows in y.chunks(chunk_rows):
+        block = y.values[rows]
+        clip = (lower[rows], upper[rows])
+        for k, end in enumerate(ends):
+            windows: dict[int, Window] = {}
+            for i in order:
+                start = max(0, end - histories[i])
+                if start not in windows:
+                    slots = y.slots(rows, end, end - start, h)
+                    windows[start] = Window(block[:, start:end], seasons, h, slots)
+                point = models[i].bounded(windows[start], clip)
+                if k == 0:
+                    results[i].mean[rows] = point
+                else:
+                    results[i].residuals[rows, k - 1] = block[:, end : end + h] - point
+        with np.errstate(invalid="ignore"):
+            steps = np.abs(np.diff(block[:, length - width :], axis=1))
+        fallback[rows] = _nanmean_rows(steps)
+    return results, fallback
 
 
 def finish(

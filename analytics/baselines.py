@@ -7,8 +7,9 @@ from typing import ClassVar
 import numpy as np
 
 from analytics.base import SeriesModel
-from analytics.panel import FloatArray
-from analytics.profile import Profile, Seasons, fill_missing, last_value, row_mean
+from analytics.panel import FloatArray, IntArray
+from analytics.profile import Seasons, fill_missing
+from analytics.window import Window
 
 # Seasons a seasonal naive forecast may look back when the latest one is a gap.
 _LOOKBACK_SEASONS = 4
@@ -23,9 +24,9 @@ class Persistence(SeriesModel):
         """Return one day: enough to find a last value across short gaps."""
         return seasons.day
 
-    def _fit_predict(self, y: FloatArray, seasons: Seasons, h: int) -> FloatArray:
+    def _fit_predict(self, window: Window) -> FloatArray:
         """Repeat each row's last finite value h times."""
-        return np.repeat(last_value(y), h, axis=1)
+        return np.repeat(window.last_value(), window.h, axis=1)
 
 
 class SeasonalNaive(SeriesModel):
@@ -42,20 +43,33 @@ class SeasonalNaive(SeriesModel):
         """Return enough seasons to look past gaps."""
         return self._period(seasons) * _LOOKBACK_SEASONS
 
-    def _fit_predict(self, y: FloatArray, seasons: Seasons, h: int) -> FloatArray:
+    def _fit_predict(self, window: Window) -> FloatArray:
         """Take, per step, the value at the same slot in the latest season that has one."""
-        period = self._period(seasons)
-        width = y.shape[1]
-        steps = np.arange(1, h + 1)
-        column = width - 1 + steps - period * np.ceil(steps / period).astype(np.int64)
-        out = np.full((y.shape[0], h), np.nan)
-        for _ in range(_LOOKBACK_SEASONS):
-            valid = column >= 0
-            taken = np.full((y.shape[0], h), np.nan)
-            taken[:, valid] = y[:, column[valid]]
+        period = self._period(window.seasons)
+        columns = latest_columns(
+            window.slots.columns(window.width, period), period, _LOOKBACK_SEASONS
+        )[window.slots.ahead(window.h, period)]
+        y = window.values
+        out = np.full((y.shape[0], window.h), np.nan)
+        for k in range(_LOOKBACK_SEASONS):
+            valid = columns[:, k] >= 0
+            taken = np.full((y.shape[0], window.h), np.nan)
+            taken[:, valid] = y[:, columns[valid, k]]
             out = fill_missing(out, taken)
-            column = column - period
         return out
+
+
+def latest_columns(slots: IntArray, period: int, count: int) -> IntArray:
+    """Return (period, count): per slot, its latest `count` columns, newest first, -1 if none."""
+    columns = np.arange(slots.size, dtype=np.int64)
+    order = np.lexsort((-columns, slots))
+    ordered = slots[order]
+    first = np.searchsorted(ordered, ordered, side="left")
+    rank = np.arange(slots.size) - first
+    out = np.full((period, count), -1, dtype=np.int64)
+    kept = rank < count
+    out[ordered[kept], rank[kept]] = columns[order][kept]
+    return out
 
 
 class SeasonalNaiveDay(SeasonalNaive):
@@ -74,8 +88,8 @@ class TimeOfWeekMean(SeriesModel):
         """Return the averaged weeks."""
         return seasons.week * self.weeks
 
-    def _fit_predict(self, y: FloatArray, seasons: Seasons, h: int) -> FloatArray:
+    def _fit_predict(self, window: Window) -> FloatArray:
         """Average each slot of the week, falling back to the day, then to the row mean."""
-        weekly = Profile.fit(y, seasons.week).ahead(h)
-        daily = Profile.fit(y, seasons.day).ahead(h)
-        return fill_missing(weekly, daily, np.broadcast_to(row_mean(y), weekly.shape))
+        weekly = window.ahead(window.seasons.week)
+        daily = window.ahead(window.seasons.day)
+        return fill_missing(weekly, daily, np.broadcast_to(window.row_mean(), weekly.shape))

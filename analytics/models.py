@@ -7,13 +7,14 @@ from typing import ClassVar
 
 import numpy as np
 
-from analytics.base import Fitted, Matrix, SeriesModel, finish
+from analytics.base import Fitted, Matrix, SeriesModel, evaluate, finish
 from analytics.baselines import Persistence, SeasonalNaive, SeasonalNaiveDay, TimeOfWeekMean
 from analytics.intervals import fit_shape
 from analytics.panel import FloatArray
 from analytics.profile import Seasons
 from analytics.regression import ProfileRidge
 from analytics.smoothing import ProfileSmoothing
+from analytics.window import Window
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ class Auto(SeriesModel):
         """Return the longest history of any candidate."""
         return max(self._build(c).history(seasons) for c in self.candidates)
 
-    def _fit_predict(self, y: FloatArray, seasons: Seasons, h: int) -> FloatArray:
+    def _fit_predict(self, window: Window) -> FloatArray:
         """Not used: the choice needs each candidate's residuals, see `_fit_all`."""
         raise NotImplementedError
 
@@ -58,25 +59,21 @@ class Auto(SeriesModel):
             horizon=self.horizon,
             weeks=self.weeks,
             chunk_rows=self.chunk_rows,
+            timezone=self.timezone,
         )
 
     def _fit_all(self, y: Matrix, seasons: Seasons, h: int) -> Fitted:
-        """Fit every candidate, pick per series by calibration MAE, keep its intervals."""
-        means, residuals, maes = [], [], []
+        """Fit every candidate on shared windows, pick per series by calibration MAE."""
+        candidates = [self._build(kind) for kind in self.candidates]
+        results, fallback_scale = evaluate(candidates, y, seasons, h, self.chunk_rows)
         n = y.values.shape[0]
-        fallback_scale = np.zeros(n)
-        for kind in self.candidates:
-            mean, resid, fallback_scale = self._build(kind).point_and_residuals(y, seasons, h)
-            means.append(mean)
-            residuals.append(resid)
-            maes.append(_mae(resid))
-        error = np.stack(maes, axis=1)
-        counts = np.isfinite(residuals[0]).reshape(n, -1).sum(axis=1)
+        error = np.stack([_mae(result.residuals) for result in results], axis=1)
+        counts = np.isfinite(results[0].residuals).reshape(n, -1).sum(axis=1)
         choice = np.where(np.isnan(error), np.inf, error).argmin(axis=1)
         choice[counts < _MIN_RESIDUALS] = 0
         rows = np.arange(n)
-        mean = np.stack(means, axis=0)[choice, rows]
-        chosen = np.stack(residuals, axis=0)[choice, rows]
+        mean = np.stack([result.mean for result in results], axis=0)[choice, rows]
+        chosen = np.stack([result.residuals for result in results], axis=0)[choice, rows]
         names = tuple(self.candidates[c].name for c in choice)
         logger.debug(
             "auto: chose %s",
@@ -99,7 +96,7 @@ _ALL: tuple[type[SeriesModel], ...] = (*BASELINES, *REAL, Auto)
 MODELS: dict[str, type[SeriesModel]] = {kind.name: kind for kind in _ALL}
 
 
-def build(name: str, **options: int | None) -> SeriesModel:
+def build(name: str, **options: int | str | None) -> SeriesModel:
     """Return the model called `name`, configured with keyword options."""
     try:
         kind = MODELS[name]

@@ -1,8 +1,9 @@
 """Seasonal slot arithmetic on right-aligned matrices: sums, profiles and their leave-one-out form.
 
-A matrix row ends at its series' last slot. With period p, column t of a width-W matrix lies in
-slot (t - W) mod p, so the last column is slot p - 1 and forecast step j (1-based) is slot
-(j - 1) mod p, for every row alike; no per-series calendar is needed.
+A matrix row ends at its series' last slot. In UTC, with period p, column t of a width-W matrix
+lies in slot (t - W) mod p, so the last column is slot p - 1 and forecast step j (1-based) is
+slot (j - 1) mod p, for every row alike. In a local time zone the slots come from the wall clock
+(`analytics.localtime`); either way they arrive here as arrays of slot numbers.
 """
 
 from __future__ import annotations
@@ -30,16 +31,6 @@ class Seasons:
         return cls(day=day, week=day * season_days)
 
 
-def column_slots(width: int, period: int) -> IntArray:
-    """Return the slot of each of `width` columns."""
-    return (np.arange(width, dtype=np.int64) - width) % period
-
-
-def future_slots(horizon: int, period: int) -> IntArray:
-    """Return the slot of each forecast step 1..horizon."""
-    return np.arange(horizon, dtype=np.int64) % period
-
-
 def slot_sums(y: FloatArray, period: int) -> tuple[FloatArray, FloatArray]:
     """Return the sum and the count of finite values per slot, each (n, period)."""
     n, width = y.shape
@@ -55,6 +46,22 @@ def slot_sums(y: FloatArray, period: int) -> tuple[FloatArray, FloatArray]:
     if lead:
         total[:, period - lead :] += filled[:, :lead]
         count[:, period - lead :] += finite[:, :lead]
+    return total, count
+
+
+def slot_sums_at(y: FloatArray, slots: IntArray, period: int) -> tuple[FloatArray, FloatArray]:
+    """Return the sum and the count of finite values per slot given each column's slot."""
+    n = y.shape[0]
+    order = np.argsort(slots, kind="stable")
+    ordered = slots[order]
+    starts = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1])))
+    total = np.zeros((n, period))
+    count = np.zeros((n, period))
+    if starts.size:
+        finite = ~np.isnan(y[:, order])
+        filled = np.where(finite, y[:, order], 0.0)
+        total[:, ordered[starts]] = np.add.reduceat(filled, starts, axis=1)
+        count[:, ordered[starts]] = np.add.reduceat(finite.astype(np.float64), starts, axis=1)
     return total, count
 
 
@@ -77,9 +84,9 @@ class Profile:
     period: int
 
     @classmethod
-    def fit(cls, y: FloatArray, period: int, half_width: int = 0) -> Profile:
-        """Estimate the profile of each row, pooling +-half_width neighbouring slots."""
-        total, count = slot_sums(y, period)
+    def of(cls, sums: tuple[FloatArray, FloatArray], period: int, half_width: int = 0) -> Profile:
+        """Return the profile of slot sums and counts, pooling +-half_width neighbouring slots."""
+        total, count = sums
         return cls(smooth_circular(total, half_width), smooth_circular(count, half_width), period)
 
     def mean(self) -> FloatArray:
@@ -87,30 +94,23 @@ class Profile:
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(self.count > 0, self.total / self.count, np.nan)
 
-    def at_columns(self, width: int) -> FloatArray:
-        """Return the profile mean laid out on the columns of a width-wide matrix."""
-        return periodic(self.mean(), width)
-
-    def leave_one_out(self, y: FloatArray) -> FloatArray:
-        """Return, per column of `y` (the last columns of the fitted matrix), the profile mean
-        without that column's own value."""
-        width = y.shape[1]
+    def leave_one_out(self, y: FloatArray, slots: IntArray) -> FloatArray:
+        """Return, per column of `y` (columns of the fitted matrix, in slots `slots`), the
+        profile mean without that column's own value."""
         finite = ~np.isnan(y)
-        total = periodic(self.total, width) - np.where(finite, y, 0.0)
-        count = periodic(self.count, width) - finite
+        # In place, since these are the largest arrays of a fit.
+        total = np.take(self.total, slots, axis=1)
+        total -= np.where(finite, y, 0.0)
+        count = np.take(self.count, slots, axis=1)
+        count -= finite
         with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(count > 0, total / count, np.nan)
+            np.divide(total, count, out=total)
+        np.putmask(total, count <= 0, np.nan)
+        return total
 
-    def ahead(self, horizon: int) -> FloatArray:
-        """Return the profile mean for forecast steps 1..horizon."""
-        return self.mean()[:, future_slots(horizon, self.period)]
-
-
-def periodic(per_slot: FloatArray, width: int) -> FloatArray:
-    """Return per-slot values (n, p) repeated over the last `width` columns of a matrix."""
-    period = per_slot.shape[1]
-    repeats = -(-width // period)
-    return np.tile(per_slot, repeats)[:, repeats * period - width :]
+    def ahead(self, slots: IntArray) -> FloatArray:
+        """Return the profile mean at forecast steps in slots `slots`."""
+        return self.mean()[:, slots]
 
 
 def fill_missing(primary: FloatArray, *fallbacks: FloatArray) -> FloatArray:
@@ -137,36 +137,6 @@ def last_value(y: FloatArray) -> FloatArray:
     last = width - 1 - np.argmax(finite[:, ::-1], axis=1)
     value = y[np.arange(y.shape[0]), last]
     return np.where(finite.any(axis=1), value, np.nan)[:, None]
-
-
-@dataclass(frozen=True, slots=True)
-class Baseline:
-    """Weekly and daily profiles of each row, in sample (leave-one-out) and ahead."""
-
-    weekly: FloatArray
-    daily: FloatArray
-    weekly_ahead: FloatArray
-    daily_ahead: FloatArray
-
-    @classmethod
-    def fit(
-        cls, y: FloatArray, seasons: Seasons, h: int, half_width: int = 0, width: int = 0
-    ) -> Baseline:
-        """Estimate both profiles on all of `y`; in-sample values only for its last `width`
-        columns (all when 0). Each profile falls back to the other, then to the row mean."""
-        week = Profile.fit(y, seasons.week, half_width)
-        day = Profile.fit(y, seasons.day, half_width)
-        mean = row_mean(y)
-        recent = y[:, y.shape[1] - (width or y.shape[1]) :]
-        weekly, daily = week.leave_one_out(recent), day.leave_one_out(recent)
-        weekly_ahead, daily_ahead = week.ahead(h), day.ahead(h)
-        mean_ahead = np.broadcast_to(mean, weekly_ahead.shape)
-        return cls(
-            weekly=fill_missing(weekly, daily, np.broadcast_to(mean, weekly.shape)),
-            daily=fill_missing(daily, weekly, np.broadcast_to(mean, daily.shape)),
-            weekly_ahead=fill_missing(weekly_ahead, daily_ahead, mean_ahead),
-            daily_ahead=fill_missing(daily_ahead, weekly_ahead, mean_ahead),
-        )
 
 
 def smoothing_half_width(seasons: Seasons, seconds: int) -> int:

@@ -15,7 +15,8 @@ from scipy.signal import lfilter
 
 from analytics.base import SeriesModel
 from analytics.panel import FloatArray
-from analytics.profile import Baseline, Seasons, smoothing_half_width
+from analytics.profile import Seasons, smoothing_half_width
+from analytics.window import Window
 
 LAGS = 3
 FIT_WEEKS = 2
@@ -34,13 +35,13 @@ class ProfileRidge(SeriesModel):
         """Return the weeks the profile is averaged over."""
         return seasons.week * self.weeks
 
-    def _fit_predict(self, y: FloatArray, seasons: Seasons, h: int) -> FloatArray:
+    def _fit_predict(self, window: Window) -> FloatArray:
         """Fit the regression per row and run it forward h steps."""
-        fit_width = min(y.shape[1], seasons.week * FIT_WEEKS)
-        span = min(y.shape[1], fit_width + seasons.day)
-        half_width = smoothing_half_width(seasons, SMOOTH_SECONDS)
-        base = Baseline.fit(y, seasons, h, half_width, width=span)
-        deviation = y[:, -span:] - base.weekly
+        seasons = window.seasons
+        fit_width = min(window.width, seasons.week * FIT_WEEKS)
+        span = min(window.width, fit_width + seasons.day)
+        base = window.baseline(smoothing_half_width(seasons, SMOOTH_SECONDS), span)
+        deviation = base.deviation
         alpha = 1.0 - 0.5 ** (24.0 / seasons.day / SLOW_HALF_LIFE_HOURS)
         known = np.where(np.isnan(deviation), 0.0, deviation)
         slow = lfilter([alpha], [1.0, alpha - 1.0], known, axis=1)
@@ -72,7 +73,9 @@ def _fit(
 ) -> FloatArray:
     """Return ridge coefficients (n, k) fitted on columns where features and target are known."""
     x, target = _design(deviation, blend, slow, day, width)
-    usable = np.isfinite(target) & np.isfinite(x).all(axis=1)
+    usable = np.isfinite(target)
+    for feature in range(N_FEATURES):
+        usable &= np.isfinite(x[:, feature])
     np.copyto(x, 0.0, where=~usable[:, None, :])
     target = np.where(usable, target, 0.0)
     gram = np.matmul(x, x.transpose(0, 2, 1))

@@ -15,7 +15,8 @@ from scipy.signal import lfilter
 
 from analytics.base import SeriesModel
 from analytics.panel import FloatArray
-from analytics.profile import Baseline, Seasons, smoothing_half_width
+from analytics.profile import Seasons, smoothing_half_width
+from analytics.window import Window
 
 ALPHAS = np.array([0.02, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75])
 # Half-lives of the level correction, in hours; infinity keeps the level undamped.
@@ -34,12 +35,12 @@ class ProfileSmoothing(SeriesModel):
         """Return the weeks the profile is averaged over."""
         return seasons.week * self.weeks
 
-    def _fit_predict(self, y: FloatArray, seasons: Seasons, h: int) -> FloatArray:
+    def _fit_predict(self, window: Window) -> FloatArray:
         """Fit profile, smoothing and damping per row; forecast h steps."""
-        tune = min(y.shape[1], max(seasons.week, TUNE_SLOTS))
-        half_width = smoothing_half_width(seasons, SMOOTH_SECONDS)
-        base = Baseline.fit(y, seasons, h, half_width, width=tune)
-        deviation = y[:, -tune:] - base.weekly
+        seasons, h = window.seasons, window.h
+        tune = min(window.width, max(seasons.week, TUNE_SLOTS))
+        base = window.baseline(smoothing_half_width(seasons, SMOOTH_SECONDS), tune)
+        deviation = base.deviation
         step_hours = 24.0 / seasons.day
         phis = 0.5 ** (step_hours / HALF_LIVES)
         level, phi = _tune(deviation, phis, _horizons(h, tune))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from analytics.models import MODELS, build
-from analytics.panel import from_long
+from analytics.models import MODELS, Auto, build
+from analytics.panel import from_long, from_matrix
 from tests.analytics.synthetic import DAY, STEP, panel, seasonal
 
 HORIZON = 10
@@ -93,3 +93,41 @@ def test_from_long_aligns_averages_and_keeps_gaps() -> None:
     np.testing.assert_array_equal(data.values[:4], [1.0, 3.0, np.nan, 8.0])
     assert data.end[0] == 3 * STEP
     np.testing.assert_array_equal(data.matrix(), [[1.0, 3.0, np.nan, 8.0], [np.nan] * 3 + [5.0]])
+
+
+def test_auto_shares_work_without_changing_any_candidate() -> None:
+    """Each series gets exactly its chosen candidate's forecast and residuals, as if run alone."""
+    # At 5 min the smoothing model tunes on fewer columns than the regression fits on, so it
+    # takes a slice of the regression's shared baseline.
+    rng = np.random.default_rng(11)
+    values = np.repeat(seasonal(n=8, weeks=3, seed=11), 6, axis=1)
+    values += rng.normal(0, 2, values.shape)
+    values[rng.random(values.shape) < 0.04] = np.nan
+    values[2, : -3 * 6 * DAY] = np.nan  # short: falls back to weekly seasonal naive
+    capacity = np.where(np.arange(8) % 2 == 0, 120.0, np.nan)
+    data = from_matrix(values, step=300, end=1_704_067_200, capacity=capacity)
+    auto = build("auto", horizon=HORIZON).fit(data)
+    chosen = auto.predict(HORIZON)
+    names = [kind.name for kind in Auto.candidates]
+    alone = {name: build(name, horizon=HORIZON).fit(data) for name in names}
+    # The choice, redone from each candidate fitted alone: lowest calibration MAE per series.
+    errors = np.stack([np.abs(alone[name].residuals).reshape(8, -1) for name in names])
+    known = np.isfinite(errors)
+    mae = np.where(known, errors, 0.0).sum(axis=2) / np.maximum(known.sum(axis=2), 1)
+    mae[known.sum(axis=2) == 0] = np.inf
+    expected = [names[i] for i in mae.argmin(axis=0)]
+    expected[2] = "snaive_week"  # too few residuals to judge: the fallback
+    assert list(chosen.model) == expected
+    assert {"profile_es", "profile_ridge"} <= set(chosen.model)
+    for i, name in enumerate(chosen.model):
+        np.testing.assert_array_equal(chosen.mean[i], alone[name].predict(HORIZON).mean[i])
+        np.testing.assert_array_equal(auto.residuals[i], alone[name].residuals[i])
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_chunking_does_not_change_forecasts(name: str) -> None:
+    values = seasonal(n=7, weeks=3, seed=4, gaps=0.05)
+    whole = build(name, horizon=HORIZON, chunk_rows=512).fit(panel(values)).predict(HORIZON)
+    pieces = build(name, horizon=HORIZON, chunk_rows=2).fit(panel(values)).predict(HORIZON)
+    np.testing.assert_array_equal(whole.mean, pieces.mean)
+    np.testing.assert_array_equal(whole.hi, pieces.hi)
