@@ -87,6 +87,7 @@ class FeedEngine:
         self._context = sources.Context.empty()
         self._watermark: datetime | None = None
         self._next_stale_check = 0.0
+        self._seen: dict[str, datetime] = {}  # xmin -> newest receive time, within the overlap
 
     @property
     def last_event_id(self) -> int:
@@ -143,29 +144,37 @@ class FeedEngine:
         self._drop_connection()
 
     async def _full(self) -> None:
-        registry, observations = await asyncio.to_thread(self._call, sources.read_everything)
-        live = LiveParking(registry.sensors)
-        live.apply(observations)
+        registry, live, newest = await asyncio.to_thread(self._call, sources.read_full)
         self._registry, self._live = registry, live
-        self._watermark = max((o.received_at for o in observations), default=self._watermark)
+        if newest is not None and (self._watermark is None or newest > self._watermark):
+            self._watermark = newest
         self._publish_lots()
         self._publish_segments()
 
     async def _poll(self) -> None:
         assert self._live is not None
         since = None if self._watermark is None else self._watermark - RECEIVE_OVERLAP
-        observations = await asyncio.to_thread(self._call, sources.read_recent, since)
+        seen = list(self._seen)
+        recent = await asyncio.to_thread(self._call, sources.read_recent, since, seen)
         touched: set[str] = set()
-        if observations:
-            touched = self._live.apply(observations)
-            newest = max(o.received_at for o in observations)
+        if recent.observations:
+            touched = self._live.apply(recent.observations)
+            newest = max(o.received_at for o in recent.observations)
             self._watermark = max(newest, self._watermark or newest)
+        self._remember(recent.transactions)
         if time.monotonic() >= self._next_stale_check:
             # Freshness flags flip with the clock alone, so every lot is looked at now and then.
             self._next_stale_check = time.monotonic() + STALE_CHECK_S
             touched |= self._stale_flipped()
         if touched:
             self._publish_lots(touched)
+
+    def _remember(self, transactions: dict[str, datetime]) -> None:
+        """Keep the transactions seen within the overlap, so the next poll skips their rows."""
+        self._seen.update(transactions)
+        if self._watermark is not None:
+            horizon = self._watermark - RECEIVE_OVERLAP
+            self._seen = {x: at for x, at in self._seen.items() if at > horizon}
 
     def _stale_flipped(self) -> set[str]:
         """Return the lots whose freshness flag the clock has changed since the last build."""

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
 import psycopg
 
+from feeds.live import LiveParking
 from feeds.model import FORECAST_PENDING, HORIZONS_MIN, Forecast, SegmentView
 from store import feeds_reads
 from store.feeds_reads import (
@@ -17,11 +18,12 @@ from store.feeds_reads import (
     ForecastPoint,
     LotRow,
     Observation,
+    RecentReadings,
     SegmentRow,
     SensorMap,
 )
 
-__all__ = ["Context", "LotRow", "RegistryData", "read_context", "read_everything", "read_recent"]
+__all__ = ["Context", "LotRow", "RegistryData", "read_context", "read_full", "read_recent"]
 
 RECENT_WINDOW_S: Final = 120.0  # fast-poll window of observed time; older ones: full read
 TREND_LOOKBACK: Final = timedelta(minutes=15)
@@ -78,9 +80,22 @@ def read_everything(conn: psycopg.Connection) -> tuple[RegistryData, list[Observ
     return registry, feeds_reads.latest_parking_observations(conn)
 
 
-def read_recent(conn: psycopg.Connection, since: datetime | None) -> list[Observation]:
+def read_recent(
+    conn: psycopg.Connection, since: datetime | None, seen: Collection[str]
+) -> RecentReadings:
     """Read parking readings received since `since` (all of the recent window when None)."""
-    return feeds_reads.parking_observations_since(conn, since, RECENT_WINDOW_S)
+    return feeds_reads.parking_observations_since(conn, since, RECENT_WINDOW_S, seen)
+
+
+def read_full(conn: psycopg.Connection) -> tuple[RegistryData, LiveParking, datetime | None]:
+    """Read the registry and every sensor's latest reading; fold them into live counts.
+
+    Runs in the worker thread, so a big city's fold does not hold up the event loop.
+    """
+    registry, observations = read_everything(conn)
+    live = LiveParking(registry.sensors)
+    live.apply(observations)
+    return registry, live, max((o.received_at for o in observations), default=None)
 
 
 def read_context(conn: psycopg.Connection, capacities: dict[str, int]) -> Context:

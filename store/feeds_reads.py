@@ -7,6 +7,7 @@ never returned by the feeds themselves.
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
@@ -173,21 +174,39 @@ def latest_parking_observations(conn: psycopg.Connection) -> list[Observation]:
     return [Observation(*row) for row in conn.execute(query).fetchall()]
 
 
+@dataclass(frozen=True, slots=True)
+class RecentReadings:
+    """Parking readings of one poll, and the transactions (xmin) that wrote them."""
+
+    observations: list[Observation]
+    transactions: dict[str, datetime]
+
+
 def parking_observations_since(
-    conn: psycopg.Connection, received_after: datetime | None, window_s: float
-) -> list[Observation]:
+    conn: psycopg.Connection,
+    received_after: datetime | None,
+    window_s: float,
+    seen_transactions: Collection[str] = (),
+) -> RecentReadings:
     """Return parking readings received after a time and observed within the recent window.
 
     The observed-time window lets the time index prune; readings observed earlier and
-    delivered late are picked up by the periodic full read instead.
+    delivered late are picked up by the periodic full read instead. A transaction commits
+    all its rows at once, so rows of transactions already seen are skipped by their xmin:
+    the caller can re-read an overlap (for batches committed after their receive time)
+    without fetching the same rows again.
     """
     rows = conn.execute(
-        "SELECT device_id, sub_id, kind, value, observed_at, received_at FROM readings "
-        "WHERE kind = ANY(%s) AND observed_at > now() - make_interval(secs => %s) "
-        "AND (%s::timestamptz IS NULL OR received_at > %s) ORDER BY received_at",
-        (list(PARKING_KINDS), window_s, received_after, received_after),
+        "SELECT xmin::text, device_id, sub_id, kind, value, observed_at, received_at "
+        "FROM readings WHERE kind = ANY(%s) AND observed_at > now() - make_interval(secs => %s) "
+        "AND (%s::timestamptz IS NULL OR received_at > %s) AND NOT (xmin::text = ANY(%s)) "
+        "ORDER BY received_at",
+        (list(PARKING_KINDS), window_s, received_after, received_after, list(seen_transactions)),
     ).fetchall()
-    return [Observation(*row) for row in rows]
+    transactions: dict[str, datetime] = {}
+    for row in rows:
+        transactions[row[0]] = max(row[6], transactions.get(row[0], row[6]))
+    return RecentReadings([Observation(*row[1:]) for row in rows], transactions)
 
 
 def occupancy_at(conn: psycopg.Connection, moment: datetime) -> dict[str, float]:
