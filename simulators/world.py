@@ -33,6 +33,7 @@ class Cadence:
     counter_interval_s: float = 300.0
     lamp_interval_s: float = 900.0
     heartbeat_s: float = 3600.0  # gateways repeat every spot's state this often; 0: never
+    status_s: float = 3600.0  # battery and signal of gateways and counters; 0: never
 
 
 def lot_targets(city: City, calendar: Calendar, times: Array) -> Array:
@@ -116,6 +117,7 @@ class CitySimulation:
             self._started = True
         readings += self._parking(self.now, end)
         readings += self._traffic(self.now, end)
+        readings += self._status(self.now, end)
         self.now = end
         readings.sort(key=lambda r: r.observed_at)
         return readings
@@ -160,6 +162,23 @@ class CitySimulation:
             present = self.counters.advance(step, lam, mu)
             readings += self._counter_readings(times[1:], present)
         return readings
+
+    def _status(self, start: float, end: float) -> list[Reading]:
+        every = self.cadence.status_s
+        if every <= 0:
+            return []
+        first = math.floor(start / every) * every + every
+        found: list[Reading] = []
+        for moment in np.arange(first, end + 1e-6, every).tolist():
+            at = epoch_to_datetime(moment)
+            for lot in self.city.lots:
+                # Batteries sag a little at night (cold) and radio fades with weather.
+                day = (moment % 86_400) / 86_400
+                volts = 3.6 + 0.05 * math.sin(2 * math.pi * (day - 0.25))
+                rssi = float(np.clip(self.rng.normal(-78.0, 6.0), -125.0, -40.0))
+                found.append(Reading(lot.device_id, "battery", at, round(volts, 3)))
+                found.append(Reading(lot.device_id, "rssi", at, round(rssi)))
+        return found
 
     def _spot_readings(
         self, times: Array, spots: npt.NDArray[np.int64], occupied: npt.NDArray[np.bool_]

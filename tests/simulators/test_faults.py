@@ -11,7 +11,7 @@ import pytest
 from simulators import faults
 from simulators.city import City, CitySpec, generate_city
 from simulators.demand import Calendar
-from simulators.packs import SequenceBook
+from simulators.packs import Outbound, SequenceBook
 from simulators.runner import make_packer
 from simulators.scenario import FaultOrder, build, default_device
 from simulators.world import CitySimulation
@@ -54,8 +54,9 @@ def test_dropout_removes_only_the_window(city: City, readings: list[Reading]) ->
 
 def test_stuck_sensor_repeats_its_last_value(city: City, readings: list[Reading]) -> None:
     device = default_device(city, "stuck")
-    before = [r for r in _of(readings, device) if _inside(r)]
-    stuck = [r for r in _of(faults.stuck(readings, device, WINDOW), device) if _inside(r)]
+    before = [r for r in _of(readings, device) if _inside(r) and r.kind == "occupied_spaces"]
+    after = _of(faults.stuck(readings, device, WINDOW), device)
+    stuck = [r for r in after if _inside(r) and r.kind == "occupied_spaces"]
     assert len({r.value for r in before}) > 1
     assert len({r.value for r in stuck}) == 1
     assert len(stuck) == len(before)
@@ -91,13 +92,15 @@ def test_duplicates_and_out_of_order_messages(city: City, readings: list[Reading
     assert len(doubled) > len(mine)
     assert len({m.payload for m in doubled}) == len(mine)
     shuffled = [m for m in faults.out_of_order(messages, device, WINDOW) if m.device_id == device]
-    seqs = [_first_seq(m.payload, device) for m in shuffled]
+    seqs = [_first_seq(m) for m in shuffled]
     assert seqs != sorted(seqs)
-    assert sorted(seqs) == [_first_seq(m.payload, device) for m in mine]
+    assert sorted(seqs) == [_first_seq(m) for m in mine]
 
 
-def _first_seq(payload: bytes, device: str) -> int:
-    seq = decode_readings(payload, device, Stream.PARKING).readings[0].seq
+def _first_seq(message: Outbound) -> int:
+    parsed = TOPICS.parse(message.topic)
+    assert isinstance(parsed, DeviceTopic) and parsed.channel.stream is not None
+    seq = decode_readings(message.payload, message.device_id, parsed.channel.stream).readings[0].seq
     assert seq is not None
     return seq
 
@@ -121,10 +124,11 @@ def test_offline_gateway_goes_silent_then_drains_in_order(
     result = faults.gateway_offline(messages, device, WINDOW, status)
     mine = [m for m in result if m.device_id == device]
     assert not [m for m in mine if WINDOW.start < m.send_at < WINDOW.end]
-    online = [json.loads(m.payload)[0]["vb"] for m in mine if m.topic == status]
+    states = [json.loads(m.payload)[0] for m in mine if m.topic == status]
+    online = [state["vb"] for state in states if state["n"] == "online"]
     assert online == [False, True]
-    data = [m for m in mine if m.topic != status]
-    seqs = [_first_seq(m.payload, device) for m in data]
+    data = [m for m in mine if b'"online"' not in m.payload]
+    seqs = [_first_seq(m) for m in data]
     assert seqs == sorted(seqs)
     burst = [m for m in data if WINDOW.end <= m.send_at < WINDOW.end + 60]
     held = [

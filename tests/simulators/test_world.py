@@ -39,7 +39,7 @@ def test_two_days_of_city_give_plausible_valid_readings() -> None:
     kinds = Counter(r.kind for r in readings)
     assert set(kinds) == {
         "occupied", "occupied_spaces", "vehicle_count", "mean_speed",
-        "detector_occupancy", "lamp_power", "lamp_dimming",
+        "detector_occupancy", "lamp_power", "lamp_dimming", "battery", "rssi",
     }  # fmt: skip
     assert all(MONDAY <= r.observed_at.timestamp() <= MONDAY + 2 * 86_400 for r in readings)
     # Spot events alternate per sensor once heartbeats (repeats of the state) are set aside.
