@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import threading
-from datetime import timedelta
+import time
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
 
 from store.rollups import refresh
+from streetsense.cli import main
 from streetsense.config import Settings
 from streetsense.readings import Reading
 from tests.store.support import T0, at, load_city, spot, write
@@ -142,3 +144,33 @@ def test_analyst_views_locate_readings(db: psycopg.Connection) -> None:
         "SELECT device_id, lot_id, spot_id, segment_id FROM readings_located ORDER BY 1"
     ).fetchall()
     assert rows == [("gw", "market", "m2", None), ("loop", None, None, "ring")]
+
+
+def test_segment_now_is_the_latest_complete_bucket(
+    db: psycopg.Connection, settings: Settings
+) -> None:
+    load_city(db)
+    if datetime.now(UTC).timestamp() % 300 > 290:  # keep clear of a bucket boundary
+        time.sleep(11)
+    now = db.execute("SELECT now()").fetchone()[0]
+    db.commit()
+    current = datetime.fromtimestamp(now.timestamp() // 300 * 300, UTC)
+    write(db, [
+        Reading("loop", "vehicle_count", current - timedelta(minutes=9), 4.0, "l1"),
+        Reading("loop", "vehicle_count", current - timedelta(minutes=4), 6.0, "l1"),
+        Reading("loop", "vehicle_count", current + timedelta(seconds=1), 99.0, "l1"),  # running
+    ])  # fmt: skip
+    refresh(db, settings)
+    row = db.execute("SELECT bucket, vehicle_count FROM segment_now").fetchall()
+    assert row == [(current - timedelta(minutes=5), 6.0)]
+
+
+def test_db_refresh_command(
+    database_url: str, db: psycopg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STREETSENSE_DATABASE_URL", database_url)
+    monkeypatch.setenv("STREETSENSE_DATABASE_TIMESCALE", "off")
+    load_city(db)
+    write(db, [spot("s1", 0, True)])
+    assert main(["db", "refresh"]) == 0
+    assert db.execute("SELECT count(*) FROM lot_now").fetchone() == (1,)
