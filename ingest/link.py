@@ -184,6 +184,7 @@ class BrokerLink:
                 ", ".join(str(r) for r in reasons),
             )
             return
+        log.info("subscribed; ingesting")
         self.connected.set()
 
     def _on_disconnect(

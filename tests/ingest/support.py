@@ -135,7 +135,9 @@ class IngestProcess:
         return self.process is not None and self.process.poll() is None
 
 
-def mqtt_client(url: str, client_id: str = "", *, v5: bool = True) -> mqtt.Client:
+def mqtt_client(
+    url: str, client_id: str = "", *, v5: bool = True, inflight: int = 20
+) -> mqtt.Client:
     """Return a connected paho client with its network thread running."""
     parts = urlsplit(url)
     client = mqtt.Client(
@@ -143,6 +145,7 @@ def mqtt_client(url: str, client_id: str = "", *, v5: bool = True) -> mqtt.Clien
         client_id=client_id,
         protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
     )
+    client.max_inflight_messages_set(inflight)
     client.connect(parts.hostname or "127.0.0.1", parts.port or 1883)
     client.loop_start()
     return client
@@ -196,3 +199,52 @@ class AckWatcher:
         """Disconnect."""
         self.client.disconnect()
         self.client.loop_stop()
+
+
+def stream(
+    url: str,
+    topics: Topics,
+    devices: list[str],
+    per_device: int,
+    pack: int = 10,
+    pause_every: int = 0,
+    pause_s: float = 0.0,
+) -> int:
+    """Publish per_device readings for each device at QoS 1, packs of `pack`; return the count.
+
+    The broker must acknowledge every message (PUBACK) before this returns.
+    """
+    client = mqtt_client(url, inflight=200)
+    t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+    infos = []
+    sent = 0
+    for start in range(1, per_device + 1, pack):
+        for device in devices:
+            size = min(pack, per_device - start + 1)
+            payload = encode_readings(readings(device, start, size, t0))
+            infos.append(client.publish(topics.device(SITE, device, Channel.PARKING), payload, 1))
+            sent += size
+        if pause_every and (start // pack) % pause_every == 0:
+            time.sleep(pause_s)
+    for info in infos:
+        info.wait_for_publish(60)
+    client.disconnect()
+    client.loop_stop()
+    return sent
+
+
+def exactly_once(database_url: str) -> tuple[int, int]:
+    """Return (rows, distinct (device, seq)) in readings."""
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("SELECT count(*), count(DISTINCT (device_id, seq)) FROM readings")
+        found = row.fetchone()
+    assert found is not None
+    return int(found[0]), int(found[1])
+
+
+def wait_log(path: Path, text: str, timeout: float = 20.0, occurrences: int = 1) -> bool:
+    """Wait until a log file holds `text` at least `occurrences` times."""
+    return wait_until(
+        lambda: path.exists() and path.read_text(errors="replace").count(text) >= occurrences,
+        timeout,
+    )
