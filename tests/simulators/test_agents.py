@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections import defaultdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+import psycopg
 
 from edge.config import AgentConfig
 from edge.drivers import PRESENCE, VEHICLE, SensorDriver
 from simulators.agents import AgentFleet, CityDriver, agent_config
-from simulators.city import CitySpec, generate_city
+from simulators.city import City, CitySpec, generate_city
 from simulators.demand import Calendar
+from simulators.registry_file import registry_tables
+from store.registry import store_registry
 from streetsense.config import Settings
 from streetsense.readings import Reading, decode_readings
-from streetsense.registry import LotKind
+from streetsense.registry import LotKind, Registry, parse_registry
 from streetsense.topics import DeviceTopic, Topics
+from tests.ingest.support import ingest_thread
 from tests.simulators.conftest import Collector
 
 TUESDAY_RUSH = datetime(2026, 11, 17, 7, 45, tzinfo=UTC).timestamp()
@@ -96,3 +102,66 @@ def _complete(by_device: dict[str, list[Reading]], devices: list[str]) -> bool:
     counted = sum(r.value for r in by_device[counter] if r.kind == "vehicle_count")
     kinds = {r.kind for r in by_device[lamp]}
     return counted > 20 and {"lamp_power", "lamp_dimming"} <= kinds and bool(by_device[gateway])
+
+
+def _recent_rush() -> float:
+    """Return 07:45 UTC of the latest working day at least a day ago (inside ingest's window)."""
+    day = datetime.now(UTC) - timedelta(days=1)
+    while day.weekday() >= 5:
+        day -= timedelta(days=1)
+    return day.replace(hour=7, minute=45, second=0, microsecond=0).timestamp()
+
+
+def test_agents_through_ingest_store_every_confirmed_reading_once(
+    settings: Settings, tmp_path: Path
+) -> None:
+    city = generate_city(CitySpec(seed=8, lots=4, segments=2))
+    with psycopg.connect(settings.database.url) as conn:
+        store_registry(conn, registry_of(city), "simulated city")
+    gateway = next(lot for lot in city.lots if lot.kind is LotKind.ON_STREET)
+    devices = [gateway.device_id, city.segments[0].counter_id]
+    start = _recent_rush()
+    members = [
+        (
+            agent_config(
+                settings, city.site, device, tmp_path,
+                parking={"occupied_after_s": 5.0, "free_after_s": 5.0},
+                traffic={"interval_s": 60, "grace_s": 0.0},
+                buffer={"synchronous": "normal", "resend_timeout_s": 2.0},
+            ),
+            CityDriver(city, Calendar(seed=8), device, speed=120.0, start=start),
+        )
+        for device in devices
+    ]  # fmt: skip
+    with ingest_thread(settings, "sim-agents"):
+        with AgentFleet(members) as fleet:
+            paths = [agent.config.state_path for agent in fleet.agents]
+            deadline = time.monotonic() + 40
+            while time.monotonic() < deadline and not all(_acked(p) >= 20 for p in paths):
+                time.sleep(0.2)
+        states = [json.loads(path.read_text()) for path in paths]
+    with psycopg.connect(settings.database.url) as conn:
+        for state in states:
+            device, first, acked = state["device"], state["first_seq"], state["acked"]
+            assert acked >= 20, state
+            stored = conn.execute(
+                "SELECT count(*), count(DISTINCT seq) FROM readings"
+                " WHERE device_id = %s AND seq <= %s",
+                (device, acked),
+            ).fetchone()
+            assert stored == (acked - first + 1, acked - first + 1)
+            contiguous = conn.execute(
+                "SELECT contiguous_seq FROM device_sequences WHERE device_id = %s", (device,)
+            ).fetchone()
+            assert contiguous is not None and contiguous[0] >= acked
+
+
+def _acked(path: Path) -> int:
+    try:
+        return int(json.loads(path.read_text()).get("acked") or 0)
+    except (OSError, ValueError):
+        return 0
+
+
+def registry_of(city: City) -> Registry:
+    return parse_registry(registry_tables(city))
