@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
@@ -89,27 +89,19 @@ def refresh(
     with _locked(conn):
         caps = detect_capabilities(conn, settings.database)
         with conn.transaction():
-            result = _refresh_tables(conn, settings, until, since, caps.timescale)
-            flow_start = result[1]
+            result, flow_start = _refresh_tables(conn, settings, until, since, caps.timescale)
         if caps.timescale and flow_start is not None:
-            refresh_flow_aggregates(conn, flow_start, result[0].until)
-    outcome = result[0]
-    outcome = RefreshResult(
-        outcome.readings,
-        outcome.lots,
-        outcome.segments,
-        outcome.watermark,
-        outcome.until,
-        time.monotonic() - started,
-    )
+            refresh_flow_aggregates(conn, flow_start, result.until)
+            _clear_pending(conn, flow_start)
+    result = replace(result, seconds=time.monotonic() - started)
     log.info(
         "rollups refreshed: %d readings, %d lots, %d segments in %.2f s",
-        outcome.readings,
-        outcome.lots,
-        outcome.segments,
-        outcome.seconds,
+        result.readings,
+        result.lots,
+        result.segments,
+        result.seconds,
     )
-    return outcome
+    return result
 
 
 @contextmanager
@@ -133,7 +125,7 @@ def _refresh_tables(
     since: datetime | None,
     timescale: bool,
 ) -> tuple[RefreshResult, datetime | None]:
-    watermark, refreshed_until = _load_state(conn)
+    watermark, refreshed_until, pending = _load_state(conn)
     until = until or _now(conn)
     scan_from, observed_floor = _scan_bounds(watermark, settings.ingest.late_window_s)
     if since is not None:  # rescan everything observed since then, whenever received
@@ -156,10 +148,13 @@ def _refresh_tables(
     segments = _count(conn, "SELECT count(*) FROM _flow_scope")
     if not timescale and flow_start is not None:
         refresh_flow_tables(conn, flow_start)
+    if timescale:
+        # Aggregates refresh after this commit; a range left pending by a failed refresh is
+        # retried by the next one, since the watermark has already moved past its readings.
+        flow_start = min(filter(None, (flow_start, pending)), default=None)
     new_watermark = max(filter(None, (watermark, latest)), default=None)
-    _save_state(conn, new_watermark, until)
-    result = RefreshResult(readings, lots, segments, new_watermark, until, 0.0)
-    return result, flow_start
+    _save_state(conn, new_watermark, until, flow_start)
+    return RefreshResult(readings, lots, segments, new_watermark, until, 0.0), flow_start
 
 
 def _scan_bounds(watermark: datetime | None, late_window_s: int) -> tuple[datetime, datetime]:
@@ -172,21 +167,37 @@ def _scan_bounds(watermark: datetime | None, late_window_s: int) -> tuple[dateti
     return scan_from, scan_from - timedelta(seconds=late_window_s)
 
 
-def _load_state(conn: psycopg.Connection) -> tuple[datetime | None, datetime | None]:
+def _load_state(
+    conn: psycopg.Connection,
+) -> tuple[datetime | None, datetime | None, datetime | None]:
     row = conn.execute(
-        "SELECT watermark, refreshed_until FROM rollup_state WHERE name = %s FOR UPDATE",
+        "SELECT watermark, refreshed_until, flow_pending_from FROM rollup_state"
+        " WHERE name = %s FOR UPDATE",
         (_STATE,),
     ).fetchone()
-    return (row[0], row[1]) if row else (None, None)
+    return (row[0], row[1], row[2]) if row else (None, None, None)
 
 
-def _save_state(conn: psycopg.Connection, watermark: datetime | None, until: datetime) -> None:
+def _save_state(
+    conn: psycopg.Connection,
+    watermark: datetime | None,
+    until: datetime,
+    flow_pending_from: datetime | None,
+) -> None:
     conn.execute(
-        "INSERT INTO rollup_state (name, watermark, refreshed_until, refreshed_at)"
-        " VALUES (%s, %s, %s, now()) ON CONFLICT (name) DO UPDATE SET"
+        "INSERT INTO rollup_state (name, watermark, refreshed_until, flow_pending_from,"
+        " refreshed_at) VALUES (%s, %s, %s, %s, now()) ON CONFLICT (name) DO UPDATE SET"
         " watermark = EXCLUDED.watermark, refreshed_until = EXCLUDED.refreshed_until,"
-        " refreshed_at = now()",
-        (_STATE, watermark, until),
+        " flow_pending_from = EXCLUDED.flow_pending_from, refreshed_at = now()",
+        (_STATE, watermark, until, flow_pending_from),
+    )
+
+
+def _clear_pending(conn: psycopg.Connection, flow_start: datetime) -> None:
+    conn.execute(
+        "UPDATE rollup_state SET flow_pending_from = NULL"
+        " WHERE name = %s AND flow_pending_from = %s",
+        (_STATE, flow_start),
     )
 
 

@@ -6,7 +6,8 @@ the TimescaleDB continuous aggregates of migration m002, so both backends give e
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from typing import Final
 
 import psycopg
 from psycopg import sql
@@ -115,13 +116,21 @@ def refresh_flow_tables(conn: psycopg.Connection, start: datetime) -> None:
 def refresh_flow_aggregates(conn: psycopg.Connection, start: datetime, until: datetime) -> None:
     """Refresh the continuous aggregates (TimescaleDB) from `start`; needs autocommit."""
     for view, width in CAGGS:
-        row = conn.execute(
-            "SELECT date_bin(%s::interval, %s::timestamptz, %s::timestamptz),"
-            " date_bin(%s::interval, %s::timestamptz, %s::timestamptz) + %s::interval",
-            (width, start, ORIGIN, width, until, ORIGIN, width),
-        ).fetchone()
-        assert row is not None
+        step = _WIDTHS[width]
         conn.execute(
             "CALL refresh_continuous_aggregate(%s, %s::timestamptz, %s::timestamptz)",
-            (view, row[0], row[1]),
+            (view, _floor(start, step), _floor(until, step) + step),
         )
+
+
+_WIDTHS: Final = {
+    "5 minutes": timedelta(minutes=5),
+    "1 hour": timedelta(hours=1),
+    "1 day": timedelta(days=1),
+}
+_EPOCH: Final = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+def _floor(moment: datetime, width: timedelta) -> datetime:
+    """Return the start of the bucket holding `moment` (buckets aligned on UTC midnight)."""
+    return moment - (moment - _EPOCH) % width

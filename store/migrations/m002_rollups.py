@@ -29,6 +29,7 @@ CREATE TABLE IF NOT EXISTS rollup_state (
     name text PRIMARY KEY,
     watermark timestamptz,          -- highest readings.received_at already folded in
     refreshed_until timestamptz,    -- the `until` of the last refresh (carry-forward start)
+    flow_pending_from timestamptz,  -- TimescaleDB: aggregates not yet refreshed from here
     refreshed_at timestamptz NOT NULL DEFAULT now()
 );
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from psycopg import sql
 
 import store.migrate
 from streetsense.config import DatabaseSettings
@@ -112,4 +113,7 @@ def tsdb(timescale_url: str) -> Iterator[psycopg.Connection]:
             "TRUNCATE readings, occupancy_5m, occupancy_1h, occupancy_1d, occupancy_now,"
             " occupancy_series, rollup_state"
         )
+        # truncating a hypertable does not invalidate its continuous aggregates
+        for view in ("flow_lanes_5m", "flow_lanes_1h", "flow_lanes_1d"):
+            conn.execute(sql.SQL("TRUNCATE {}").format(sql.Identifier(view)))
         yield conn

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 
 import psycopg
 import pytest
@@ -124,3 +124,16 @@ def test_rollups_match_plain_postgresql(
     assert plain["flow_1h"] != first["flow_1h"]
     for relation in (*ROLLUPS, "lot_now"):
         assert_same(plain[relation], timescale[relation])
+
+
+def test_refresh_up_to_now(
+    tsdb: psycopg.Connection, settings: Settings, timescale_url: str
+) -> None:
+    with tsdb.transaction():
+        store_registry(tsdb, city(), "tests")
+    now = datetime.now(UTC)
+    insert_readings(tsdb, [Reading("loop", "vehicle_count", now, 3.0, "l1")], [now])
+    result = refresh(tsdb, timescale_settings(settings, timescale_url))
+    assert result.segments == 1
+    for relation in ("flow_5m", "flow_1h", "flow_1d"):
+        assert scalars(tsdb, f"SELECT vehicle_count FROM {relation}") == [3.0]
