@@ -49,12 +49,17 @@ class IngestService:
         # Flush at half the receive maximum, so the broker keeps sending during a commit.
         self.inbox = Inbox(min(ingest.batch_max_readings, max(1, ingest.receive_maximum // 2)))
         self.link = BrokerLink(settings, self.inbox, self.metrics, client_id)
+        # Read at scrape time, so the lag shows even while a commit is stuck.
+        self.metrics.lag_messages.set_function(lambda: self.inbox.depth()[0] + len(self._taken))
+        self.metrics.lag_seconds.set_function(self._lag_seconds)
         self.classifier = Classifier(ingest, Topics(settings.mqtt.topic_prefix), set())
         self.url = require_url(settings.database)
         self.conn: psycopg.Connection | None = None
         self.db_backoff = Backoff(0.2, 30.0)
         self.totals = Totals()
         self._known_at = 0.0
+        # The messages being committed now (for the lag metrics).
+        self._taken: list[Message] = []
 
     def run(self) -> None:
         """Run until the stop signal; flush, commit and ack what was taken, then disconnect."""
@@ -83,9 +88,6 @@ class IngestService:
             messages = self.inbox.take(max_age, self.stop.event)
             if messages:
                 self._process(messages)
-            depth, age = self.inbox.depth()
-            self.metrics.lag_messages.set(depth)
-            self.metrics.lag_seconds.set(age)
             if time.monotonic() - last_log >= PROGRESS_EVERY_S:
                 last_log = time.monotonic()
                 log.info(
@@ -97,7 +99,20 @@ class IngestService:
             if self.stop.stopping and not messages:
                 return
 
+    def _lag_seconds(self) -> float:
+        taken = self._taken
+        if taken:
+            return max(0.0, time.time() - taken[0].received)
+        return self.inbox.depth()[1]
+
     def _process(self, messages: list[Message]) -> None:
+        self._taken = messages
+        try:
+            self._process_taken(messages)
+        finally:
+            self._taken = []
+
+    def _process_taken(self, messages: list[Message]) -> None:
         self.metrics.received.inc(len(messages))
         batch = Batch()
         for message in messages:

@@ -15,9 +15,20 @@ from streetsense.kinds import Stream
 from streetsense.readings import Reading, decode_readings, encode_readings
 
 NOW = 1_763_884_800.0
-NAMES = ["occupied", "vehicle_count", "mean_speed", "battery", "online", "A1/occupied",
-         "d1/occupied", "d1:battery", "x/y/occupied", "bogus", "L2/detector_occupancy",
-         ""]  # fmt: skip
+NAMES = [
+    "occupied",
+    "vehicle_count",
+    "mean_speed",
+    "battery",
+    "online",
+    "A1/occupied",
+    "d1/occupied",
+    "d1:battery",
+    "x/y/occupied",
+    "bogus",
+    "L2/detector_occupancy",
+    "",
+]
 UNITS = [None, "km/h", "m/s", "V", "mV", "%", "/", "W", 5]
 numbers = st.one_of(
     st.integers(-(2**40), 2**40), st.floats(allow_nan=False, allow_infinity=False), st.booleans()
@@ -60,10 +71,18 @@ def test_fast_path_agrees_with_the_kernel(pack: list[dict[str, Any]], stream: St
 
 def test_agent_packs_take_the_fast_path() -> None:
     readings = [
-        Reading("d1", "occupied", decode_readings(b'[{"n":"occupied","vb":true}]', "d1",
-                Stream.PARKING, now=NOW + i).readings[0].observed_at, 1.0, "A1", seq=i)
+        Reading(
+            "d1",
+            "occupied",
+            decode_readings(b'[{"n":"occupied","vb":true}]', "d1", Stream.PARKING, now=NOW + i)
+            .readings[0]
+            .observed_at,
+            1.0,
+            "A1",
+            seq=i,
+        )
         for i in range(20)
-    ]  # fmt: skip
+    ]
     payload = encode_readings(readings, seq_floor=3)
     fast = fast_decode(payload, "d1", Stream.PARKING, NOW)
     assert fast is not None

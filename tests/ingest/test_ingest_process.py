@@ -53,8 +53,15 @@ def test_sigkill_mid_stream_stores_every_reading_once(
     recovery = time.monotonic() - killed_at
     assert ingest.terminate() == 0
     rows, distinct = exactly_once(url)
-    report(record_property, "sigkill", sent=sent[0], stored=rows, duplicated=rows - distinct,
-           lost=sent[0] - distinct, recovery_s=round(recovery, 2))  # fmt: skip
+    report(
+        record_property,
+        "sigkill",
+        sent=sent[0],
+        stored=rows,
+        duplicated=rows - distinct,
+        lost=sent[0] - distinct,
+        recovery_s=round(recovery, 2),
+    )
     assert (rows, distinct) == (sent[0], sent[0])
 
 
@@ -75,7 +82,15 @@ def test_two_processes_split_a_stream(
         assert match, "no clean-shutdown summary in the log"
         shares.append(int(match[1]))
     rows, distinct = exactly_once(url)
-    report(record_property, "shared", sent=sent, stored=rows, duplicated=rows - distinct,
-           lost=sent - distinct, share_a=shares[0], share_b=shares[1])  # fmt: skip
+    report(
+        record_property,
+        "shared",
+        sent=sent,
+        stored=rows,
+        duplicated=rows - distinct,
+        lost=sent - distinct,
+        share_a=shares[0],
+        share_b=shares[1],
+    )
     assert (rows, distinct) == (sent, sent)
     assert min(shares) > 0.2 * sum(shares)  # both took a real part of the load

@@ -32,8 +32,11 @@ def test_malformed_input_is_rejected_with_reasons(settings: Settings, topics: To
     parking = topics.device(SITE, "d1", Channel.PARKING)
     status = topics.device(SITE, "d1", Channel.STATUS)
     cases: list[tuple[str, bytes, str]] = [
-        (f"{topics.prefix}/{SITE}/d1/parking/extra", pack({"n": "occupied", "vb": True}),
-         "bad_topic"),
+        (
+            f"{topics.prefix}/{SITE}/d1/parking/extra",
+            pack({"n": "occupied", "vb": True}),
+            "bad_topic",
+        ),
         (f"{topics.prefix}/{SITE}/d..1/parking", pack({"n": "occupied", "vb": True}), "bad_topic"),
         (f"{topics.prefix}/{SITE}/{'x' * 80}/parking", b"[]", "bad_topic"),
         (f"{topics.prefix}/{SITE}/d1/weather", pack({"n": "occupied", "vb": True}), "bad_topic"),
@@ -43,15 +46,18 @@ def test_malformed_input_is_rejected_with_reasons(settings: Settings, topics: To
         (parking, b"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]", "bad_payload"),
         (parking, b'[{"n":"occupied","v":NaN}]', "bad_payload"),
         (parking, b"[]", "bad_payload"),
-        (parking, b'[{"n":"occupied","vb":true,"t":' + str(10**400).encode() + b"}]",
-         "bad_payload"),
+        (
+            parking,
+            b'[{"n":"occupied","vb":true,"t":' + str(10**400).encode() + b"}]",
+            "bad_payload",
+        ),
         (parking, pack({"n": "temperature_x", "v": 1, "t": NOW}), "bad_record"),
         (parking, pack({"n": "battery", "v": 3.3, "t": NOW}), "bad_record"),  # wrong stream
         (status, pack({"n": "battery", "v": 99, "u": "V", "t": NOW}), "out_of_range"),
         (status, pack({"n": "battery", "v": 3.3, "u": "furlong", "t": NOW}), "bad_record"),
         (parking, pack({"n": "occupied", "vb": True, "t": NOW + 3_600}), "future"),
         (parking, pack({"n": "occupied", "vb": True, "t": NOW - 30 * 86_400}), "too_late"),
-    ]  # fmt: skip
+    ]
     url = settings.database.url
     with ingest_thread(settings) as service:
         publisher = Publisher(settings.mqtt.url, topics)
@@ -64,8 +70,9 @@ def test_malformed_input_is_rejected_with_reasons(settings: Settings, topics: To
         # and ingest still stores good data afterwards
         publisher.send_readings(SITE, "d1", readings("d1", 1, 5))
         assert wait_until(lambda: count(url, "SELECT count(*) FROM readings") == 5)
-        assert wait_until(lambda: count(url, "SELECT count(*) FROM rejected_messages")
-                          >= len(cases))  # fmt: skip
+        assert wait_until(
+            lambda: count(url, "SELECT count(*) FROM rejected_messages") >= len(cases)
+        )
         publisher.close()
         ignored = service.metrics.value("streetsense_ingest_messages_ignored_total", why="control")
     assert ignored == 4
@@ -137,8 +144,13 @@ def test_device_state_follows_status_and_last_will(settings: Settings, topics: T
     status = topics.device(SITE, "d1", Channel.STATUS)
     with ingest_thread(settings):
         publisher = Publisher(settings.mqtt.url, topics)
-        publisher.send(status, pack({"bn": "d1/", "bt": NOW - 5, "n": "battery", "v": 3600,
-                                     "u": "mV"}, {"n": "rssi", "v": -71}))  # fmt: skip
+        publisher.send(
+            status,
+            pack(
+                {"bn": "d1/", "bt": NOW - 5, "n": "battery", "v": 3600, "u": "mV"},
+                {"n": "rssi", "v": -71},
+            ),
+        )
         publisher.send(status, pack({"n": "battery", "v": 3.1, "t": NOW - 60}))  # older
         assert wait_until(lambda: count(url, "SELECT count(*) FROM readings") == 3)
         assert count(url, "SELECT online FROM device_state") is True
@@ -148,8 +160,9 @@ def test_device_state_follows_status_and_last_will(settings: Settings, topics: T
     state = count(url, "SELECT status FROM device_state")
     assert state == {"battery": 3.6, "rssi": -71}
     assert count(url, "SELECT readings_total FROM device_state") == 4
-    lwt_time = count(url, "SELECT extract(epoch FROM observed_at) FROM readings "
-                          "WHERE kind = 'online'")  # fmt: skip
+    lwt_time = count(
+        url, "SELECT extract(epoch FROM observed_at) FROM readings WHERE kind = 'online'"
+    )
     assert abs(float(lwt_time) - time.time()) < 60  # "now", not 1970
 
 
@@ -162,8 +175,11 @@ def test_mqtt_311_without_shared_subscription(settings: Settings, topics: Topics
         for start in range(1, 200, 10):
             publisher.send_readings(SITE, "d1", readings("d1", start, 10))
         # a retained message replayed on subscription is not new data
-        publisher.send(topics.device(SITE, "d1", Channel.STATUS),
-                       pack({"n": "online", "vb": True, "t": NOW}), retain=True)  # fmt: skip
+        publisher.send(
+            topics.device(SITE, "d1", Channel.STATUS),
+            pack({"n": "online", "vb": True, "t": NOW}),
+            retain=True,
+        )
         assert wait_until(lambda: count(url, "SELECT count(*) FROM readings") == 201)
         publisher.close()
     assert count(url, "SELECT contiguous_seq FROM device_sequences") == 200

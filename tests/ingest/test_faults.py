@@ -1,0 +1,283 @@
+"""Fault injection (issue 8): broker and database crashes, ingest crashes, a locked table.
+
+Each test reports sent, stored, duplicated, lost and recovery time (record_property and the
+log) and asserts zero loss and zero duplicates. These are the CI-sized variants; full-size
+runs: bench/ingest_faults.py.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from streetsense.config import Settings, with_overrides
+from streetsense.topics import Topics
+from tests.ingest.agents import ConfirmingPublisher
+from tests.ingest.services import PrivatePostgres, persistent_mosquitto
+from tests.ingest.support import (
+    IngestProcess,
+    count,
+    exactly_once,
+    register,
+    stream,
+    wait_log,
+    wait_until,
+)
+from tests.support.services import free_port
+
+pytestmark = pytest.mark.faults
+log = logging.getLogger(__name__)
+DEVICES = [f"dev{i}" for i in range(8)]
+
+
+def report(record_property: pytest.RecordProperty, name: str, **figures: float) -> None:
+    for key, value in figures.items():
+        record_property(f"{name}_{key}", value)
+    log.info("%s: %s", name, ", ".join(f"{k}={v}" for k, v in figures.items()))
+
+
+def check(url: str, sent: int) -> tuple[int, int, int]:
+    rows, distinct = exactly_once(url)
+    return rows, rows - distinct, sent - distinct
+
+
+@pytest.mark.parametrize("ingest_online", [True, False], ids=["ingest-online", "ingest-offline"])
+def test_broker_sigkill_loses_nothing_with_end_to_end_acks(
+    settings: Settings,
+    topics: Topics,
+    tmp_path: Path,
+    record_property: pytest.RecordProperty,
+    ingest_online: bool,
+) -> None:
+    broker = persistent_mosquitto(tmp_path / "broker").start()
+    settings = with_overrides(settings, mqtt={"url": broker.url})
+    url = settings.database.url
+    register(url, DEVICES)
+    ingest = IngestProcess(settings, "ingest-f1", tmp_path / "ingest.log").start()
+    assert wait_log(ingest.log_path, "subscribed; ingesting")
+    if not ingest_online:
+        assert ingest.terminate() == 0  # its session stays; the broker queues for it
+    agent = ConfirmingPublisher(broker.url, topics, DEVICES, resend_s=2.0)
+    try:
+        publishing = threading.Thread(target=agent.publish, args=(1_000, 0.01))
+        publishing.start()
+        time.sleep(0.7)
+        broker.kill()  # mid-stream, queue and in-flight messages with it
+        time.sleep(0.5)
+        broker.start()
+        restarted = time.monotonic()
+        publishing.join(120)
+        if not ingest_online:
+            ingest.start()
+        assert wait_until(lambda: agent.unconfirmed() == 0, 90), "readings never confirmed"
+        recovery = time.monotonic() - restarted
+    finally:
+        agent.close()
+        if ingest.alive():
+            ingest.terminate()
+        broker.stop()
+    rows, duplicated, lost = check(url, agent.sent)
+    name = f"broker_kill_{'online' if ingest_online else 'offline'}"
+    report(
+        record_property,
+        name,
+        sent=agent.sent,
+        resent=agent.resent,
+        stored=rows,
+        duplicated=duplicated,
+        lost=lost,
+        recovery_s=round(recovery, 2),
+    )
+    assert (rows, duplicated, lost) == (agent.sent, 0, 0)
+
+
+def test_control_run_deleting_on_broker_ack_can_lose(
+    settings: Settings, topics: Topics, tmp_path: Path, record_property: pytest.RecordProperty
+) -> None:
+    """The control: forget readings on PUBACK, kill the broker with its queue; report the loss."""
+    broker = persistent_mosquitto(tmp_path / "broker").start()
+    settings = with_overrides(settings, mqtt={"url": broker.url})
+    url = settings.database.url
+    register(url, DEVICES)
+    ingest = IngestProcess(settings, "ingest-ctl", tmp_path / "ingest.log").start()
+    assert wait_log(ingest.log_path, "subscribed; ingesting")
+    assert ingest.terminate() == 0
+    try:
+        sent = stream(broker.url, topics, DEVICES, 500, 10)  # every PUBACK received
+        broker.kill()
+        broker.start()
+        ingest.start()
+        wait_until(lambda: count(url, "SELECT count(*) FROM readings") >= sent, 8)
+    finally:
+        if ingest.alive():
+            ingest.terminate()
+        broker.stop()
+    rows, duplicated, lost = check(url, sent)
+    report(
+        record_property,
+        "control_delete_on_puback",
+        sent=sent,
+        stored=rows,
+        duplicated=duplicated,
+        lost=lost,
+    )
+    assert duplicated == 0
+    assert rows + lost == sent  # what is missing is exactly what the broker lost
+
+
+def test_database_restarts_lose_nothing(
+    settings: Settings, topics: Topics, tmp_path: Path, record_property: pytest.RecordProperty
+) -> None:
+    server = PrivatePostgres().init()
+    try:
+        settings = with_overrides(settings, database={"url": server.url})
+        register(server.url, DEVICES)
+        ingest = IngestProcess(settings, "ingest-f2", tmp_path / "ingest.log").start()
+        assert wait_log(ingest.log_path, "subscribed; ingesting")
+        sent: list[int] = []
+        publishing = threading.Thread(
+            target=lambda: sent.append(
+                stream(settings.mqtt.url, topics, DEVICES, 1_500, 10, 5, 0.05)
+            )
+        )
+        publishing.start()
+        assert wait_until(lambda: count(server.url, "SELECT count(*) FROM readings") > 500)
+        server.stop("fast")
+        time.sleep(1.0)
+        server.start()
+        assert wait_until(lambda: count(server.url, "SELECT count(*) FROM readings") > 3_000, 60)
+        server.stop("immediate")  # as a crash
+        time.sleep(1.0)
+        server.start()
+        restarted = time.monotonic()
+        publishing.join(120)
+        assert wait_until(lambda: count(server.url, "SELECT count(*) FROM readings") >= sent[0], 90)
+        recovery = time.monotonic() - restarted
+        assert ingest.terminate() == 0
+        retries = ingest.log_path.read_text().count("retrying in")
+        rows, duplicated, lost = check(server.url, sent[0])
+    finally:
+        server.destroy()
+    report(
+        record_property,
+        "database_restart",
+        sent=sent[0],
+        stored=rows,
+        duplicated=duplicated,
+        lost=lost,
+        recovery_s=round(recovery, 2),
+        retries=retries,
+    )
+    assert (rows, duplicated, lost) == (sent[0], 0, 0)
+    assert retries > 0  # it really saw the database go away
+
+
+def test_ingest_sigkilled_repeatedly_while_two_share(
+    settings: Settings, topics: Topics, tmp_path: Path, record_property: pytest.RecordProperty
+) -> None:
+    url = settings.database.url
+    register(url, DEVICES)
+    pair = [IngestProcess(settings, f"ingest-f3{n}", tmp_path / f"{n}.log").start() for n in "ab"]
+    for ingest in pair:
+        assert wait_log(ingest.log_path, "subscribed; ingesting")
+    sent: list[int] = []
+    publishing = threading.Thread(
+        target=lambda: sent.append(stream(settings.mqtt.url, topics, DEVICES, 2_500, 10, 5, 0.03))
+    )
+    publishing.start()
+    chooser = random.Random(8)
+    kills = 0
+    while publishing.is_alive() and kills < 8:
+        time.sleep(0.4)
+        victim = chooser.choice(pair)
+        victim.kill()  # mid-batch, as likely as not
+        kills += 1
+        victim.start()
+    publishing.join(120)
+    started = time.monotonic()
+    assert wait_until(lambda: count(url, "SELECT count(*) FROM readings") >= sent[0], 90)
+    recovery = time.monotonic() - started
+    for ingest in pair:
+        assert ingest.terminate() == 0
+    rows, duplicated, lost = check(url, sent[0])
+    report(
+        record_property,
+        "ingest_kills",
+        sent=sent[0],
+        stored=rows,
+        duplicated=duplicated,
+        lost=lost,
+        kills=kills,
+        recovery_s=round(recovery, 2),
+    )
+    assert kills >= 3
+    assert (rows, duplicated, lost) == (sent[0], 0, 0)
+
+
+def _rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def _lag(port: int) -> float:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        for line in response.read().decode().splitlines():
+            if line.startswith("streetsense_ingest_lag_messages "):
+                return float(line.split()[1])
+    return -1.0
+
+
+def test_locked_readings_table_back_pressures_without_loss(
+    settings: Settings, topics: Topics, tmp_path: Path, record_property: pytest.RecordProperty
+) -> None:
+    port = free_port()
+    receive_maximum = 400
+    settings = with_overrides(
+        settings, ingest={"metrics_port": port, "receive_maximum": receive_maximum}
+    )
+    url = settings.database.url
+    register(url, DEVICES)
+    ingest = IngestProcess(settings, "ingest-f7", tmp_path / "ingest.log").start()
+    assert wait_log(ingest.log_path, "subscribed; ingesting")
+    assert ingest.process is not None
+    rss_before = _rss_kib(ingest.process.pid)
+    lags: list[float] = []
+    with psycopg.connect(url) as locker:
+        locker.execute("LOCK TABLE readings IN ACCESS EXCLUSIVE MODE")  # held 6 s (30 s in bench)
+        sent = stream(settings.mqtt.url, topics, DEVICES, 2_000, 1)  # 16,000 messages
+        locked_until = time.monotonic() + 6
+        while time.monotonic() < locked_until:
+            lags.append(_lag(port))
+            time.sleep(0.2)
+        rss_locked = _rss_kib(ingest.process.pid)
+        stored_while_locked = count(url, "SELECT count(*) FROM device_state")
+        locker.rollback()
+    released = time.monotonic()
+    assert wait_until(lambda: count(url, "SELECT count(*) FROM readings") >= sent, 90)
+    recovery = time.monotonic() - released
+    assert ingest.terminate() == 0
+    rows, duplicated, lost = check(url, sent)
+    report(
+        record_property,
+        "locked_table",
+        sent=sent,
+        stored=rows,
+        duplicated=duplicated,
+        lost=lost,
+        recovery_s=round(recovery, 2),
+        max_lag_messages=max(lags),
+        rss_growth_kib=rss_locked - rss_before,
+    )
+    assert stored_while_locked == 0  # nothing committed while the lock was held
+    assert 0 < max(lags) <= receive_maximum  # the broker held the rest back
+    assert rss_locked - rss_before < 64 * 1024  # bounded memory, far below 16,000 messages
+    assert (rows, duplicated, lost) == (sent, 0, 0)
