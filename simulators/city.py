@@ -197,16 +197,20 @@ def _lot(rng: np.random.Generator, spec: CitySpec, index: int) -> SimLot:
 def _segment(
     rng: np.random.Generator, spec: CitySpec, index: int, venue: tuple[float, float]
 ) -> SimSegment:
-    # Segments come in pairs: the inbound and outbound carriageway of one radial road.
+    # Segments come in pairs: the two carriageways of one radial road share its geometry.
     road = index // 2
     inbound = index % 2 == 0
-    bearing = (road * 137.5 + float(rng.uniform(-10, 10))) % 360  # golden angle spreads roads
-    inner_m = float(rng.uniform(400, 1_500))
-    outer = offset(spec.centre, inner_m + float(rng.uniform(400, 900)), bearing)
-    inner = offset(spec.centre, inner_m, bearing)
+    shape = np.random.default_rng([spec.seed, road, 3])
+    bearing = (road * 137.5 + float(shape.uniform(-10, 10))) % 360  # golden angle spreads roads
+    inner_m = float(shape.uniform(400, 1_500))
+    outer_m = inner_m + float(shape.uniform(400, 900))
+    lanes = int(shape.choice([1, 2, 2, 3]))
+    limit = float(shape.choice([30.0, 50.0, 50.0, 70.0]))
+    # Right-hand traffic: each carriageway sits 10 m to its own right of the road's axis.
+    side = bearing - 90.0 if inbound else bearing + 90.0
+    inner = offset(offset(spec.centre, inner_m, bearing), 10.0, side)
+    outer = offset(offset(spec.centre, outer_m, bearing), 10.0, side)
     start, end = (outer, inner) if inbound else (inner, outer)
-    lanes = int(rng.choice([1, 2, 2, 3]))
-    limit = float(rng.choice([30.0, 50.0, 50.0, 70.0]))
     # Per-lane capacity grows with the speed limit, as on real arterials.
     per_lane = 1_500.0 + 6.0 * limit
     middle = ((start[0] + end[0]) / 2, (start[1] + end[1]) / 2)
