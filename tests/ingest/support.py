@@ -19,6 +19,8 @@ from urllib.parse import urlsplit
 import paho.mqtt.client as mqtt
 import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from ingest.service import IngestService
 from streetsense.config import Settings
@@ -136,7 +138,12 @@ class IngestProcess:
 
 
 def mqtt_client(
-    url: str, client_id: str = "", *, v5: bool = True, inflight: int = 20
+    url: str,
+    client_id: str = "",
+    *,
+    v5: bool = True,
+    inflight: int = 20,
+    on_message: Callable[[Any, Any, mqtt.MQTTMessage], None] | None = None,
 ) -> mqtt.Client:
     """Return a connected paho client with its network thread running."""
     parts = urlsplit(url)
@@ -144,9 +151,23 @@ def mqtt_client(
         CallbackAPIVersion.VERSION2,
         client_id=client_id,
         protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
+        clean_session=None if v5 else not client_id,
     )
     client.max_inflight_messages_set(inflight)
-    client.connect(parts.hostname or "127.0.0.1", parts.port or 1883)
+    if on_message is not None:
+        client.on_message = on_message
+    if v5 and client_id:
+        # A named client keeps its session (and its queue) while away.
+        properties = Properties(PacketTypes.CONNECT)
+        properties.SessionExpiryInterval = 3_600
+        client.connect(
+            parts.hostname or "127.0.0.1",
+            parts.port or 1883,
+            clean_start=False,
+            properties=properties,
+        )
+    else:
+        client.connect(parts.hostname or "127.0.0.1", parts.port or 1883)
     client.loop_start()
     return client
 
