@@ -2,10 +2,11 @@
 
 Occupancy is an incrementally refreshed table on both backends: a spot's state persists until
 its next event, so each bucket needs the last event before it (window functions over a step
-function), which TimescaleDB's continuous aggregates forbid. Flow is a plain sum per interval:
-on TimescaleDB it is a chain of continuous aggregates per lane (5 min from readings, 1 h and
-1 day from 5 min) with segment views on top; on plain PostgreSQL the same numbers live in
-tables that `store.rollups.refresh` maintains.
+function), which TimescaleDB's continuous aggregates forbid; there the occupancy tables are
+hypertables that compress once late data can no longer change them. Flow is a plain sum per
+interval: on TimescaleDB it is a chain of continuous aggregates per lane (5 min from readings,
+1 h from 5 min, 1 day from 1 h) with segment views on top; on plain PostgreSQL the same numbers
+live in tables that `store.rollups.refresh` maintains.
 """
 
 from __future__ import annotations
@@ -176,6 +177,7 @@ def upgrade(conn: psycopg.Connection, caps: Capabilities, settings: DatabaseSett
             conn.execute(_format(OCCUPANCY_TABLE, f"occupancy_{tier}", f"occupancy_{tier}_bucket"))
     if caps.timescale:
         _timescale_flow(conn, settings)
+        _timescale_occupancy(conn, settings)
     else:
         with conn.transaction():
             for tier, _ in TIERS:
@@ -209,11 +211,42 @@ def _timescale_flow(conn: psycopg.Connection, settings: DatabaseSettings) -> Non
     _timescale_policies(conn, settings)
 
 
+def _window_days() -> int:
+    # The default late-data window; refresh recomputes within the configured one regardless.
+    return IngestSettings().late_window_s // 86_400 + 1
+
+
+def _compress_days(settings: DatabaseSettings) -> int:
+    # Rollups are rewritten while late data may arrive, so they compress only after that.
+    return max(settings.compress_after_days, _window_days() + 1) + 1
+
+
+def _timescale_occupancy(conn: psycopg.Connection, settings: DatabaseSettings) -> None:
+    """Make the occupancy tables hypertables that compress once late data can no longer come."""
+    for tier, chunk in (("5m", "7 days"), ("1h", "30 days"), ("1d", "365 days")):
+        table = f"occupancy_{tier}"
+        conn.execute(
+            "SELECT create_hypertable(%s::regclass, 'bucket', chunk_time_interval =>"
+            " %s::interval, migrate_data => true, if_not_exists => true)",
+            (table, chunk),
+        )
+        conn.execute(
+            sql.SQL(
+                "ALTER TABLE {} SET (timescaledb.compress, timescaledb.compress_segmentby ="
+                " 'lot_id', timescaledb.compress_orderby = 'bucket')"
+            ).format(sql.Identifier(table))
+        )
+        conn.execute(
+            "SELECT add_compression_policy(%s::regclass, compress_after => %s::interval,"
+            " if_not_exists => true)",
+            (table, f"{_compress_days(settings)} days"),
+        )
+
+
 def _timescale_policies(conn: psycopg.Connection, settings: DatabaseSettings) -> None:
     # Late readings within the ingest window must still reach the aggregates, so the policies
     # look back one window (the default; `streetsense db refresh` covers any other setting).
-    window_days = IngestSettings().late_window_s // 86_400 + 1
-    compress_days = max(settings.compress_after_days, window_days + 1)
+    window_days = _window_days()
     for tier, width in TIERS:
         view = f"flow_lanes_{tier}"
         conn.execute(
@@ -229,5 +262,5 @@ def _timescale_policies(conn: psycopg.Connection, settings: DatabaseSettings) ->
         conn.execute(
             "SELECT add_compression_policy(%s, compress_after => %s::interval,"
             " if_not_exists => true)",
-            (view, f"{compress_days + 1} days"),
+            (view, f"{_compress_days(settings)} days"),
         )

@@ -32,7 +32,7 @@ def scalars(conn: psycopg.Connection, query: str) -> list[object]:
 
 def test_schema_uses_timescale_features(tsdb: psycopg.Connection) -> None:
     hypertables = scalars(tsdb, "SELECT hypertable_name FROM timescaledb_information.hypertables")
-    assert "readings" in hypertables
+    assert {"readings", "occupancy_5m", "occupancy_1h", "occupancy_1d"} <= set(hypertables)
     caggs = scalars(tsdb, "SELECT view_name FROM timescaledb_information.continuous_aggregates")
     assert sorted(caggs) == ["flow_lanes_1d", "flow_lanes_1h", "flow_lanes_5m"]
     jobs = set(
@@ -43,6 +43,8 @@ def test_schema_uses_timescale_features(tsdb: psycopg.Connection) -> None:
     )
     assert ("policy_compression", "readings") in jobs
     assert ("policy_retention", "readings") in jobs
+    for table in ("occupancy_5m", "occupancy_1h", "occupancy_1d"):
+        assert ("policy_compression", table) in jobs
     for view in caggs:
         assert ("policy_refresh_continuous_aggregate", view) in jobs
         assert ("policy_compression", view) in jobs
