@@ -73,6 +73,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     load.add_argument("--messages", type=int, default=100_000, help="messages in all")
     load.add_argument("--per-gateway", type=int, default=1, help="spots per message")
     load.add_argument("--window", type=int, default=1_000, help="unacknowledged messages")
+    load.add_argument("--registry", metavar="FILE", help="write the load devices' registry here")
     load.set_defaults(handler=_lazy("load"))
 
     agents = actions.add_parser("agents", help="real edge agents fed by the city models")

@@ -15,6 +15,7 @@ from simulators import scenario as scenarios
 from simulators.city import City, CitySpec, generate_city
 from simulators.demand import Calendar
 from simulators.load import LoadSpec, run_load
+from simulators.load import registry_tables as load_registry_tables
 from simulators.mqtt import PacedPublisher
 from simulators.packs import Packer, SequenceBook
 from simulators.registry_file import to_toml, write_registry
@@ -147,6 +148,11 @@ def load(args: argparse.Namespace) -> int:
         sensors=args.sensors, rate=args.rate, messages=args.messages,
         sensors_per_gateway=args.per_gateway,
     )  # fmt: skip
+    if args.registry:
+        tables = load_registry_tables(spec, (56.1572, 10.2107))
+        parse_registry(tables)
+        Path(args.registry).write_text(to_toml(tables, "Load-test devices"), encoding="utf-8")
+        _write(f"registry of {len(tables['device'])} load devices written to {args.registry}")
     topics = Topics(settings.mqtt.topic_prefix)
     with PacedPublisher(settings, window=args.window, role="load") as publisher:
         result = run_load(spec, topics, publisher, StopSignal().install())

@@ -92,3 +92,42 @@ def _pack(device: int, round_number: int, per_gateway: int) -> list[Reading]:
         Reading(name, "occupied", moment, occupied, sub_id=f"s{spot:03d}", seq=first_seq + spot)
         for spot in range(per_gateway)
     ]
+
+
+def registry_tables(
+    spec: LoadSpec, centre: tuple[float, float]
+) -> dict[str, list[dict[str, object]]]:
+    """Return a registry of the load devices, so ingest accepts them without auto-register.
+
+    Devices are grouped 100 to an on-street lot; each device's spots are registered too, so
+    occupancy rollups see them.
+    """
+    per_gateway = max(1, spec.sensors_per_gateway)
+    devices = max(1, spec.sensors // per_gateway)
+    per_lot = 100
+    tables: dict[str, list[dict[str, object]]] = {
+        "site": [{"id": spec.site, "name": "Load test"}],
+        "lot": [],
+        "device": [],
+        "spot": [],
+    }
+    for first in range(0, devices, per_lot):
+        lot = f"load-lot-{first // per_lot:05d}"
+        members = range(first, min(first + per_lot, devices))
+        tables["lot"].append(
+            {"id": lot, "site": spec.site, "kind": "on_street", "area": "load",
+             "capacity": len(members) * per_gateway, "lat": centre[0], "lon": centre[1]}
+        )  # fmt: skip
+        for index in members:
+            device = device_id(index)
+            tables["device"].append(
+                {"id": device, "site": spec.site, "kind": "parking", "lot": lot}
+            )
+            sensors = [None] if per_gateway == 1 else [f"s{n:03d}" for n in range(per_gateway)]
+            for sensor in sensors:
+                spot: dict[str, object] = {"id": f"{device}-{sensor or 'spot'}", "lot": lot,
+                                           "device": device}  # fmt: skip
+                if sensor:
+                    spot["sensor"] = sensor
+                tables["spot"].append(spot)
+    return tables

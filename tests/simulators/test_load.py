@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from simulators.load import LoadSpec, run_load
+from simulators.load import LoadSpec, device_id, registry_tables, run_load
 from simulators.mqtt import PacedPublisher
 from streetsense.config import Settings
 from streetsense.kinds import Stream
 from streetsense.readings import decode_readings
+from streetsense.registry import parse_registry
 from streetsense.topics import DeviceTopic, Topics
 from tests.simulators.conftest import Collector
 
@@ -49,3 +50,14 @@ def test_gateway_packs_carry_many_spots(
         assert {r.sub_id for r in decoded.readings} >= {"s000", "s049"}
         readings += len(decoded.readings)
     assert readings == 1_500
+
+
+def test_load_registry_names_every_device_and_spot() -> None:
+    spec = LoadSpec(sensors=250, sensors_per_gateway=5)
+    registry = parse_registry(registry_tables(spec, (56.0, 10.0)))
+    assert len(registry.devices) == 50 and len(registry.spots) == 250
+    assert {s.sensor for s in registry.spots if s.device == device_id(49)} == {
+        f"s{n:03d}" for n in range(5)
+    }
+    single = parse_registry(registry_tables(LoadSpec(sensors=120), (56.0, 10.0)))
+    assert len(single.lots) == 2 and all(s.sensor is None for s in single.spots)
