@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import psycopg
 import pytest
 
+from store.export import ExportRequest, export
 from store.registry import store_registry
 from store.rollups import refresh
 from store.rollups_writes import insert_readings
@@ -139,3 +140,34 @@ def test_refresh_up_to_now(
     assert result.segments == 1
     for relation in ("flow_5m", "flow_1h", "flow_1d"):
         assert scalars(tsdb, f"SELECT vehicle_count FROM {relation}") == [3.0]
+
+
+class Rows:
+    """A sink that keeps every exported row."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[object, ...]] = []
+
+    def write(self, rows: Sequence[tuple[object, ...]]) -> None:
+        self.rows += rows
+
+    def close(self) -> None:
+        """Nothing to finish."""
+
+
+def test_export_streams_from_timescale(
+    db: psycopg.Connection, tsdb: psycopg.Connection, settings: Settings, timescale_url: str
+) -> None:
+    load_city(db)
+    with tsdb.transaction():
+        store_registry(tsdb, city(), "tests")
+    write_both(db, tsdb, city_readings(), at(151))
+    refresh(db, settings, until=at(150))
+    refresh(tsdb, timescale_settings(settings, timescale_url), until=at(150))
+    request = ExportRequest("flow", at(0), at(150), segment="ring", resolution="1h")
+    plain, timescale = Rows(), Rows()
+    export(db, request, plain)
+    tsdb.autocommit = False  # server-side cursors live in a transaction
+    export(tsdb, request, timescale)
+    assert len(plain.rows) == 3
+    assert_same(plain.rows, timescale.rows)
