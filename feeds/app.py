@@ -20,6 +20,7 @@ from starlette.responses import Response
 from feeds import routes_parking, routes_traffic, stream
 from feeds.engine import FeedEngine
 from feeds.guard import RateLimit, SecurityHeaders
+from feeds.hot import HotPath
 from feeds.http import Problem, problem_response, render_json, respond
 from feeds.republish import Republisher
 from feeds.runtime import Runtime, runtime_of
@@ -49,7 +50,9 @@ def create_app(settings: Settings) -> FastAPI:
         app.include_router(router)
     app.add_api_route("/health", health, methods=["GET"], tags=["service"])
     _install_errors(app)
-    # Outermost last: CORS must answer preflights before rate limiting counts them.
+    # Outermost last: CORS must answer preflights before rate limiting counts them, and the
+    # hot path sits inside both.
+    app.add_middleware(HotPath, runtime=runtime)
     app.add_middleware(RateLimit, rate_per_minute=settings.feeds.rate_per_minute)
     origins = [o.strip() for o in settings.feeds.cors_origins.split(",") if o.strip()]
     app.add_middleware(

@@ -9,7 +9,7 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
-from typing import Any, Final
+from typing import Any, Final, Generic, TypeVar
 
 import orjson
 from starlette.requests import Request
@@ -18,6 +18,7 @@ from starlette.responses import Response
 PROBLEM_MEDIA_TYPE: Final = "application/problem+json"
 GZIP_MIN_BYTES: Final = 1024
 CACHE_ENTRIES: Final = 512
+V = TypeVar("V")
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,24 +43,46 @@ def render_json(document: Any, media_type: str = "application/json") -> Rendered
     return render(orjson.dumps(document), media_type)
 
 
-class RenderCache:
-    """A bounded LRU of renderings; keys include the snapshot version, so entries never go stale."""
+class LruCache(Generic[V]):
+    """A bounded LRU; keys include snapshot versions, so entries never go stale."""
 
     def __init__(self, size: int = CACHE_ENTRIES) -> None:
-        self._entries: OrderedDict[Hashable, Rendered] = OrderedDict()
+        self._entries: OrderedDict[Hashable, V] = OrderedDict()
         self._size = size
 
-    def get(self, key: Hashable, build: Callable[[], Rendered]) -> Rendered:
-        """Return the cached rendering of `key`, building it on a miss."""
+    def peek(self, key: Hashable) -> V | None:
+        """Return the entry of `key`, or None."""
         found = self._entries.get(key)
         if found is not None:
             self._entries.move_to_end(key)
-            return found
-        rendered = build()
-        self._entries[key] = rendered
+        return found
+
+    def put(self, key: Hashable, value: V) -> V:
+        """Store an entry, evicting the least recently used beyond the size."""
+        self._entries[key] = value
         if len(self._entries) > self._size:
             self._entries.popitem(last=False)
-        return rendered
+        return value
+
+    def get(self, key: Hashable, build: Callable[[], V]) -> V:
+        """Return the entry of `key`, building and storing it on a miss."""
+        found = self.peek(key)
+        return found if found is not None else self.put(key, build())
+
+
+@dataclass(frozen=True, slots=True)
+class Cached:
+    """A finished answer to a GET: the rendering and its caching headers."""
+
+    rendered: Rendered
+    max_age: int
+    last_modified: datetime | None
+
+    def response(self, request: Request) -> Response:
+        """Answer `request` (304, gzip) from this entry."""
+        return respond(
+            request, self.rendered, max_age=self.max_age, last_modified=self.last_modified
+        )
 
 
 def accepts_gzip(request: Request) -> bool:

@@ -14,7 +14,7 @@ from starlette.responses import Response
 from feeds import formats, lta, ngsi
 from feeds.filters import BoundingBox, Near, parse_bbox, parse_near, select
 from feeds.history import history_document
-from feeds.http import Problem, Rendered, render, render_json, respond
+from feeds.http import Cached, Problem, Rendered, render, render_json, respond
 from feeds.model import HORIZONS_MIN, LotView
 from feeds.negotiate import MEDIA_TYPES, Format, choose
 from feeds.runtime import Runtime, require_ready
@@ -81,7 +81,9 @@ async def list_lots(
         return _render_lots(request, runtime, chosen, picked, limit, offset)
 
     rendered = runtime.cache.get(key, build)
-    return respond(request, rendered, max_age=LIVE_MAX_AGE, last_modified=snapshot.lots_modified)
+    return runtime.remember(
+        request, snapshot, Cached(rendered, LIVE_MAX_AGE, snapshot.lots_modified)
+    )
 
 
 def _render_lots(
@@ -148,7 +150,7 @@ async def get_lot(request: Request, lot_id: str, format: FormatQuery = None) -> 
     )
     rendered = render_json(document, MEDIA_TYPES[chosen])
     modified = lot.observed_at or snapshot.lots_modified
-    return respond(request, rendered, max_age=LIVE_MAX_AGE, last_modified=modified)
+    return runtime.remember(request, snapshot, Cached(rendered, LIVE_MAX_AGE, modified))
 
 
 @router.get("/v1/parking/lots/{lot_id}/history", summary="A lot's occupancy over time")
@@ -213,4 +215,6 @@ async def lta_availability(
         return render(orjson.dumps(page), "application/json")
 
     rendered = runtime.cache.get(key, build)
-    return respond(request, rendered, max_age=LIVE_MAX_AGE, last_modified=snapshot.lots_modified)
+    return runtime.remember(
+        request, snapshot, Cached(rendered, LIVE_MAX_AGE, snapshot.lots_modified)
+    )

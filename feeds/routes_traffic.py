@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from feeds import formats, ngsi
 from feeds.filters import BoundingBox, Near, parse_bbox, parse_near, select
-from feeds.http import Problem, Rendered, render, render_json, respond
+from feeds.http import Cached, Problem, Rendered, render, render_json
 from feeds.model import Congestion, SegmentView
 from feeds.negotiate import MEDIA_TYPES, Format, choose
 from feeds.routes_parking import (
@@ -70,9 +70,8 @@ async def list_segments(
         return _render_segments(runtime, chosen, picked, limit, offset)
 
     rendered = runtime.cache.get(key, build)
-    return respond(
-        request, rendered, max_age=FLOW_MAX_AGE, last_modified=snapshot.segments_modified
-    )
+    answer = Cached(rendered, FLOW_MAX_AGE, snapshot.segments_modified)
+    return runtime.remember(request, snapshot, answer)
 
 
 def _render_segments(
@@ -137,6 +136,5 @@ async def get_segment(
                 "no-observation",
             )
     rendered = render_json(document, MEDIA_TYPES[chosen])
-    return respond(
-        request, rendered, max_age=FLOW_MAX_AGE, last_modified=snapshot.segments_modified
-    )
+    answer = Cached(rendered, FLOW_MAX_AGE, snapshot.segments_modified)
+    return runtime.remember(request, snapshot, answer)

@@ -6,10 +6,12 @@ import asyncio
 from dataclasses import dataclass, field
 
 from psycopg_pool import ConnectionPool
+from starlette.datastructures import Headers
 from starlette.requests import Request
+from starlette.responses import Response
 
-from feeds.engine import FeedEngine
-from feeds.http import Problem, RenderCache
+from feeds.engine import FeedEngine, Snapshot
+from feeds.http import Cached, LruCache, Problem, Rendered
 from streetsense.config import Settings
 
 
@@ -20,7 +22,8 @@ class Runtime:
     settings: Settings
     engine: FeedEngine
     pool: ConnectionPool | None = None
-    cache: RenderCache = field(default_factory=RenderCache)
+    cache: LruCache[Rendered] = field(default_factory=LruCache)
+    answers: LruCache[Cached] = field(default_factory=LruCache)
     loop: asyncio.AbstractEventLoop | None = None
 
     def close_streams_soon(self) -> None:
@@ -28,10 +31,30 @@ class Runtime:
         if self.loop is not None and not self.loop.is_closed():
             self.loop.call_soon_threadsafe(self.engine.close_streams)
 
+    def remember(self, request: Request, snapshot: Snapshot, answer: Cached) -> Response:
+        """Keep a GET's answer for the hot path (see feeds.hot) and send it."""
+        query = request.scope.get("query_string", b"")
+        key = answer_key(request.url.path, query, request.headers, snapshot)
+        self.answers.put(key, answer)
+        return answer.response(request)
+
     @property
     def provider(self) -> str:
         """Name the publisher of the data (agency, else city)."""
         return self.settings.city.agency or self.settings.city.name
+
+
+def answer_key(path: str, query: bytes, headers: Headers, snapshot: Snapshot) -> tuple[object, ...]:
+    """Return what a GET's answer depends on: path, raw query, Accept, Host (absolute links),
+    snapshot versions."""
+    return (
+        path,
+        query,
+        headers.get("accept"),
+        headers.get("host"),
+        snapshot.lots_version,
+        snapshot.segments_version,
+    )
 
 
 def runtime_of(request: Request) -> Runtime:
