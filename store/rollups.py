@@ -30,10 +30,11 @@ log = logging.getLogger(__name__)
 
 _LOCK_KEY: Final = 7_355_108_002  # any constant shared by every process that refreshes
 _STATE: Final = "rollups"
-# Readings committed late by a slow ingest transaction (batches flush within a second) may
-# carry a received_at just below the watermark; rescanning this margin picks them up
-# (recomputing is idempotent).
-COMMIT_MARGIN: Final = timedelta(minutes=1)
+# received_at is stamped by ingest hosts on receipt, before commit: a batch committed after a
+# refresh may carry times just below its watermark, so each refresh rescans this margin
+# (recomputing is idempotent). It covers batches committed up to 5 min after receipt and
+# ingest clocks within 5 min of each other; anything later needs `db refresh --since`.
+COMMIT_MARGIN: Final = timedelta(minutes=5)
 _BEGINNING: Final = datetime(1900, 1, 1, tzinfo=UTC)
 _ROLLUP_KINDS: Final = (
     "occupied",
