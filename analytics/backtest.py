@@ -67,6 +67,7 @@ def backtest(
     folds: int = 5,
     stride: int | None = None,
     season_days: int = 7,
+    timezone: str = "UTC",
 ) -> Backtest:
     """Evaluate each model from `folds` origins `stride` slots apart, last one h before the end.
 
@@ -77,6 +78,7 @@ def backtest(
         folds: number of origins.
         stride: slots between origins; defaults to the horizon (test windows do not overlap).
         season_days: days in a season (7: weekly).
+        timezone: IANA zone in which times of day and days of week are counted.
 
     Returns:
         Error sums per model, series and step.
@@ -93,7 +95,7 @@ def backtest(
         points += int(np.isfinite(truth).sum())
         scale = seasonal_scale(train.values[:, -4 * seasons.week :], seasons.week)
         for name in models:
-            model = build(name, season_days=season_days, horizon=horizon)
+            model = build(name, season_days=season_days, horizon=horizon, timezone=timezone)
             result = model.fit_matrix(train).predict(horizon)
             scores[name].add(truth, result.mean, result.lo, result.hi, scale)
         logger.info("backtest: origin %d slots before the end done", offset)

@@ -24,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "backtest",
         help="rolling-origin backtest of every model on a CSV of series",
         description="INPUT.csv has the header series_id,timestamp,value (optionally capacity); "
-        "timestamps are ISO 8601, without an offset taken as UTC.",
+        "timestamps are ISO 8601, without an offset taken as local time in --timezone.",
     )
     backtest.add_argument("input", type=Path, metavar="INPUT.csv")
     backtest.add_argument("--freq", required=True, help="grid step, e.g. 5min, 30min, 1h")
@@ -34,6 +34,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--stride", type=int, default=None, help="steps between origins (default: horizon)"
     )
     backtest.add_argument("--season-days", type=int, default=7, help="season length in days")
+    backtest.add_argument(
+        "--timezone",
+        default="UTC",
+        help="IANA zone (e.g. Europe/Copenhagen) in which times of day and days of week are "
+        "counted, so daily patterns stay put across daylight saving changes; timestamps "
+        "without an offset are read in it (default UTC)",
+    )
     backtest.add_argument("--output", type=Path, default=None, help="write pooled JSON here")
     backtest.set_defaults(handler=run_backtest)
 
@@ -64,6 +71,7 @@ def run_job(args: argparse.Namespace) -> int:
 
     settings = load_settings(getattr(args, "config", None))
     url = require_url(settings.database)
+    timezone = _city_timezone(settings.city.timezone)
 
     def refresh(conn: psycopg.Connection, now: datetime) -> None:
         rollups.refresh(conn, settings, until=now)
@@ -73,25 +81,40 @@ def run_job(args: argparse.Namespace) -> int:
 
     if args.once:
         with open_connection() as conn:
-            runs = run_once(conn, refresh)
+            runs = run_once(conn, refresh, timezone)
         logger.info("analytics job: stored runs %s", runs)
         return 0
-    run_forever(open_connection, args.interval, refresh)
+    run_forever(open_connection, args.interval, refresh, timezone=timezone)
     return 0
+
+
+def _city_timezone(name: str) -> str:
+    """Return the city's time zone name after checking it is a known IANA zone."""
+    from analytics.localtime import zone_of  # noqa: PLC0415
+    from streetsense.errors import ConfigError  # noqa: PLC0415
+
+    try:
+        zone_of(name)
+    except ValueError as exc:
+        raise ConfigError(
+            f"city.timezone: {exc} (set it in the settings file or STREETSENSE_CITY_TIMEZONE)"
+        ) from exc
+    return name
 
 
 def run_backtest(args: argparse.Namespace) -> int:
     """Read the CSV, backtest every model, print a table and write the JSON."""
     # numpy and scipy load only when a forecast command runs, so `streetsense` starts fast.
     from analytics.backtest import backtest  # noqa: PLC0415
-    from analytics.csvio import InputError, parse_freq, read_csv  # noqa: PLC0415
+    from analytics.csvio import InputError, parse_freq, parse_zone, read_csv  # noqa: PLC0415
     from analytics.models import MODELS  # noqa: PLC0415
     from analytics.quality import screen  # noqa: PLC0415
 
     if args.horizon < 1 or args.folds < 1 or args.season_days < 1:
         raise InputError("--horizon, --folds and --season-days must be positive integers")
     step = parse_freq(args.freq)
-    screened = screen(read_csv(args.input, step))
+    zone = parse_zone(args.timezone)
+    screened = screen(read_csv(args.input, step, zone))
     if screened.panel.n_series == 0:
         raise InputError(f"{args.input}: no usable series left after screening")
     result = backtest(
@@ -101,6 +124,7 @@ def run_backtest(args: argparse.Namespace) -> int:
         folds=args.folds,
         stride=args.stride,
         season_days=args.season_days,
+        timezone=args.timezone,
     )
     summary = result.summary()
     sys.stdout.write(format_table(summary))

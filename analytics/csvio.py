@@ -5,21 +5,34 @@ from __future__ import annotations
 import csv
 import math
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 
 import numpy as np
 
+from analytics.localtime import zone_of
 from analytics.panel import SECONDS_PER_DAY, Panel, from_long
-from streetsense.errors import StreetsenseError
+from streetsense.errors import ConfigError
 
 REQUIRED = ("series_id", "timestamp", "value")
 _FREQ = re.compile(r"^\s*(\d+)\s*(s|sec|min|t|h|d)\s*$", re.IGNORECASE)
 _UNIT_SECONDS = {"s": 1, "sec": 1, "min": 60, "t": 60, "h": 3600, "d": SECONDS_PER_DAY}
 
 
-class InputError(StreetsenseError):
-    """The input file or an option is unusable; the message names the cause and the fix."""
+class InputError(ConfigError):
+    """The input file or an option is unusable; the message names the cause and the fix.
+
+    A user's input to a command is configuration in the kernel's terms, so the `streetsense`
+    command reports it like any other settings error (exit status 2, no traceback).
+    """
+
+
+def parse_zone(name: str) -> tzinfo:
+    """Return the IANA time zone called `name` (UTC for 'UTC')."""
+    try:
+        return zone_of(name) or UTC
+    except ValueError as exc:
+        raise InputError(f"--timezone: {exc}") from exc
 
 
 def parse_freq(text: str) -> int:
@@ -35,11 +48,14 @@ def parse_freq(text: str) -> int:
     return seconds
 
 
-def parse_time(text: str) -> float:
-    """Return the epoch seconds of an ISO 8601 timestamp; one without offset is taken as UTC."""
+def parse_time(text: str, zone: tzinfo = UTC) -> float:
+    """Return the epoch seconds of an ISO 8601 timestamp; one without offset is in `zone`.
+
+    A local time that occurs twice (when clocks go back) is taken as the first.
+    """
     moment = datetime.fromisoformat(text.strip())
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
+        moment = moment.replace(tzinfo=zone)
     return moment.timestamp()
 
 
@@ -48,8 +64,10 @@ def _number(text: str) -> float:
     return math.nan if not text.strip() else float(text)
 
 
-def read_csv(path: Path, step: int) -> Panel:
+def read_csv(path: Path, step: int, zone: tzinfo = UTC) -> Panel:
     """Read the file and align every series to a grid of `step` seconds.
+
+    Timestamps without an offset are local times in `zone`.
 
     Raises:
         InputError: the file is missing, lacks a column, or has an unreadable row; the message
@@ -68,10 +86,10 @@ def read_csv(path: Path, step: int) -> Panel:
                 f"{path}: missing column {', '.join(repr(m) for m in missing)}; the header must "
                 "be series_id,timestamp,value (optionally ,capacity)"
             )
-        return _rows(reader, header, path, step)
+        return _rows(reader, header, path, step, zone)
 
 
-def _rows(reader: csv.Reader, header: list[str], path: Path, step: int) -> Panel:  # type: ignore[name-defined]
+def _rows(reader: csv.Reader, header: list[str], path: Path, step: int, zone: tzinfo) -> Panel:  # type: ignore[name-defined]
     """Parse data rows into a panel."""
     sid, when, val = (header.index(name) for name in REQUIRED)
     cap = header.index("capacity") if "capacity" in header else None
@@ -87,11 +105,11 @@ def _rows(reader: csv.Reader, header: list[str], path: Path, step: int) -> Panel
         if len(row) < len(header):
             raise InputError(f"{path}:{line}: expected {len(header)} fields, found {len(row)}")
         try:
-            stamp = parse_time(row[when])
+            stamp = parse_time(row[when], zone)
         except ValueError:
             raise InputError(
                 f"{path}:{line}: bad timestamp '{row[when]}'; use ISO 8601, "
-                "e.g. 2014-05-22T09:30:00Z (no offset means UTC)"
+                "e.g. 2014-05-22T09:30:00Z (no offset means --timezone, default UTC)"
             ) from None
         code = codes.setdefault(row[sid].strip(), len(codes))
         try:

@@ -6,7 +6,7 @@ import logging
 import signal
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from types import FrameType
 
@@ -15,75 +15,124 @@ import numpy.typing as npt
 import psycopg
 
 from analytics.backtest import backtest
+from analytics.base import Forecast
 from analytics.models import Auto
 from analytics.panel import Panel
 from store.forecasts import Run, Score, write_run
 from store.series import SeriesArrays, active_ids, read_series
 from streetsense.errors import StreetsenseError
+from streetsense.kinds import KINDS
 
 logger = logging.getLogger(__name__)
 Refresh = Callable[[psycopg.Connection, datetime], None]
 BACKTEST_MODELS = ["snaive_week", "tow_mean", "profile_es", "profile_ridge", "auto"]
 
 
+# A 5-minute mean speed above this multiple of the segment's limit is not a forecast to show.
+SPEED_LIMIT_FACTOR = 1.5
+
+
 @dataclass(frozen=True, slots=True)
 class Target:
-    """One forecast product: which series, at which step, how far ahead, from how much history."""
+    """One forecast product: which series, at which step, how far ahead, from how much history.
+
+    `stream` and `measure` name the series (`store.series.STREAMS`); `product` is the stream
+    the runs are stored under (default: `stream`). `rate_product`, when set, also stores the
+    forecasts divided by each series' capacity under that stream.
+    """
 
     stream: str
     measure: str
     step_seconds: int
     horizon: timedelta
     history: timedelta
+    product: str = ""
+    rate_product: str = ""
+
+    @property
+    def name(self) -> str:
+        """Return the stream the forecast runs are stored under."""
+        return self.product or self.stream
 
 
 TARGETS = (
-    Target("occupancy", "occupied", 900, timedelta(hours=24), timedelta(days=28)),
+    Target(
+        "occupancy", "occupied", 900, timedelta(hours=24), timedelta(days=28),
+        rate_product="occupancy_rate",
+    ),
     Target("flow", "vehicle_count", 300, timedelta(hours=3), timedelta(days=28)),
-)
+    Target("flow", "mean_speed", 300, timedelta(hours=3), timedelta(days=28), product="speed"),
+)  # fmt: skip
 
 
-def to_panel(arrays: SeriesArrays) -> Panel:
-    """Return store arrays as a panel whose series all end at the grid's last slot."""
+def to_panel(arrays: SeriesArrays, measure: str = "") -> Panel:
+    """Return store arrays as a panel whose series all end at the grid's last slot.
+
+    Speeds are bounded by a multiple of the speed limit, never above the kind's range.
+    """
     length = int(arrays.indptr[1] - arrays.indptr[0]) if arrays.ids else 0
     last = arrays.start.timestamp() + (length - 1) * arrays.step_seconds
+    capacity = arrays.capacity
+    if measure == "mean_speed":
+        ceiling = KINDS["mean_speed"].maximum
+        capacity = np.fmin(np.nan_to_num(capacity, nan=ceiling) * SPEED_LIMIT_FACTOR, ceiling)
     return Panel(
         values=arrays.values,
         indptr=arrays.indptr,
         step=arrays.step_seconds,
         end=np.full(len(arrays.ids), int(last), dtype=np.int64),
         ids=arrays.ids,
-        capacity=arrays.capacity,
+        capacity=capacity,
     )
 
 
 def forecast_target(
-    conn: psycopg.Connection, target: Target, now: datetime, backtest_folds: int = 1
+    conn: psycopg.Connection,
+    target: Target,
+    now: datetime,
+    backtest_folds: int = 1,
+    timezone: str = "UTC",
 ) -> int | None:
-    """Fit and store one target's forecasts; return the run id, None when there is no data."""
+    """Fit and store one target's forecasts; return the run id, None when there is no data.
+
+    `timezone` (IANA) is where the models count times of day and days of week.
+    """
     ids = active_ids(conn, target.stream)
     step = target.step_seconds
     end = datetime.fromtimestamp(now.timestamp() // step * step, UTC)
     start = end - target.history
     arrays = read_series(conn, target.stream, target.measure, ids, start, end, step)
     if not ids or not arrays.mask.any():
-        logger.info("%s: no data in [%s, %s); nothing to forecast", target.stream, start, end)
+        logger.info("%s: no data in [%s, %s); nothing to forecast", target.name, start, end)
         return None
-    panel = to_panel(arrays)
+    panel = to_panel(arrays, target.measure)
     horizon = int(target.horizon.total_seconds()) // step
-    result = Auto(horizon=horizon).fit(panel).predict(horizon)
-    scores = _scores(panel, horizon, backtest_folds) if backtest_folds else []
-    run = Run(target.stream, step, datetime.now(UTC), start, end, horizon, Auto.name)
+    result = Auto(horizon=horizon, timezone=timezone).fit(panel).predict(horizon)
+    scores = _scores(panel, horizon, backtest_folds, timezone) if backtest_folds else []
+    run = Run(target.name, step, datetime.now(UTC), start, end, horizon, Auto.name)
     run_id = write_run(
         conn, run, panel.ids, result.mean, result.lo, result.hi, result.model, scores
     )
-    logger.info("%s: stored run %d, %d series x %d steps", target.stream, run_id, len(ids), horizon)
+    logger.info("%s: stored run %d, %d series x %d steps", target.name, run_id, len(ids), horizon)
+    if target.rate_product:
+        _write_rate(conn, replace(run, stream=target.rate_product), panel, result)
     return run_id
 
 
-def _scores(panel: Panel, horizon: int, folds: int) -> list[Score]:
+def _write_rate(conn: psycopg.Connection, run: Run, panel: Panel, result: Forecast) -> None:
+    """Store the forecasts divided by capacity (series without one are left out)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per_unit = np.where(panel.capacity > 0, 1.0 / panel.capacity, np.nan)[:, None]
+    rate_id = write_run(
+        conn, run, panel.ids, result.mean * per_unit, result.lo * per_unit,
+        result.hi * per_unit, result.model,
+    )  # fmt: skip
+    logger.info("%s: stored run %d", run.stream, rate_id)
+
+
+def _scores(panel: Panel, horizon: int, folds: int, timezone: str) -> list[Score]:
     """Return pooled, per-series and per-step backtest scores of every model."""
-    result = backtest(panel, BACKTEST_MODELS, horizon=horizon, folds=folds)
+    result = backtest(panel, BACKTEST_MODELS, horizon=horizon, folds=folds, timezone=timezone)
     scores = []
     for name, acc in result.scores.items():
         pooled = acc.reduce(None)
@@ -116,14 +165,16 @@ def _score(
     )  # fmt: skip
 
 
-def run_once(conn: psycopg.Connection, refresh: Refresh | None = None) -> list[int]:
+def run_once(
+    conn: psycopg.Connection, refresh: Refresh | None = None, timezone: str = "UTC"
+) -> list[int]:
     """Refresh rollups (when a refresh is given), then forecast every target."""
     now = datetime.now(UTC)
     if refresh is not None:
         refresh(conn, now)
     runs = []
     for target in TARGETS:
-        run_id = forecast_target(conn, target, now)
+        run_id = forecast_target(conn, target, now, timezone=timezone)
         if run_id is not None:
             runs.append(run_id)
     return runs
@@ -134,6 +185,7 @@ def run_forever(
     interval_s: float,
     refresh: Refresh | None = None,
     stop: threading.Event | None = None,
+    timezone: str = "UTC",
 ) -> None:
     """Run the job every `interval_s` seconds until SIGINT/SIGTERM or `stop` is set."""
     stop = stop or threading.Event()
@@ -149,7 +201,7 @@ def run_forever(
     while not stop.is_set():
         try:
             with connect() as conn:
-                run_once(conn, refresh)
+                run_once(conn, refresh, timezone)
         except (psycopg.Error, StreetsenseError) as exc:
             # The loop's edge: log what failed and try again next round.
             logger.error("analytics job round failed: %s", exc)

@@ -31,7 +31,10 @@ STREAMS: Final = {
 
 @dataclass(frozen=True, slots=True, eq=False)
 class SeriesArrays:
-    """Series on one grid [start, start + length*step): flat values, offsets, observed mask."""
+    """Series on one grid [start, start + length*step): flat values, offsets, observed mask.
+
+    `capacity` is the reference bound per series (see `read_series`).
+    """
 
     ids: tuple[str, ...]
     values: FloatArray
@@ -64,6 +67,8 @@ def read_series(
 
     Returns:
         Every series over the same grid; buckets without data are NaN and False in `mask`.
+        `capacity` holds the lot's spaces for 'occupied', 1 for 'occupancy', the segment's speed
+        limit (km/h) for 'mean_speed' and NaN for 'vehicle_count'.
     """
     if stream not in STREAMS or measure not in STREAMS[stream][3]:
         raise ValueError(f"unknown series {stream}.{measure}; see store.series.STREAMS")
@@ -114,18 +119,22 @@ def _query(prefix: str, id_column: str, measure: str, step: int) -> sql.Composed
 def _capacity(
     conn: psycopg.Connection, registry: str, id_column: str, ids: list[str], measure: str
 ) -> FloatArray:
-    """Return the upper bound of each series: spaces for 'occupied', 1 for a rate, else NaN."""
+    """Return each series' reference bound: spaces for 'occupied', 1 for a rate, the speed limit
+    in km/h for 'mean_speed', else NaN (unknown lots and segments get NaN too)."""
     if measure == "occupancy":
         return np.ones(len(ids))
-    if measure != "occupied":
+    column = {"occupied": "capacity", "mean_speed": "speed_limit_kmh"}.get(measure)
+    if column is None:
         return np.full(len(ids), np.nan)
     rows = conn.execute(
-        sql.SQL("SELECT {id}, capacity FROM {table} WHERE {id} = ANY(%s)").format(
-            id=sql.Identifier(id_column), table=sql.Identifier(registry)
+        sql.SQL("SELECT {id}, {column} FROM {table} WHERE {id} = ANY(%s)").format(
+            id=sql.Identifier(id_column),
+            column=sql.Identifier(column),
+            table=sql.Identifier(registry),
         ),
         (ids,),
     ).fetchall()
-    known = {str(row[0]): float(row[1]) for row in rows}
+    known = {str(row[0]): float(row[1]) for row in rows if row[1] is not None}
     return np.array([known.get(i, np.nan) for i in ids])
 
 

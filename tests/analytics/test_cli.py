@@ -7,6 +7,7 @@ import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -78,6 +79,11 @@ def test_backtest_writes_table_and_json(tmp_path: Path) -> None:
             "unknown frequency '7parsecs'",
         ),
         ("series_id,timestamp,value\n", (), "no data rows"),
+        (
+            "series_id,timestamp,value\na,2024-01-01T00:00:00,1\n",
+            ("--freq", "30min", "--timezone", "Mars/Olympus"),
+            "unknown time zone 'Mars/Olympus'",
+        ),
     ],
 )
 def test_bad_input_exits_2_with_reason(
@@ -107,3 +113,30 @@ def test_register_adds_forecast_backtest() -> None:
     args = parser.parse_args(["forecast", "backtest", "x.csv", "--freq", "5min", "--horizon", "3"])
     assert callable(args.handler)
     assert args.folds == 5 and args.season_days == 7 and args.output is None
+
+
+def test_backtest_counts_seasons_in_the_given_time_zone(tmp_path: Path) -> None:
+    source = tmp_path / "in.csv"
+    # A peak at 08:00 Copenhagen time every day, timestamps in UTC, across the spring-forward
+    # change of 2024-03-31; the backtest folds lie after it.
+    zone = ZoneInfo("Europe/Copenhagen")
+    start = datetime(2024, 3, 10, tzinfo=UTC)
+    lines = ["series_id,timestamp,value"]
+    for t in range(4 * 7 * 48):
+        moment = start + timedelta(minutes=30 * t)
+        local = moment.astimezone(zone)
+        value = 110 if (local.hour, local.minute) == (8, 0) else 10
+        lines.append(f"s,{moment.isoformat()},{value}")
+    source.write_text("\n".join(lines) + "\n")
+    mae = {}
+    for timezone in ("Europe/Copenhagen", "UTC"):
+        output = tmp_path / f"{timezone.replace('/', '-')}.json"
+        done = run(
+            str(source), "--freq", "30min", "--horizon", "48", "--folds", "1",
+            "--timezone", timezone, "--output", str(output),
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        mae[timezone] = json.loads(output.read_text())["models"]["tow_mean"]["mae"]
+    # On the local wall clock the pattern is exact; on UTC the peak moved an hour.
+    assert mae["Europe/Copenhagen"] == pytest.approx(0.0, abs=1e-9)
+    assert mae["UTC"] > 1.0

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import psycopg
+import pytest
 
 from analytics.job import Target, forecast_target
 from store.forecasts import Run, Score, latest_forecasts, latest_scores, write_run
@@ -95,3 +96,25 @@ def test_job_forecasts_lots_from_rollups(db: psycopg.Connection) -> None:
     assert window == (START, now, "auto")
     pooled = [r for r in latest_scores(db, "occupancy") if r[1] == "" and r[2] == 0]
     assert {r[0] for r in pooled} >= {"auto", "snaive_week", "profile_es"}
+
+
+def test_new_metrics_stay_out_of_existing_reads(db: psycopg.Connection) -> None:
+    """Speed runs (m011) have a stream of their own: 'flow' readers still get vehicle counts."""
+    end = START + timedelta(days=1)
+    mean = np.array([[12.0, 14.0]])
+    flow = write_run(
+        db, Run("flow", 300, end, START, end, 2, "auto"), ["s"], mean, mean, mean, ["a"]
+    )
+    speed = Run("speed", 300, end + timedelta(seconds=1), START, end, 2, "auto")
+    write_run(db, speed, ["s"], mean + 30, mean + 20, mean + 40, ["auto"])
+    rows = latest_forecasts(db, "flow", ["s"], end, end + timedelta(hours=1))
+    assert [r[2] for r in rows] == [12.0, 14.0]
+    rows = latest_forecasts(db, "speed", ["s"], end, end + timedelta(hours=1))
+    assert [r[2:5] for r in rows] == [(42.0, 32.0, 52.0), (44.0, 34.0, 54.0)]
+    described = db.execute(
+        "SELECT stream, metric, unit FROM forecast_runs ORDER BY run_id"
+    ).fetchall()
+    assert described == [("flow", "vehicle_count", "vehicles"), ("speed", "mean_speed", "km/h")]
+    assert flow > 0
+    with pytest.raises(psycopg.errors.IntegrityError):  # an unknown stream is refused
+        write_run(db, Run("noise", 300, end, START, end, 2, "auto"), ["s"], mean, mean, mean, ["a"])
