@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import random
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -15,12 +16,32 @@ from simulators.demand import Calendar
 from simulators.mqtt import PacedPublisher
 from simulators.packs import Outbound, Packer, SequenceBook
 from simulators.world import Cadence, CitySimulation
+from streetsense.errors import ServiceUnavailableError
 from streetsense.lifecycle import StopSignal
 from streetsense.readings import Reading
 from streetsense.topics import Topics
 
 log = logging.getLogger(__name__)
 LOG_EVERY_S = 10.0
+
+
+@dataclass(slots=True)
+class Backoff:
+    """Exponential backoff with full jitter, so many simulators do not retry in step."""
+
+    first_s: float = 1.0
+    longest_s: float = 60.0
+    attempt: int = 0
+
+    def next(self) -> float:
+        """Return the next delay and lengthen the one after."""
+        ceiling = min(self.longest_s, self.first_s * 2**self.attempt)
+        self.attempt += 1
+        return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not cryptography
+
+    def reset(self) -> None:
+        """Start again from the first delay."""
+        self.attempt = 0
 
 
 @dataclass(slots=True)
@@ -76,7 +97,8 @@ def deliver(
 ) -> bool:
     """Publish messages in order, at their pace or as fast as acknowledgements allow.
 
-    When stopped early, the numbers of the unsent messages go back to `book`.
+    When stopped early, or when the broker stops acknowledging (ServiceUnavailableError), the
+    numbers of the unsent messages go back to `book`.
 
     Returns:
         False when a stop was asked for before everything was sent.
@@ -88,7 +110,12 @@ def deliver(
             if book is not None:
                 book.rewind(pending[index:])
             return False
-        publisher.publish(message.topic, message.payload, retain=message.retain)
+        try:
+            publisher.publish(message.topic, message.payload, retain=message.retain)
+        except ServiceUnavailableError:
+            if book is not None:
+                book.rewind(pending[index:])
+            raise
         tally.messages += 1
         tally.readings += message.readings
         if on_message is not None:
@@ -169,6 +196,7 @@ def live(
     last_log = time.monotonic()
     moment = simulation.now
     end = math.inf if duration_s is None else now + duration_s
+    backoff = Backoff()
     while not stop.stopping and moment < end:
         moment = min(moment + chunk_s, end)
         readings = simulation.advance(moment)
@@ -176,8 +204,16 @@ def live(
         packed = packer.pack(readings, book)
         due = [m for m in packed if m.send_at <= end]
         book.rewind(m for m in packed if m.send_at > end)
-        if not deliver(due, publisher, tally, pacing=pacing, stop=stop, book=book):
-            break
+        try:
+            if not deliver(due, publisher, tally, pacing=pacing, stop=stop, book=book):
+                break
+        except ServiceUnavailableError as exc:
+            # The loop's edge: a device without a buffer loses this stretch; keep the city going.
+            pause = backoff.next()
+            log.warning("%s; dropping this minute of the city, retrying in %.1f s", exc, pause)
+            stop.wait(pause)
+            continue
+        backoff.reset()
         book.save()
         if time.monotonic() - last_log > LOG_EVERY_S:
             log.info("published %d messages, %d readings", tally.messages, tally.readings)
