@@ -28,6 +28,7 @@ from streetsense import __version__
 from streetsense.config import Settings
 
 log = logging.getLogger(__name__)
+SHUTDOWN_S = 2.0
 DESCRIPTION = (
     "Open parking and traffic feeds of the city: aggregates only (lot counts, segment flows), "
     "never device identifiers or anything per spot or per vehicle. JSON, NGSI-LD "
@@ -60,7 +61,7 @@ def create_app(settings: Settings) -> FastAPI:
         allow_origins=origins,
         allow_methods=["GET", "HEAD", "OPTIONS"],
         allow_headers=["Accept", "If-None-Match", "If-Modified-Since", "Last-Event-ID"],
-        expose_headers=["ETag", "Last-Modified", "Retry-After", "Link"],
+        expose_headers=["ETag", "Last-Modified", "Retry-After"],
         max_age=86_400,
     )
     app.add_middleware(SecurityHeaders)
@@ -95,8 +96,12 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         stop.set()
+        # Tasks still waiting for a first snapshot (database down) would wait forever.
+        _, pending = await asyncio.wait(tasks, timeout=SHUTDOWN_S)
+        for task in pending:
+            task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        runtime.pool.close()
+        runtime.pool.close(timeout=SHUTDOWN_S)
 
 
 async def _freeze_startup_objects(runtime: Runtime) -> None:
