@@ -53,10 +53,13 @@ class PacedPublisher:
     Pacing by PUBACKs keeps the broker's queues and ours bounded whatever the send rate asked.
     """
 
-    def __init__(self, settings: Settings, window: int = 500, role: str = "pub") -> None:
+    def __init__(
+        self, settings: Settings, window: int = 500, role: str = "pub", ack_timeout_s: float = 60.0
+    ) -> None:
         self.client, self.host, self.port = make_client(settings, role)
         self.window = window
         self.low_water = window // 2
+        self.ack_timeout_s = ack_timeout_s
         self.client.max_inflight_messages_set(window)
         self.sent = 0
         self.acked = 0
@@ -94,13 +97,11 @@ class PacedPublisher:
         self.client.disconnect()
         self.client.loop_stop()
 
-    def publish(
-        self, topic: str, payload: bytes, *, retain: bool = False, timeout: float = 60.0
-    ) -> None:
+    def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
         """Publish one message, waiting first while the window of unacknowledged ones is full."""
         with self._changed:
             if self.sent - self.acked >= self.window:
-                self._wait_below(self.low_water, timeout)
+                self._wait_below(self.low_water, self.ack_timeout_s)
             self.sent += 1
         self.client.publish(topic, payload, qos=1, retain=retain)
 
