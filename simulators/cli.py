@@ -22,52 +22,45 @@ def duration(text: str) -> float:
     return float(match.group(1)) * _UNIT_S[match.group(2)]
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+Parser = argparse.ArgumentParser
+
+
+def register(subparsers: argparse._SubParsersAction[Parser]) -> None:
     """Add the `simulate` command and its sub-commands."""
     simulate = subparsers.add_parser("simulate", help="synthetic city, faults, load, replay")
     actions = simulate.add_subparsers(dest="simulate_action", required=True)
     city = actions.add_parser("city", help="generate a city and write its registry file")
     _city_arguments(city)
     city.set_defaults(handler=_lazy("city"))
+    _add_run(actions.add_parser("run", help="publish the city live, after optional history"))
+    _add_scenario(actions.add_parser("scenario", help="a stretch of city time with faults"))
+    _add_load(actions.add_parser("load", help="benchmark load: many sensors at a set rate"))
+    _add_agents(actions.add_parser("agents", help="real edge agents fed by the city models"))
+    _add_replay(actions.add_parser("replay", help="replay recorded lot occupancy (CSV)"))
 
-    run = actions.add_parser("run", help="publish the city live, after optional history")
+
+# fmt: off
+def _add_run(run: Parser) -> None:
     _city_arguments(run)
-    run.add_argument(
-        "--backfill",
-        type=duration,
-        default=0.0,
-        metavar="DURATION",
-        help="first publish this much history (e.g. 28d), paced by broker acks",
-    )
+    run.add_argument("--backfill", type=duration, default=0.0, metavar="DURATION",
+                     help="first publish this much history (e.g. 28d), paced by broker acks")
     _duration_argument(run, "stop the live part after this long (0s: history only)")
     run.set_defaults(handler=_lazy("run"))
 
-    scenario = actions.add_parser("scenario", help="a stretch of city time with faults")
+
+def _add_scenario(scenario: Parser) -> None:
     _city_arguments(scenario)
-    scenario.add_argument(
-        "--fault",
-        action="append",
-        default=[],
-        metavar="NAME[:DEVICE]",
-        help="dropout, stuck, flapping, duplicates, out-of-order, "
-        "clock-skew, malformed, offline (repeatable)",
-    )
-    scenario.add_argument(
-        "--length",
-        type=duration,
-        default=3 * 3_600.0,
-        metavar="DURATION",
-        help="simulated time, ending now (default 3h)",
-    )
-    scenario.add_argument(
-        "--speed",
-        type=float,
-        default=0.0,
-        help="simulated seconds per wall second; 0: as fast as acks allow",
-    )
+    scenario.add_argument("--fault", action="append", default=[], metavar="NAME[:DEVICE]",
+                          help="dropout, stuck, flapping, duplicates, out-of-order, "
+                          "clock-skew, malformed, offline (repeatable)")
+    scenario.add_argument("--length", type=duration, default=3 * 3_600.0, metavar="DURATION",
+                          help="simulated time, ending now (default 3h)")
+    scenario.add_argument("--speed", type=float, default=0.0,
+                          help="simulated seconds per wall second; 0: as fast as acks allow")
     scenario.set_defaults(handler=_lazy("scenario"))
 
-    load = actions.add_parser("load", help="benchmark load: many sensors at a set rate")
+
+def _add_load(load: Parser) -> None:
     load.add_argument("--sensors", type=int, default=100_000)
     load.add_argument("--rate", type=float, default=5_000.0, help="messages per second")
     load.add_argument("--messages", type=int, default=100_000, help="messages in all")
@@ -76,31 +69,26 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     load.add_argument("--registry", metavar="FILE", help="write the load devices' registry here")
     load.set_defaults(handler=_lazy("load"))
 
-    agents = actions.add_parser("agents", help="real edge agents fed by the city models")
+
+def _add_agents(agents: Parser) -> None:
     _city_arguments(agents)
-    agents.add_argument(
-        "--device",
-        action="append",
-        default=[],
-        metavar="ID",
-        help="device to run an agent for (repeatable); default: one of each kind",
-    )
+    agents.add_argument("--device", action="append", default=[], metavar="ID",
+                        help="device to run an agent for (repeatable); default: one of each kind")
     agents.add_argument("--speed", type=float, default=1.0, help="device clock speed-up")
     _duration_argument(agents, "stop after this long")
     agents.set_defaults(handler=_lazy("agents"))
 
-    replay = actions.add_parser("replay", help="replay recorded lot occupancy (CSV)")
+
+def _add_replay(replay: Parser) -> None:
     replay.add_argument("file", help="CSV: lot id, capacity, occupancy, timestamp columns")
     replay.add_argument("--days", type=float, default=3.0, help="the last N days of the file")
-    replay.add_argument(
-        "--keep-weekdays",
-        action="store_true",
-        help="shift by whole weeks (ends up to 7 days ago) instead of days",
-    )
+    replay.add_argument("--keep-weekdays", action="store_true",
+                        help="shift by whole weeks (ends up to 7 days ago) instead of days")
     replay.add_argument("--timezone", default="UTC", help="zone of the file's naive times")
     replay.add_argument("--site", default="replay", help="site id of the replayed devices")
     replay.add_argument("--registry", metavar="FILE", help="write the lots' registry file here")
     replay.set_defaults(handler=_lazy("replay"))
+# fmt: on
 
 
 def _duration_argument(parser: argparse.ArgumentParser, text: str) -> None:
