@@ -75,9 +75,10 @@ class FeedEngine:
         self.ready = asyncio.Event()
         self.last_poll_ok: float | None = None
         self.last_error: str | None = None
-        # Event ids start at the clock in microseconds, so ids of an earlier process are
-        # always older than the history kept here and resume falls back to a snapshot.
-        self._next_id = time.time_ns() // 1000
+        # Event ids are the wall clock in microseconds (kept increasing): an id from an earlier
+        # process, or from another instance, still means "changes since that moment".
+        self._last_id = time.time_ns() // 1000
+        self._floor = self._last_id  # changes after this id are all in the history
         self.history: deque[ChangeEvent] = deque(maxlen=HISTORY_EVENTS)
         self._listeners: list[Listener] = []
         self.closing = False
@@ -92,7 +93,7 @@ class FeedEngine:
     @property
     def last_event_id(self) -> int:
         """Return the id of the newest change event (or the start id when none yet)."""
-        return self.history[-1].id if self.history else self._next_id - 1
+        return self._last_id
 
     def add_listener(self, listener: Listener) -> None:
         """Call `listener` with each batch of change events, on the event loop."""
@@ -110,10 +111,8 @@ class FeedEngine:
             listener([])
 
     def events_after(self, event_id: int) -> list[ChangeEvent] | None:
-        """Return the events after `event_id`, or None when it is older than the history."""
-        if not self.history or event_id >= self.history[-1].id:
-            return [] if event_id <= self.last_event_id else None
-        if event_id < self.history[0].id - 1:
+        """Return the events after `event_id`, or None when the history cannot tell them all."""
+        if not self._floor <= event_id <= self._last_id:
             return None
         return [e for e in self.history if e.id > event_id]
 
@@ -264,8 +263,12 @@ class FeedEngine:
             return
         events = []
         for view in changed:
-            self._next_id += 1
-            events.append(ChangeEvent(self._next_id, view))
+            self._last_id = max(self._last_id + 1, time.time_ns() // 1000)
+            events.append(ChangeEvent(self._last_id, view))
+        overflow = len(self.history) + len(events) - HISTORY_EVENTS
+        if overflow > 0:
+            # The deque drops the oldest: changes up to the last dropped one are lost to resume.
+            self._floor = [*self.history, *events][overflow - 1].id
         self.history.extend(events)
         for listener in list(self._listeners):
             listener(events)
