@@ -61,7 +61,7 @@ class EmbeddedPostgres:
             ServiceUnavailableError: the wheel is missing or the server would not start.
         """
         if self.fresh and self.data_dir.exists():
-            self._stop_leftover()
+            self.stop_leftover()
             log.info("--fresh: deleting the demo data in %s", self.data_dir)
             shutil.rmtree(self.data_dir)
         self.reused = (self.pgdata / "PG_VERSION").is_file()
@@ -103,7 +103,8 @@ class EmbeddedPostgres:
         _pg_ctl(self.pgdata, ["-w", "-m", "fast", "-t", str(STOP_TIMEOUT_S), "stop"])
         log.info("demo PostgreSQL stopped; its data stay in %s", self.pgdata)
 
-    def _stop_leftover(self) -> None:
+    def stop_leftover(self) -> None:
+        """Stop a server a killed demo left running on this data folder (immediate mode)."""
         # A demo killed with SIGKILL leaves its server running on the directory we delete.
         if (self.pgdata / "postmaster.pid").is_file():
             _pg_ctl(self.pgdata, ["-w", "-m", "immediate", "stop"])

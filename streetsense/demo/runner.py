@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 SERVICE_START_TIMEOUT_S: Final = 120.0
 SUMMARY_EVERY_S: Final = 2.0
 RATE_WINDOW_S: Final = 60.0
+METRICS_WAIT_S: Final = 20.0
 STATE_FILE: Final = "state.json"
 LATE_MARGIN_S: Final = 86_400
 
@@ -182,7 +183,7 @@ def _run(
     _mark_prepared(options, city, env)
     endpoints = _endpoints(options, env)
     # what ingest wrote before the devices go live, so the summary counts live readings only
-    baseline = readings_total(endpoints.metrics) if endpoints.metrics else None
+    baseline = _first_reading_count(endpoints.metrics, stop) if endpoints.metrics else None
     for spec in plan.service_steps(city, options.feeds_port, options.dashboard_port):
         supervisor.start(spec)
     _wait_ready(supervisor, endpoints, stop)
@@ -191,6 +192,17 @@ def _run(
     if options.open_browser and _has_desktop():
         webbrowser.open(endpoints.dashboard)
     return _watch(supervisor, endpoints, options, stop, baseline)
+
+
+def _first_reading_count(metrics_url: str, stop: StopSignal) -> float | None:
+    """Wait briefly for ingest's metrics to answer; return its written-readings count."""
+    deadline = time.monotonic() + METRICS_WAIT_S
+    while time.monotonic() < deadline and not stop.stopping:
+        count = readings_total(metrics_url)
+        if count is not None:
+            return count
+        stop.wait(0.25)
+    return None
 
 
 def _has_desktop() -> bool:

@@ -31,14 +31,16 @@ pytestmark = pytest.mark.slow
 class DemoRun:
     """`streetsense demo` as a user starts it, with its output collected as it comes."""
 
-    def __init__(self, tmp_path: Path, extra_env: dict[str, str], *args: str) -> None:
+    def __init__(
+        self, tmp_path: Path, data_dir: Path, extra_env: dict[str, str], *args: str
+    ) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("STREETSENSE_")}
         env |= {"PYTHONPATH": str(REPO), **extra_env}
         self.feeds_port = free_port()
         self.lines: list[str] = []
         self.process = subprocess.Popen(
             [sys.executable, "-m", "streetsense.cli", "demo", *args, "--feeds-port",
-             str(self.feeds_port), "--data-dir", str(tmp_path / "demo")],
+             str(self.feeds_port), "--data-dir", str(data_dir)],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=tmp_path,
         )  # fmt: skip
         assert self.process.stdout is not None
@@ -121,8 +123,8 @@ def live_readings(output: str) -> int:
     return max((int(count.replace(",", "")) for count in counts), default=0)
 
 
-def test_demo_on_embedded_defaults(tmp_path: Path) -> None:
-    demo = DemoRun(tmp_path, {}, *DEMO_ARGS, *HISTORY)
+def test_demo_on_embedded_defaults(tmp_path: Path, demo_dir: Path) -> None:
+    demo = DemoRun(tmp_path, demo_dir, {}, *DEMO_ARGS, *HISTORY)
     try:
         check_live_city(demo)
         assert demo.finish() == 0, demo.output
@@ -131,7 +133,7 @@ def test_demo_on_embedded_defaults(tmp_path: Path) -> None:
     assert live_readings(demo.output) > 0, demo.output
     assert "Data and logs are in" in demo.output
     # the next run reuses the data folder: no new city, no second backfill
-    again = DemoRun(tmp_path, {}, "--duration", "5", "--no-browser", "--lots", "4",
+    again = DemoRun(tmp_path, demo_dir, {}, "--duration", "5", "--no-browser", "--lots", "4",
                     "--segments", "3", *HISTORY)  # fmt: skip
     try:
         assert again.finish() == 0, again.output
@@ -155,7 +157,7 @@ def own_database(admin_url: str) -> Iterator[str]:
 
 
 def test_demo_on_real_mosquitto_and_postgresql(
-    tmp_path: Path, own_database: str, broker: str
+    tmp_path: Path, demo_dir: Path, own_database: str, broker: str
 ) -> None:
     prefix = f"demo-{uuid.uuid4().hex[:8]}/streetsense/v1"
     env = {
@@ -164,7 +166,7 @@ def test_demo_on_real_mosquitto_and_postgresql(
         "STREETSENSE_MQTT_TOPIC_PREFIX": prefix,
         "STREETSENSE_MQTT_SHARED_GROUP": f"ingest-{uuid.uuid4().hex[:6]}",
     }
-    demo = DemoRun(tmp_path, env, *DEMO_ARGS, *HISTORY)
+    demo = DemoRun(tmp_path, demo_dir, env, *DEMO_ARGS, *HISTORY)
     try:
         check_live_city(demo)
         assert demo.finish() == 0, demo.output
@@ -192,8 +194,10 @@ def _groups_alive(groups: set[int]) -> set[int]:
     return alive
 
 
-def test_ctrl_c_stops_every_child_and_says_where_the_data_are(tmp_path: Path) -> None:
-    demo = DemoRun(tmp_path, {}, "--no-browser", "--lots", "2", "--segments", "2",
+def test_ctrl_c_stops_every_child_and_says_where_the_data_are(
+    tmp_path: Path, demo_dir: Path
+) -> None:
+    demo = DemoRun(tmp_path, demo_dir, {}, "--no-browser", "--lots", "2", "--segments", "2",
                    "--history", "1d")  # fmt: skip
     try:
         demo.wait_running()
@@ -206,5 +210,5 @@ def test_ctrl_c_stops_every_child_and_says_where_the_data_are(tmp_path: Path) ->
     finally:
         demo.kill()
     assert _groups_alive(groups) == set()
-    assert f"Data and logs are in {tmp_path / 'demo'}" in demo.output
-    assert not (tmp_path / "demo" / "pgdata" / "postmaster.pid").exists()
+    assert f"Data and logs are in {demo_dir}" in demo.output
+    assert not (demo_dir / "pgdata" / "postmaster.pid").exists()

@@ -53,8 +53,8 @@ def test_embedded_broker_carries_qos1_between_paho_311_clients() -> None:
     assert not port_open("127.0.0.1", port)
 
 
-def test_embedded_postgres_is_reused_and_started_over_with_fresh(tmp_path: Path) -> None:
-    data_dir = tmp_path / "demo"
+def test_embedded_postgres_is_reused_and_started_over_with_fresh(demo_dir: Path) -> None:
+    data_dir = demo_dir
     with EmbeddedPostgres(data_dir) as first:
         assert not first.reused
         with psycopg.connect(first.url()) as conn:
