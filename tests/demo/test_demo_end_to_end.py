@@ -212,3 +212,18 @@ def test_ctrl_c_stops_every_child_and_says_where_the_data_are(
     assert _groups_alive(groups) == set()
     assert f"Data and logs are in {demo_dir}" in demo.output
     assert not (demo_dir / "pgdata" / "postmaster.pid").exists()
+
+
+def test_a_child_that_dies_is_reported_with_its_last_lines(tmp_path: Path, demo_dir: Path) -> None:
+    demo = DemoRun(tmp_path, demo_dir, {}, "--no-browser", "--lots", "2", "--segments", "2",
+                   "--history", "1d")  # fmt: skip
+    try:
+        demo.wait_running()
+        pids = dict(re.findall(r"started (\w+) \(pid (\d+)\)", demo.output))
+        os.kill(int(pids["ingest"]), signal.SIGKILL)
+        assert demo.finish(90) == 1, demo.output
+    finally:
+        demo.kill()
+    assert "ingest exited (signal SIGKILL); last lines of" in demo.output
+    assert "ingest.log" in demo.output
+    assert _groups_alive({int(pid) for pid in pids.values()}) == set()
