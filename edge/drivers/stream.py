@@ -121,17 +121,27 @@ class CommandDriver(LineDriver):
         super().__init__(self._lines, f"command {self._argv[0]!r}")
 
     def _lines(self) -> Iterator[str]:
-        self._process = subprocess.Popen(self._argv, stdout=subprocess.PIPE)
-        assert self._process.stdout is not None
-        yield from _decoded(self._process.stdout)
-        code = self._process.wait()
-        log.warning("command %r exited with %s", self._argv[0], code)
+        process = subprocess.Popen(self._argv, stdout=subprocess.PIPE)
+        self._process = process
+        assert process.stdout is not None
+        with process.stdout:
+            yield from _decoded(process.stdout)
+        code = process.wait()
+        if not self._closing.is_set():
+            log.warning("command %r exited with %s", self._argv[0], code)
 
     def close(self) -> None:
         """Stop the program and stop reading."""
         super().close()
-        if self._process is not None and self._process.poll() is None:
-            self._process.terminate()
+        process = self._process
+        if process is not None:
+            if process.poll() is None:
+                process.terminate()
+            try:
+                process.wait(5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(5)
 
 
 def is_fifo(path: str) -> bool:

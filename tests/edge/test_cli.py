@@ -1,0 +1,52 @@
+"""`streetsense-edge check` and `status` speak plain words, with the fix."""
+
+from __future__ import annotations
+
+import io
+from contextlib import redirect_stdout
+from pathlib import Path
+
+from edge.cli import main
+from streetsense.topics import Topics
+from tests.edge.support import agent_config
+from tests.support.services import free_port
+
+
+def _run(*argv: str) -> tuple[int, str]:
+    out = io.StringIO()
+    with redirect_stdout(out):
+        code = main(list(argv))
+    return code, out.getvalue()
+
+
+def test_check_passes_against_a_reachable_broker(
+    broker: str, topics: Topics, tmp_path: Path
+) -> None:
+    config = agent_config(tmp_path / "agent.toml", broker, topics, buffer={"min_free_bytes": 0})
+    code, text = _run("check", "--config", str(config))
+    assert "MQTT 5 login accepted" in text
+    assert code == 0, text
+
+
+def test_check_names_the_unreachable_broker_and_the_fix(topics: Topics, tmp_path: Path) -> None:
+    url = f"mqtt://127.0.0.1:{free_port()}"
+    config = agent_config(tmp_path / "agent.toml", url, topics)
+    code, text = _run("check", "--config", str(config))
+    assert code == 1
+    assert "FAIL  cannot open TCP 127.0.0.1" in text
+    assert "firewall" in text
+
+
+def test_check_reports_a_bad_config_file(tmp_path: Path) -> None:
+    path = tmp_path / "agent.toml"
+    path.write_text('[device]\nsite = "central"\nid = "gw 1"\n')
+    code, text = _run("check", "--config", str(path))
+    assert code == 1
+    assert "device.id" in text
+
+
+def test_status_without_a_running_agent_says_how_to_start_it(
+    tmp_path: Path, topics: Topics
+) -> None:
+    config = agent_config(tmp_path / "agent.toml", "mqtt://127.0.0.1:1", topics)
+    assert main(["status", "--config", str(config)]) == 2
