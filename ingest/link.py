@@ -9,7 +9,7 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Final
 from urllib.parse import urlsplit
 
@@ -30,20 +30,49 @@ SESSION_EXPIRY_S: Final = 14 * 86_400  # as long as the broker keeps the session
 _RECV_CHUNK: Final = 256 * 1024
 _PUBACK_COMMAND: Final = 0x40
 _PUBACK: Final = struct.Struct("!BBH")  # command, remaining length 2, packet id
+_U16: Final = struct.Struct("!H")
+
+
+# topic (bytes), payload, packet id, QoS, retain
+FastHandler = Callable[[bytes, bytes, int, int, bool], None]
 
 
 class BufferedClient(mqtt.Client):
-    """paho's client reading the socket in large chunks.
+    """paho's client with a lean receive path for QoS 0/1 PUBLISH packets.
 
-    Stock paho makes two or three small recv() calls per packet; with many small messages
-    those system calls dominate. Relies on paho 2.x internals (`_sock_recv`, `loop_read`);
-    tests/ingest exercise it on every run.
+    Profiling showed paho's network thread spending most of its time per message on small
+    recv() calls (two or three per packet), on MQTT 5 property objects and on topic matching
+    for per-topic callbacks we do not use. This client reads the socket in large chunks and
+    hands each PUBLISH straight to `fast_handler`. It relies on paho 2.x internals
+    (`_sock_recv`, `loop_read`, `_handle_publish`, `_in_packet`); tests/ingest exercise it on
+    every run, over MQTT 5 and 3.1.1.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._rbuf = b""
         self._rpos = 0
+        self.fast_handler: FastHandler | None = None
+
+    def _handle_publish(self) -> MQTTErrorCode:
+        command = self._in_packet["command"]
+        packet = self._in_packet["packet"]
+        qos = (command & 0x06) >> 1
+        (length,) = _U16.unpack_from(packet, 0)
+        handler = self.fast_handler
+        if handler is None or qos == 2 or length == 0:  # QoS 2 or a topic alias: paho's way
+            return super()._handle_publish()
+        position = 2 + length
+        topic = packet[2:position]
+        mid = 0
+        if qos:
+            (mid,) = _U16.unpack_from(packet, position)
+            position += 2
+        if self._protocol == mqtt.MQTTv5:
+            properties_length, position = _varint(packet, position)
+            position += properties_length
+        handler(bytes(topic), bytes(packet[position:]), mid, qos, bool(command & 0x01))
+        return MQTTErrorCode.MQTT_ERR_SUCCESS
 
     def _sock_recv(self, bufsize: int) -> bytes:
         if self._rpos >= len(self._rbuf):
@@ -80,6 +109,18 @@ class BufferedClient(mqtt.Client):
         # paho doubles its delay without jitter; add some so restarted fleets spread out.
         super()._reconnect_wait()
         time.sleep(random.uniform(0, 0.5))  # noqa: S311
+
+
+def _varint(data: bytes | bytearray, position: int) -> tuple[int, int]:
+    """Decode an MQTT variable byte integer; return (value, position after it)."""
+    value = 0
+    for shift in (0, 7, 14, 21):
+        byte = data[position]
+        position += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, position
+    raise ValueError("malformed variable byte integer in a PUBLISH packet")
 
 
 def default_client_id() -> str:
@@ -125,6 +166,7 @@ class BrokerLink:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.fast_handler = self._on_publish
         client.on_subscribe = self._on_subscribe
         return client
 
@@ -192,6 +234,13 @@ class BrokerLink:
     ) -> None:
         self.connected.clear()
         log.warning("disconnected from the broker (%s); reconnecting with backoff", reason)
+
+    def _on_publish(self, topic: bytes, payload: bytes, mid: int, qos: int, retain: bool) -> None:
+        try:
+            text = topic.decode()
+        except UnicodeDecodeError:
+            text = repr(topic)  # kept (and rejected) as the bytes it was
+        self.inbox.put(Message(text, payload, mid, qos, retain, time.time(), self.generation))
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
         try:

@@ -1,0 +1,375 @@
+"""Ingest throughput and publish-to-commit latency: ingest vs the naive pipeline vs the ceiling.
+
+All three consume the same paced QoS 1 stream, produced by C publishers (`mosquitto_pub -l`, one
+per device), through a private Mosquitto started from deploy/mosquitto/streetsense.conf:
+- ingest: `streetsense ingest` (one process);
+- naive: paho callback, one INSERT per message, autocommit (what most tutorials write);
+- ceiling: `mosquitto_sub -q 1 | psql -c '\\copy ...'`, raw messages, no decoding at all.
+Each reading's observed time is its planned publish time, so publish-to-commit latency is read
+from the database: a poller notes when each device's newest stored reading passes each time.
+
+    .venv/bin/python bench/ingest_throughput.py [--rate 25000] [--pack 1] [--seconds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from store.migrate import migrate
+from streetsense.config import DatabaseSettings
+from tests.ingest.services import persistent_mosquitto
+
+ADMIN = os.environ.get("STREETSENSE_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1/postgres")
+PREFIX = "bench/streetsense/v1"
+SITE = "s1"
+POLL_S = 0.02
+
+
+def create_database(devices: list[str]) -> tuple[str, str]:
+    """Create a fresh migrated database with the devices registered; return (name, url)."""
+    name = f"ss_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(ADMIN, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = psycopg.conninfo.make_conninfo(ADMIN, dbname=name)
+    with psycopg.connect(url) as conn:
+        migrate(conn, DatabaseSettings(timescale="off"))
+    with psycopg.connect(url) as conn:
+        conn.execute("INSERT INTO sites VALUES (%s, %s)", (SITE, SITE))
+        for device in devices:
+            conn.execute(
+                "INSERT INTO devices (device_id, site_id, kind) VALUES (%s, %s, 'parking')",
+                (device, SITE),
+            )
+        conn.execute("CREATE TABLE raw_messages (topic text, payload text)")
+    return name, url
+
+
+def drop_database(name: str) -> None:
+    with psycopg.connect(ADMIN, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+
+
+def sys_dropped(port: int) -> int:
+    """Read the broker's count of dropped publishes from $SYS (retained, every sys_interval)."""
+    out = subprocess.run(
+        [
+            "mosquitto_sub",
+            "-p",
+            str(port),
+            "-C",
+            "1",
+            "-W",
+            "8",
+            "-t",
+            "$SYS/broker/publish/messages/dropped",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    return int(out) if out.isdigit() else -1
+
+
+class Load:
+    """Paced C publishers, one per device; message i of a device is due at start + i/rate."""
+
+    def __init__(self, port: int, devices: list[str], rate: float, seconds: float, pack: int):
+        self.devices = devices
+        self.per_device_rate = rate / len(devices)
+        self.count = int(self.per_device_rate * seconds)
+        self.pack = pack
+        self.start = time.time() + 1.0
+        self.publishers = [
+            subprocess.Popen(
+                [
+                    "mosquitto_pub",
+                    "-p",
+                    str(port),
+                    "-q",
+                    "1",
+                    "-M",
+                    "1000",
+                    "-l",
+                    "-t",
+                    f"{PREFIX}/{SITE}/{device}/parking",
+                ],
+                stdin=subprocess.PIPE,
+            )
+            for device in devices
+        ]
+        self.finished_at = 0.0
+
+    def planned(self, index: int) -> float:
+        return self.start + index / self.per_device_rate
+
+    def line(self, index: int) -> bytes:
+        moment = self.planned(index)
+        records = [f'{{"bt":{moment:.6f},"n":"occupied","vb":true,"seq":{index * self.pack + 1}}}']
+        records += [
+            f'{{"t":{j * 1e-5:.5f},"n":"occupied","vb":false,"seq":{index * self.pack + j + 1}}}'
+            for j in range(1, self.pack)
+        ]
+        return ("[" + ",".join(records) + "]\n").encode()
+
+    def run(self) -> None:
+        sent = 0
+        while sent < self.count:
+            due = min(self.count, int((time.time() - self.start) * self.per_device_rate) + 1)
+            if due > sent:
+                for publisher in self.publishers:
+                    assert publisher.stdin is not None
+                    publisher.stdin.write(b"".join(self.line(i) for i in range(sent, due)))
+                    publisher.stdin.flush()
+                sent = due
+            time.sleep(0.005)
+        for publisher in self.publishers:
+            assert publisher.stdin is not None
+            publisher.stdin.close()
+        for publisher in self.publishers:
+            publisher.wait(300)
+        self.finished_at = time.time()
+
+
+class Progress:
+    """Poll each device's newest stored observation; derive throughput and latency."""
+
+    def __init__(self, url: str, load: Load) -> None:
+        self.url = url
+        self.load = load
+        self.samples: list[tuple[float, list[float]]] = []
+
+    def newest(self, conn: psycopg.Connection) -> list[float]:
+        rows = conn.execute(
+            "SELECT (SELECT extract(epoch FROM max(observed_at)) FROM readings r "
+            "WHERE r.device_id = d AND kind = 'occupied' AND sub_id = '') "
+            "FROM unnest(%s::text[]) AS d",
+            (self.load.devices,),
+        ).fetchall()
+        return [float(row[0]) if row[0] is not None else 0.0 for row in rows]
+
+    def follow(self, timeout: float) -> float:
+        """Poll until every device's last message is stored; return that time (or timeout)."""
+        last = self.load.planned(self.load.count - 1)
+        deadline = time.time() + timeout
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            while time.time() < deadline:
+                now = time.time()
+                newest = self.newest(conn)
+                self.samples.append((now, newest))
+                if min(newest) >= last - 1e-4:
+                    return now
+                time.sleep(POLL_S)
+        return float("nan")
+
+    def latencies(self) -> list[float]:
+        """Latency of every 100th message of each device: first poll that saw it, minus plan."""
+        found = []
+        for device in range(len(self.load.devices)):
+            position = 0
+            for index in range(0, self.load.count, 100):
+                planned = self.load.planned(index)
+                while position < len(self.samples) and self.samples[position][1][device] < (
+                    planned - 1e-4
+                ):
+                    position += 1
+                if position == len(self.samples):
+                    break
+                found.append(self.samples[position][0] - planned)
+        return found
+
+
+def start_ours(url: str, port: int, log: Path) -> subprocess.Popen[bytes]:
+    env = dict(os.environ)
+    env.update(
+        STREETSENSE_DATABASE_URL=url,
+        STREETSENSE_MQTT_URL=f"mqtt://127.0.0.1:{port}",
+        STREETSENSE_MQTT_TOPIC_PREFIX=PREFIX,
+        STREETSENSE_INGEST_METRICS_PORT="0",
+        STREETSENSE_INGEST_DEVICE_RATE_PER_S="0",
+        STREETSENSE_DATABASE_TIMESCALE="off",
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streetsense.cli", "ingest", "--client-id", f"bench-{uuid.uuid4()}"],
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.time() + 20
+    while "subscribed; ingesting" not in log.read_text() and time.time() < deadline:
+        time.sleep(0.1)
+    return process
+
+
+def start_naive(url: str, port: int, log: Path) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(
+        [sys.executable, __file__, "--naive-worker", url, str(port)],
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    time.sleep(2.0)
+    return process
+
+
+def naive_worker(url: str, port: int) -> None:
+    """The tutorial pipeline: paho callback, decode, one INSERT per message, autocommit."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    from streetsense.kinds import Stream
+    from streetsense.readings import decode_readings
+
+    conn = psycopg.connect(url, autocommit=True)
+
+    def on_message(_client: object, _userdata: object, msg: mqtt.MQTTMessage) -> None:
+        device = msg.topic.split("/")[-2]
+        readings = decode_readings(msg.payload, device, Stream.PARKING).readings
+        values = sql.SQL(", ").join(sql.SQL("(%s, %s, '', %s, now(), %s, %s)") for _ in readings)
+        params = [x for r in readings for x in (r.device_id, r.kind, r.observed_at, r.value, r.seq)]
+        conn.execute(
+            sql.SQL(
+                "INSERT INTO readings (device_id, kind, sub_id, observed_at, received_at, "
+                "value, seq) VALUES {} ON CONFLICT DO NOTHING"
+            ).format(values),
+            params,
+        )
+
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-naive")
+    client.on_message = on_message
+    client.connect("127.0.0.1", port)
+    client.subscribe(f"{PREFIX}/#", qos=1)
+    client.loop_forever()
+
+
+def run_ceiling(url: str, port: int, load: Load) -> tuple[float, int]:
+    """Pipe mosquitto_sub into psql \\copy; return (seconds from first planned to done, rows)."""
+    total = load.count * len(load.devices)
+    command = (
+        f"mosquitto_sub -p {port} -q 1 -i bench-ceiling -t '{PREFIX}/#' -C {total} -F '%t\t%p'"
+        f" | psql '{url}' -q -c '\\copy raw_messages (topic, payload) FROM STDIN'"
+    )
+    shell = subprocess.Popen(command, shell=True)
+    time.sleep(1.0)
+    thread = threading.Thread(target=load.run)
+    thread.start()
+    shell.wait(600)
+    done = time.time()
+    thread.join()
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT count(*) FROM raw_messages").fetchone()
+    return done - load.start, int(row[0]) if row else 0
+
+
+def measure(pipeline: str, port: int, args: argparse.Namespace) -> dict[str, float | str]:
+    devices = [f"dev{i}" for i in range(args.devices)]
+    name, url = create_database(devices)
+    seconds = args.naive_messages / args.rate if pipeline == "naive" else args.seconds
+    load = Load(port, devices, args.rate, seconds, args.pack)
+    dropped_before = sys_dropped(port)
+    workdir = Path(os.environ.get("BENCH_LOGS") or tempfile.mkdtemp(prefix="ss-bench-"))
+    try:
+        if pipeline == "ceiling":
+            elapsed, rows = run_ceiling(url, port, load)
+            result: dict[str, float | str] = {"latency_p50_ms": "n/a", "latency_p99_ms": "n/a"}
+        else:
+            consumer = (start_ours if pipeline == "ingest" else start_naive)(
+                url, port, workdir / f"{pipeline}.log"
+            )
+            progress = Progress(url, load)
+            thread = threading.Thread(target=load.run)
+            thread.start()
+            done = progress.follow(timeout=seconds * 40 + 60)
+            thread.join()
+            consumer.terminate()
+            consumer.wait(30)
+            elapsed = done - load.start
+            with psycopg.connect(url) as conn:
+                row = conn.execute("SELECT count(*) FROM readings").fetchone()
+            rows = int(row[0]) if row else 0
+            latencies = sorted(progress.latencies()) or [float("nan")]
+            result = {
+                "latency_p50_ms": round(1000 * statistics.median(latencies)),
+                "latency_p99_ms": round(1000 * latencies[int(0.99 * (len(latencies) - 1))]),
+            }
+        messages = load.count * len(devices)
+        expected = messages * (1 if pipeline == "ceiling" else args.pack)
+        offered = messages / max(1e-9, load.finished_at - load.start)
+        result.update(
+            pipeline=pipeline,
+            messages=messages,
+            offered_msg_s=round(offered),
+            msg_s=round(messages / elapsed),
+            readings_s=round(messages * args.pack / elapsed),
+            lost=expected - rows,
+            broker_dropped=sys_dropped(port) - dropped_before,
+        )
+        return result
+    finally:
+        drop_database(name)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=float, default=25_000, help="offered messages per second")
+    parser.add_argument("--pack", type=int, default=1, help="readings per message")
+    parser.add_argument("--seconds", type=float, default=10, help="duration of the offered load")
+    parser.add_argument(
+        "--naive-messages", type=int, default=10_000, help="fewer: it falls far behind"
+    )
+    parser.add_argument("--devices", type=int, default=10, help="publishers (one per device)")
+    parser.add_argument("--pipelines", default="ingest,naive,ceiling")
+    parser.add_argument("--naive-worker", nargs=2, metavar=("URL", "PORT"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.naive_worker:
+        naive_worker(args.naive_worker[0], int(args.naive_worker[1]))
+        return
+    broker = persistent_mosquitto(Path(tempfile.mkdtemp(prefix="ss-bench-mq-"))).start()
+    try:
+        rows = [measure(p, broker.port, args) for p in args.pipelines.split(",")]
+    finally:
+        broker.stop()
+    columns = [
+        "pipeline",
+        "messages",
+        "offered_msg_s",
+        "msg_s",
+        "readings_s",
+        "latency_p50_ms",
+        "latency_p99_ms",
+        "lost",
+        "broker_dropped",
+    ]
+    print(
+        f"rate {args.rate:g} msg/s offered, {args.pack} reading(s) per message, "
+        f"{args.devices} publishers"
+    )
+    print("| " + " | ".join(columns) + " |")
+    print("|" + "---|" * len(columns))
+    for row in rows:
+        print("| " + " | ".join(str(row.get(c, "")) for c in columns) + " |")
+    by = {str(r["pipeline"]): r for r in rows}
+    if "ingest" in by and "ceiling" in by:
+        print(
+            f"ingest / ceiling: {float(by['ingest']['msg_s']) / float(by['ceiling']['msg_s']):.2f}"
+        )
+    if "ingest" in by and "naive" in by:
+        print(f"ingest / naive: {float(by['ingest']['msg_s']) / float(by['naive']['msg_s']):.2f}")
+
+
+if __name__ == "__main__":
+    main()
