@@ -42,7 +42,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="history to backfill before going live (default 28d; 0 for none)",
     )
     parser.add_argument(
-        "--speed", type=float, default=1.0, help="simulated seconds per real second (default 1)"
+        "--speed",
+        type=float,
+        default=1.0,
+        help="simulated seconds per real second; the simulator runs live in real time only, "
+        "so values other than 1 are not honoured yet",
     )
     parser.add_argument(
         "--duration",
