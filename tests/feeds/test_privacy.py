@@ -8,8 +8,9 @@ import httpx
 import psycopg
 
 from streetsense.config import Settings
+from streetsense.topics import Topics
+from tests.feeds.clients import events, subscribe, wait_for
 from tests.feeds.conftest import Server, city_registry, feeds_settings
-from tests.feeds.sse import events
 
 FORMATS = ("json", "jsonld", "geojson", "csv")
 
@@ -40,7 +41,10 @@ def _scan(text: str, where: str) -> None:
 
 
 def test_no_response_names_a_device_or_spot(
-    busy_city: psycopg.Connection, settings: Settings, start_server: Callable[..., Server]
+    busy_city: psycopg.Connection,
+    settings: Settings,
+    topics: Topics,
+    start_server: Callable[..., Server],
 ) -> None:
     server = start_server(feeds_settings(settings, republish_mqtt=True))
     registry = city_registry()
@@ -58,6 +62,14 @@ def test_no_response_names_a_device_or_spot(
         with client.stream("GET", "/v1/parking/stream", timeout=httpx.Timeout(10.0)) as response:
             snapshot = next(events(response))
         _scan(str(snapshot.data), "the stream snapshot")
+    subscriber, received = subscribe(settings.mqtt.url, f"{topics.prefix}/feeds/parking/#")
+    try:
+        for _ in lots:
+            topic, body, _ = wait_for(received, lambda t, b, r: True)
+            _scan(f"{topic} {body}", "an MQTT message")
+    finally:
+        subscriber.loop_stop()
+        subscriber.disconnect()
 
 
 def test_the_scan_can_fail() -> None:

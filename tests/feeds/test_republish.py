@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import json
-import queue
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from urllib.parse import urlsplit
 
 import aiomqtt
-import paho.mqtt.client as paho
 import psycopg
 import pytest
 
@@ -18,36 +15,8 @@ from feeds.republish import client_options
 from streetsense.config import Settings, with_overrides
 from streetsense.errors import ConfigError
 from streetsense.topics import Topics
+from tests.feeds.clients import subscribe, wait_for
 from tests.feeds.conftest import Server, counter, feeds_settings, write
-
-
-def _subscribe(
-    url: str, topic_filter: str
-) -> tuple[paho.Client, queue.Queue[tuple[str, dict, bool]]]:
-    received: queue.Queue[tuple[str, dict, bool]] = queue.Queue()
-    client = paho.Client(paho.CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
-    client.on_message = lambda _c, _u, msg: received.put(
-        (msg.topic, json.loads(msg.payload), bool(msg.retain))
-    )
-    parts = urlsplit(url)
-    client.connect(parts.hostname or "127.0.0.1", parts.port or 1883)
-    client.subscribe(topic_filter, qos=1)
-    client.loop_start()
-    return client, received
-
-
-def _wait_for(
-    received: queue.Queue[tuple[str, dict, bool]], match: Callable[[str, dict, bool], bool]
-) -> tuple[str, dict, bool]:
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        try:
-            item = received.get(timeout=0.5)
-        except queue.Empty:
-            continue
-        if match(*item):
-            return item
-    raise AssertionError("no matching MQTT message within 15 s")
 
 
 def test_changes_are_republished_retained(
@@ -66,13 +35,13 @@ def test_changes_are_republished_retained(
                 break
         assert time.monotonic() < deadline
         time.sleep(0.1)
-    late, received = _subscribe(settings.mqtt.url, f"{topics.prefix}/feeds/parking/#")
+    late, received = subscribe(settings.mqtt.url, f"{topics.prefix}/feeds/parking/#")
     try:
-        _, body, retained = _wait_for(received, lambda t, b, r: t == harbour)
+        _, body, retained = wait_for(received, lambda t, b, r: t == harbour)
         assert retained
         assert body["available"] == 300
         write(city, [counter("harbour-counter", 390, datetime.now(UTC))])
-        _, body, _ = _wait_for(received, lambda t, b, r: t == harbour and b["available"] == 10)
+        _, body, _ = wait_for(received, lambda t, b, r: t == harbour and b["available"] == 10)
         assert body["id"] == "harbour"
         assert "event_id" in body
         assert "harbour-counter" not in json.dumps(body)  # aggregates only
@@ -97,9 +66,9 @@ def test_republish_over_mqtt_311(
 ) -> None:
     v311 = with_overrides(settings, mqtt={"protocol": "3.1.1"})
     start_server(feeds_settings(v311, republish_mqtt=True))
-    client, received = _subscribe(settings.mqtt.url, f"{topics.prefix}/feeds/parking/#")
+    client, received = subscribe(settings.mqtt.url, f"{topics.prefix}/feeds/parking/#")
     try:
-        topic, body, _ = _wait_for(received, lambda t, b, r: b["id"] == "market")
+        topic, body, _ = wait_for(received, lambda t, b, r: b["id"] == "market")
         assert topic == topics.feed_parking("market")
         assert body["available"] == 1
     finally:

@@ -10,8 +10,8 @@ import httpx
 import psycopg
 
 from streetsense.readings import Reading
+from tests.feeds.clients import Event, events
 from tests.feeds.conftest import Server, counter, spot, write
-from tests.feeds.sse import Event, events
 
 TIMEOUT = httpx.Timeout(10.0, read=10.0)
 

@@ -1,0 +1,69 @@
+"""Test clients of the live channels: a Server-Sent Events reader, an MQTT subscriber."""
+
+from __future__ import annotations
+
+import json
+import queue
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import paho.mqtt.client as paho
+
+
+@dataclass(frozen=True)
+class Event:
+    """One SSE event."""
+
+    id: str | None
+    event: str
+    data: Any
+
+
+def events(response: httpx.Response) -> Iterator[Event]:
+    """Yield the events of a streaming response (comments and retry lines skipped)."""
+    fields: dict[str, str] = {}
+    for line in response.iter_lines():
+        if not line:
+            if "data" in fields:
+                yield Event(
+                    fields.get("id"), fields.get("event", "message"), json.loads(fields["data"])
+                )
+            fields = {}
+            continue
+        if line.startswith(":"):
+            continue
+        name, _, value = line.partition(":")
+        fields[name] = value.removeprefix(" ")
+
+
+def subscribe(
+    url: str, topic_filter: str
+) -> tuple[paho.Client, queue.Queue[tuple[str, dict, bool]]]:
+    received: queue.Queue[tuple[str, dict, bool]] = queue.Queue()
+    client = paho.Client(paho.CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
+    client.on_message = lambda _c, _u, msg: received.put(
+        (msg.topic, json.loads(msg.payload), bool(msg.retain))
+    )
+    parts = urlsplit(url)
+    client.connect(parts.hostname or "127.0.0.1", parts.port or 1883)
+    client.subscribe(topic_filter, qos=1)
+    client.loop_start()
+    return client, received
+
+
+def wait_for(
+    received: queue.Queue[tuple[str, dict, bool]], match: Callable[[str, dict, bool], bool]
+) -> tuple[str, dict, bool]:
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            item = received.get(timeout=0.5)
+        except queue.Empty:
+            continue
+        if match(*item):
+            return item
+    raise AssertionError("no matching MQTT message within 15 s")
