@@ -259,8 +259,7 @@ class FeedEngine:
         )
 
     def _emit(self, changed: list[LotView]) -> None:
-        if not changed:
-            return
+        # Listeners hear of every new snapshot, even one that only dropped lots.
         events = []
         for view in changed:
             self._last_id = max(self._last_id + 1, time.time_ns() // 1000)

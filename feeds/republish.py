@@ -60,6 +60,7 @@ class Republisher:
         self.topics = Topics(settings.mqtt.topic_prefix)
         self.connected = False
         self._pending: dict[str, bytes] = {}
+        self._published: set[str] = set()
         self._wake = asyncio.Event()
         engine.add_listener(self._on_events)
 
@@ -67,7 +68,12 @@ class Republisher:
         # Only the newest state of a lot matters to a retained topic: coalesce per lot.
         for event in events:
             self._pending[event.lot.id] = _payload(event)
-        self._wake.set()
+        # A lot gone from the registry: an empty retained message clears its topic.
+        for lot in self._published - self.engine.snapshot.lot_index.keys():
+            self._pending[lot] = b""
+        self._published = set(self.engine.snapshot.lot_index)
+        if self._pending:
+            self._wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Publish until `stop` is set; after each (re)connect every lot is published again."""
@@ -95,6 +101,7 @@ class Republisher:
         last = self.engine.last_event_id
         for lot in self.engine.snapshot.lots:
             self._pending.setdefault(lot.id, _payload(ChangeEvent(last, lot)))
+        self._published = set(self.engine.snapshot.lot_index)
         self._wake.set()
 
     async def _drain_until(self, client: aiomqtt.Client, stop: asyncio.Event) -> None:

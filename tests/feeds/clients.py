@@ -46,7 +46,7 @@ def subscribe(
     received: queue.Queue[tuple[str, dict, bool]] = queue.Queue()
     client = paho.Client(paho.CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
     client.on_message = lambda _c, _u, msg: received.put(
-        (msg.topic, json.loads(msg.payload), bool(msg.retain))
+        (msg.topic, json.loads(msg.payload) if msg.payload else None, bool(msg.retain))
     )
     parts = urlsplit(url)
     client.connect(parts.hostname or "127.0.0.1", parts.port or 1883)

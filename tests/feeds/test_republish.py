@@ -11,12 +11,15 @@ import aiomqtt
 import psycopg
 import pytest
 
+from feeds import engine
 from feeds.republish import client_options
+from store.registry import store_registry
 from streetsense.config import Settings, with_overrides
 from streetsense.errors import ConfigError
+from streetsense.registry import parse_registry
 from streetsense.topics import Topics
 from tests.feeds.clients import subscribe, wait_for
-from tests.feeds.conftest import Server, counter, feeds_settings, write
+from tests.feeds.conftest import CITY, Server, counter, feeds_settings, write
 
 
 def test_changes_are_republished_retained(
@@ -71,6 +74,27 @@ def test_republish_over_mqtt_311(
         topic, body, _ = wait_for(received, lambda t, b, r: b["id"] == "market")
         assert topic == topics.feed_parking("market")
         assert body["available"] == 1
+    finally:
+        client.loop_stop()
+        client.disconnect()
+
+
+def test_a_lot_removed_from_the_registry_has_its_topic_cleared(
+    city: psycopg.Connection,
+    settings: Settings,
+    topics: Topics,
+    start_server: Callable[..., Server],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(engine, "FULL_S", 0.5)  # re-read the registry often, for the test
+    start_server(feeds_settings(settings, republish_mqtt=True))
+    station = topics.feed_parking("station")
+    client, received = subscribe(settings.mqtt.url, f"{topics.prefix}/feeds/parking/#")
+    try:
+        wait_for(received, lambda t, b, r: t == station and b is not None)
+        smaller = {**CITY, "lot": [lot for lot in CITY["lot"] if lot["id"] != "station"]}
+        store_registry(city, parse_registry(smaller), "tests")
+        wait_for(received, lambda t, b, r: t == station and b is None)
     finally:
         client.loop_stop()
         client.disconnect()
