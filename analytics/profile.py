@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from analytics.panel import SECONDS_PER_DAY, FloatArray, IntArray
+from analytics.panel import SECONDS_PER_DAY, BoolArray, FloatArray, IntArray
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,13 +31,34 @@ class Seasons:
         return cls(day=day, week=day * season_days)
 
 
-def slot_sums(y: FloatArray, period: int) -> tuple[FloatArray, FloatArray]:
+@dataclass(frozen=True, slots=True, eq=False)
+class Observed:
+    """Rows with gaps, as the mask of observed values and the values with gaps set to 0.
+
+    Computed once per window: every sum, mean and profile below starts from these two.
+    """
+
+    finite: BoolArray
+    filled: FloatArray
+
+    @classmethod
+    def of(cls, y: FloatArray) -> Observed:
+        """Return the mask and the zero-filled values of `y`."""
+        finite = ~np.isnan(y)
+        return cls(finite, np.where(finite, y, 0.0))
+
+    def last(self, width: int) -> Observed:
+        """Return the last `width` columns (views)."""
+        start = self.finite.shape[1] - width
+        return Observed(self.finite[:, start:], self.filled[:, start:])
+
+
+def slot_sums(y: Observed, period: int) -> tuple[FloatArray, FloatArray]:
     """Return the sum and the count of finite values per slot, each (n, period)."""
-    n, width = y.shape
+    finite, filled = y.finite, y.filled
+    n, width = finite.shape
     full = width // period
     lead = width - full * period
-    finite = ~np.isnan(y)
-    filled = np.where(finite, y, 0.0)
     total = np.zeros((n, period))
     count = np.zeros((n, period))
     if full:
@@ -49,19 +70,18 @@ def slot_sums(y: FloatArray, period: int) -> tuple[FloatArray, FloatArray]:
     return total, count
 
 
-def slot_sums_at(y: FloatArray, slots: IntArray, period: int) -> tuple[FloatArray, FloatArray]:
+def slot_sums_at(y: Observed, slots: IntArray, period: int) -> tuple[FloatArray, FloatArray]:
     """Return the sum and the count of finite values per slot given each column's slot."""
-    n = y.shape[0]
+    n = y.finite.shape[0]
     order = np.argsort(slots, kind="stable")
     ordered = slots[order]
     starts = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1])))
     total = np.zeros((n, period))
     count = np.zeros((n, period))
     if starts.size:
-        finite = ~np.isnan(y[:, order])
-        filled = np.where(finite, y[:, order], 0.0)
-        total[:, ordered[starts]] = np.add.reduceat(filled, starts, axis=1)
-        count[:, ordered[starts]] = np.add.reduceat(finite.astype(np.float64), starts, axis=1)
+        finite = y.finite[:, order].astype(np.float64)
+        total[:, ordered[starts]] = np.add.reduceat(y.filled[:, order], starts, axis=1)
+        count[:, ordered[starts]] = np.add.reduceat(finite, starts, axis=1)
     return total, count
 
 
@@ -94,15 +114,14 @@ class Profile:
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(self.count > 0, self.total / self.count, np.nan)
 
-    def leave_one_out(self, y: FloatArray, slots: IntArray) -> FloatArray:
+    def leave_one_out(self, y: Observed, slots: IntArray) -> FloatArray:
         """Return, per column of `y` (columns of the fitted matrix, in slots `slots`), the
         profile mean without that column's own value."""
-        finite = ~np.isnan(y)
         # In place, since these are the largest arrays of a fit.
         total = np.take(self.total, slots, axis=1)
-        total -= np.where(finite, y, 0.0)
+        total -= y.filled
         count = np.take(self.count, slots, axis=1)
-        count -= finite
+        count -= y.finite
         with np.errstate(invalid="ignore", divide="ignore"):
             np.divide(total, count, out=total)
         np.putmask(total, count <= 0, np.nan)
@@ -121,22 +140,20 @@ def fill_missing(primary: FloatArray, *fallbacks: FloatArray) -> FloatArray:
     return out
 
 
-def row_mean(y: FloatArray) -> FloatArray:
+def row_mean(y: Observed) -> FloatArray:
     """Return the mean of each row's finite values as an (n, 1) column, NaN for empty rows."""
-    finite = ~np.isnan(y)
-    count = finite.sum(axis=1, keepdims=True)
-    total = np.where(finite, y, 0.0).sum(axis=1, keepdims=True)
+    count = y.finite.sum(axis=1, keepdims=True)
+    total = y.filled.sum(axis=1, keepdims=True)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
 
-def last_value(y: FloatArray) -> FloatArray:
+def last_value(y: Observed) -> FloatArray:
     """Return the last finite value of each row as an (n, 1) column, NaN for empty rows."""
-    finite = ~np.isnan(y)
-    width = y.shape[1]
-    last = width - 1 - np.argmax(finite[:, ::-1], axis=1)
-    value = y[np.arange(y.shape[0]), last]
-    return np.where(finite.any(axis=1), value, np.nan)[:, None]
+    width = y.finite.shape[1]
+    last = width - 1 - np.argmax(y.finite[:, ::-1], axis=1)
+    value = y.filled[np.arange(y.finite.shape[0]), last]
+    return np.where(y.finite.any(axis=1), value, np.nan)[:, None]
 
 
 def smoothing_half_width(seasons: Seasons, seconds: int) -> int:

@@ -100,16 +100,26 @@ def _run(
     lags = [known[:, total - lag] for lag in range(1, LAGS + 1)]
     history = np.concatenate([known[:, max(0, total - day) :], np.zeros((n, h))], axis=1)
     offset = min(total, day)
+    coef = [np.ascontiguousarray(beta[:, k]) for k in range(N_FEATURES)]
+    # Terms that do not feed back are computed for all steps at once, steps along rows; the
+    # value a day back is data (or 0 before the data) for the first day of steps.
+    profile_term = (beta[:, :1] * blend).T.copy()
+    day_term = np.empty((h, n))
+    known_steps = min(h, day)
+    back = offset + np.arange(known_steps) - day
+    day_term[:known_steps][back >= 0] = coef[LAGS + 1] * history[:, back[back >= 0]].T
+    day_term[:known_steps][back < 0] = coef[LAGS + 1] * 0.0
     slow = slow_last.copy()
     path = np.empty((n, h))
     for step in range(h):
-        previous_day = history[:, offset + step - day] if offset + step >= day else 0.0
+        if step >= known_steps:
+            day_term[step] = coef[LAGS + 1] * history[:, offset + step - day]
         value = (
-            beta[:, 0] * blend[:, step]
-            + sum(beta[:, lag] * lags[lag - 1] for lag in range(1, LAGS + 1))
-            + beta[:, LAGS + 1] * previous_day
-            + beta[:, LAGS + 2] * slow
-            + beta[:, LAGS + 3]
+            profile_term[step]
+            + sum(coef[lag] * lags[lag - 1] for lag in range(1, LAGS + 1))
+            + day_term[step]
+            + coef[LAGS + 2] * slow
+            + coef[LAGS + 3]
         )
         path[:, step] = value
         history[:, offset + step] = value

@@ -14,6 +14,7 @@ import numpy as np
 from analytics.localtime import RelativeSlots, Slots
 from analytics.panel import FloatArray
 from analytics.profile import (
+    Observed,
     Profile,
     Seasons,
     fill_missing,
@@ -63,6 +64,7 @@ class Window:
         self.seasons = seasons
         self.h = h
         self.slots: Slots = slots or RelativeSlots()
+        self._observed: Observed | None = None
         self._sums: dict[int, tuple[FloatArray, FloatArray]] = {}
         self._profiles: dict[tuple[int, int], Profile] = {}
         self._baselines: dict[int, Baseline] = {}
@@ -74,14 +76,21 @@ class Window:
         """Return the number of columns."""
         return int(self.values.shape[1])
 
+    @property
+    def observed(self) -> Observed:
+        """Return the observed mask and zero-filled values, computed on first use."""
+        if self._observed is None:
+            self._observed = Observed.of(self.values)
+        return self._observed
+
     def sums(self, period: int) -> tuple[FloatArray, FloatArray]:
         """Return the sum and count of finite values per slot of `period`, each (n, period)."""
         if period not in self._sums:
             if isinstance(self.slots, RelativeSlots):
-                self._sums[period] = slot_sums(self.values, period)
+                self._sums[period] = slot_sums(self.observed, period)
             else:
                 slots = self.slots.columns(self.width, period)
-                self._sums[period] = slot_sums_at(self.values, slots, period)
+                self._sums[period] = slot_sums_at(self.observed, slots, period)
         return self._sums[period]
 
     def profile(self, period: int, half_width: int = 0) -> Profile:
@@ -94,13 +103,13 @@ class Window:
     def row_mean(self) -> FloatArray:
         """Return each row's mean as an (n, 1) column, NaN for empty rows."""
         if self._row_mean is None:
-            self._row_mean = row_mean(self.values)
+            self._row_mean = row_mean(self.observed)
         return self._row_mean
 
     def last_value(self) -> FloatArray:
         """Return each row's last finite value as an (n, 1) column, NaN for empty rows."""
         if self._last_value is None:
-            self._last_value = last_value(self.values)
+            self._last_value = last_value(self.observed)
         return self._last_value
 
     def ahead(self, period: int, half_width: int = 0) -> FloatArray:
@@ -128,8 +137,9 @@ class Window:
         day = self.profile(day_period, half_width)
         mean = self.row_mean()
         recent = self.values[:, self.width - width :]
-        weekly = week.leave_one_out(recent, self.slots.columns(width, week_period))
-        daily = day.leave_one_out(recent, self.slots.columns(width, day_period))
+        observed = self.observed.last(width)
+        weekly = week.leave_one_out(observed, self.slots.columns(width, week_period))
+        daily = day.leave_one_out(observed, self.slots.columns(width, day_period))
         weekly_ahead = week.ahead(self.slots.ahead(self.h, week_period))
         daily_ahead = day.ahead(self.slots.ahead(self.h, day_period))
         mean_ahead = np.broadcast_to(mean, weekly_ahead.shape)
