@@ -18,6 +18,7 @@ from edge.link import broker_address, make_client
 from streetsense.errors import ConfigError
 
 Result = tuple[bool, str]
+WAL_ROOM = 1_000_000  # the write-ahead log stays below ~0.5 MB
 
 
 def run_checks(path: str) -> Iterator[Result]:
@@ -65,12 +66,14 @@ def _check_buffer(config: AgentConfig) -> Iterator[Result]:
         yield False, f"cannot write in {folder}; create it and give the agent's user write access"
         return
     free = shutil.disk_usage(folder).free
-    if free < config.buffer.cap_bytes * 2 + config.buffer.min_free_bytes:
+    needed = config.buffer.cap_bytes + config.buffer.min_free_bytes + WAL_ROOM
+    if free < needed:
         yield (
             False,
             (
-                f"only {free // 1_000_000} MB free in {folder}; the buffer may need up to "
-                f"2x buffer.cap_bytes ({config.buffer.cap_bytes * 2 // 1_000_000} MB): lower it"
+                f"only {free // 1_000_000} MB free in {folder}; the buffer needs up to "
+                f"{needed // 1_000_000} MB (buffer.cap_bytes + buffer.min_free_bytes + its log): "
+                "lower buffer.cap_bytes or free space (it still runs: the oldest readings go first)"
             ),
         )
     else:
