@@ -115,8 +115,9 @@ def _locked(conn: psycopg.Connection) -> Iterator[None]:
     try:
         yield
     finally:
-        conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
-        conn.autocommit = autocommit
+        if not conn.closed:  # a lost connection has released the lock already
+            conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
+            conn.autocommit = autocommit
 
 
 def _refresh_tables(
