@@ -27,9 +27,9 @@ def lot_event(event: ChangeEvent) -> bytes:
     return b"id: %d\nevent: lot\ndata: %s\n\n" % (event.id, data)
 
 
-def snapshot_event(engine: FeedEngine) -> bytes:
-    """Format every lot as one SSE `snapshot` event (for new or too-far-behind clients)."""
-    lots = [formats.lot_dict(lot) for lot in engine.snapshot.lots]
+def snapshot_event(engine: FeedEngine, only: frozenset[str] = frozenset()) -> bytes:
+    """Format every lot (or `only` these) as one SSE `snapshot` event for a (re)starting client."""
+    lots = [formats.lot_dict(lot) for lot in engine.snapshot.lots if not only or lot.id in only]
     data = orjson.dumps({"lots": lots})
     return b"id: %d\nevent: snapshot\ndata: %s\n\n" % (engine.last_event_id, data)
 
@@ -71,7 +71,7 @@ async def _events(
         yield b"retry: %d\n\n" % RETRY_MS
         backlog = None if last_id is None else engine.events_after(last_id)
         if backlog is None:
-            yield snapshot_event(engine)
+            yield snapshot_event(engine, lots)
             sent = engine.last_event_id
         else:
             sent = last_id or 0

@@ -91,5 +91,6 @@ def test_lot_filter(feeds: Server, database_url: str) -> None:
         database_url, [counter("harbour-counter", 10, now), spot("market-gw", "s1", False, now)]
     )
     got = _collect(feeds, 2, params={"lot": "market"}, after_first=change)
+    assert [lot["id"] for lot in got[0].data["lots"]] == ["market"]
     assert got[1].data["id"] == "market"
     assert got[1].data["available"] == 2
