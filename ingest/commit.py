@@ -12,7 +12,7 @@ from ingest.sequences import FIRST_CONTIGUOUS, SequenceState
 from store.device_state import upsert_device_state
 from store.quarantine import auto_register, known_among, write_quarantine
 from store.sequences import SequenceRow, lock_sequences, save_sequences
-from store.writes import write_reading_rows, write_rejections
+from store.writes import ReadingWriter, write_rejections
 
 
 @dataclass(slots=True)
@@ -56,7 +56,9 @@ def resolve_unknown(
             classifier.quarantine(message, topic, batch)
 
 
-def commit_batch(conn: psycopg.Connection, batch: Batch, payload_cap: int) -> CommitResult:
+def commit_batch(
+    conn: psycopg.Connection, batch: Batch, payload_cap: int, writer: ReadingWriter
+) -> CommitResult:
     """Write everything the batch holds in one transaction and return the acks to publish."""
     result = CommitResult()
     with conn.transaction():
@@ -64,7 +66,7 @@ def commit_batch(conn: psycopg.Connection, batch: Batch, payload_cap: int) -> Co
         # then queue behind each other instead of deadlocking.
         sites = {d: a.site_id for d, a in batch.devices.items() if a.seqs or a.floor is not None}
         locked = lock_sequences(conn, sites, FIRST_CONTIGUOUS)
-        counts = write_reading_rows(conn, batch.rows) if batch.rows else {}
+        counts = writer.write(conn, batch.rows)
         write_rejections(conn, batch.rejections, payload_cap)
         write_quarantine(conn, batch.quarantine)
         changed = []

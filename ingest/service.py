@@ -18,6 +18,7 @@ from ingest.link import BrokerLink
 from ingest.metrics import IngestMetrics
 from store.db import connect, require_url
 from store.quarantine import active_devices
+from store.writes import ReadingWriter
 from streetsense.config import Settings
 from streetsense.errors import ServiceUnavailableError
 from streetsense.lifecycle import StopSignal
@@ -56,6 +57,7 @@ class IngestService:
         self.url = require_url(settings.database)
         self.conn: psycopg.Connection | None = None
         self.db_backoff = Backoff(0.2, 30.0)
+        self.writer = ReadingWriter()
         self.totals = Totals()
         self._known_at = 0.0
         # The messages being committed now (for the lag metrics).
@@ -133,7 +135,9 @@ class IngestService:
                 self._refresh_known(conn)
                 resolve_unknown(conn, self.classifier, batch, self.settings.ingest.auto_register)
                 started = time.perf_counter()
-                result = commit_batch(conn, batch, self.settings.ingest.rejected_payload_cap)
+                result = commit_batch(
+                    conn, batch, self.settings.ingest.rejected_payload_cap, self.writer
+                )
                 self.metrics.commit_seconds.observe(time.perf_counter() - started)
                 self.db_backoff.reset()
                 return result

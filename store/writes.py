@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeAlias
 
 import psycopg
+import psycopg.errors
 
 from streetsense.readings import Reading
 
@@ -17,6 +19,10 @@ ON COMMIT DELETE ROWS
 """
 _COPY = (
     "COPY readings_stage (device_id, kind, sub_id, observed_at, received_at, value, seq,"
+    " clock_suspect) FROM STDIN (FORMAT BINARY)"
+)
+_COPY_DIRECT = (
+    "COPY readings (device_id, kind, sub_id, observed_at, received_at, value, seq,"
     " clock_suspect) FROM STDIN (FORMAT BINARY)"
 )
 _TYPES = ("text", "text", "text", "timestamptz", "timestamptz", "float8", "int8", "bool")
@@ -82,6 +88,37 @@ def write_readings(
         inserted = cur.rowcount
         cur.execute("TRUNCATE readings_stage")
     return inserted
+
+
+class ReadingWriter:
+    """Write reading rows, COPYing straight into readings while no duplicates arrive.
+
+    A direct COPY costs about half of staging plus INSERT ... ON CONFLICT. When a batch holds
+    a reading already stored (a re-send, a redelivery after a crash) the COPY fails on the
+    unique key, is rolled back to a savepoint and the batch goes through the staging path;
+    the next batches take that path too, since re-sends come in runs.
+    """
+
+    def __init__(self, staged_after_conflict: int = 20) -> None:
+        self.staged_after_conflict = staged_after_conflict
+        self._staged_left = 0
+
+    def write(self, conn: psycopg.Connection, rows: Sequence[ReadingRow]) -> dict[str, int]:
+        """Write rows in the caller's transaction; return how many were new per device."""
+        if not rows:
+            return {}
+        if self._staged_left > 0:
+            self._staged_left -= 1
+            return write_reading_rows(conn, rows)
+        try:
+            with conn.transaction(), conn.cursor() as cur, cur.copy(_COPY_DIRECT) as copy:
+                copy.set_types(_TYPES)
+                for row in rows:
+                    copy.write_row(row)
+        except psycopg.errors.UniqueViolation:
+            self._staged_left = self.staged_after_conflict
+            return write_reading_rows(conn, rows)
+        return dict(Counter(row[0] for row in rows))
 
 
 def write_reading_rows(conn: psycopg.Connection, rows: Iterable[ReadingRow]) -> dict[str, int]:
