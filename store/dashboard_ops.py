@@ -6,7 +6,7 @@ from datetime import datetime
 
 import psycopg
 
-from store.dashboard_reads import Table, fetch
+from store.dashboard_reads import SEGMENTS_LATEST, Table, fetch
 
 # Changes of each spot's state in the window; a spot's first event has no known previous
 # state, so it never counts as an arrival and never starts a dwell.
@@ -113,6 +113,7 @@ def freshness(conn: psycopg.Connection) -> Table:
         "UNION ALL "
         "SELECT 'segment', s.segment_id, s.name, n.bucket + interval '5 minutes', "
         "extract(epoch FROM now() - (n.bucket + interval '5 minutes'))::float8 "
-        "FROM segments s LEFT JOIN segment_now n USING (segment_id) WHERE s.active "
+        + SEGMENTS_LATEST
+        + "WHERE s.active "
         "ORDER BY age_s DESC NULLS FIRST, kind, id",
     )
