@@ -166,14 +166,23 @@ def _score(
 
 
 def run_once(
-    conn: psycopg.Connection, refresh: Refresh | None = None, timezone: str = "UTC"
+    conn: psycopg.Connection,
+    refresh: Refresh | None = None,
+    timezone: str = "UTC",
+    stop: threading.Event | None = None,
 ) -> list[int]:
-    """Refresh rollups (when a refresh is given), then forecast every target."""
+    """Refresh rollups (when a refresh is given), then forecast every target.
+
+    When `stop` is set between targets, the remaining ones are left for the next round.
+    """
     now = datetime.now(UTC)
     if refresh is not None:
         refresh(conn, now)
     runs = []
     for target in TARGETS:
+        if stop is not None and stop.is_set():
+            logger.info("analytics job: stop requested; %s left for later", target.name)
+            break
         run_id = forecast_target(conn, target, now, timezone=timezone)
         if run_id is not None:
             runs.append(run_id)
@@ -192,7 +201,7 @@ def run_forever(
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
         del frame
-        logger.info("analytics job: signal %d, stopping after this round", signum)
+        logger.info("analytics job: signal %d, stopping after the current forecast", signum)
         stop.set()
 
     if threading.current_thread() is threading.main_thread():
@@ -201,7 +210,7 @@ def run_forever(
     while not stop.is_set():
         try:
             with connect() as conn:
-                run_once(conn, refresh, timezone)
+                run_once(conn, refresh, timezone, stop)
         except (psycopg.Error, StreetsenseError) as exc:
             # The loop's edge: log what failed and try again next round.
             logger.error("analytics job round failed: %s", exc)

@@ -198,5 +198,5 @@ def test_run_loop_stops_cleanly_on_signal(database_url: str, signum: int) -> Non
             job.kill()
             job.communicate()
     assert job.returncode == 0, stderr
-    assert "stopping after this round" in stderr and "analytics job stopped" in stderr
+    assert "stopping after the current forecast" in stderr and "analytics job stopped" in stderr
     assert "Traceback" not in stderr

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import psycopg
 import pytest
 
-from analytics.job import Target, forecast_target
+from analytics.job import Target, forecast_target, run_once
 from store.forecasts import Run, Score, latest_forecasts, latest_scores, write_run
 from store.series import read_series
 
@@ -118,3 +119,28 @@ def test_new_metrics_stay_out_of_existing_reads(db: psycopg.Connection) -> None:
     assert flow > 0
     with pytest.raises(psycopg.errors.IntegrityError):  # an unknown stream is refused
         write_run(db, Run("noise", 300, end, START, end, 2, "auto"), ["s"], mean, mean, mean, ["a"])
+
+
+def test_a_stop_requested_during_a_round_leaves_the_remaining_targets(
+    db: psycopg.Connection,
+) -> None:
+    add_lots(db, {"a": 100})
+    recent = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(days=1)
+    with (
+        db.cursor() as cur,
+        cur.copy(
+            "COPY occupancy_5m (lot_id, bucket, occupied, capacity, occupancy, samples) FROM STDIN"
+        ) as copy,
+    ):
+        for k in range(288):
+            copy.write_row(("a", recent + timedelta(minutes=5 * k), 50.0, 100, 0.5, 1))
+    stop = threading.Event()
+    refreshed = []
+
+    def refresh(conn: psycopg.Connection, now: datetime) -> None:
+        refreshed.append(now)
+        stop.set()  # as if SIGTERM arrived while the rollups were refreshed
+
+    assert run_once(db, refresh, stop=stop) == []
+    assert len(refreshed) == 1
+    assert db.execute("SELECT count(*) FROM forecast_runs").fetchone() == (0,)
