@@ -65,7 +65,13 @@ def figures(database_url: str, state: dict[str, Any]) -> dict[str, int]:
     """Compare what the agent accepted and had confirmed with what the store holds."""
     rows = stored(database_url)
     confirmed = range(state["first_seq"], state["acked"] + 1)
+    with psycopg.connect(database_url) as conn:
+        counted = conn.execute(
+            "SELECT lost FROM device_sequences WHERE device_id = %s", (DEVICE,)
+        ).fetchone()
     return {
+        # What ingest counts lost for the device (reported, not asserted: see docs/edge.md).
+        "ingest_counted_lost": counted[0] if counted else -1,
         "sent": state["next_seq"] - state["first_seq"],
         "confirmed": len(confirmed),
         "stored": sum(rows.values()),

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import time
+
+import pytest
+
 from edge.clock import ClockGuard
 from edge.config import ParkingSection, TrafficSection
 from edge.drivers import PRESENCE, VEHICLE, SensorEvent
@@ -124,3 +128,15 @@ def test_times_before_the_valid_epoch_are_flagged_clock_suspect() -> None:
     )
     assert early.clock_suspect
     assert not good.clock_suspect
+
+
+def test_a_clock_jump_flags_readings_for_the_settle_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    guard = ClockGuard(valid_after=1_700_000_000, max_jump_s=120, settle_s=300)
+    guard.sample()
+    assert not guard.suspect(T0)
+    real = time.time
+    monkeypatch.setattr(time, "time", lambda: real() + 3600)  # NTP stepped the clock an hour
+    guard.sample()
+    assert guard.jumps == 1
+    assert guard.suspect(T0)
+    assert not guard.synchronised
