@@ -1,0 +1,193 @@
+"""Fault 1 at scale: real edge agents and real ingest through a broker killed with SIGKILL.
+
+Shared by tests/reliability/test_broker_fleet.py (CI sizes) and bench/reliability_fleet.py
+(100,000 readings). Each agent is a `streetsense-edge run` process replaying a file of its own,
+so the number of readings is known in advance and every one must end up stored exactly once.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from streetsense.config import Settings, with_overrides
+from streetsense.topics import Topics
+from tests.edge.support import AgentProcess, agent_config, wait_for
+from tests.ingest.services import persistent_mosquitto
+from tests.ingest.support import IngestProcess, wait_log
+
+log = logging.getLogger(__name__)
+FILE_START = 1_700_000_000.0  # shifted to "now" by the replay driver (retime)
+
+
+@dataclass(frozen=True, slots=True)
+class FleetRun:
+    """One broker-kill scenario."""
+
+    agents: int = 4
+    per_agent: int = 1_000
+    spacing_ms: int = 5  # file time between two readings of one agent
+    confirm: str = "ingest"  # "broker": the control, readings freed on PUBACK
+    ingest_online: bool = True
+    ingests: int = 1
+    kill_after_s: float = 2.0
+    down_s: float = 1.5
+    settle_timeout_s: float = 120.0
+
+
+def replay_file(path: Path, count: int, spacing_ms: int) -> Path:
+    """Write `count` lamp power readings, one every `spacing_ms` of file time."""
+    lines = ["time,name,value"] + [
+        f"{FILE_START + i * spacing_ms / 1000:.3f},lamp_power,{50 + i % 70}" for i in range(count)
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def start_agents(
+    run: FleetRun, broker_url: str, topics: Topics, workdir: Path
+) -> list[AgentProcess]:
+    """Start one agent process per device, each replaying its own file."""
+    agents = []
+    for n in range(run.agents):
+        device = f"gw-{n}"
+        config = agent_config(
+            workdir / f"{device}.toml",
+            broker_url,
+            topics,
+            device=device,
+            buffer={"confirm": run.confirm, "resend_timeout_s": 3.0, "drain_rate": 5_000.0,
+                    "max_inflight": 40},
+            driver={"kind": "replay", "retime": True,
+                    "path": str(replay_file(workdir / f"{device}.events", run.per_agent,
+                                            run.spacing_ms))},
+            status={"heartbeat_s": 5.0},
+        )  # fmt: skip
+        agents.append(AgentProcess(config).start())
+    return agents
+
+
+def stored_by_device(database_url: str) -> dict[str, tuple[int, int]]:
+    """Return device -> (rows, distinct seqs) of the readings table."""
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute(
+            "SELECT device_id, count(*), count(DISTINCT seq) FROM readings"
+            " WHERE kind = 'lamp_power' GROUP BY device_id"
+        ).fetchall()
+    return {str(device): (int(n), int(distinct)) for device, n, distinct in rows}
+
+
+def _all_accepted(agents: list[AgentProcess], per_agent: int) -> bool:
+    return all(a.state()["next_seq"] - a.state()["first_seq"] >= per_agent for a in agents)
+
+
+def _all_confirmed(agents: list[AgentProcess], per_agent: int) -> bool:
+    for agent in agents:
+        state = agent.state()
+        if (
+            state["next_seq"] - state["first_seq"] < per_agent
+            or state["acked"] < state["next_seq"] - 1
+        ):
+            return False
+    return True
+
+
+def _row_count(database_url: str) -> int:
+    return sum(rows for rows, _ in stored_by_device(database_url).values())
+
+
+def _quiet(database_url: str, seconds: float, timeout: float) -> int:
+    """Wait until the readings table stops growing for `seconds`; return its row count."""
+    deadline = time.monotonic() + timeout
+    last, since = _row_count(database_url), time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = _row_count(database_url)
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= seconds:
+            break
+    return last
+
+
+def run_fleet(run: FleetRun, settings: Settings, topics: Topics, workdir: Path) -> dict[str, Any]:
+    """Run the scenario; return its figures (sent, stored, lost, duplicated, recovery...)."""
+    broker = persistent_mosquitto(workdir / "broker").start()
+    settings = with_overrides(settings, mqtt={"url": broker.url}, ingest={"auto_register": True})
+    url = settings.database.url
+    ingests = [
+        IngestProcess(settings, f"ingest-rel-{n}", workdir / f"ingest-{n}.log")
+        for n in range(run.ingests)
+    ]
+    agents: list[AgentProcess] = []
+    try:
+        for ingest in ingests:
+            ingest.start()
+            assert wait_log(ingest.log_path, "subscribed; ingesting", 30), "ingest did not start"
+        if not run.ingest_online:
+            for ingest in ingests:
+                assert ingest.terminate() == 0  # its session stays; the broker queues for it
+        # A clean restart writes the sessions to disk, as on a broker that has run a while.
+        broker.stop()
+        broker.start()
+        started = time.monotonic()
+        agents = start_agents(run, broker.url, topics, workdir)
+        time.sleep(run.kill_after_s)
+        before_kill = sum(a.state()["next_seq"] - a.state()["first_seq"] for a in agents)
+        broker.kill()  # mid-stream: its queue and in-flight messages go with it
+        time.sleep(run.down_s)
+        broker.start()
+        restarted = time.monotonic()
+        wait_for(lambda: _all_accepted(agents, run.per_agent), run.settle_timeout_s,
+                 "every agent to read its whole file")  # fmt: skip
+        if not run.ingest_online:
+            for ingest in ingests:
+                ingest.start()
+                assert wait_log(ingest.log_path, "subscribed; ingesting", 30, occurrences=2)
+        if run.confirm == "ingest":
+            wait_for(lambda: _all_confirmed(agents, run.per_agent), run.settle_timeout_s,
+                     "ingest to confirm every reading")  # fmt: skip
+            _quiet(url, 1.0, 10.0)
+        else:
+            # Freed on PUBACK: nothing waits for ingest; wait until ingest stops storing.
+            wait_for(lambda: all(a.state()["buffer_depth"] == 0 for a in agents),
+                     run.settle_timeout_s, "the agents to empty their buffers")  # fmt: skip
+            _quiet(url, 3.0, run.settle_timeout_s)
+        recovery = time.monotonic() - restarted
+        states = [a.state() for a in agents]
+    finally:
+        for agent in agents:
+            agent.stop()
+        for ingest in ingests:
+            if ingest.alive():
+                ingest.terminate()
+        broker.stop()
+    stored = stored_by_device(url)
+    sent = sum(s["next_seq"] - s["first_seq"] for s in states)
+    rows = sum(n for n, _ in stored.values())
+    distinct = sum(d for _, d in stored.values())
+    figures = {
+        "agents": run.agents,
+        "sent": sent,
+        "sent_before_kill": before_kill,
+        "stored": rows,
+        "lost": sent - distinct,
+        "duplicated": rows - distinct,
+        "resent": sum(int(s["resent"]) for s in states),
+        "still_buffered": sum(int(s["buffer_depth"]) for s in states),
+        "recovery_s": round(recovery, 2),
+        "wall_s": round(time.monotonic() - started, 2),
+    }
+    log.info("fleet %s: %s", describe(run), figures)
+    return figures
+
+
+def describe(run: FleetRun) -> str:
+    """Name a scenario for reports."""
+    ingest = "online" if run.ingest_online else "offline"
+    return f"broker SIGKILL, ingest {ingest}, free on {run.confirm} ack"
