@@ -40,7 +40,7 @@ INGEST_WRITES: Final = {
 # tests/feeds check on every response.)
 PRIVATE: Final = frozenset(
     {"rejected_messages", "quarantine", "device_sequences", "device_state", "registry_versions",
-     "schema_migrations"}
+     "schema_migrations", "readings_located", "rejected_daily"}
 )  # fmt: skip
 
 

@@ -71,7 +71,13 @@ def test_feeds_read_aggregates_but_never_device_health(login_as) -> None:  # typ
         assert conn.execute("SELECT count(*) FROM lots").fetchone() == (0,)
         assert conn.execute("SELECT count(*) FROM lot_now").fetchone() == (0,)
         assert conn.execute("SELECT count(*) FROM occupancy_5m").fetchone() == (0,)
-        for private in ("device_state", "device_sequences", "rejected_messages", "quarantine"):
+        for private in (
+            "device_state",
+            "device_sequences",
+            "rejected_messages",
+            "quarantine",
+            "readings_located",
+        ):
             assert _denied(conn, f"SELECT * FROM {private}"), private
         assert _denied(conn, "DELETE FROM lots")
 
