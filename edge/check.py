@@ -41,9 +41,7 @@ def run_checks(path: str) -> Iterator[Result]:
         return
     yield True, f"broker {host} resolves to {', '.join(map(str, addresses))}"
     try:
-        with socket.create_connection((host, port), timeout=config.mqtt.connect_timeout_s) as sock:
-            if config.mqtt.url.startswith("mqtts://"):
-                yield _check_tls(config, sock, host)
+        sock = socket.create_connection((host, port), timeout=config.mqtt.connect_timeout_s)
     except OSError as exc:
         yield (
             False,
@@ -54,6 +52,12 @@ def run_checks(path: str) -> Iterator[Result]:
         )
         return
     yield True, f"TCP {host}:{port} accepts connections"
+    with sock:
+        tls = _check_tls(config, sock, host) if config.mqtt.url.startswith("mqtts://") else None
+    if tls is not None:
+        yield tls
+        if not tls[0]:
+            return
     yield _check_mqtt(config)
 
 
