@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
 
 
 @dataclass(frozen=True)
@@ -40,11 +41,13 @@ def events(response: httpx.Response) -> Iterator[Event]:
         fields[name] = value.removeprefix(" ")
 
 
-def subscribe(
-    url: str, topic_filter: str
-) -> tuple[paho.Client, queue.Queue[tuple[str, dict, bool]]]:
-    received: queue.Queue[tuple[str, dict, bool]] = queue.Queue()
-    client = paho.Client(paho.CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
+Message = tuple[str, Any, bool]  # topic, decoded JSON body (None when empty), retained
+
+
+def subscribe(url: str, topic_filter: str) -> tuple[paho.Client, queue.Queue[Message]]:
+    """Subscribe to a filter; messages land in the returned queue."""
+    received: queue.Queue[Message] = queue.Queue()
+    client = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
     client.on_message = lambda _c, _u, msg: received.put(
         (msg.topic, json.loads(msg.payload) if msg.payload else None, bool(msg.retain))
     )
@@ -55,9 +58,8 @@ def subscribe(
     return client, received
 
 
-def wait_for(
-    received: queue.Queue[tuple[str, dict, bool]], match: Callable[[str, dict, bool], bool]
-) -> tuple[str, dict, bool]:
+def wait_for(received: queue.Queue[Message], match: Callable[[str, Any, bool], bool]) -> Message:
+    """Return the first message matching within 15 s, else fail."""
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         try:

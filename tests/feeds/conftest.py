@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import numpy as np
@@ -24,7 +25,7 @@ from streetsense.readings import Reading
 from streetsense.registry import Registry, parse_registry
 from tests.support.services import free_port
 
-CITY = {
+CITY: dict[str, list[dict[str, Any]]] = {
     "site": [{"id": "centre", "name": "Centre"}],
     "lot": [
         {"id": "harbour", "site": "centre", "name": "Harbour Garage", "kind": "off_street",

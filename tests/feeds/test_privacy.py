@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import httpx
 import psycopg
@@ -20,7 +21,7 @@ def _secrets() -> list[str]:
     return [d.id for d in registry.devices] + [s.id for s in registry.spots]
 
 
-def _urls(spec: dict, lots: list[str], segments: list[str]) -> Iterator[str]:
+def _urls(spec: dict[str, Any], lots: list[str], segments: list[str]) -> Iterator[str]:
     """Yield a URL for every GET operation of the OpenAPI document, for every id and format."""
     for path, operations in spec["paths"].items():
         if "get" not in operations or path.endswith("/stream"):

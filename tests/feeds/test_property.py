@@ -22,7 +22,7 @@ schema = schemathesis.openapi.from_dict(create_app(Settings()).openapi()).exclud
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-def test_no_server_errors(case: schemathesis.Case, feeds: Server) -> None:
+def test_no_server_errors(case: schemathesis.Case, feeds: Server) -> None:  # type: ignore[type-arg]
     response = case.call(base_url=feeds.url)
     assert response.status_code < 500, (case.path, case.query, response.text[:300])
     if response.status_code >= 400:

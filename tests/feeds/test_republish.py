@@ -92,7 +92,8 @@ def test_a_lot_removed_from_the_registry_has_its_topic_cleared(
     client, received = subscribe(settings.mqtt.url, f"{topics.prefix}/feeds/parking/#")
     try:
         wait_for(received, lambda t, b, r: t == station and b is not None)
-        smaller = {**CITY, "lot": [lot for lot in CITY["lot"] if lot["id"] != "station"]}
+        lots = [lot for lot in CITY["lot"] if lot["id"] != "station"]
+        smaller = {**CITY, "lot": lots}
         store_registry(city, parse_registry(smaller), "tests")
         wait_for(received, lambda t, b, r: t == station and b is None)
     finally:
