@@ -9,6 +9,7 @@ buffer.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sqlite3
@@ -306,10 +307,24 @@ class Buffer:
         """Delete readings with seq <= `upto` (ingest stored them); return how many went."""
         return self._delete(upto, acked=upto)
 
-    def forget(self, first: int, last: int) -> int:
-        """Delete readings first..last on the broker's PUBACK (confirm = "broker" only)."""
-        del first  # everything below was deleted or confirmed before
-        return self._delete(last)
+    def forget(self, seqs: list[int]) -> int:
+        """Delete exactly these readings on the broker's PUBACK (confirm = "broker" only)."""
+        meta = dict(self._meta)
+        chosen = (json.dumps(seqs),)
+        with self._transaction():
+            freed, count = self._conn.execute(
+                "SELECT COALESCE(SUM(size), 0), COUNT(*) FROM readings "
+                "WHERE seq IN (SELECT value FROM json_each(?))",
+                chosen,
+            ).fetchone()
+            self._conn.execute(
+                "DELETE FROM readings WHERE seq IN (SELECT value FROM json_each(?))", chosen
+            )
+            meta["bytes"] -= freed
+            meta["depth"] -= count
+            self._save_meta(meta)
+        self._meta = meta
+        return int(count)
 
     def _delete(self, upto: int, acked: int | None = None) -> int:
         meta = dict(self._meta)

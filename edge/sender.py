@@ -27,6 +27,7 @@ MAX_RESEND_BACKOFF = 16  # at most this many timeouts between re-sends while not
 class _Pack:
     first: int
     last: int
+    seqs: list[int]
     sent_at: float
 
 
@@ -75,7 +76,7 @@ class Sender:
             log.error("the broker refused pack %d-%d (not authorised?)", pack.first, pack.last)
         elif self.settings.confirm == "broker":
             # Demonstration only: a broker that dies now loses what it acknowledged.
-            self.buffer.forget(pack.first, pack.last)
+            self.buffer.forget(pack.seqs)
             self._note_progress(pack.sent_at)
 
     def on_ack(self, upto: int) -> None:
@@ -126,7 +127,8 @@ class Sender:
             if mid is None:
                 return False
             first, last = group[0].seq or 0, group[-1].seq or 0
-            self._inflight[mid] = _Pack(first, last, time.monotonic())
+            seqs = [r.seq for r in group if r.seq is not None]
+            self._inflight[mid] = _Pack(first, last, seqs, time.monotonic())
         first, last = readings[0].seq or 0, readings[-1].seq or 0
         self.buffer.mark_sent(first, last, now_ms)
         self.last_publish = time.time()
