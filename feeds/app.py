@@ -51,6 +51,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.include_router(router)
     app.add_api_route("/health", health, methods=["GET"], tags=["service"])
     _install_errors(app)
+    _document_problems_not_422(app)
     # Outermost last: CORS must answer preflights before rate limiting counts them, and the
     # hot path sits inside both.
     app.add_middleware(HotPath, runtime=runtime)
@@ -131,6 +132,20 @@ async def health(request: Request) -> Response:
     response.headers["Cache-Control"] = "no-store"
     response.status_code = 200 if healthy else 503
     return response
+
+
+def _document_problems_not_422(app: FastAPI) -> None:
+    """Drop FastAPI's default 422 from the document: bad parameters get a 400 problem here."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = FastAPI.openapi(app)
+            for operations in schema["paths"].values():
+                for operation in operations.values():
+                    operation.get("responses", {}).pop("422", None)
+        return app.openapi_schema or {}
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _install_errors(app: FastAPI) -> None:

@@ -18,6 +18,7 @@ from feeds.http import Cached, Problem, Rendered, render, render_json, respond
 from feeds.model import HORIZONS_MIN, LotView
 from feeds.negotiate import MEDIA_TYPES, Format, choose
 from feeds.runtime import Runtime, require_ready
+from feeds.schemas import History, Lot, LotForecastDocument, LotPage, LtaPage, documented
 
 router = APIRouter(tags=["parking"])
 LIVE_MAX_AGE: Final = 5
@@ -55,7 +56,11 @@ def select_lots(
     return select(lots, lambda lot: ((lot.lon, lot.lat),), box, near, keep)
 
 
-@router.get("/v1/parking/lots", summary="Every lot with its availability, trend and forecast")
+@router.get(
+    "/v1/parking/lots",
+    summary="Every lot with its availability, trend and forecast",
+    responses=documented(LotPage, "application/ld+json", "application/geo+json", "text/csv"),
+)
 async def list_lots(
     request: Request,
     bbox: BboxQuery = None,
@@ -138,7 +143,11 @@ def _lot_or_404(runtime: Runtime, lot_id: str) -> LotView:
     return lot
 
 
-@router.get("/v1/parking/lots/{lot_id}", summary="One lot")
+@router.get(
+    "/v1/parking/lots/{lot_id}",
+    summary="One lot",
+    responses=documented(Lot, "application/ld+json"),
+)
 async def get_lot(request: Request, lot_id: str, format: FormatQuery = None) -> Response:
     """Return one lot (json or jsonld)."""
     runtime = require_ready(request)
@@ -153,7 +162,11 @@ async def get_lot(request: Request, lot_id: str, format: FormatQuery = None) -> 
     return runtime.remember(request, snapshot, Cached(rendered, LIVE_MAX_AGE, modified))
 
 
-@router.get("/v1/parking/lots/{lot_id}/history", summary="A lot's occupancy over time")
+@router.get(
+    "/v1/parking/lots/{lot_id}/history",
+    summary="A lot's occupancy over time",
+    responses=documented(History),
+)
 def get_history(
     request: Request,
     lot_id: str,
@@ -171,7 +184,11 @@ def get_history(
     return respond(request, render_json(document), max_age=60, last_modified=read_at)
 
 
-@router.get("/v1/parking/lots/{lot_id}/forecast", summary="Free spaces expected ahead")
+@router.get(
+    "/v1/parking/lots/{lot_id}/forecast",
+    summary="Free spaces expected ahead",
+    responses=documented(LotForecastDocument),
+)
 async def get_forecast(request: Request, lot_id: str) -> Response:
     """Return the lot's forecast availability at +15/+30/+60 minutes."""
     runtime = require_ready(request)
@@ -199,6 +216,7 @@ async def get_forecast(request: Request, lot_id: str) -> Response:
     "/ltaodataservice/CarParkAvailabilityv2",
     summary="LTA DataMall CarParkAvailabilityv2 twin (plus TotalLots and freshness)",
     tags=["compatibility"],
+    responses=documented(LtaPage),
 )
 async def lta_availability(
     request: Request,

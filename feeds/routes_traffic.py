@@ -23,6 +23,7 @@ from feeds.routes_parking import (
     RadiusQuery,
 )
 from feeds.runtime import Runtime, require_ready
+from feeds.schemas import Segment, SegmentPage, documented
 
 router = APIRouter(tags=["traffic"])
 FLOW_MAX_AGE: Final = 30
@@ -45,7 +46,11 @@ def select_segments(
     )
 
 
-@router.get("/v1/traffic/segments", summary="Every road segment with its latest flow")
+@router.get(
+    "/v1/traffic/segments",
+    summary="Every road segment with its latest flow",
+    responses=documented(SegmentPage, "application/ld+json", "application/geo+json", "text/csv"),
+)
 async def list_segments(
     request: Request,
     bbox: BboxQuery = None,
@@ -106,7 +111,11 @@ def _render_segments(
     return render_json(document)
 
 
-@router.get("/v1/traffic/segments/{segment_id}", summary="One road segment")
+@router.get(
+    "/v1/traffic/segments/{segment_id}",
+    summary="One road segment",
+    responses=documented(Segment, "application/ld+json"),
+)
 async def get_segment(
     request: Request,
     segment_id: str,

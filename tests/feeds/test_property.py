@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import schemathesis
 from hypothesis import HealthCheck, settings
+from schemathesis import checks
 
 from feeds.app import create_app
 from streetsense.config import Settings
@@ -27,3 +28,15 @@ def test_no_server_errors(case: schemathesis.Case, feeds: Server) -> None:  # ty
     assert response.status_code < 500, (case.path, case.query, response.text[:300])
     if response.status_code >= 400:
         assert response.headers["content-type"] == ["application/problem+json"]
+    # Every answer has a documented status, and JSON bodies match their declared schema.
+    # (Acceptance of schema-valid input is not checked: a bbox with swapped corners fits
+    # the string type yet is refused, by design.)
+    case.validate_response(
+        response,
+        checks=[
+            checks.not_a_server_error,
+            checks.status_code_conformance,
+            checks.content_type_conformance,
+            checks.response_schema_conformance,
+        ],
+    )

@@ -1,0 +1,180 @@
+"""Response shapes for the OpenAPI document (responses are rendered by feeds.formats)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class Location(BaseModel):
+    """WGS 84 position."""
+
+    lat: float
+    lon: float
+
+
+class LotForecast(BaseModel):
+    """Free spaces expected ahead; null values carry a reason."""
+
+    available_15m: float | None
+    available_30m: float | None
+    available_60m: float | None
+    issued_at: str | None = Field(description="when the forecast run was made (RFC 3339)")
+    reason: str | None = None
+
+
+class Lot(BaseModel):
+    """A lot: aggregate counts only."""
+
+    id: str
+    name: str
+    kind: str = Field(description="off_street or on_street")
+    area: str
+    location: Location
+    capacity: int
+    available: int | None = Field(description="free spaces; null until a sensor reported")
+    occupied: int | None
+    occupancy: float | None = Field(description="occupied share of capacity, 0-1")
+    trend: str | None = Field(description="filling, emptying or steady vs 15 minutes ago")
+    observed_at: str | None = Field(description="newest reading behind the count")
+    stale: bool = Field(description="true when observed_at is older than feeds.stale_after_s")
+    forecast: LotForecast
+    distance_m: float | None = Field(None, description="only with `near`")
+
+
+class LotPage(BaseModel):
+    """One page of lots."""
+
+    total: int
+    offset: int
+    limit: int
+    count: int
+    next: str | None = Field(description="URL of the next page, null on the last")
+    lots: list[Lot]
+
+
+class HistoryPoint(BaseModel):
+    """One rollup bucket of a lot."""
+
+    bucket: str
+    occupied: float
+    available: float
+    occupancy: float
+    samples: int
+
+
+class History(BaseModel):
+    """A lot's occupancy over time."""
+
+    lot: str
+    capacity: int
+    from_: str = Field(alias="from")
+    to: str
+    resolution: str
+    points: list[HistoryPoint]
+
+
+class ForecastPoint(BaseModel):
+    """Free spaces expected at one horizon."""
+
+    horizon_min: int
+    at: str | None
+    available: float | None
+
+
+class LotForecastDocument(BaseModel):
+    """A lot's forecast."""
+
+    lot: str
+    capacity: int
+    issued_at: str | None
+    points: list[ForecastPoint]
+    reason: str | None
+
+
+class SegmentForecast(BaseModel):
+    """Vehicles per 5 minutes expected ahead."""
+
+    vehicle_count_15m: float | None
+    vehicle_count_30m: float | None
+    vehicle_count_60m: float | None
+    issued_at: str | None
+    reason: str | None = None
+
+
+class Segment(BaseModel):
+    """A road segment with its latest complete 5-minute flow bucket."""
+
+    id: str
+    name: str
+    direction: str
+    area: str
+    geometry: dict[str, Any] = Field(description="GeoJSON LineString")
+    speed_limit_kmh: float
+    capacity_vph: float
+    bucket: str | None
+    vehicle_count: float | None
+    flow_vph: float | None
+    mean_speed: float | None = Field(description="km/h")
+    detector_occupancy: float | None = Field(description="%")
+    congestion: str = Field(description="free, moderate, heavy, severe or unknown")
+    stale: bool
+    forecast: SegmentForecast
+    distance_m: float | None = None
+
+
+class SegmentPage(BaseModel):
+    """One page of segments."""
+
+    total: int
+    offset: int
+    limit: int
+    count: int
+    segments: list[Segment]
+
+
+class LtaRecord(BaseModel):
+    """One CarParkAvailabilityv2 record, with our additions."""
+
+    CarParkID: str
+    Area: str
+    Development: str
+    Location: str = Field(description='"lat lon"')
+    AvailableLots: int
+    LotType: str
+    Agency: str
+    TotalLots: int
+    UpdateDatetime: str | None
+    Stale: bool
+
+
+class LtaPage(BaseModel):
+    """A DataMall page."""
+
+    odata_metadata: str = Field(alias="odata.metadata")
+    value: list[LtaRecord]
+
+
+class ProblemDocument(BaseModel):
+    """RFC 9457 problem details."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str
+
+
+def documented(model: type[BaseModel], *media_types: str) -> dict[int | str, dict[str, Any]]:
+    """Return `responses=` for a route that answers `model` as JSON (and other media types)."""
+    problem = {"model": ProblemDocument, "content": {"application/problem+json": {}}}
+    content: dict[str, Any] = {media: {} for media in media_types}
+    return {
+        200: {"model": model, "content": content},
+        304: {"description": "Not Modified (revalidation)"},
+        400: problem,
+        404: problem,
+        429: problem,
+        503: problem,
+    }
