@@ -114,12 +114,11 @@ def _run(
     for step in range(h):
         if step >= known_steps:
             day_term[step] = coef[LAGS + 1] * history[:, offset + step - day]
+        lag_sum = coef[1] * lags[0]
+        for lag in range(2, LAGS + 1):
+            lag_sum = lag_sum + coef[lag] * lags[lag - 1]
         value = (
-            profile_term[step]
-            + sum(coef[lag] * lags[lag - 1] for lag in range(1, LAGS + 1))
-            + day_term[step]
-            + coef[LAGS + 2] * slow
-            + coef[LAGS + 3]
+            profile_term[step] + lag_sum + day_term[step] + coef[LAGS + 2] * slow + coef[LAGS + 3]
         )
         path[:, step] = value
         history[:, offset + step] = value
