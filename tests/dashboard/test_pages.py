@@ -7,6 +7,7 @@ import json
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pandas as pd
 import pyarrow as pa
@@ -273,3 +274,22 @@ def test_parking_history_carries_the_latest_forecast_and_its_band(app: Run, city
         city.url, "SELECT count(*) FROM occupancy_1h WHERE lot_id = ANY(%s)", (chosen,)
     )
     assert len(history) == buckets
+
+
+def test_custom_dates_are_local_days_and_pick_their_tier(app: Run, city: City) -> None:
+    at = app("parking")
+    at.selectbox(key="range").set_value("Custom dates").run()
+    today = datetime.now(UTC).astimezone(ZoneInfo("Europe/Copenhagen")).date()
+    at.date_input(key="dates").set_value((today - timedelta(days=1), today)).run()
+    assert not at.exception
+    # Two local days read the 5-minute tier; the chart holds exactly those buckets.
+    assert "data at 5m resolution" in " ".join(c.value for c in at.caption)
+    chosen = sorted(at.multiselect(key="lots").value)
+    zone = ZoneInfo("Europe/Copenhagen")
+    start = datetime.combine(today - timedelta(days=1), datetime.min.time(), zone)
+    [(buckets,)] = query(
+        city.url,
+        "SELECT count(*) FROM occupancy_5m WHERE lot_id = ANY(%s) AND bucket >= %s AND bucket < %s",
+        (chosen, start, start + timedelta(days=2)),
+    )
+    assert len(chart_data(at, 0)["lot_id,bucket,occupied"]) == buckets > 0
