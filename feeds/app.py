@@ -19,7 +19,7 @@ from starlette.responses import Response
 
 from feeds import routes_parking, routes_traffic, stream
 from feeds.engine import FeedEngine
-from feeds.guard import RateLimit, SecurityHeaders
+from feeds.guard import HeadAsGet, RateLimit, SecurityHeaders
 from feeds.hot import HotPath
 from feeds.http import Problem, problem_response, render_json, respond
 from feeds.republish import Republisher
@@ -65,6 +65,7 @@ def create_app(settings: Settings) -> FastAPI:
         expose_headers=["ETag", "Last-Modified", "Retry-After"],
         max_age=86_400,
     )
+    app.add_middleware(HeadAsGet)
     app.add_middleware(SecurityHeaders)
     return app
 
@@ -178,7 +179,7 @@ def _install_errors(app: FastAPI) -> None:
         if exc.status_code == 404:
             detail = f"no such path {request.url.path[:100]!r}; the API is described at /docs"
         elif exc.status_code == 405:
-            detail = "the open feeds are read-only: use GET"
+            detail = "the open feeds are read-only: use GET (or HEAD)"
         problem = Problem(exc.status_code, "Request refused", detail, f"http-{exc.status_code}")
         return problem_response(request, problem, dict(exc.headers or {}))
 

@@ -1,4 +1,4 @@
-"""ASGI middleware: per-client rate limits (429 + Retry-After) and security headers."""
+"""ASGI middleware: per-client rate limits (429 + Retry-After), security headers, HEAD."""
 
 from __future__ import annotations
 
@@ -111,3 +111,23 @@ class RateLimit:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+class HeadAsGet:
+    """Answer HEAD like GET without the body (link checkers and caches use it)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run HEAD requests as GET and drop the body on the way out."""
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_headers_only(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, send_headers_only)

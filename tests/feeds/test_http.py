@@ -104,6 +104,16 @@ def test_rate_limit_answers_429_with_retry_after(
     assert health.status_code == 200  # monitoring is never throttled
 
 
+def test_head_gives_the_headers_of_get(feeds: Server) -> None:
+    with feeds.client() as client:
+        full = client.get("/v1/parking/lots")
+        head = client.head("/v1/parking/lots")
+    assert head.status_code == 200
+    assert head.content == b""
+    assert head.headers["etag"] == full.headers["etag"]
+    assert head.headers["content-type"] == "application/json"
+
+
 def test_unknown_path_and_method_get_problems(feeds: Server) -> None:
     with feeds.client() as client:
         missing = client.get("/v2/whatever")
