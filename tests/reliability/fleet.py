@@ -38,6 +38,7 @@ class FleetRun:
     kill_after_s: float = 2.0
     down_s: float = 1.5
     settle_timeout_s: float = 120.0
+    shared_group: str | None = None  # None: the settings' own; "": a plain subscription
 
 
 def replay_file(path: Path, count: int, spacing_ms: int) -> Path:
@@ -118,7 +119,10 @@ def _quiet(database_url: str, seconds: float, timeout: float) -> int:
 def run_fleet(run: FleetRun, settings: Settings, topics: Topics, workdir: Path) -> dict[str, Any]:
     """Run the scenario; return its figures (sent, stored, lost, duplicated, recovery...)."""
     broker = persistent_mosquitto(workdir / "broker").start()
-    settings = with_overrides(settings, mqtt={"url": broker.url}, ingest={"auto_register": True})
+    mqtt: dict[str, str] = {"url": broker.url}
+    if run.shared_group is not None:
+        mqtt["shared_group"] = run.shared_group
+    settings = with_overrides(settings, mqtt=mqtt, ingest={"auto_register": True})
     url = settings.database.url
     ingests = [
         IngestProcess(settings, f"ingest-rel-{n}", workdir / f"ingest-{n}.log")
@@ -190,4 +194,5 @@ def run_fleet(run: FleetRun, settings: Settings, topics: Topics, workdir: Path) 
 def describe(run: FleetRun) -> str:
     """Name a scenario for reports."""
     ingest = "online" if run.ingest_online else "offline"
-    return f"broker SIGKILL, ingest {ingest}, free on {run.confirm} ack"
+    plain = ", plain subscription" if run.shared_group == "" else ""
+    return f"broker SIGKILL, ingest {ingest}{plain}, free on {run.confirm} ack"
