@@ -142,6 +142,7 @@ def run_fleet(run: FleetRun, settings: Settings, topics: Topics, workdir: Path) 
         started = time.monotonic()
         agents = start_agents(run, broker.url, topics, workdir)
         time.sleep(run.kill_after_s)
+        # From the agents' state files (written every 0.5 s): about what was read before the kill.
         before_kill = sum(a.state()["next_seq"] - a.state()["first_seq"] for a in agents)
         broker.kill()  # mid-stream: its queue and in-flight messages go with it
         time.sleep(run.down_s)
