@@ -252,7 +252,7 @@ def naive_worker(url: str, port: int) -> None:
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-naive")
     client.on_message = on_message
     client.connect("127.0.0.1", port)
-    client.subscribe(f"{PREFIX}/#", qos=1)
+    client.subscribe(f"{PREFIX}/+/+/parking", qos=1)  # its data topics, not the retained acks
     client.loop_forever()
 
 
@@ -260,7 +260,8 @@ def run_ceiling(url: str, port: int, load: Load) -> tuple[float, int]:
     """Pipe mosquitto_sub into psql \\copy; return (seconds from first planned to done, rows)."""
     total = load.count * len(load.devices)
     command = (
-        f"mosquitto_sub -p {port} -q 1 -i bench-ceiling -t '{PREFIX}/#' -C {total} -F '%t\t%p'"
+        f"mosquitto_sub -p {port} -q 1 -i bench-ceiling -t '{PREFIX}/+/+/parking' -C {total}"
+        " -F '%t\t%p'"
         f" | psql '{url}' -q -c '\\copy raw_messages (topic, payload) FROM STDIN'"
     )
     shell = subprocess.Popen(command, shell=True)
@@ -301,11 +302,13 @@ def measure(pipeline: str, port: int, args: argparse.Namespace) -> dict[str, flo
             with psycopg.connect(url) as conn:
                 row = conn.execute("SELECT count(*) FROM readings").fetchone()
             rows = int(row[0]) if row else 0
-            latencies = sorted(progress.latencies()) or [float("nan")]
-            result = {
-                "latency_p50_ms": round(1000 * statistics.median(latencies)),
-                "latency_p99_ms": round(1000 * latencies[int(0.99 * (len(latencies) - 1))]),
-            }
+            latencies = sorted(progress.latencies())
+            result = {"latency_p50_ms": "n/a", "latency_p99_ms": "n/a"}
+            if latencies:
+                result = {
+                    "latency_p50_ms": round(1000 * statistics.median(latencies)),
+                    "latency_p99_ms": round(1000 * latencies[int(0.99 * (len(latencies) - 1))]),
+                }
         messages = load.count * len(devices)
         expected = messages * (1 if pipeline == "ceiling" else args.pack)
         offered = messages / max(1e-9, load.finished_at - load.start)
@@ -338,30 +341,23 @@ def main() -> None:
     if args.naive_worker:
         naive_worker(args.naive_worker[0], int(args.naive_worker[1]))
         return
-    broker = persistent_mosquitto(Path(tempfile.mkdtemp(prefix="ss-bench-mq-"))).start()
-    try:
-        rows = [measure(p, broker.port, args) for p in args.pipelines.split(",")]
-    finally:
-        broker.stop()
-    columns = [
-        "pipeline",
-        "messages",
-        "offered_msg_s",
-        "msg_s",
-        "readings_s",
-        "latency_p50_ms",
-        "latency_p99_ms",
-        "lost",
-        "broker_dropped",
-    ]
+    columns = "pipeline messages offered_msg_s msg_s readings_s latency_p50_ms latency_p99_ms"
+    columns += " lost broker_dropped"
+    names = columns.split()
     print(
         f"rate {args.rate:g} msg/s offered, {args.pack} reading(s) per message, "
         f"{args.devices} publishers"
     )
-    print("| " + " | ".join(columns) + " |")
-    print("|" + "---|" * len(columns))
-    for row in rows:
-        print("| " + " | ".join(str(row.get(c, "")) for c in columns) + " |")
+    print("| " + " | ".join(names) + " |")
+    print("|" + "---|" * len(names), flush=True)
+    broker = persistent_mosquitto(Path(tempfile.mkdtemp(prefix="ss-bench-mq-"))).start()
+    rows = []
+    try:
+        for pipeline in args.pipelines.split(","):
+            rows.append(measure(pipeline, broker.port, args))
+            print("| " + " | ".join(str(rows[-1].get(c, "")) for c in names) + " |", flush=True)
+    finally:
+        broker.stop()
     by = {str(r["pipeline"]): r for r in rows}
     if "ingest" in by and "ceiling" in by:
         print(

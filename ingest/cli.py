@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -18,6 +19,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--auto-register", action="store_true", help="register unknown devices on first sight"
     )
+    parser.add_argument(
+        "--replay-quarantine",
+        metavar="DEVICE",
+        help="publish a now-registered device's quarantined messages again, then exit",
+    )
     parser.set_defaults(handler=_run)
 
 
@@ -29,5 +35,11 @@ def _run(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     if args.auto_register:
         settings = with_overrides(settings, ingest={"auto_register": True})
+    if args.replay_quarantine:
+        from ingest.replay import replay_quarantine  # noqa: PLC0415
+
+        count = replay_quarantine(settings, args.replay_quarantine)
+        sys.stdout.write(f"replayed {count} quarantined message(s)\n")
+        return 0
     IngestService(settings, StopSignal().install(), client_id=args.client_id).run()
     return 0

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import Final
 
@@ -51,7 +54,7 @@ class IngestService:
         self.inbox = Inbox(min(ingest.batch_max_readings, max(1, ingest.receive_maximum // 2)))
         self.link = BrokerLink(settings, self.inbox, self.metrics, client_id)
         # Read at scrape time, so the lag shows even while a commit is stuck.
-        self.metrics.lag_messages.set_function(lambda: self.inbox.depth()[0] + len(self._taken))
+        self.metrics.lag_messages.set_function(self._lag_messages)
         self.metrics.lag_seconds.set_function(self._lag_seconds)
         self.classifier = Classifier(ingest, Topics(settings.mqtt.topic_prefix), set())
         self.url = require_url(settings.database)
@@ -60,8 +63,9 @@ class IngestService:
         self.writer = ReadingWriter()
         self.totals = Totals()
         self._known_at = 0.0
-        # The messages being committed now (for the lag metrics).
-        self._taken: list[Message] = []
+        # Classified batches waiting for or in their commit, oldest first (one commit thread).
+        self._pipeline: deque[Batch] = deque()
+        self._commits: queue.Queue[Batch | None] = queue.Queue(maxsize=1)
 
     def run(self) -> None:
         """Run until the stop signal; flush, commit and ack what was taken, then disconnect."""
@@ -84,48 +88,82 @@ class IngestService:
             )
 
     def _loop(self) -> None:
+        # Classifying the next batch overlaps the database's work on this one.
+        committer = threading.Thread(target=self._commit_loop, name="ingest-commit", daemon=True)
+        committer.start()
         max_age = self.settings.ingest.batch_max_age_ms / 1000
         last_log = time.monotonic()
-        while True:
-            messages = self.inbox.take(max_age, self.stop.event)
-            if messages:
-                self._process(messages)
-            if time.monotonic() - last_log >= PROGRESS_EVERY_S:
-                last_log = time.monotonic()
-                log.info(
-                    "ingest: %d messages, %d readings written, %d rejected so far",
-                    self.totals.messages,
-                    self.totals.written,
-                    self.totals.rejected,
-                )
-            if self.stop.stopping and not messages:
-                return
-
-    def _lag_seconds(self) -> float:
-        taken = self._taken
-        if taken:
-            return max(0.0, time.time() - taken[0].received)
-        return self.inbox.depth()[1]
-
-    def _process(self, messages: list[Message]) -> None:
-        self._taken = messages
         try:
-            self._process_taken(messages)
+            while committer.is_alive():
+                messages = self.inbox.take(max_age, self.stop.event)
+                if messages:
+                    self._hand_over(self._classify(messages), committer)
+                if time.monotonic() - last_log >= PROGRESS_EVERY_S:
+                    last_log = time.monotonic()
+                    log.info(
+                        "ingest: %d messages, %d readings written, %d rejected so far",
+                        self.totals.messages,
+                        self.totals.written,
+                        self.totals.rejected,
+                    )
+                if self.stop.stopping and not messages:
+                    return
         finally:
-            self._taken = []
+            self._hand_over(None, committer)
+            committer.join()
 
-    def _process_taken(self, messages: list[Message]) -> None:
+    def _classify(self, messages: list[Message]) -> Batch:
         self.metrics.received.inc(len(messages))
         batch = Batch()
         for message in messages:
             self.classifier.add(message, batch)
-        result = self._commit(batch)
-        if result is None:
-            return  # stopped while the database was away: the broker keeps the messages
-        self.metrics.acked.inc(self.link.ack(batch.messages))
-        if result.acks:
-            self.link.publish_acks(result.acks)
-        self._count(batch, result)
+        self._pipeline.append(batch)
+        return batch
+
+    def _hand_over(self, batch: Batch | None, committer: threading.Thread) -> None:
+        while committer.is_alive():
+            try:
+                self._commits.put(batch, timeout=0.5)
+                return
+            except queue.Full:
+                continue
+
+    def _commit_loop(self) -> None:
+        """Commit batches in order, then acknowledge them; stops on None or a stop mid-outage."""
+        while True:
+            batch = self._commits.get()
+            if batch is None:
+                return
+            try:
+                result = self._commit(batch)
+            except Exception:  # the loop's edge: log, keep the messages unacked, go on
+                log.exception("commit of %d messages failed", len(batch.messages))
+                result = None
+                if not self.stop.wait(self.db_backoff.next_delay()):
+                    self._commits_retry(batch)
+                    continue
+            if result is None:
+                return  # stopped while the database was away: the broker keeps the messages
+            self.metrics.acked.inc(self.link.ack(batch.messages))
+            if result.acks:
+                self.link.publish_acks(result.acks)
+            self._count(batch, result)
+            self._pipeline.popleft()
+
+    def _commits_retry(self, batch: Batch) -> None:
+        # Put the failed batch back in front: batches must commit in order.
+        with self._commits.mutex:
+            self._commits.queue.appendleft(batch)
+            self._commits.not_empty.notify()
+
+    def _lag_messages(self) -> int:
+        return self.inbox.depth()[0] + sum(len(b.messages) for b in list(self._pipeline))
+
+    def _lag_seconds(self) -> float:
+        pipeline = list(self._pipeline)
+        if pipeline and pipeline[0].messages:
+            return max(0.0, time.time() - pipeline[0].messages[0].received)
+        return self.inbox.depth()[1]
 
     def _commit(self, batch: Batch) -> CommitResult | None:
         """Commit the batch, retrying with backoff until it is stored or a stop is asked."""

@@ -6,8 +6,11 @@ import json
 import time
 
 import psycopg
+import pytest
 
+from ingest.replay import replay_quarantine
 from streetsense.config import Settings, with_overrides
+from streetsense.errors import RegistryError
 from streetsense.topics import Channel, Topics
 from tests.ingest.support import (
     SITE,
@@ -183,3 +186,21 @@ def test_mqtt_311_without_shared_subscription(settings: Settings, topics: Topics
         assert wait_until(lambda: count(url, "SELECT count(*) FROM readings") == 201)
         publisher.close()
     assert count(url, "SELECT contiguous_seq FROM device_sequences") == 200
+
+
+def test_quarantined_messages_are_replayed_once_registered(
+    settings: Settings, topics: Topics
+) -> None:
+    url = settings.database.url
+    with ingest_thread(settings):
+        publisher = Publisher(settings.mqtt.url, topics)
+        publisher.send_readings(SITE, "late-reg", readings("late-reg", 1, 4))
+        assert wait_until(lambda: count(url, "SELECT count(*) FROM quarantine") == 1)
+        publisher.close()
+        with pytest.raises(RegistryError, match="registry load"):
+            replay_quarantine(settings, "late-reg")
+        register(url, ["late-reg"])
+        assert replay_quarantine(settings, "late-reg") == 1
+        assert wait_until(lambda: count(url, "SELECT count(*) FROM readings") == 4)
+    assert count(url, "SELECT count(*) FROM quarantine WHERE released_at IS NULL") == 0
+    assert replay_quarantine(settings, "late-reg") == 0
