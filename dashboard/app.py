@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import access
+from streetsense.errors import ConfigError, ServiceUnavailableError
 
 st.set_page_config(page_title="streetsense", page_icon=":material/local_parking:", layout="wide")
 access.require_login()
@@ -21,4 +22,8 @@ navigation = st.navigation(
 )  # fmt: skip
 if access.login_configured() and access.logged_in():
     st.sidebar.button("Sign out", on_click=st.logout)
-navigation.run()
+try:
+    navigation.run()
+except (ConfigError, ServiceUnavailableError) as exc:
+    # Whatever page: say what is wrong and how to fix it, not a traceback.
+    st.error(str(exc), icon=":material/cloud_off:")

@@ -6,19 +6,21 @@ DataFrame with UTC timestamps, and keeps at most `max_entries` results for `ttl`
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any, Final
 
 import pandas as pd
 import psycopg
 import streamlit as st
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from store import dashboard_forecasts, dashboard_ops, dashboard_reads
 from store.dashboard_reads import Table
+from store.db import describe_url
 from streetsense.config import Settings, load_settings
-from streetsense.errors import ConfigError
+from streetsense.errors import ConfigError, ServiceUnavailableError
 
 # Current state changes every few seconds; history only when a new bucket closes.
 NOW_TTL_S: Final = 15
@@ -50,7 +52,11 @@ def _configure(conn: psycopg.Connection) -> None:
     conn.execute("SET statement_timeout TO '30s'")
 
 
-@st.cache_resource(show_spinner=False)
+def _close(released: ConnectionPool) -> None:
+    released.close()
+
+
+@st.cache_resource(show_spinner=False, max_entries=4, on_release=_close)
 def pool(url: str) -> ConnectionPool:
     """Return the process-wide connection pool for a database."""
     return ConnectionPool(
@@ -64,12 +70,27 @@ def pool(url: str) -> ConnectionPool:
     )
 
 
+@contextmanager
+def _connection(url: str) -> Iterator[psycopg.Connection]:
+    """Lend a pooled connection; an unreachable database becomes one clear error."""
+    timeout = settings().database.connect_timeout_s
+    try:
+        with pool(url).connection(timeout=timeout) as conn:
+            yield conn
+    except (PoolTimeout, psycopg.OperationalError) as exc:
+        raise ServiceUnavailableError(
+            f"the dashboard cannot reach PostgreSQL at {describe_url(url)} ({exc}). Fix: start "
+            "the server or point STREETSENSE_DATABASE_URL at a running one; "
+            "`streetsense doctor` checks it"
+        ) from exc
+
+
 def _frame(table: Table) -> pd.DataFrame:
     return pd.DataFrame(table.rows, columns=list(table.columns))
 
 
 def _read(url: str, reader: Callable[..., Table], *args: Any) -> pd.DataFrame:
-    with pool(url).connection() as conn:
+    with _connection(url) as conn:
         return _frame(reader(conn, *args))
 
 
@@ -100,7 +121,7 @@ def segments_now(url: str) -> pd.DataFrame:
 @st.cache_data(ttl=NOW_TTL_S, max_entries=8, show_spinner=False)
 def city_kpis(url: str) -> dict[str, float]:
     """Return the city-wide figures of the City now page."""
-    with pool(url).connection() as conn:
+    with _connection(url) as conn:
         return dashboard_reads.city_kpis(conn)
 
 
@@ -163,7 +184,7 @@ def congestion(url: str, start: datetime, end: datetime, tier: str, limit: int) 
 @st.cache_data(ttl=NOW_TTL_S, max_entries=8, show_spinner=False)
 def device_summary(url: str) -> dict[str, int]:
     """Return device counts by health."""
-    with pool(url).connection() as conn:
+    with _connection(url) as conn:
         return dashboard_ops.device_summary(conn, LOW_BATTERY_V)
 
 

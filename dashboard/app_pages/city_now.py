@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import charts, controls, data
+from streetsense.errors import ServiceUnavailableError
 
 REFRESH_S = 30
 
@@ -15,7 +16,15 @@ st.title(f"{settings.city.name}: now")
 
 @st.fragment(run_every=REFRESH_S)
 def now_view() -> None:
-    """Render the KPIs, the map and the lists; re-runs alone every REFRESH_S seconds."""
+    """Re-run alone every REFRESH_S seconds; a fragment keeps its errors to itself."""
+    try:
+        render_now()
+    except ServiceUnavailableError as exc:
+        st.error(str(exc), icon=":material/cloud_off:")
+
+
+def render_now() -> None:
+    """Render the KPIs, the map and the lists."""
     kpis = data.city_kpis(url)
     lots_now = data.lots_now(url)
     segments_now = data.segments_now(url)
