@@ -16,41 +16,16 @@ import logging
 import sys
 import tempfile
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-
-import psycopg
-from psycopg import sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from store.migrate import migrate
-from streetsense.config import DatabaseSettings, load_settings, with_overrides
+from streetsense.config import load_settings, with_overrides
 from streetsense.topics import Topics
 from tests.reliability.fleet import FleetRun, describe, run_fleet
-from tests.support.services import database_admin_url
+from tests.reliability.scratch import scratch_database
 
 log = logging.getLogger("bench.reliability_fleet")
-
-
-@contextmanager
-def scratch_database() -> Iterator[str]:
-    """Create a migrated scratch database; drop it afterwards."""
-    admin = database_admin_url()
-    name = f"ss_bench_rel_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = psycopg.conninfo.make_conninfo(admin, dbname=name)
-    try:
-        with psycopg.connect(url) as conn:
-            migrate(conn, DatabaseSettings(timescale="off"))
-        yield url
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
 
 
 def main() -> int:

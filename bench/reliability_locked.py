@@ -1,0 +1,116 @@
+"""Fault 7 at full size: the readings table locked for 30 s under a 100,000-reading stream.
+
+    .venv/bin/python bench/reliability_locked.py [--lock-s 30] [--per-device 12500]
+
+A real `streetsense ingest` process against a scratch database of the test server and a
+private Mosquitto. While an ACCESS EXCLUSIVE lock holds the readings table, ingest must keep
+its memory bounded (the broker holds back what exceeds `ingest.receive_maximum`) and lose
+nothing. Prints the figures as one Markdown table row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+import psycopg
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from streetsense.config import load_settings, with_overrides
+from streetsense.topics import Topics
+from tests.ingest.services import persistent_mosquitto
+from tests.ingest.support import (
+    IngestProcess,
+    count,
+    exactly_once,
+    register,
+    stream,
+    wait_log,
+    wait_until,
+)
+from tests.reliability.scratch import scratch_database
+from tests.support.services import free_port
+
+log = logging.getLogger("bench.reliability_locked")
+DEVICES = [f"dev{i}" for i in range(8)]
+
+
+def _rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def _lag(port: int) -> float:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        for line in response.read().decode().splitlines():
+            if line.startswith("streetsense_ingest_lag_messages "):
+                return float(line.split()[1])
+    return -1.0
+
+
+def main() -> int:
+    """Lock the table, stream, release; print sent, stored, lost, duplicated, memory, lag."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lock-s", type=float, default=30.0)
+    parser.add_argument("--per-device", type=int, default=12_500)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    port = free_port()
+    topics = Topics(f"bench-{uuid.uuid4().hex[:8]}/streetsense/v1")
+    with scratch_database() as url, tempfile.TemporaryDirectory(prefix="ss-lock-") as work:
+        broker = persistent_mosquitto(Path(work) / "broker").start()
+        settings = with_overrides(
+            load_settings(None, environ={}),
+            database={"url": url, "timescale": "off"},
+            mqtt={"url": broker.url, "topic_prefix": topics.prefix},
+            ingest={"metrics_port": port},
+        )
+        register(url, DEVICES)
+        ingest = IngestProcess(settings, "ingest-lock", Path(work) / "ingest.log").start()
+        try:
+            assert wait_log(ingest.log_path, "subscribed; ingesting", 30)
+            assert ingest.process is not None
+            rss_before = _rss_kib(ingest.process.pid)
+            lags: list[float] = []
+            rss_peak = rss_before
+            with psycopg.connect(url) as locker:
+                locker.execute("LOCK TABLE readings IN ACCESS EXCLUSIVE MODE")
+                locked_at = time.monotonic()
+                sent = stream(broker.url, topics, DEVICES, args.per_device, 1)
+                while time.monotonic() - locked_at < args.lock_s:
+                    lags.append(_lag(port))
+                    rss_peak = max(rss_peak, _rss_kib(ingest.process.pid))
+                    time.sleep(0.5)
+                locker.rollback()
+            released = time.monotonic()
+            assert wait_until(lambda: count(url, "SELECT count(*) FROM readings") >= sent, 600)
+            recovery = time.monotonic() - released
+            rows, distinct = exactly_once(url)
+        finally:
+            ingest.terminate()
+            broker.stop()
+    figures = {
+        "sent": sent, "stored": rows, "lost": sent - distinct, "duplicated": rows - distinct,
+        "recovery_s": round(recovery, 1), "max_lag_messages": max(lags),
+        "rss_growth_mib": round((rss_peak - rss_before) / 1024, 1),
+    }  # fmt: skip
+    log.info("locked table %.0f s: %s", args.lock_s, figures)
+    sys.stdout.write(
+        f"| readings table locked {args.lock_s:.0f} s | {sent:,} | {rows:,} | {sent - distinct:,} "
+        f"| {rows - distinct:,} | {recovery:.1f} s after release | max lag {max(lags):.0f} "
+        f"messages, RSS +{figures['rss_growth_mib']} MiB |\n"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
