@@ -38,6 +38,8 @@ class TimeRange:
     tier: str
     timezone: str
     label: str
+    # The resolution as chosen, never coarsened: a download has no screen to overload.
+    export_tier: str
 
     @property
     def zone(self) -> ZoneInfo:
@@ -93,7 +95,8 @@ def time_range(timezone: str, now: datetime | None = None) -> TimeRange:
         )
         tier = resolve_tier(start, end, RESOLUTIONS[resolution])
         st.caption(f"Times in {timezone}; data at {tier} resolution.")
-    return TimeRange(start, end, tier, timezone, label)
+    export_tier = RESOLUTIONS[resolution] or pick_tier(start, end)
+    return TimeRange(start, end, tier, timezone, label, export_tier)
 
 
 def _dates_to_range(picked: object, zone: ZoneInfo, today: date) -> tuple[datetime, datetime]:

@@ -26,7 +26,7 @@ DATASETS: Final = {
     d.label: d
     for d in (
         Dataset("Occupancy history", "lot",
-                lambda u, s, ids: data.occupancy(u, ids, s.start, s.end, s.tier)),
+                lambda u, s, ids: data.occupancy(u, ids, s.start, s.end, s.export_tier)),
         Dataset("Hour-of-week occupancy", "lot",
                 lambda u, s, ids: data.hour_of_week(u, ids, s.start, s.end, s.timezone)),
         Dataset("Parking pressure", "lot",
@@ -35,7 +35,7 @@ DATASETS: Final = {
                 lambda u, s, ids: data.turnover(u, ids, max(s.start, s.end - data.TURNOVER_WINDOW),
                                                 s.end)),
         Dataset("Flow and speed history", "segment",
-                lambda u, s, ids: data.flow(u, ids, s.start, s.end, s.tier)),
+                lambda u, s, ids: data.flow(u, ids, s.start, s.end, s.export_tier)),
         Dataset("Peak-hour profile", "segment",
                 lambda u, s, ids: data.peak_profile(u, ids, s.start, s.end, s.timezone)),
         Dataset("Congestion ranking", "",

@@ -293,3 +293,14 @@ def test_custom_dates_are_local_days_and_pick_their_tier(app: Run, city: City) -
         (chosen, start, start + timedelta(days=2)),
     )
     assert len(chart_data(at, 0)["lot_id,bucket,occupied"]) == buckets > 0
+
+
+def test_export_keeps_the_chosen_resolution_that_charts_would_coarsen(app: Run, city: City) -> None:
+    at = app("export")
+    at.selectbox(key="range").set_value("Last 365 days")
+    at.selectbox(key="resolution").set_value("5 minutes").run()
+    # The charts would read daily buckets for a year; the download keeps every 5 minutes.
+    assert "data at 1d resolution" in " ".join(c.value for c in at.sidebar.caption)
+    lots = [lot for (lot,) in query(city.url, "SELECT lot_id FROM lots ORDER BY lot_id LIMIT 5")]
+    [(rows,)] = query(city.url, "SELECT count(*) FROM occupancy_5m WHERE lot_id = ANY(%s)", (lots,))
+    assert f"{rows:,} rows" in at.caption[0].value
