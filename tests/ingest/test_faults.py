@@ -8,6 +8,7 @@ runs: bench/ingest_faults.py.
 from __future__ import annotations
 
 import logging
+import os
 import random
 import threading
 import time
@@ -35,6 +36,13 @@ from tests.support.services import free_port
 pytestmark = pytest.mark.faults
 log = logging.getLogger(__name__)
 DEVICES = [f"dev{i}" for i in range(8)]
+# bench/ingest_faults.py runs these full size (100,000 readings, a 30 s lock).
+SCALE = float(os.environ.get("STREETSENSE_FAULT_SCALE", "1"))
+LOCK_S = float(os.environ.get("STREETSENSE_FAULT_LOCK_S", "6"))
+
+
+def scaled(count: int) -> int:
+    return int(count * SCALE)
 
 
 def report(record_property: pytest.RecordProperty, name: str, **figures: float) -> None:
@@ -66,7 +74,7 @@ def test_broker_sigkill_loses_nothing_with_end_to_end_acks(
         assert ingest.terminate() == 0  # its session stays; the broker queues for it
     agent = ConfirmingPublisher(broker.url, topics, DEVICES, resend_s=2.0)
     try:
-        publishing = threading.Thread(target=agent.publish, args=(1_000, 0.01))
+        publishing = threading.Thread(target=agent.publish, args=(scaled(1_000), 0.01))
         publishing.start()
         time.sleep(0.7)
         broker.kill()  # mid-stream, queue and in-flight messages with it
@@ -110,7 +118,7 @@ def test_control_run_deleting_on_broker_ack_can_lose(
     assert wait_log(ingest.log_path, "subscribed; ingesting")
     assert ingest.terminate() == 0
     try:
-        sent = stream(broker.url, topics, DEVICES, 500, 10)  # every PUBACK received
+        sent = stream(broker.url, topics, DEVICES, scaled(500), 10)  # every PUBACK received
         broker.kill()
         broker.start()
         ingest.start()
@@ -144,7 +152,7 @@ def test_database_restarts_lose_nothing(
         sent: list[int] = []
         publishing = threading.Thread(
             target=lambda: sent.append(
-                stream(settings.mqtt.url, topics, DEVICES, 1_500, 10, 5, 0.05)
+                stream(settings.mqtt.url, topics, DEVICES, scaled(1_500), 10, 5, 0.05)
             )
         )
         publishing.start()
@@ -189,12 +197,14 @@ def test_ingest_sigkilled_repeatedly_while_two_share(
         assert wait_log(ingest.log_path, "subscribed; ingesting")
     sent: list[int] = []
     publishing = threading.Thread(
-        target=lambda: sent.append(stream(settings.mqtt.url, topics, DEVICES, 2_500, 10, 5, 0.03))
+        target=lambda: sent.append(
+            stream(settings.mqtt.url, topics, DEVICES, scaled(2_500), 10, 5, 0.03)
+        )
     )
     publishing.start()
     chooser = random.Random(8)
     kills = 0
-    while publishing.is_alive() and kills < 8:
+    while publishing.is_alive() and kills < scaled(8):
         time.sleep(0.4)
         victim = chooser.choice(pair)
         victim.kill()  # mid-batch, as likely as not
@@ -252,9 +262,9 @@ def test_locked_readings_table_back_pressures_without_loss(
     rss_before = _rss_kib(ingest.process.pid)
     lags: list[float] = []
     with psycopg.connect(url) as locker:
-        locker.execute("LOCK TABLE readings IN ACCESS EXCLUSIVE MODE")  # held 6 s (30 s in bench)
-        sent = stream(settings.mqtt.url, topics, DEVICES, 2_000, 1)  # 16,000 messages
-        locked_until = time.monotonic() + 6
+        locker.execute("LOCK TABLE readings IN ACCESS EXCLUSIVE MODE")
+        sent = stream(settings.mqtt.url, topics, DEVICES, scaled(2_000), 1)  # 16,000 messages
+        locked_until = time.monotonic() + LOCK_S
         while time.monotonic() < locked_until:
             lags.append(_lag(port))
             time.sleep(0.2)
