@@ -107,8 +107,8 @@ class Matrix:
         return [g[start : start + rows] for g in groups for start in range(0, g.size, rows)]
 
     def slots(self, rows: IntArray | slice, end: int, width: int, h: int) -> Slots | None:
-        """Return the slots of a window of `width` columns ending `end` columns before the
-        rows' last one, and `h` steps after it; None in UTC."""
+        """Return the slots of the `width` columns before column `end` (exclusive) of rows
+        sharing one end, and of `h` steps after them; None in UTC."""
         if self.zone is None:
             return None
         last = int(self.end[rows][0]) - (self.values.shape[1] - end) * self.step
@@ -248,7 +248,7 @@ def evaluate(
     ends = [length, *(length - int(offset) for offset in offsets)]
     # Later models in a catalogue need the widest shared intermediates; computing theirs first
     # lets the others take a slice instead of a second computation.
-    order = sorted(range(len(models)), key=lambda i: -i)
+    order = list(reversed(range(len(models))))
     for rows in y.chunks(chunk_rows):
         block = y.values[rows]
         clip = (lower[rows], upper[rows])
