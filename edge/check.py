@@ -162,10 +162,16 @@ def _check_mqtt(config: AgentConfig) -> Result:
         client.loop_stop()
     reason = outcome.get("reason")
     if reason is None:
-        return False, "the broker did not answer the MQTT CONNECT; is this an MQTT 5 port?"
+        return False, (
+            f"the broker did not answer the MQTT {config.mqtt.protocol} CONNECT; is this an "
+            'MQTT port? For a broker without MQTT 5 set mqtt.protocol = "3.1.1"'
+        )
     if reason.is_failure:
         return False, (
             f"the broker refused the credentials ({reason}); check mqtt.username, "
             "mqtt.password_file (or the client certificate) and the broker's ACL"
         )
-    return True, f"MQTT 5 login accepted as {config.mqtt.username or 'anonymous'}"
+    return (
+        True,
+        f"MQTT {config.mqtt.protocol} login accepted as {config.mqtt.username or 'anonymous'}",
+    )

@@ -18,6 +18,7 @@ DEFAULT_CONFIG: Final = "/etc/streetsense-edge/agent.toml"
 DRIVERS: Final = ("simulated", "replay", "serial-line", "command")
 CONFIRM_MODES: Final = ("ingest", "broker")
 SYNC_MODES: Final = ("full", "normal")
+MQTT_PROTOCOLS: Final = ("5", "3.1.1")
 
 
 def _doc(text: str) -> dict[str, str]:
@@ -37,6 +38,10 @@ class MqttSection:
     """The broker connection."""
 
     url: str = field(default="mqtt://127.0.0.1:1883", metadata=_doc("mqtt:// or mqtts://"))
+    protocol: str = field(
+        default="5",
+        metadata=_doc("5, or 3.1.1 for brokers without MQTT 5 (a persistent session instead)"),
+    )
     topic_prefix: str = field(default="streetsense/v1", metadata=_doc("root of every topic"))
     client_id: str = field(default="", metadata=_doc("MQTT client id; empty: the device id"))
     username: str = field(default="", metadata=_doc("broker user name; empty: none"))
@@ -184,6 +189,7 @@ def validate(config: AgentConfig) -> None:
     _choice("driver.kind", config.driver.kind, DRIVERS)
     _choice("buffer.confirm", config.buffer.confirm, CONFIRM_MODES)
     _choice("buffer.synchronous", config.buffer.synchronous, SYNC_MODES)
+    _choice("mqtt.protocol", config.mqtt.protocol, MQTT_PROTOCOLS)
     if not config.mqtt.url.startswith(("mqtt://", "mqtts://")):
         raise ConfigError(f"setting 'mqtt.url' = {config.mqtt.url!r} must start with mqtt://")
     if config.driver.kind in ("replay", "serial-line") and not config.driver.path:

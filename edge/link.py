@@ -1,4 +1,4 @@
-"""The MQTT 5 link: TLS and credentials, Last Will, reconnect with backoff and jitter.
+"""The MQTT link (5, or 3.1.1 for older brokers): TLS, credentials, Last Will, reconnects.
 
 The network loop runs on its own thread; everything it learns (connected, lost, a message, a
 PUBACK) is queued as a `LinkEvent` for the agent's main thread, which owns the buffer.
@@ -49,9 +49,19 @@ def online_payload(device_id: str, at: float) -> bytes:
 
 def make_client(config: AgentConfig) -> mqtt.Client:
     """Build a paho client with the config's credentials, TLS and Last Will."""
-    client = mqtt.Client(
-        CallbackAPIVersion.VERSION2, client_id=config.client_id, protocol=mqtt.MQTTv5
-    )
+    if config.mqtt.protocol == "3.1.1":
+        # No clean start: the broker keeps the ack/config subscriptions and queued QoS 1
+        # messages for this client id across reconnects, as MQTT 5 session state would.
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=config.client_id,
+            protocol=mqtt.MQTTv311,
+            clean_session=False,
+        )
+    else:
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=config.client_id, protocol=mqtt.MQTTv5
+        )
     if config.mqtt.username:
         client.username_pw_set(config.mqtt.username, config.password())
     if config.mqtt.url.startswith("mqtts://"):
