@@ -93,7 +93,8 @@ class PacedPublisher:
         trace: TracebackType | None,
     ) -> None:
         if kind is None:
-            self.flush()
+            # Callers flush with their own patience first; this one only catches stragglers.
+            self.flush(10.0)
         self.client.disconnect()
         self.client.loop_stop()
 

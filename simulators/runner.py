@@ -173,6 +173,9 @@ def backfill(
     return tally
 
 
+STOP_FLUSH_S = 5.0
+
+
 def live(
     city: City,
     calendar: Calendar,
@@ -218,6 +221,7 @@ def live(
         if time.monotonic() - last_log > LOG_EVERY_S:
             log.info("published %d messages, %d readings", tally.messages, tally.readings)
             last_log = time.monotonic()
-    publisher.flush()
+    # A stop must stay prompt even when the broker is gone: wait only briefly for its acks.
+    publisher.flush(STOP_FLUSH_S if stop.stopping else 120.0)
     tally.seconds = time.monotonic() - began
     return tally
