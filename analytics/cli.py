@@ -54,7 +54,12 @@ def register_job(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
         help="refresh rollups, refit and store forecasts (24 h parking, 3 h traffic) in a loop",
     )
     run.add_argument("--once", action="store_true", help="run one round and exit")
-    run.add_argument("--interval", type=float, default=900.0, help="seconds between rounds")
+    run.add_argument(
+        "--interval",
+        type=float,
+        default=None,
+        help="seconds between rounds (default: analytics.interval_s of the settings)",
+    )
     run.set_defaults(handler=run_job)
 
 
@@ -84,7 +89,8 @@ def run_job(args: argparse.Namespace) -> int:
             runs = run_once(conn, refresh, timezone)
         logger.info("analytics job: stored runs %s", runs)
         return 0
-    run_forever(open_connection, args.interval, refresh, timezone=timezone)
+    interval = settings.analytics.interval_s if args.interval is None else args.interval
+    run_forever(open_connection, interval, refresh, timezone=timezone)
     return 0
 
 

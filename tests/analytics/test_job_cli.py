@@ -201,3 +201,32 @@ def test_run_loop_stops_cleanly_on_signal(database_url: str, signum: int) -> Non
     assert job.returncode == 0, stderr
     assert "stopping after the current forecast" in stderr and "analytics job stopped" in stderr
     assert "Traceback" not in stderr
+
+
+def test_run_loop_takes_its_interval_from_the_settings(database_url: str) -> None:
+    fill_city(database_url)
+    env = {**job_environment(database_url), "STREETSENSE_ANALYTICS_INTERVAL_S": "1"}
+    job = subprocess.Popen(
+        streetsense("analytics", "run"), env=env, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 300
+        # Each round replaces the four runs of the same data window, with new ids.
+        while max_run_id(database_url) <= 4 and job.poll() is None:
+            assert time.monotonic() < deadline, "no second round within the deadline"
+            time.sleep(0.5)
+        job.send_signal(signal.SIGTERM)
+        _, stderr = job.communicate(timeout=60)
+    finally:
+        if job.poll() is None:
+            job.kill()
+            job.communicate()
+    assert job.returncode == 0, stderr
+    assert max_run_id(database_url) > 4
+
+
+def max_run_id(database_url: str) -> int:
+    """Return the highest forecast run id so far, 0 before any."""
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("SELECT coalesce(max(run_id), 0) FROM forecast_runs").fetchone()
+    return int(row[0]) if row else 0
