@@ -17,6 +17,7 @@ import tempfile
 import time
 import urllib.request
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
@@ -24,14 +25,17 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from streetsense.config import load_settings, with_overrides
-from streetsense.topics import Topics
+from streetsense.readings import encode_readings
+from streetsense.topics import Channel, Topics
 from tests.ingest.services import persistent_mosquitto
 from tests.ingest.support import (
+    SITE,
     IngestProcess,
     count,
     exactly_once,
+    mqtt_client,
+    readings,
     register,
-    stream,
     wait_log,
     wait_until,
 )
@@ -57,11 +61,39 @@ def _lag(port: int) -> float:
     return -1.0
 
 
+def publish(url: str, topics: Topics, per_device: int, pack: int) -> int:
+    """Publish packs of `pack` readings at QoS 1, each round PUBACKed; return the readings sent.
+
+    Packs keep every device within `ingest.device_burst` messages: a device sending 12,500
+    single-reading messages at once is a flood and rate-limited (not confirmed, re-sent later).
+    """
+    client = mqtt_client(url, inflight=200)
+    t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+    sent = 0
+    try:
+        for start in range(1, per_device + 1, 250):
+            infos = []
+            for device in DEVICES:
+                topic = topics.device(SITE, device, Channel.PARKING)
+                batch = readings(device, start, min(250, per_device - start + 1), t0)
+                for first in range(0, len(batch), pack):
+                    payload = encode_readings(batch[first : first + pack])
+                    infos.append(client.publish(topic, payload, 1))
+                sent += len(batch)
+            for info in infos:
+                info.wait_for_publish(120)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return sent
+
+
 def main() -> int:
     """Lock the table, stream, release; print sent, stored, lost, duplicated, memory, lag."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lock-s", type=float, default=30.0)
     parser.add_argument("--per-device", type=int, default=12_500)
+    parser.add_argument("--pack", type=int, default=10, help="readings per message")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     port = free_port()
@@ -85,7 +117,7 @@ def main() -> int:
             with psycopg.connect(url) as locker:
                 locker.execute("LOCK TABLE readings IN ACCESS EXCLUSIVE MODE")
                 locked_at = time.monotonic()
-                sent = stream(broker.url, topics, DEVICES, args.per_device, 1)
+                sent = publish(broker.url, topics, args.per_device, args.pack)
                 while time.monotonic() - locked_at < args.lock_s:
                     lags.append(_lag(port))
                     rss_peak = max(rss_peak, _rss_kib(ingest.process.pid))
