@@ -86,11 +86,11 @@ def run_job(args: argparse.Namespace) -> int:
 
     if args.once:
         with open_connection() as conn:
-            runs = run_once(conn, refresh, timezone)
+            runs = run_once(conn, refresh, timezone, settings=settings.analytics)
         logger.info("analytics job: stored runs %s", runs)
         return 0
     interval = settings.analytics.interval_s if args.interval is None else args.interval
-    run_forever(open_connection, interval, refresh, timezone=timezone)
+    run_forever(open_connection, interval, refresh, timezone=timezone, settings=settings.analytics)
     return 0
 
 

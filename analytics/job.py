@@ -20,6 +20,7 @@ from analytics.models import Auto
 from analytics.panel import Panel
 from store.forecasts import Run, Score, write_run
 from store.series import SeriesArrays, active_ids, read_series
+from streetsense.config import AnalyticsSettings
 from streetsense.errors import StreetsenseError
 from streetsense.kinds import KINDS
 
@@ -55,14 +56,22 @@ class Target:
         return self.product or self.stream
 
 
-TARGETS = (
-    Target(
-        "occupancy", "occupied", 900, timedelta(hours=24), timedelta(days=28),
-        rate_product="occupancy_rate",
-    ),
-    Target("flow", "vehicle_count", 300, timedelta(hours=3), timedelta(days=28)),
-    Target("flow", "mean_speed", 300, timedelta(hours=3), timedelta(days=28), product="speed"),
-)  # fmt: skip
+def targets(settings: AnalyticsSettings) -> tuple[Target, ...]:
+    """Return the forecast products with the steps, horizons and history the settings name."""
+    history = timedelta(days=settings.history_days)
+    parking_step = settings.parking_step_min * 60
+    traffic_step = settings.traffic_step_min * 60
+    parking_horizon = timedelta(hours=settings.parking_horizon_h)
+    traffic_horizon = timedelta(hours=settings.traffic_horizon_h)
+    return (
+        Target("occupancy", "occupied", parking_step, parking_horizon, history,
+               rate_product="occupancy_rate"),
+        Target("flow", "vehicle_count", traffic_step, traffic_horizon, history),
+        Target("flow", "mean_speed", traffic_step, traffic_horizon, history, product="speed"),
+    )  # fmt: skip
+
+
+TARGETS = targets(AnalyticsSettings())
 
 
 def to_panel(arrays: SeriesArrays, measure: str = "") -> Panel:
@@ -170,6 +179,7 @@ def run_once(
     refresh: Refresh | None = None,
     timezone: str = "UTC",
     stop: threading.Event | None = None,
+    settings: AnalyticsSettings | None = None,
 ) -> list[int]:
     """Refresh rollups (when a refresh is given), then forecast every target.
 
@@ -179,7 +189,7 @@ def run_once(
     if refresh is not None:
         refresh(conn, now)
     runs = []
-    for target in TARGETS:
+    for target in TARGETS if settings is None else targets(settings):
         if stop is not None and stop.is_set():
             logger.info("analytics job: stop requested; %s left for later", target.name)
             break
@@ -195,6 +205,7 @@ def run_forever(
     refresh: Refresh | None = None,
     stop: threading.Event | None = None,
     timezone: str = "UTC",
+    settings: AnalyticsSettings | None = None,
 ) -> None:
     """Run the job every `interval_s` seconds until SIGINT/SIGTERM or `stop` is set."""
     stop = stop or threading.Event()
@@ -210,7 +221,7 @@ def run_forever(
     while not stop.is_set():
         try:
             with connect() as conn:
-                run_once(conn, refresh, timezone, stop)
+                run_once(conn, refresh, timezone, stop, settings)
         except (psycopg.Error, StreetsenseError) as exc:
             # The loop's edge: log what failed and try again next round.
             logger.error("analytics job round failed: %s", exc)

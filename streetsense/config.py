@@ -110,8 +110,9 @@ class AnalyticsSettings:
     interval_s: int = field(default=300, metadata=_doc("run the job this often"))
     history_days: int = field(default=28, metadata=_doc("history the models are fitted on"))
     parking_horizon_h: int = field(default=24, metadata=_doc("parking forecast horizon"))
+    parking_step_min: int = field(default=15, metadata=_doc("parking forecast step (minutes)"))
     traffic_horizon_h: int = field(default=3, metadata=_doc("traffic forecast horizon"))
-    resolution_min: int = field(default=15, metadata=_doc("forecast step in minutes"))
+    traffic_step_min: int = field(default=5, metadata=_doc("traffic forecast step (minutes)"))
 
 
 @dataclass(frozen=True, slots=True)

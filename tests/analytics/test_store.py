@@ -144,3 +144,25 @@ def test_a_stop_requested_during_a_round_leaves_the_remaining_targets(
     assert run_once(db, refresh, stop=stop) == []
     assert len(refreshed) == 1
     assert db.execute("SELECT count(*) FROM forecast_runs").fetchone() == (0,)
+
+
+def test_the_job_follows_the_analytics_settings(db: psycopg.Connection) -> None:
+    from streetsense.config import AnalyticsSettings
+
+    add_lots(db, {"a": 100})
+    recent = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(days=3)
+    with (
+        db.cursor() as cur,
+        cur.copy(
+            "COPY occupancy_5m (lot_id, bucket, occupied, capacity, occupancy, samples) FROM STDIN"
+        ) as copy,
+    ):
+        for k in range(3 * 288):
+            copy.write_row(("a", recent + timedelta(minutes=5 * k), 40.0 + k % 12, 100, 0.5, 1))
+    settings = AnalyticsSettings(history_days=2, parking_horizon_h=6, parking_step_min=30)
+    assert run_once(db, settings=settings)
+    step, horizon, window = db.execute(
+        "SELECT step_seconds, horizon, data_end - data_start FROM forecast_runs "
+        "WHERE stream = 'occupancy'"
+    ).fetchone()  # type: ignore[misc]
+    assert (step, horizon, window) == (1800, 12, timedelta(days=2))
