@@ -147,7 +147,12 @@ def agent_config(
     config = replace(
         config,
         device=replace(config.device, site=site, id=device_id),
-        mqtt=replace(config.mqtt, url=settings.mqtt.url, topic_prefix=settings.mqtt.topic_prefix),
+        mqtt=replace(
+            config.mqtt,
+            url=settings.mqtt.url,
+            topic_prefix=settings.mqtt.topic_prefix,
+            protocol=settings.mqtt.protocol,
+        ),
         buffer=replace(config.buffer, path=str(state_dir / f"{device_id}.sqlite")),
     )
     for name, values in sections.items():

@@ -234,3 +234,10 @@ def _segment(
 
 def _nearest_area(centre: tuple[float, float], point: tuple[float, float]) -> str:
     return min(_AREAS, key=lambda a: distance_m(offset(centre, a[1], a[2]), point))[0]
+
+
+def agent_devices(city: City, lots: int, segments: int) -> list[str]:
+    """Return the devices real agents run for: the first `lots` lots' gateways or counters and
+    the first `segments` segments' traffic counters (`simulate run` leaves the same ones out)."""
+    chosen = [lot.device_id for lot in city.lots[: max(0, lots)]]
+    return chosen + [segment.counter_id for segment in city.segments[: max(0, segments)]]

@@ -45,6 +45,13 @@ def _add_run(run: Parser) -> None:
     run.add_argument("--backfill", type=duration, default=0.0, metavar="DURATION",
                      help="first publish this much history (e.g. 28d), paced by broker acks")
     _duration_argument(run, "stop the live part after this long (0s: history only)")
+    run.add_argument("--catch-up", type=duration, default=0.0, metavar="DURATION",
+                     help="start the live part this long ago (the backfill ends there) and "
+                     "play it at --speed until it reaches the present (default 0s)")
+    run.add_argument("--speed", type=float, default=1.0,
+                     help="simulated seconds per wall second while catching up; live data "
+                     "never runs ahead of the real clock, so it needs --catch-up")
+    _agent_arguments(run, "leave out the devices of")
     run.set_defaults(handler=_lazy("run"))
 
 
@@ -74,6 +81,7 @@ def _add_agents(agents: Parser) -> None:
     _city_arguments(agents)
     agents.add_argument("--device", action="append", default=[], metavar="ID",
                         help="device to run an agent for (repeatable); default: one of each kind")
+    _agent_arguments(agents, "with no --device: run agents for")
     agents.add_argument("--speed", type=float, default=1.0, help="device clock speed-up")
     _duration_argument(agents, "stop after this long")
     agents.set_defaults(handler=_lazy("agents"))
@@ -89,6 +97,17 @@ def _add_replay(replay: Parser) -> None:
     replay.add_argument("--registry", metavar="FILE", help="write the lots' registry file here")
     replay.set_defaults(handler=_lazy("replay"))
 # fmt: on
+
+
+def _agent_arguments(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--agent-lots", type=int, default=0, metavar="N",
+        help=f"{what} the first N lots' gateways or counters (`simulate agents` runs them)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--agent-segments", type=int, default=0, metavar="M",
+        help=f"{what} the first M segments' traffic counters",
+    )  # fmt: skip
 
 
 def _duration_argument(parser: argparse.ArgumentParser, text: str) -> None:

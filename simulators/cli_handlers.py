@@ -12,7 +12,7 @@ from pathlib import Path
 
 from simulators import runner
 from simulators import scenario as scenarios
-from simulators.city import City, CitySpec, generate_city
+from simulators.city import City, CitySpec, agent_devices, generate_city
 from simulators.demand import Calendar
 from simulators.load import LoadSpec, run_load
 from simulators.load import registry_tables as load_registry_tables
@@ -83,20 +83,30 @@ def run(args: argparse.Namespace) -> int:
     topics = Topics(settings.mqtt.topic_prefix)
     book = _book(args)
     stop = StopSignal().install()
+    if args.speed <= 0 or (args.speed != 1.0 and args.catch_up <= 0):
+        raise ConfigError(
+            f"--speed {args.speed:g}: live readings cannot run ahead of the real clock (ingest "
+            "refuses the future), so speed only applies to a past stretch; give --catch-up "
+            "(e.g. --catch-up 6h --speed 60) or leave --speed at 1"
+        )
+    agents = frozenset(agent_devices(generated, args.agent_lots, args.agent_segments))
     with PacedPublisher(settings, role="city") as publisher:
-        if args.backfill > 0:
+        if args.backfill > args.catch_up:
             _check_late_window(settings, args.backfill)
-            end = time.time()
+            end = time.time() - args.catch_up
             tally = runner.backfill(
                 generated, calendar, topics, publisher, book,
-                start=end - args.backfill, end=end, stop=stop,
+                start=end - (args.backfill - args.catch_up), end=end, stop=stop,
             )  # fmt: skip
             _report("backfill", tally)
         if args.duration is None or args.duration > 0:
+            _check_late_window(settings, args.catch_up)
             tally = runner.live(
-                generated, calendar, topics, publisher, book, stop, duration_s=args.duration
-            )
-            _report("live", tally)
+                generated, calendar, topics, publisher, book, stop, duration_s=args.duration,
+                catch_up_s=args.catch_up, speed=args.speed, exclude=agents,
+            )  # fmt: skip
+            left_out = f", {len(agents)} devices left to real agents" if agents else ""
+            _report(f"live{left_out}", tally)
     book.save()
     return 0
 
@@ -198,7 +208,8 @@ def agents(args: argparse.Namespace) -> int:
 
     settings = load_settings(args.config)
     generated, calendar = _city(args, settings)
-    devices = args.device or _one_of_each_kind(generated)
+    chosen = agent_devices(generated, args.agent_lots, args.agent_segments)
+    devices = args.device or chosen or _one_of_each_kind(generated)
     state = Path(args.state_dir) / "agents"
     state.mkdir(parents=True, exist_ok=True)
     members = [

@@ -6,7 +6,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 
 from tqdm import tqdm
@@ -72,16 +72,30 @@ def make_packer(city: City, topics: Topics, window_s: float, max_records: int = 
 
 @dataclass(frozen=True, slots=True)
 class Pacing:
-    """Maps simulated send times to wall time: `speed` simulated seconds per wall second."""
+    """Maps simulated send times to wall time: `speed` simulated seconds per wall second.
+
+    With `real_time_cap`, nothing is sent before its send time is real: a clock that starts in
+    the past catches up at `speed` and then runs in real time (ingest refuses the future).
+    """
 
     sim_start: float
     wall_start: float
     speed: float
+    real_time_cap: bool = False
+
+    def due(self, send_at: float) -> float:
+        """Return the wall time at which a message sent at simulated `send_at` goes out."""
+        due = self.wall_start + (send_at - self.sim_start) / self.speed
+        return max(due, send_at) if self.real_time_cap else due
+
+    def simulated(self, wall: float) -> float:
+        """Return the simulated time at wall time `wall` (the inverse of `due`)."""
+        moment = self.sim_start + (wall - self.wall_start) * self.speed
+        return min(moment, wall) if self.real_time_cap else moment
 
     def wait(self, send_at: float, stop: StopSignal) -> bool:
         """Sleep until the message is due; return False when a stop was asked for."""
-        due = self.wall_start + (send_at - self.sim_start) / self.speed
-        delay = due - time.time()
+        delay = self.due(send_at) - time.time()
         return not (delay > 0 and stop.wait(delay))
 
 
@@ -188,21 +202,31 @@ def live(
     chunk_s: float = 60.0,
     window_s: float = 60.0,
     cadence: Cadence | None = None,
+    catch_up_s: float = 0.0,
+    speed: float = 1.0,
+    exclude: Collection[str] = (),
 ) -> Tally:
-    """Run the city in real time from now, publishing as devices would, until stopped."""
+    """Run the city from `catch_up_s` ago until stopped: at `speed` until it reaches the present,
+    then in real time, publishing as devices would (never ahead of the real clock).
+
+    Devices in `exclude` are left out (real agents publish for them).
+    """
     began = time.monotonic()
     now = time.time()
-    simulation = CitySimulation(city, calendar, now, cadence)
+    simulation = CitySimulation(city, calendar, now - catch_up_s, cadence)
     packer = make_packer(city, topics, window_s)
-    pacing = Pacing(sim_start=now, wall_start=now, speed=1.0)
+    pacing = Pacing(sim_start=simulation.now, wall_start=now, speed=speed, real_time_cap=True)
     tally = Tally()
     last_log = time.monotonic()
     moment = simulation.now
-    end = math.inf if duration_s is None else now + duration_s
+    end = math.inf if duration_s is None else pacing.simulated(now + duration_s)
     backoff = Backoff()
+    left_out = frozenset(exclude)
     while not stop.stopping and moment < end:
-        moment = min(moment + chunk_s, end)
-        readings = simulation.advance(moment)
+        # bigger steps while catching up, so each one still spans about a wall minute
+        step = chunk_s * speed if moment < time.time() else chunk_s
+        moment = min(moment + step, end)
+        readings = [r for r in simulation.advance(moment) if r.device_id not in left_out]
         observe(tally, readings)
         packed = packer.pack(readings, book)
         due = [m for m in packed if m.send_at <= end]
@@ -221,7 +245,6 @@ def live(
         if time.monotonic() - last_log > LOG_EVERY_S:
             log.info("published %d messages, %d readings", tally.messages, tally.readings)
             last_log = time.monotonic()
-    # A stop must stay prompt even when the broker is gone: wait only briefly for its acks.
-    publisher.flush(STOP_FLUSH_S if stop.stopping else 120.0)
+    publisher.flush()
     tally.seconds = time.monotonic() - began
     return tally

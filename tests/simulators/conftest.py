@@ -23,6 +23,7 @@ class Collector:
     def __init__(self, url: str, topics: Topics) -> None:
         parts = urlsplit(url)
         self.received: list[tuple[str, bytes]] = []
+        self.arrivals: list[float] = []  # wall time each of `received` arrived
         self._lock = threading.Lock()
         self._ready = threading.Event()
         self.client = paho.Client(
@@ -40,6 +41,7 @@ class Collector:
     def _on_message(self, _client: Any, _userdata: Any, message: paho.MQTTMessage) -> None:
         with self._lock:
             self.received.append((message.topic, bytes(message.payload)))
+            self.arrivals.append(time.time())
 
     def wait_for(self, count: int, timeout: float = 30.0) -> list[tuple[str, bytes]]:
         """Wait until at least `count` messages arrived (or the timeout); return them all."""

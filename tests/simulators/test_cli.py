@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from simulators.city import CitySpec, agent_devices, generate_city
 from streetsense.cli import main
+from streetsense.readings import decode_readings
 from streetsense.registry import load_registry
-from streetsense.topics import Topics
+from streetsense.topics import DeviceTopic, Topics
 from tests.simulators.conftest import Collector
 
 
@@ -54,3 +57,41 @@ def test_backfill_beyond_the_late_window_is_refused_with_the_fix(env: Path) -> N
 
 def test_unknown_fault_is_refused(env: Path) -> None:
     assert main(["simulate", "scenario", "--fault", "gremlins", "--lots", "2"]) == 2
+
+
+def test_speed_without_catch_up_is_refused(env: Path) -> None:
+    args = ["simulate", "run", "--lots", "2", "--segments", "1", "--speed", "60"]
+    assert main([*args, "--duration", "1s"]) == 2
+
+
+def test_live_catches_up_at_speed_never_ahead_of_the_clock_and_leaves_agents_out(
+    env: Path, collector: Collector, topics: Topics, capsys: pytest.CaptureFixture[str]
+) -> None:
+    began = time.time()
+    args = ["simulate", "run", "--lots", "3", "--segments", "2", "--backfill", "2h",
+            "--catch-up", "1h", "--speed", "1200", "--agent-lots", "1", "--agent-segments", "1",
+            "--duration", "6s"]  # fmt: skip
+    assert main(args) == 0
+    assert "live, 2 devices left to real agents" in capsys.readouterr().out
+    city = generate_city(CitySpec(seed=1, lots=3, segments=2))
+    agents = set(agent_devices(city, 1, 1))
+    live_from = began - 3_600 + 120  # after the backfill's end, with a margin
+    observed: list[float] = []
+    time.sleep(0.5)
+    for (topic, payload), arrived in zip(collector.received, collector.arrivals, strict=True):
+        parsed = topics.parse(topic)
+        assert isinstance(parsed, DeviceTopic)
+        if parsed.channel.stream is None:
+            continue
+        times = [
+            r.observed_at.timestamp()
+            for r in decode_readings(payload, parsed.device_id, parsed.channel.stream).readings
+        ]
+        # what ingest checks: nothing observed after it reached the broker
+        assert max(times) <= arrived + 1.0, (topic, max(times) - arrived)
+        if min(times) >= live_from:
+            assert parsed.device_id not in agents, topic
+            observed += times
+    # the hour of catch-up was played in seconds, up to the present
+    assert min(observed) < began - 3_000
+    assert max(observed) > began - 900  # counts are observed at their interval's start
