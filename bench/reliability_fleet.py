@@ -16,6 +16,7 @@ import logging
 import sys
 import tempfile
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -45,13 +46,11 @@ def main() -> int:
     )  # fmt: skip
     scenarios = [
         base,
-        FleetRun(**{**_fields(base), "ingest_online": False}),
-        FleetRun(**{**_fields(base), "ingest_online": False, "confirm": "broker"}),
+        replace(base, ingest_online=False),
+        replace(base, ingest_online=False, confirm="broker"),
         # Mosquitto 2.0 forgets shared subscriptions on restart: the same control with a plain
         # subscription shows only the loss of what the broker held when it was killed.
-        FleetRun(
-            **{**_fields(base), "ingest_online": False, "confirm": "broker", "shared_group": ""}
-        ),
+        replace(base, ingest_online=False, confirm="broker", shared_group=""),
     ]
     if args.only is not None:
         scenarios = [scenarios[args.only]]
@@ -77,10 +76,6 @@ def main() -> int:
     )
     sys.stdout.write("\n".join(rows) + "\n")
     return 0
-
-
-def _fields(run: FleetRun) -> dict[str, object]:
-    return {name: getattr(run, name) for name in run.__slots__}  # type: ignore[attr-defined]
 
 
 if __name__ == "__main__":

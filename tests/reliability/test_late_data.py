@@ -64,7 +64,9 @@ def test_late_readings_update_rollups_and_skewed_ones_are_rejected_with_a_reason
     with psycopg.connect(url) as conn:
         refresh(conn, settings, until=at(30))
         late = snapshot(conn)
-        rejected = dict(conn.execute("SELECT reason_code, reason FROM rejected_messages"))
+        rejected: dict[str, str] = dict(
+            conn.execute("SELECT reason_code, reason FROM rejected_messages")
+        )
         conn.execute("TRUNCATE occupancy_5m, occupancy_1h, occupancy_1d, flow_5m, flow_1h,"
                      " flow_1d, occupancy_now, rollup_state")  # fmt: skip
         conn.commit()
