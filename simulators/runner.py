@@ -225,7 +225,8 @@ def live(
     while not stop.stopping and moment < end:
         # bigger steps while catching up, so each one still spans about a wall minute
         step = chunk_s * speed if moment < time.time() else chunk_s
-        moment = min(moment + step, end)
+        # ...but no further than a chunk past the real clock: the rest would only wait
+        moment = min(moment + step, max(moment, time.time()) + chunk_s, end)
         readings = [r for r in simulation.advance(moment) if r.device_id not in left_out]
         observe(tally, readings)
         packed = packer.pack(readings, book)

@@ -24,6 +24,21 @@ def parse_duration(text: str) -> float:
     return float(match[1]) * _UNITS[match[2]]
 
 
+def parse_speed(text: str) -> float:
+    """Parse a speed-up of at least 1 (live data cannot be slowed down or run ahead).
+
+    Raises:
+        argparse.ArgumentTypeError: the text is not a number of at least 1.
+    """
+    try:
+        speed = float(text)
+    except ValueError:
+        speed = 0.0
+    if not speed >= 1.0:
+        raise argparse.ArgumentTypeError(f"--speed {text!r}: give a number of at least 1, e.g. 60")
+    return speed
+
+
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the `demo` command."""
     parser = subparsers.add_parser(
@@ -43,10 +58,23 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument(
         "--speed",
-        type=float,
+        type=parse_speed,
         default=1.0,
-        help="simulated seconds per real second; the simulator runs live in real time only, "
-        "so values other than 1 are not honoured yet",
+        help="simulated seconds per real second for the first two minutes live: the last "
+        "(X-1)x2 minutes (at most 12 h) of the city play at this speed, then it runs in real "
+        "time (live readings never run ahead of the clock; default 1)",
+    )
+    parser.add_argument(
+        "--agent-lots",
+        type=int,
+        default=2,
+        help="lots whose gateway or counter runs as a real edge agent (default 2)",
+    )
+    parser.add_argument(
+        "--agent-segments",
+        type=int,
+        default=1,
+        help="segments whose traffic counter runs as a real edge agent (default 1)",
     )
     parser.add_argument(
         "--duration",

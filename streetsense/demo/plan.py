@@ -7,8 +7,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 from streetsense.demo.supervisor import ChildSpec, streetsense_command
+
+CATCH_UP_WALL_S: Final = 120.0
+MAX_CATCH_UP_S: Final = 12 * 3_600
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +26,19 @@ class CityPlan:
     seed: int
     history_s: float
     speed: float
+    agent_lots: int = 0
+    agent_segments: int = 0
+
+    @property
+    def catch_up_s(self) -> float:
+        """How far back the live city starts, to play at `speed` until it reaches the present.
+
+        Live readings may not run ahead of the real clock (ingest refuses the future), so a
+        speed-up can only compress the recent past: about two wall minutes of it, at most 12 h.
+        """
+        if self.speed <= 1.0:
+            return 0.0
+        return float(min(round((self.speed - 1.0) * CATCH_UP_WALL_S), MAX_CATCH_UP_S))
 
 
 def _seconds(seconds: float) -> str:
@@ -55,20 +72,39 @@ def backfill_step(city: CityPlan) -> ChildSpec:
     """Publish the history through the normal ingest path, in accelerated time, then stop."""
     argv = streetsense_command(
         "simulate", "run", *_city_args(city), "--backfill", _seconds(city.history_s),
-        "--duration", "0s",
+        "--duration", "0s", *_catch_up_args(city),
     )  # fmt: skip
     return ChildSpec("backfill", argv)
 
 
+def _catch_up_args(city: CityPlan) -> list[str]:
+    """The arguments that end the backfill, and start the live city, `catch_up_s` ago."""
+    if city.catch_up_s <= 0:
+        return []
+    return ["--catch-up", _seconds(city.catch_up_s), "--speed", f"{city.speed:g}"]
+
+
+def _agent_args(city: CityPlan) -> list[str]:
+    """The arguments that pick the devices real edge agents run for (the same in both)."""
+    return ["--agent-lots", str(city.agent_lots), "--agent-segments", str(city.agent_segments)]
+
+
 def service_steps(city: CityPlan, feeds_port: int, dashboard_port: int) -> list[ChildSpec]:
     """Return the long-running services, in start order (they stop in reverse)."""
-    live = streetsense_command("simulate", "run", *_city_args(city))
-    return [
+    live = streetsense_command(
+        "simulate", "run", *_city_args(city), *_agent_args(city), *_catch_up_args(city)
+    )
+    steps = [
         ChildSpec("analytics", streetsense_command("analytics", "run")),
         ChildSpec("feeds", streetsense_command("feeds", "serve", "--port", str(feeds_port))),
         ChildSpec("dashboard", streetsense_command("dashboard", "--port", str(dashboard_port))),
         ChildSpec("devices", live),
     ]
+    if city.agent_lots or city.agent_segments:
+        # the same edge agent code a pole runs, for a few devices `simulate run` leaves out
+        agents = streetsense_command("simulate", "agents", *_city_args(city), *_agent_args(city))
+        steps.append(ChildSpec("agents", agents))
+    return steps
 
 
 def ingest_step() -> ChildSpec:

@@ -55,6 +55,8 @@ class DemoOptions:
     data_dir: Path
     seed: int
     config: str | None
+    agent_lots: int = 0
+    agent_segments: int = 0
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> DemoOptions:
@@ -72,6 +74,8 @@ class DemoOptions:
             data_dir=Path(args.data_dir) if args.data_dir else default_data_dir(),
             seed=args.seed,
             config=args.config,
+            agent_lots=min(args.agent_lots, args.lots),
+            agent_segments=min(args.agent_segments, args.segments),
         )
 
 
@@ -164,12 +168,15 @@ def _run(
         seed=options.seed,
         history_s=options.history_s,
         speed=options.speed,
+        agent_lots=options.agent_lots,
+        agent_segments=options.agent_segments,
     )
     started = time.monotonic()
-    if options.speed != 1.0:
-        log.warning(
-            "--speed %g: the simulator publishes live data in real time only", options.speed
-        )
+    if city.catch_up_s > 0:
+        log.info(
+            "--speed %g: the last %.1f h play at that speed, then the city runs in real time",
+            city.speed, city.catch_up_s / 3600,
+        )  # fmt: skip
     _say("preparing the database and the city...\n")
     supervisor.run(plan.migrate_step())
     prepared = _is_prepared(options, city, env)
@@ -187,7 +194,9 @@ def _run(
     for spec in plan.service_steps(city, options.feeds_port, options.dashboard_port):
         supervisor.start(spec)
     _wait_ready(supervisor, endpoints, stop)
-    _say("\n".join(["", "streetsense demo is running:", *endpoints.lines(), ""]) + "\n")
+    agents = city.agent_lots + city.agent_segments
+    devices = f"devices       {agents} real edge agents (MQTT), the rest simulated"
+    _say("\n".join(["", "streetsense demo is running:", *endpoints.lines(), devices, ""]) + "\n")
     log.info("demo ready %.1f s after start", time.monotonic() - started)
     if options.open_browser and _has_desktop():
         webbrowser.open(endpoints.dashboard)

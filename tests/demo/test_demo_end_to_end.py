@@ -117,6 +117,17 @@ def check_live_city(demo: DemoRun) -> None:
     assert any(segment["vehicle_count"] is not None for segment in segments), segments
 
 
+def check_real_agents(data_dir: Path, output: str) -> None:
+    """The real edge agents (2 lots, 1 segment by default) published and ingest confirmed."""
+    assert "3 real edge agents" in output, output
+    states = [json.loads(p.read_text()) for p in (data_dir / "devices" / "agents").glob("*.json")]
+    assert len(states) == 3, states
+    published = [state for state in states if state["published"] > 0]
+    assert published, states
+    # confirmed by ingest's ack (through the demo's MQTT 3.1.1 broker), not just sent
+    assert all(state["acked"] >= state["first_seq"] for state in published), states
+
+
 def live_readings(output: str) -> int:
     """Return the most live readings (written after the backfill) the summary reported."""
     counts = re.findall(r"live readings ([\d,]+)", output)
@@ -132,6 +143,7 @@ def test_demo_on_embedded_defaults(tmp_path: Path, demo_dir: Path) -> None:
         demo.kill()
     assert live_readings(demo.output) > 0, demo.output
     assert "Data and logs are in" in demo.output
+    check_real_agents(demo_dir, demo.output)
     # the next run reuses the data folder: no new city, no second backfill
     again = DemoRun(tmp_path, demo_dir, {}, "--duration", "5", "--no-browser", "--lots", "4",
                     "--segments", "3", *HISTORY)  # fmt: skip
@@ -174,6 +186,7 @@ def test_demo_on_real_mosquitto_and_postgresql(
         demo.kill()
     assert live_readings(demo.output) > 0, demo.output
     assert "demo MQTT broker" not in demo.output
+    check_real_agents(demo_dir, demo.output)
     assert "demo PostgreSQL" not in demo.output
     with psycopg.connect(own_database) as conn:
         row = conn.execute("SELECT count(*) FROM readings").fetchone()
@@ -203,7 +216,7 @@ def test_ctrl_c_stops_every_child_and_says_where_the_data_are(
         demo.wait_running()
         # each child leads its own process group (Streamlit's server runs inside one)
         groups = {int(pid) for pid in re.findall(r"started \w+ \(pid (\d+)\)", demo.output)}
-        assert len(groups) == 5, demo.output
+        assert len(groups) == 6, demo.output  # ingest, analytics, feeds, dashboard, devices, agents
         assert _groups_alive(groups) == groups
         demo.process.send_signal(signal.SIGINT)
         assert demo.finish(90) == 0, demo.output
