@@ -83,7 +83,8 @@ def sys_dropped(port: int) -> int:
         text=True,
         check=False,
     ).stdout.strip()
-    return int(out) if out.isdigit() else -1
+    # Mosquitto publishes this topic only once something was dropped: absent means 0.
+    return int(out) if out.isdigit() else 0
 
 
 class Load:

@@ -24,32 +24,37 @@ class SequenceState:
     lost: int = 0
 
     def handle(self, seqs: Iterable[int], floor: int | None = None) -> int:
-        """Mark seqs as handled and apply a sender's floor; return the newly lost count."""
+        """Mark seqs as handled and apply a sender's floor; return the newly lost count.
+
+        Only holes below the highest seq seen before count as lost: a floor above everything
+        seen is where a new device or a new buffer starts its numbers (our agent numbers from
+        the epoch millisecond of its buffer), and readings an agent drops at its buffer cap
+        before sending any are reported by the agent itself (`buffer_dropped`).
+        """
+        seen_before = self.max_seq
         ranges = _ranges(sorted(set(seqs)))
         if ranges:
             self.max_seq = max(self.max_seq, ranges[-1][1])
         self.pending = _merge(self.pending, [r for r in ranges if r[1] > self.contiguous])
         newly_lost = 0
         if floor is not None and floor - 1 > self.contiguous:
-            newly_lost = self._close_gaps_below(floor)
+            newly_lost = self._close_gaps_below(floor, seen_before)
             self.max_seq = max(self.max_seq, floor - 1)
         self._advance()
         self.lost += newly_lost
         return newly_lost
 
-    def _close_gaps_below(self, floor: int) -> int:
-        # Everything below the floor that was never handled will never come: count it lost.
-        handled_below = 0
+    def _close_gaps_below(self, floor: int, seen_before: int) -> int:
+        # What below the floor was never handled will never come; the part of it below the
+        # highest seq seen before (a hole we know existed) is counted lost.
+        limit = min(floor - 1, seen_before)
+        handled = 0
         kept: list[tuple[int, int]] = []
         for start, end in self.pending:
-            if end < floor:
-                handled_below += end - start + 1
-            elif start < floor:
-                handled_below += floor - start
-                kept.append((floor, end))
-            else:
-                kept.append((start, end))
-        lost = (floor - 1 - self.contiguous) - handled_below
+            handled += max(0, min(end, limit) - start + 1)
+            if end >= floor:
+                kept.append((max(start, floor), end))
+        lost = max(0, limit - self.contiguous - handled)
         self.pending = kept
         self.contiguous = floor - 1
         return lost

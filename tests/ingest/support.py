@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
@@ -102,11 +102,15 @@ def settings_env(settings: Settings) -> dict[str, str]:
 class IngestProcess:
     """`streetsense ingest` in a process of its own, to kill with SIGKILL or stop with SIGTERM."""
 
+    # Every instance, so a fixture can kill what a failed test left running.
+    started: ClassVar[list[IngestProcess]] = []
+
     def __init__(self, settings: Settings, client_id: str, log_path: Path) -> None:
         self.settings = settings
         self.client_id = client_id
         self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
+        IngestProcess.started.append(self)
 
     def start(self) -> IngestProcess:
         """Start the process (again, under the same client id)."""
@@ -245,6 +249,10 @@ def stream(
             payload = encode_readings(readings(device, start, size, t0))
             infos.append(client.publish(topics.device(SITE, device, Channel.PARKING), payload, 1))
             sent += size
+            if len(infos) >= 20_000:  # paho's packet ids wrap at 65,535
+                for info in infos:
+                    info.wait_for_publish(60)
+                infos.clear()
         if pause_every and (start // pack) % pause_every == 0:
             time.sleep(pause_s)
     for info in infos:

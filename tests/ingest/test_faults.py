@@ -45,6 +45,12 @@ def scaled(count: int) -> int:
     return int(count * SCALE)
 
 
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The usual settings without the per-device rate limit (the flood test covers that)."""
+    return with_overrides(settings, ingest={"device_rate_per_s": 0.0, "metrics_port": 0})
+
+
 def report(record_property: pytest.RecordProperty, name: str, **figures: float) -> None:
     for key, value in figures.items():
         record_property(f"{name}_{key}", value)

@@ -63,7 +63,19 @@ def test_contiguous_is_the_first_gap_below_any_floor(seqs: list[int], floor: int
     while expected + 1 in seen:
         expected += 1
     assert state.contiguous == expected
-    assert state.lost == len(set(range(1, floor)) - set(seqs))
+    # lost: the holes below the floor that lie under a seq seen before the floor came
+    limit = min(floor - 1, max(seqs, default=0))
+    assert state.lost == len(set(range(1, limit + 1)) - set(seqs))
+
+
+def test_a_first_floor_far_above_is_where_numbering_starts() -> None:
+    state = SequenceState()  # a new device; our agent numbers from its buffer's epoch ms
+    start = 1_763_884_800_000
+    assert state.handle(range(start, start + 5), floor=start) == 0
+    assert (state.contiguous, state.lost) == (start + 4, 0)
+    # a new buffer, numbered from a later millisecond: a jump, not a loss
+    assert state.handle(range(start + 90_000, start + 90_003), floor=start + 90_000) == 0
+    assert state.contiguous == start + 90_002
 
 
 def test_acks_report_gaps_and_floors_end_to_end(settings: Settings, topics: Topics) -> None:
@@ -75,15 +87,16 @@ def test_acks_report_gaps_and_floors_end_to_end(settings: Settings, topics: Topi
         publisher.send_readings(SITE, "d1", readings("d1", 1, 10))
         publisher.send_readings(SITE, "d1", readings("d1", 21, 10))  # 11..20 not sent yet
         publisher.send_readings(SITE, "d2", readings("d2", 1, 5))
+        publisher.send_readings(SITE, "d2", readings("d2", 10, 5))  # 6..9 missing
         assert wait_until(lambda: acks.acks.get("d1") == 10 and acks.acks.get("d2") == 5)
         publisher.send_readings(SITE, "d1", readings("d1", 11, 10))  # the gap fills
         assert wait_until(lambda: acks.acks.get("d1") == 30)
         # d2 dropped 6..9 at its buffer cap and says so with seq_floor
         topic = topics.device(SITE, "d2", Channel.PARKING)
-        publisher.send(topic, encode_readings(readings("d2", 10, 5), seq_floor=10))
-        assert wait_until(lambda: acks.acks.get("d2") == 14)
+        publisher.send(topic, encode_readings(readings("d2", 15, 2), seq_floor=10))
+        assert wait_until(lambda: acks.acks.get("d2") == 16)
         publisher.close()
         acks.close()
     assert count(url, "SELECT lost FROM device_sequences WHERE device_id = 'd2'") == 4
     assert count(url, "SELECT lost FROM device_sequences WHERE device_id = 'd1'") == 0
-    assert count(url, "SELECT count(*) FROM readings") == 40
+    assert count(url, "SELECT count(*) FROM readings") == 42
