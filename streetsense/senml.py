@@ -141,7 +141,10 @@ def _number(record: Mapping[str, Any], key: str, index: int) -> float | None:
     # bool is an int in Python but never a SenML number.
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise PayloadError("must be a number", index=index, field=key)
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:
+        raise PayloadError("is too large for a number", index=index, field=key) from None
     if not math.isfinite(number):
         raise PayloadError("must be a finite number", index=index, field=key)
     return number

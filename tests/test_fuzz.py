@@ -27,7 +27,7 @@ LABELS = ["bn", "bt", "bu", "bv", "bs", "bver", "n", "u", "v", "vs", "vb", "vd",
 json_scalars = (
     st.none()
     | st.booleans()
-    | st.integers(-(2**70), 2**70)
+    | st.integers(-(2**1100), 2**1100)
     | st.floats(allow_nan=False)
     | st.text(max_size=20)
 )

@@ -109,6 +109,8 @@ def test_encode_round_trips_in_json_and_cbor() -> None:
         (b'[{"bver":99,"n":"x","v":1}]', "newer than"),
         (b'[{"n":"x","v":1,"seq":-1}]', "field 'seq'"),
         (b'[{"n":"x","v":true}]', "must be a number"),
+        (b'[{"n":"x","v":1' + b"0" * 400 + b"}]", "field 'v': is too large"),
+        (b'[{"n":"x","v":1,"t":1' + b"0" * 400 + b"}]", "field 't': is too large"),
         (b"[" * 100_000, "nested too deeply"),
     ],
 )

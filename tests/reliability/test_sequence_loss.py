@@ -21,11 +21,6 @@ from tests.ingest.support import IngestProcess, count, wait_log
 pytestmark = pytest.mark.faults
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ingest/sequences.py counts the gap below a new device's first seq_floor as lost "
-    "(FIRST_CONTIGUOUS = 0); the edge agent numbers from epoch milliseconds",
-)
 def test_a_real_agent_that_lost_nothing_shows_no_sequence_loss(
     settings: Settings,
     topics: Topics,
