@@ -1,0 +1,16 @@
+"""The example agent configuration shipped for field engineers stays valid."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edge.config import load_config, validate
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "deploy" / "edge" / "agent.example.toml"
+
+
+def test_the_shipped_example_loads_and_validates() -> None:
+    config = load_config(EXAMPLE, environ={})
+    validate(config)
+    assert config.mqtt.protocol == "5"
+    assert config.mqtt.url.startswith("mqtts://")
