@@ -47,7 +47,11 @@ def _retained_status(url: str, topic: str) -> list[bytes]:
         CallbackAPIVersion.VERSION2, client_id=f"late-{uuid.uuid4().hex[:8]}",
         protocol=mqtt.MQTTv311,
     )  # fmt: skip
-    client.on_message = lambda _c, _u, message: seen.append(bytes(message.payload))
+    # amqtt 0.12 has been seen delivering a retained message of another topic (the device's
+    # ack) to this subscription: keep only what was published on `topic`.
+    client.on_message = lambda _c, _u, message: (
+        seen.append(bytes(message.payload)) if message.topic == topic else None
+    )
     client.connect(parts.hostname or "127.0.0.1", parts.port or 1883)
     client.loop_start()
     try:

@@ -82,7 +82,7 @@ class Mosquitto:
         for line in BROKER_CONFIG.read_text().splitlines():
             lines.append(replacements.get(line.split(" ", 1)[0], line))
         lines += [f"log_dest file {self.log_path}", "log_type error", "log_type warning"]
-        if os.geteuid() == 0:
+        if os.geteuid() == 0 and not self.extra_config.lstrip().startswith("user "):
             # Started as root, Mosquitto drops to the `mosquitto` user, which cannot enter
             # pytest's owner-only temporary folders: it would then run without persistence
             # and without a log, silently. Stay root for these private test brokers.
@@ -95,12 +95,19 @@ class Mosquitto:
         """Start (or restart) the broker and wait until it accepts connections."""
         binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         self.write_config()
-        self.process = subprocess.Popen(
-            [binary, "-c", str(self.config_path)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_port("127.0.0.1", self.port)
+        stderr_path = self.workdir / "mosquitto.stderr"
+        with stderr_path.open("ab") as stderr:
+            self.process = subprocess.Popen(
+                [binary, "-c", str(self.config_path)], stdout=subprocess.DEVNULL, stderr=stderr
+            )
+        try:
+            wait_port("127.0.0.1", self.port)
+        except TimeoutError as exc:
+            # Reap it (no ResourceWarning later) and say why it did not start.
+            self.process.kill()
+            self.process.wait(10)
+            said = stderr_path.read_text(errors="replace")[-500:]
+            raise TimeoutError(f"{exc}; mosquitto said: {said}") from None
         return self
 
     def kill(self) -> None:
