@@ -34,16 +34,15 @@ import httpx
 import paho.mqtt.client as paho
 import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
-from psycopg import sql
 
-from store.migrate import migrate
 from store.registry import store_registry
 from store.rollups import refresh
 from store.writes import write_readings
-from streetsense.config import DatabaseSettings, load_settings, with_overrides
+from streetsense.config import load_settings, with_overrides
 from streetsense.readings import Reading
 from streetsense.registry import Registry, parse_registry
-from tests.support.services import Mosquitto, database_admin_url, free_port
+from tests.support.scratch import scratch_database
+from tests.support.services import Mosquitto, free_port
 
 REPO = Path(__file__).resolve().parents[1]
 SPOTS_PER_ON_STREET = 10
@@ -106,25 +105,6 @@ def readings(registry: Registry, now: datetime) -> list[Reading]:
                 Reading(f"tc{i}", "mean_speed", at, 40.0, sub_id="L1"),
             ]
     return out
-
-
-@contextmanager
-def database() -> Iterator[str]:
-    """Create a migrated database of our own; drop it afterwards."""
-    admin = database_admin_url()
-    name = f"ss_bench_feeds_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = psycopg.conninfo.make_conninfo(admin, dbname=name)
-    try:
-        with psycopg.connect(url) as conn:
-            migrate(conn, DatabaseSettings(timescale="off"))
-        yield url
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
 
 
 def load_city(url: str, lots: int, segments: int) -> Registry:
@@ -272,7 +252,7 @@ def main() -> int:
     parser.add_argument("--changes", type=int, default=30)
     args = parser.parse_args()
     prefix = f"bench-{uuid.uuid4().hex[:6]}/streetsense/v1"
-    with tempfile.TemporaryDirectory() as tmp, database() as url:
+    with tempfile.TemporaryDirectory() as tmp, scratch_database("ss_bench_feeds") as url:
         broker = Mosquitto(Path(tmp)).start()
         try:
             load_city(url, args.lots, args.segments)

@@ -31,7 +31,7 @@ from tests.edge.faultproxy import FaultProxy
 from tests.edge.support import AgentProcess, agent_config, wait_for
 from tests.ingest.services import persistent_mosquitto
 from tests.ingest.support import IngestProcess, wait_log
-from tests.reliability.scratch import scratch_database
+from tests.support.scratch import scratch_database
 
 log = logging.getLogger("bench.reliability_link")
 DEVICE = "gw-1"

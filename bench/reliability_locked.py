@@ -39,7 +39,7 @@ from tests.ingest.support import (
     wait_log,
     wait_until,
 )
-from tests.reliability.scratch import scratch_database
+from tests.support.scratch import scratch_database
 from tests.support.services import free_port
 
 log = logging.getLogger("bench.reliability_locked")

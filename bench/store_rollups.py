@@ -12,26 +12,21 @@ and drops a database of its own.
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import statistics
 import time
-import uuid
 import zlib
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import psycopg
-from psycopg import sql
 
-from store.migrate import migrate
 from store.registry import store_registry
 from store.rollups import refresh
 from store.writes import write_readings
-from streetsense.config import DatabaseSettings, Settings, load_settings, with_overrides
+from streetsense.config import Settings, load_settings, with_overrides
 from streetsense.readings import Reading
 from streetsense.registry import Registry, parse_registry
+from tests.support.scratch import scratch_database
 
 STEP = timedelta(minutes=5)
 
@@ -122,25 +117,6 @@ def by_step(batch: list[Reading], start: datetime) -> list[tuple[datetime, list[
     return [(start + STEP * (k + 1), steps[k]) for k in sorted(steps)]
 
 
-@contextmanager
-def bench_database() -> Iterator[str]:
-    """Create a migrated database of the benchmark's own; drop it afterwards."""
-    admin = os.environ.get(
-        "STREETSENSE_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-    )
-    name = f"ss_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = psycopg.conninfo.make_conninfo(admin, dbname=name)
-    try:
-        with psycopg.connect(url) as conn:
-            migrate(conn, DatabaseSettings(timescale="off"))
-        yield url
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
-
-
 def timed(conn: psycopg.Connection, settings: Settings, **kwargs: object) -> float:
     """Run one refresh; return its wall time in seconds."""
     began = time.perf_counter()
@@ -161,7 +137,7 @@ def main() -> None:
     registry = city(args.lots, args.spots, args.segments)
     end = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=1)
     start = end - timedelta(hours=args.hours)
-    with bench_database() as url, psycopg.connect(url) as conn:
+    with scratch_database("ss_bench_store") as url, psycopg.connect(url) as conn:
         settings = with_overrides(load_settings(None, environ={}), database={"url": url})
         store_registry(conn, registry, "bench")
         history = readings(registry, start, end, rng)

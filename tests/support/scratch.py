@@ -15,10 +15,10 @@ from tests.support.services import database_admin_url
 
 
 @contextmanager
-def scratch_database() -> Iterator[str]:
+def scratch_database(prefix: str = "ss_bench") -> Iterator[str]:
     """Create a migrated scratch database; yield its URL; drop it afterwards."""
     admin = database_admin_url()
-    name = f"ss_bench_rel_{uuid.uuid4().hex[:8]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     url = psycopg.conninfo.make_conninfo(admin, dbname=name)
