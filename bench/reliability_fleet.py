@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from streetsense.config import load_settings, with_overrides
 from streetsense.topics import Topics
 from tests.reliability.fleet import FleetRun, describe, run_fleet
-from tests.reliability.scratch import scratch_database
+from tests.support.scratch import scratch_database
 
 log = logging.getLogger("bench.reliability_fleet")
 
