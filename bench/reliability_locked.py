@@ -15,7 +15,6 @@ import logging
 import sys
 import tempfile
 import time
-import urllib.request
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -33,9 +32,11 @@ from tests.ingest.support import (
     IngestProcess,
     count,
     exactly_once,
+    ingest_lag,
     mqtt_client,
     readings,
     register,
+    rss_kib,
     wait_log,
     wait_until,
 )
@@ -44,21 +45,6 @@ from tests.support.services import free_port
 
 log = logging.getLogger("bench.reliability_locked")
 DEVICES = [f"dev{i}" for i in range(8)]
-
-
-def _rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
-
-
-def _lag(port: int) -> float:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-        for line in response.read().decode().splitlines():
-            if line.startswith("streetsense_ingest_lag_messages "):
-                return float(line.split()[1])
-    return -1.0
 
 
 def publish(url: str, topics: Topics, per_device: int, pack: int) -> int:
@@ -111,7 +97,7 @@ def main() -> int:
         try:
             assert wait_log(ingest.log_path, "subscribed; ingesting", 30)
             assert ingest.process is not None
-            rss_before = _rss_kib(ingest.process.pid)
+            rss_before = rss_kib(ingest.process.pid)
             lags: list[float] = []
             rss_peak = rss_before
             with psycopg.connect(url) as locker:
@@ -119,8 +105,8 @@ def main() -> int:
                 locked_at = time.monotonic()
                 sent = publish(broker.url, topics, args.per_device, args.pack)
                 while time.monotonic() - locked_at < args.lock_s:
-                    lags.append(_lag(port))
-                    rss_peak = max(rss_peak, _rss_kib(ingest.process.pid))
+                    lags.append(ingest_lag(port))
+                    rss_peak = max(rss_peak, rss_kib(ingest.process.pid))
                     time.sleep(0.5)
                 locker.rollback()
             released = time.monotonic()

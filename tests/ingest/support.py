@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -277,3 +278,21 @@ def wait_log(path: Path, text: str, timeout: float = 20.0, occurrences: int = 1)
         lambda: path.exists() and path.read_text(errors="replace").count(text) >= occurrences,
         timeout,
     )
+
+
+def rss_kib(pid: int) -> int:
+    """Return a process's resident memory in KiB (0 when /proc does not say)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def ingest_lag(metrics_port: int) -> float:
+    """Return ingest's consumer lag (messages) from its Prometheus metrics; -1 if absent."""
+    url = f"http://127.0.0.1:{metrics_port}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        for line in response.read().decode().splitlines():
+            if line.startswith("streetsense_ingest_lag_messages "):
+                return float(line.split()[1])
+    return -1.0

@@ -12,7 +12,6 @@ import os
 import random
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import psycopg
@@ -26,7 +25,9 @@ from tests.ingest.support import (
     IngestProcess,
     count,
     exactly_once,
+    ingest_lag,
     register,
+    rss_kib,
     stream,
     wait_log,
     wait_until,
@@ -237,21 +238,6 @@ def test_ingest_sigkilled_repeatedly_while_two_share(
     assert (rows, duplicated, lost) == (sent[0], 0, 0)
 
 
-def _rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
-
-
-def _lag(port: int) -> float:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-        for line in response.read().decode().splitlines():
-            if line.startswith("streetsense_ingest_lag_messages "):
-                return float(line.split()[1])
-    return -1.0
-
-
 def test_locked_readings_table_back_pressures_without_loss(
     settings: Settings, topics: Topics, tmp_path: Path, record_property: pytest.RecordProperty
 ) -> None:
@@ -265,16 +251,16 @@ def test_locked_readings_table_back_pressures_without_loss(
     ingest = IngestProcess(settings, "ingest-f7", tmp_path / "ingest.log").start()
     assert wait_log(ingest.log_path, "subscribed; ingesting")
     assert ingest.process is not None
-    rss_before = _rss_kib(ingest.process.pid)
+    rss_before = rss_kib(ingest.process.pid)
     lags: list[float] = []
     with psycopg.connect(url) as locker:
         locker.execute("LOCK TABLE readings IN ACCESS EXCLUSIVE MODE")
         sent = stream(settings.mqtt.url, topics, DEVICES, scaled(2_000), 1)  # 16,000 messages
         locked_until = time.monotonic() + LOCK_S
         while time.monotonic() < locked_until:
-            lags.append(_lag(port))
+            lags.append(ingest_lag(port))
             time.sleep(0.2)
-        rss_locked = _rss_kib(ingest.process.pid)
+        rss_locked = rss_kib(ingest.process.pid)
         stored_while_locked = count(url, "SELECT count(*) FROM device_state")
         locker.rollback()
     released = time.monotonic()
