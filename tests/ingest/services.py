@@ -22,12 +22,10 @@ PG_BIN = Path("/usr/lib/postgresql/15/bin")
 def persistent_mosquitto(workdir: Path) -> Mosquitto:
     """Return a private Mosquitto from our config whose persistence really works.
 
-    Started as root, Mosquitto drops to the `mosquitto` user, which cannot enter pytest's
-    private (0700) temporary directories: it then runs without persistence or log file and
-    says nothing. Keeping root for a private test broker avoids that (docs/ingest.md).
+    tests.support.services.Mosquitto keeps root for private brokers, so Mosquitto can write its
+    persistence file in pytest's owner-only folders (docs/ingest.md).
     """
-    extra = "user root" if os.geteuid() == 0 else ""
-    return Mosquitto(workdir, extra_config=extra)
+    return Mosquitto(workdir)
 
 
 class PrivatePostgres:

@@ -82,7 +82,7 @@ class Mosquitto:
         for line in BROKER_CONFIG.read_text().splitlines():
             lines.append(replacements.get(line.split(" ", 1)[0], line))
         lines += [f"log_dest file {self.log_path}", "log_type error", "log_type warning"]
-        if os.geteuid() == 0 and not self.extra_config.lstrip().startswith("user "):
+        if os.geteuid() == 0:
             # Started as root, Mosquitto drops to the `mosquitto` user, which cannot enter
             # pytest's owner-only temporary folders: it would then run without persistence
             # and without a log, silently. Stay root for these private test brokers.
