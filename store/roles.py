@@ -33,7 +33,12 @@ INGEST_WRITES: Final = {
     "devices": "INSERT",  # auto-registration, when enabled
     "device_sequences": "INSERT, UPDATE",
     "device_state": "INSERT, UPDATE",
+    "rollup_invalidations": "INSERT",  # notes batches committed late (store.rollup_invalidations)
 }
+# What the analytics refresh may change in tables ingest writes: it consumes invalidations.
+ANALYTICS_CONSUMES: Final = {"rollup_invalidations": "DELETE"}
+# Bookkeeping between ingest and the rollup refresh that no reader needs.
+INTERNAL: Final = frozenset({"rollup_invalidations"})
 # Relations the open feeds never need: raw payloads of refused messages, device health and
 # delivery state. (The feeds' live engine does read parking readings and the spot mapping, to
 # publish a lot's change within 2 s of its commit; only lot aggregates leave the feeds, which
@@ -41,7 +46,7 @@ INGEST_WRITES: Final = {
 PRIVATE: Final = frozenset(
     {"rejected_messages", "quarantine", "device_sequences", "device_state", "registry_versions",
      "schema_migrations", "readings_located", "rejected_daily"}
-)  # fmt: skip
+) | INTERNAL  # fmt: skip
 
 
 def create_roles(conn: psycopg.Connection) -> None:
@@ -104,9 +109,11 @@ def _privileges(role: str, relation: str) -> str:
     if role == FEEDS:
         return "" if relation in PRIVATE else "SELECT"
     if role == DASHBOARD:
-        return "SELECT"
+        return "" if relation in INTERNAL else "SELECT"
     if role == INGEST:
         writes = INGEST_WRITES.get(relation)
         return f"SELECT, {writes}" if writes else "SELECT"
+    if relation in ANALYTICS_CONSUMES:
+        return f"SELECT, {ANALYTICS_CONSUMES[relation]}"
     derived = relation not in REGISTRY_TABLES and relation not in INGEST_WRITES
     return "SELECT, INSERT, UPDATE, DELETE, TRUNCATE" if derived else "SELECT"

@@ -1,11 +1,13 @@
 """Bring the occupancy and flow rollups up to date, incrementally, from new readings.
 
 Ingest does not call this: a scheduled job (or `streetsense db refresh`) does. New readings are
-found by `received_at` above a watermark; each lot and segment they touch is recomputed from
-the earliest observed time touched, so late and re-delivered readings land where they belong
-and a refresh run twice changes nothing. Cost: one BRIN range scan of the readings received
-since the last run, plus work proportional to the readings of the touched lots and segments
-from their earliest touched bucket (bench/store_rollups.py measures it for a city slice).
+found by `received_at` above a watermark, plus the devices of batches that ingest committed
+too late for that scan (store.rollup_invalidations); each lot and segment they touch is
+recomputed from the earliest observed time touched, so late and re-delivered readings land
+where they belong and a refresh run twice changes nothing. Cost: one BRIN range scan of the
+readings received since the last run, plus work proportional to the readings of the touched
+lots and segments from their earliest touched bucket (bench/store_rollups.py measures it for a
+city slice).
 """
 
 from __future__ import annotations
@@ -32,8 +34,10 @@ _LOCK_KEY: Final = 7_355_108_002  # any constant shared by every process that re
 _STATE: Final = "rollups"
 # received_at is stamped by ingest hosts on receipt, before commit: a batch committed after a
 # refresh may carry times just below its watermark, so each refresh rescans this margin
-# (recomputing is idempotent). It covers batches committed up to 5 min after receipt and
-# ingest clocks within 5 min of each other; anything later needs `db refresh --since`.
+# (recomputing is idempotent). Half of it covers batches committed up to 2.5 min after
+# receipt, the other half ingest hosts' clocks, which must agree within 2.5 min (NTP). Ingest
+# notes a batch committed later in rollup_invalidations (store.rollup_invalidations), which
+# the refresh consumes, so no batch is left out however late it commits.
 COMMIT_MARGIN: Final = timedelta(minutes=5)
 _BEGINNING: Final = datetime(1900, 1, 1, tzinfo=UTC)
 _ROLLUP_KINDS: Final = (
@@ -44,14 +48,39 @@ _ROLLUP_KINDS: Final = (
     "detector_occupancy",
 )
 
+# Every (device, kind, sub_id) that `refresh` recomputes, from its earliest touched time:
+# readings received since the watermark (counted as new), and the series of devices noted in
+# rollup_invalidations from the late batch's earliest observed time (the readings identity
+# index leads with device_id, so that part is an index scan per noted device).
 NEW_READINGS = """
 CREATE TEMP TABLE _rollup_new ON COMMIT DROP AS
-SELECT device_id, kind, sub_id, min(observed_at) AS first_at, max(received_at) AS last_received,
-       count(*) AS readings
-FROM readings
-WHERE received_at > %(scan_from)s AND observed_at >= %(observed_floor)s
-  AND kind = ANY(%(kinds)s)
+SELECT device_id, kind, sub_id, min(first_at) AS first_at,
+       max(last_received) AS last_received, sum(readings)::int8 AS readings
+FROM (
+    SELECT device_id, kind, sub_id, min(observed_at) AS first_at,
+           max(received_at) AS last_received, count(*) AS readings
+    FROM readings
+    WHERE received_at > %(scan_from)s AND observed_at >= %(observed_floor)s
+      AND kind = ANY(%(kinds)s)
+    GROUP BY device_id, kind, sub_id
+    UNION ALL
+    SELECT r.device_id, r.kind, r.sub_id, min(r.observed_at), NULL, 0
+    FROM unnest(%(late_devices)s::text[], %(late_from)s::timestamptz[])
+         AS late (device_id, observed_from)
+    JOIN readings r ON r.device_id = late.device_id AND r.observed_at >= late.observed_from
+    WHERE r.kind = ANY(%(kinds)s) AND r.observed_at >= %(late_floor)s
+    GROUP BY r.device_id, r.kind, r.sub_id
+) found
 GROUP BY device_id, kind, sub_id
+"""
+
+# Taken in the refresh's transaction: a failed refresh leaves them for the next one, and the
+# advisory lock keeps two refreshes from sharing them out.
+CONSUME_INVALIDATIONS = """
+WITH consumed AS (DELETE FROM rollup_invalidations RETURNING device_ids, observed_from)
+SELECT device_id, min(observed_from)
+FROM consumed CROSS JOIN LATERAL unnest(device_ids) AS device_id
+GROUP BY device_id
 """
 
 
@@ -132,12 +161,20 @@ def _refresh_tables(
     scan_from, observed_floor = _scan_bounds(watermark, settings.ingest.late_window_s)
     if since is not None:  # rescan everything observed since then, whenever received
         scan_from, observed_floor = _BEGINNING, since
+    # Consumed before the readings are read: a late batch commits its readings and its note
+    # together, so every note taken here has its readings visible to the next statement.
+    late = conn.execute(CONSUME_INVALIDATIONS).fetchall()
+    if late:
+        log.info("rollups: %d devices committed late, recomputing them", len(late))
     conn.execute(
         NEW_READINGS,
         {
             "scan_from": scan_from,
             "observed_floor": observed_floor,
             "kinds": list(_ROLLUP_KINDS),
+            "late_devices": [device for device, _ in late],
+            "late_from": [observed_from for _, observed_from in late],
+            "late_floor": min((observed_from for _, observed_from in late), default=None),
         },
     )
     readings, latest = _new_totals(conn)

@@ -62,6 +62,7 @@ def test_dashboard_only_reads(login_as) -> None:  # type: ignore[no-untyped-def]
     with login_as(DASHBOARD) as conn:
         assert conn.execute("SELECT count(*) FROM readings").fetchone() == (0,)
         assert conn.execute("SELECT count(*) FROM device_state").fetchone() == (0,)
+        assert _denied(conn, "SELECT * FROM rollup_invalidations")  # ingest-refresh bookkeeping
         assert _denied(conn, INSERT_READING)
         assert _denied(conn, "DELETE FROM lots")
 
@@ -77,6 +78,7 @@ def test_feeds_read_aggregates_but_never_device_health(login_as) -> None:  # typ
             "rejected_messages",
             "quarantine",
             "readings_located",
+            "rollup_invalidations",
         ):
             assert _denied(conn, f"SELECT * FROM {private}"), private
         assert _denied(conn, "DELETE FROM lots")

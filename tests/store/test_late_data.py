@@ -3,6 +3,8 @@ of old readings change nothing."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import psycopg
 
 from store.rollups import refresh
@@ -19,6 +21,17 @@ def snapshot(conn: psycopg.Connection) -> dict[str, list[tuple[object, ...]]]:
     tables["lot_now"] = conn.execute("SELECT * FROM lot_now ORDER BY 1").fetchall()
     conn.commit()
     return tables
+
+
+def rebuilt(
+    conn: psycopg.Connection, settings: Settings, until: datetime
+) -> dict[str, list[tuple[object, ...]]]:
+    """Return the rollups built again in one go from all readings."""
+    conn.execute("TRUNCATE occupancy_5m, occupancy_1h, occupancy_1d, flow_5m, flow_1h, flow_1d")
+    conn.execute("TRUNCATE occupancy_now, rollup_state")
+    conn.commit()
+    refresh(conn, settings, until=until)
+    return snapshot(conn)
 
 
 def first_batch() -> list[Reading]:
@@ -54,12 +67,7 @@ def test_late_readings_update_rollups(db: psycopg.Connection, settings: Settings
     assert [market[at(m)] for m in (0, 5, 10, 15, 20, 25)] == [1.0, 2.0, 1.5, 1.0, 0.0, 0.0]
     assert late["occupancy_5m"] != on_time["occupancy_5m"]
     assert late["flow_5m"][0][2:5] == (40.0, (10 * 50 + 30 * 30) / 40, None)
-    # the same result as a rollup built in one go from all readings
-    db.execute("TRUNCATE occupancy_5m, occupancy_1h, occupancy_1d, flow_5m, flow_1h, flow_1d")
-    db.execute("TRUNCATE occupancy_now, rollup_state")
-    db.commit()
-    refresh(db, settings, until=at(30))
-    assert snapshot(db) == late
+    assert rebuilt(db, settings, until=at(30)) == late
 
 
 def test_duplicates_leave_rollups_unchanged(db: psycopg.Connection, settings: Settings) -> None:

@@ -1,4 +1,5 @@
-"""The analytics service role can refresh the rollups; the feeds role can read them."""
+"""The analytics service role can refresh the rollups; the feeds role can read them; ingest
+notes late commits that only the refresh may consume."""
 
 from __future__ import annotations
 
@@ -7,12 +8,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import psycopg
-from psycopg import sql
+import pytest
+from psycopg import errors, sql
 
-from store.roles import ANALYTICS, FEEDS
+from store.roles import ANALYTICS, DASHBOARD, FEEDS, INGEST
 from store.rollups import refresh
 from streetsense.config import Settings
 from tests.store.support import at, load_city, spot, write
+from tests.store.test_late_commit import commit_stalled, refreshed_before_the_commit
 
 
 @contextmanager
@@ -41,3 +44,23 @@ def test_analytics_refreshes_and_feeds_read(
     with login(db, database_url, FEEDS) as conn:
         assert conn.execute("SELECT occupied FROM lot_now").fetchall() == [(1.0,)]
         assert conn.execute("SELECT count(*) FROM segment_now").fetchone() == (0,)
+
+
+def test_ingest_notes_late_commits_and_analytics_consumes_them(
+    db: psycopg.Connection, database_url: str, settings: Settings
+) -> None:
+    refreshed_before_the_commit(db, settings)
+    with login(db, database_url, INGEST) as conn:
+        commit_stalled(conn, noted=True)
+        with pytest.raises(errors.InsufficientPrivilege), conn.transaction():
+            conn.execute("DELETE FROM rollup_invalidations")
+    for reader in (DASHBOARD, FEEDS):
+        with login(db, database_url, reader) as conn, pytest.raises(errors.InsufficientPrivilege):
+            conn.execute("SELECT count(*) FROM rollup_invalidations")
+    with login(db, database_url, ANALYTICS) as conn:
+        refresh(conn, settings, until=at(30))
+        assert conn.execute("SELECT count(*) FROM rollup_invalidations").fetchone() == (0,)
+        occupied = conn.execute(
+            "SELECT occupied FROM occupancy_5m WHERE lot_id = 'market' AND bucket = %s", (at(5),)
+        ).fetchone()
+        assert occupied == (2.0,)  # the stalled batch's second car is counted

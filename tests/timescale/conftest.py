@@ -113,7 +113,7 @@ def tsdb(timescale_url: str) -> Iterator[psycopg.Connection]:
     with connect(timescale_url, autocommit=True) as conn:
         conn.execute(
             "TRUNCATE readings, occupancy_5m, occupancy_1h, occupancy_1d, occupancy_now,"
-            " occupancy_series, rollup_state"
+            " occupancy_series, rollup_state, rollup_invalidations"
         )
         # truncating a hypertable does not invalidate its continuous aggregates
         for view in ("flow_lanes_5m", "flow_lanes_1h", "flow_lanes_1d"):

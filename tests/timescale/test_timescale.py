@@ -11,11 +11,14 @@ import pytest
 
 from store.export import ExportRequest, export
 from store.registry import store_registry
+from store.rollup_invalidations import note_late_commit
 from store.rollups import refresh
 from store.rollups_writes import insert_readings
 from streetsense.config import Settings, with_overrides
 from streetsense.readings import Reading
 from tests.store.support import at, city, load_city, spot, write
+from tests.store.test_late_commit import LATE_RECEIVED, WATERMARK, stalled_batch
+from tests.store.test_late_data import first_batch
 
 pytestmark = pytest.mark.timescale
 
@@ -140,6 +143,28 @@ def test_refresh_up_to_now(
     assert result.segments == 1
     for relation in ("flow_5m", "flow_1h", "flow_1d"):
         assert scalars(tsdb, f"SELECT vehicle_count FROM {relation}") == [3.0]
+
+
+def test_noted_late_commit_reaches_occupancy_and_aggregates(
+    tsdb: psycopg.Connection, settings: Settings, timescale_url: str
+) -> None:
+    on_timescale = timescale_settings(settings, timescale_url)
+    with tsdb.transaction():
+        store_registry(tsdb, city(), "tests")
+    insert_readings(tsdb, first_batch(), [at(1)] * len(first_batch()))
+    refresh(tsdb, on_timescale, until=at(30))
+    counter = [Reading("counter", "occupied_spaces", at(15), 50.0)]
+    insert_readings(tsdb, counter, [WATERMARK])
+    assert refresh(tsdb, on_timescale, until=at(30)).watermark == WATERMARK
+    stalled = stalled_batch()
+    with tsdb.transaction():  # committed long after LATE_RECEIVED, below the rescan margin
+        insert_readings(tsdb, stalled, [LATE_RECEIVED] * len(stalled))
+        note_late_commit(tsdb, {r.device_id for r in stalled}, min(r.observed_at for r in stalled))
+    refresh(tsdb, on_timescale, until=at(30))
+    assert scalars(tsdb, "SELECT count(*) FROM rollup_invalidations") == [0]
+    market = "SELECT occupied FROM occupancy_5m WHERE lot_id = 'market' ORDER BY bucket"
+    assert scalars(tsdb, market) == [1.0, 2.0, 1.5, 1.0, 0.0, 0.0]
+    assert scalars(tsdb, "SELECT vehicle_count FROM flow_5m ORDER BY bucket") == [40.0]
 
 
 class Rows:
