@@ -10,7 +10,8 @@ from typing import Any
 from ingest.inbox import Message
 from store.device_state import DeviceStateUpdate
 from store.quarantine import QuarantinedMessage
-from store.writes import ReadingRow, Rejection
+from store.reading_rows import ReadingRows
+from store.writes import Rejection
 from streetsense.topics import DeviceTopic
 
 
@@ -59,7 +60,7 @@ class Batch:
     """Messages taken together; everything here is committed in one transaction."""
 
     messages: list[Message] = field(default_factory=list)
-    rows: list[ReadingRow] = field(default_factory=list)
+    rows: ReadingRows = field(default_factory=ReadingRows)
     rejections: list[Rejection] = field(default_factory=list)
     quarantine: list[QuarantinedMessage] = field(default_factory=list)
     # Messages of devices not (yet) known to this process; resolved against the database.

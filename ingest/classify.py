@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from ingest.batch import Batch, DeviceActivity
-from ingest.fastdecode import fast_decode
+from ingest.fastdecode import fast_rows
 from ingest.inbox import Message
 from ingest.ratelimit import DeviceRateLimiter
 from store.quarantine import QuarantinedMessage
+from store.reading_rows import epoch_us
 from store.writes import Rejection
 from streetsense.config import IngestSettings
 from streetsense.errors import PayloadError, TopicError
@@ -118,29 +119,41 @@ class Classifier:
             )
             return
         stream = _STREAMS[topic.channel]
-        result = fast_decode(message.payload, topic.device_id, stream, message.received)
-        if result is None:
-            try:
-                result = decode_readings(
-                    message.payload, topic.device_id, stream, now=message.received
-                )
-            except PayloadError as exc:
-                self._reject_whole(
-                    message, topic, activity, batch, "bad_payload", f"{exc}{_FIX_PAYLOAD}"
-                )
-                return
-            except (OverflowError, ValueError, TypeError) as exc:
-                # The kernel's decoder lets a few errors through (an integer too large for a
-                # float); they are still the payload's fault.
-                self._reject_whole(
-                    message,
-                    topic,
-                    activity,
-                    batch,
-                    "bad_payload",
-                    f"the pack holds a value SenML cannot carry ({exc}){_FIX_PAYLOAD}",
-                )
-                return
+        received_at = datetime.fromtimestamp(message.received, UTC)
+        received_us = epoch_us(received_at)
+        window_us = (
+            received_us,
+            received_us - settings.late_window_s * 1_000_000,
+            received_us + settings.future_tolerance_s * 1_000_000,
+        )
+        fast = fast_rows(message.payload, topic.device_id, stream, message.received, window_us)
+        if fast is not None:
+            batch.rows.extend(topic.device_id, fast.encoded, fast.earliest_us)
+            activity.seqs += fast.seqs
+            if fast.seq_floor is not None:
+                activity.floor = max(activity.floor or 0, fast.seq_floor)
+            activity.heard(message.received)
+            activity.lateness = max(activity.lateness, (received_us - fast.newest_us) / 1e6)
+            return
+        try:
+            result = decode_readings(message.payload, topic.device_id, stream, now=message.received)
+        except PayloadError as exc:
+            self._reject_whole(
+                message, topic, activity, batch, "bad_payload", f"{exc}{_FIX_PAYLOAD}"
+            )
+            return
+        except (OverflowError, ValueError, TypeError) as exc:
+            # The kernel's decoder lets a few errors through (an integer too large for a
+            # float); they are still the payload's fault.
+            self._reject_whole(
+                message,
+                topic,
+                activity,
+                batch,
+                "bad_payload",
+                f"the pack holds a value SenML cannot carry ({exc}){_FIX_PAYLOAD}",
+            )
+            return
         self._interpretation(message, topic, activity, batch, result)
 
     def _interpretation(
@@ -153,8 +166,9 @@ class Classifier:
     ) -> None:
         received = message.received
         received_at = datetime.fromtimestamp(received, UTC)
-        latest = datetime.fromtimestamp(received + self.settings.future_tolerance_s, UTC)
-        earliest = datetime.fromtimestamp(received - self.settings.late_window_s, UTC)
+        # The same window as the fast path's, in whole microseconds from received_at.
+        latest = received_at + timedelta(seconds=self.settings.future_tolerance_s)
+        earliest = received_at - timedelta(seconds=self.settings.late_window_s)
         if result.seq_floor is not None:
             activity.floor = max(activity.floor or 0, result.seq_floor)
         rows = batch.rows
@@ -168,7 +182,7 @@ class Classifier:
                 kept = self._reject_time(message, reading, observed > latest, batch, kept)
                 activity.rejected += 1
             else:
-                rows.append(
+                rows.add_row(
                     (
                         reading.device_id,
                         reading.kind,

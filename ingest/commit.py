@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import psycopg
@@ -11,6 +12,7 @@ from ingest.classify import AUTO_KIND, Classifier
 from ingest.sequences import FIRST_CONTIGUOUS, SequenceState
 from store.device_state import upsert_device_state
 from store.quarantine import auto_register, known_among, write_quarantine
+from store.rollup_invalidations import is_late, note_late_commit
 from store.sequences import SequenceRow, lock_sequences, save_sequences
 from store.writes import ReadingWriter, write_rejections
 
@@ -93,5 +95,10 @@ def commit_batch(
         upsert_device_state(
             conn, [a.state_update(d, counts.get(d, 0)) for d, a in sorted(batch.devices.items())]
         )
+        # Last before COMMIT: a batch held since long before (an outage, a lock) may be below
+        # the rollup refresh's receive-time scan; the note makes the refresh look at it.
+        earliest = batch.rows.earliest()
+        if earliest is not None and is_late(min(m.received for m in batch.messages), time.time()):
+            note_late_commit(conn, batch.rows.per_device, earliest)
     result.written = sum(counts.values())
     return result

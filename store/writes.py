@@ -2,35 +2,23 @@
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TypeAlias
 
 import psycopg
 import psycopg.errors
 
+from store.reading_rows import COLUMNS, ReadingRows
 from streetsense.readings import Reading
 
 _STAGE = """
 CREATE TEMP TABLE IF NOT EXISTS readings_stage (LIKE readings INCLUDING DEFAULTS)
 ON COMMIT DELETE ROWS
 """
-_COPY = (
-    "COPY readings_stage (device_id, kind, sub_id, observed_at, received_at, value, seq,"
-    " clock_suspect) FROM STDIN (FORMAT BINARY)"
-)
-_COPY_DIRECT = (
-    "COPY readings (device_id, kind, sub_id, observed_at, received_at, value, seq,"
-    " clock_suspect) FROM STDIN (FORMAT BINARY)"
-)
-_TYPES = ("text", "text", "text", "timestamptz", "timestamptz", "float8", "int8", "bool")
-_MERGE = """
-INSERT INTO readings SELECT * FROM readings_stage
-ON CONFLICT (device_id, kind, sub_id, observed_at) DO NOTHING
-"""
-# The same merge, telling per device how many rows were new (ingest keeps per-device totals).
+_COPY_STAGE = f"COPY readings_stage ({COLUMNS}) FROM STDIN (FORMAT BINARY)"
+_COPY_DIRECT = f"COPY readings ({COLUMNS}) FROM STDIN (FORMAT BINARY)"
+# The merge, telling per device how many rows were new (ingest keeps per-device totals).
 _MERGE_COUNTED = """
 WITH new AS (
     INSERT INTO readings SELECT * FROM readings_stage
@@ -39,9 +27,6 @@ WITH new AS (
 )
 SELECT device_id, count(*) FROM new GROUP BY device_id
 """
-# A reading as COPY takes it: device_id, kind, sub_id ('' for none), observed_at, received_at,
-# value, seq, clock_suspect.
-ReadingRow: TypeAlias = tuple[str, str, str, datetime, datetime, float, int | None, bool]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,21 +58,12 @@ def write_readings(
     """
     if len(readings) != len(received_at):
         raise ValueError("readings and received_at must have the same length")
-    if not readings:
-        return 0
-    with conn.cursor() as cur:
-        cur.execute(_STAGE)
-        with cur.copy(_COPY) as copy:
-            copy.set_types(_TYPES)
-            for reading, received in zip(readings, received_at, strict=True):
-                copy.write_row((
-                    reading.device_id, reading.kind, reading.sub_id or "", reading.observed_at,
-                    received, reading.value, reading.seq, reading.clock_suspect,
-                ))  # fmt: skip
-        cur.execute(_MERGE)
-        inserted = cur.rowcount
-        cur.execute("TRUNCATE readings_stage")
-    return inserted
+    rows = ReadingRows(
+        (r.device_id, r.kind, r.sub_id or "", r.observed_at, received, r.value, r.seq,
+         r.clock_suspect)
+        for r, received in zip(readings, received_at, strict=True)
+    )  # fmt: skip
+    return sum(write_reading_rows(conn, rows).values())
 
 
 class ReadingWriter:
@@ -103,7 +79,7 @@ class ReadingWriter:
         self.staged_after_conflict = staged_after_conflict
         self._staged_left = 0
 
-    def write(self, conn: psycopg.Connection, rows: Sequence[ReadingRow]) -> dict[str, int]:
+    def write(self, conn: psycopg.Connection, rows: ReadingRows) -> dict[str, int]:
         """Write rows in the caller's transaction; return how many were new per device."""
         if not rows:
             return {}
@@ -112,27 +88,25 @@ class ReadingWriter:
             return write_reading_rows(conn, rows)
         try:
             with conn.transaction(), conn.cursor() as cur, cur.copy(_COPY_DIRECT) as copy:
-                copy.set_types(_TYPES)
-                for row in rows:
-                    copy.write_row(row)
+                copy.write(rows.copy_data())
         except psycopg.errors.UniqueViolation:
             self._staged_left = self.staged_after_conflict
             return write_reading_rows(conn, rows)
-        return dict(Counter(row[0] for row in rows))
+        return dict(rows.per_device)
 
 
-def write_reading_rows(conn: psycopg.Connection, rows: Iterable[ReadingRow]) -> dict[str, int]:
+def write_reading_rows(conn: psycopg.Connection, rows: ReadingRows) -> dict[str, int]:
     """Write reading rows in the caller's transaction; duplicates are skipped.
 
     Returns:
         How many rows were new per device id (devices with none new are absent).
     """
+    if not rows:
+        return {}
     with conn.cursor() as cur:
         cur.execute(_STAGE)
-        with cur.copy(_COPY) as copy:
-            copy.set_types(_TYPES)
-            for row in rows:
-                copy.write_row(row)
+        with cur.copy(_COPY_STAGE) as copy:
+            copy.write(rows.copy_data())
         cur.execute(_MERGE_COUNTED)
         counts = {device: int(count) for device, count in cur.fetchall()}
         cur.execute("TRUNCATE readings_stage")
