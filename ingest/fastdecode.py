@@ -26,10 +26,11 @@ from streetsense.senml import MAX_ABSOLUTE_TIME, MAX_RECORDS, RELATIVE_TIME_LIMI
 _FIELDS: Final = frozenset({"bn", "bt", "n", "v", "vb", "u", "t", "seq", "seq_floor",
                             "clock_suspect"})  # fmt: skip
 _SEQ_LIMIT: Final = 2**63
-_NAME_CACHE_SIZE: Final = 100_000
-# (full name, device id, stream) -> (COPY prefix of the series, kind); only names that passed
-# every check the kernel makes of a name, sub-id and device id.
-_names: dict[tuple[str, str, Stream], tuple[bytes, Kind]] = {}
+_DEVICE_CACHE_SIZE: Final = 100_000
+_NAMES_PER_DEVICE: Final = 1_000
+# (device id, stream) -> full name -> (COPY prefix of the series, kind); only names that
+# passed every check the kernel makes of a name, sub-id and device id.
+_names: dict[tuple[str, Stream], dict[str, tuple[bytes, Kind]]] = {}
 
 
 @dataclass(slots=True)
@@ -89,7 +90,9 @@ def _rows(
     now: float,
     window_us: tuple[int, int, int],
 ) -> FastRows:
+    # The hot loop of ingest: per record, lookups and one struct.pack, no calls it can avoid.
     received_us, earliest_us, latest_us = window_us
+    names = _series_names(device_id, stream)
     base_name = ""
     base_time = 0.0
     encoded: list[bytes] = []
@@ -106,19 +109,25 @@ def _rows(
         has_v = _has_value(item)
         if has_v is None:
             continue  # a record that only sets base fields
-        prefix, spec = _name(
-            base_name + (_text(item["n"]) if "n" in item else ""), device_id, stream
-        )
-        observed_us = _observed_us(item, base_time, now)
+        name = base_name + _text(item["n"]) if "n" in item else base_name
+        series = names.get(name)
+        if series is None:
+            series = _name(name, device_id, stream, names)
+        prefix, spec = series
+        time_value = base_time + (_number(item["t"]) or 0.0 if "t" in item else 0.0)
+        if -RELATIVE_TIME_LIMIT < time_value < RELATIVE_TIME_LIMIT:
+            time_value += now
+        if not 0 <= time_value <= MAX_ABSOLUTE_TIME:
+            raise _NotSimpleError
+        observed_us = round(time_value * 1_000_000)  # as streetsense.readings.epoch_to_datetime
         if not earliest_us <= observed_us <= latest_us:
             raise _NotSimpleError  # too late or in the future: rejected with a reason there
         value = _value(item, spec, has_v)
-        seq = _sequence(item.get("seq"))
+        seq = item.get("seq")
         if seq is not None:
-            seqs.append(seq)
-        floor = _sequence(item.get("seq_floor"))
-        if floor is not None:
-            floors.append(floor)
+            seqs.append(_sequence(seq))
+        if "seq_floor" in item:
+            floors.append(_sequence(item["seq_floor"]))
         times.append(observed_us)
         encoded.append(
             encode_row(
@@ -144,15 +153,6 @@ def _has_value(item: dict[str, Any]) -> bool | None:
     return has_v
 
 
-def _observed_us(item: dict[str, Any], base_time: float, now: float) -> int:
-    time_value = base_time + ((_number(item["t"]) if "t" in item else 0.0) or 0.0)
-    if abs(time_value) < RELATIVE_TIME_LIMIT:
-        time_value += now
-    if not 0 <= time_value <= MAX_ABSOLUTE_TIME:
-        raise _NotSimpleError
-    return round(time_value * 1_000_000)  # as streetsense.readings.epoch_to_datetime
-
-
 def _value(item: dict[str, Any], spec: Kind, has_v: bool) -> float:
     if spec.value_type is ValueType.BOOLEAN:
         flag = item.get("vb")
@@ -169,13 +169,24 @@ def _value(item: dict[str, Any], spec: Kind, has_v: bool) -> float:
     return value
 
 
-def _name(name: str, device_id: str, stream: Stream) -> tuple[bytes, Kind]:
-    key = (name, device_id, stream)
-    found = _names.get(key)
-    if found is not None:
-        return found
+def _series_names(device_id: str, stream: Stream) -> dict[str, tuple[bytes, Kind]]:
+    """Return the cache of one device's names on one stream."""
+    key = (device_id, stream)
+    names = _names.get(key)
+    if names is None:
+        if len(_names) >= _DEVICE_CACHE_SIZE:
+            _names.clear()
+        names = _names[key] = {}
+    return names
+
+
+def _name(
+    name: str, device_id: str, stream: Stream, names: dict[str, tuple[bytes, Kind]]
+) -> tuple[bytes, Kind]:
+    """Check a name as the kernel does and remember its series; raise if it is not simple."""
     from streetsense.senml import _NAME_RE  # noqa: PLC0415  (the kernel's own name rule)
 
+    full_name = name
     if not _NAME_RE.match(name) or not is_valid_id(device_id):
         raise _NotSimpleError
     for separator in ("/", ":"):
@@ -189,9 +200,9 @@ def _name(name: str, device_id: str, stream: Stream) -> tuple[bytes, Kind]:
         raise _NotSimpleError
     if sub_id and not is_valid_id(sub_id):
         raise _NotSimpleError
-    if len(_names) >= _NAME_CACHE_SIZE:
-        _names.clear()
-    found = _names[key] = (series_prefix(device_id, spec.name, sub_id), spec)
+    if len(names) >= _NAMES_PER_DEVICE:
+        names.clear()
+    found = names[full_name] = (series_prefix(device_id, spec.name, sub_id), spec)
     return found
 
 
@@ -210,9 +221,7 @@ def _number(value: Any) -> float:
     return number
 
 
-def _sequence(value: Any) -> int | None:
-    if value is None:
-        return None
+def _sequence(value: Any) -> int:
     if type(value) is not int or not 0 <= value < _SEQ_LIMIT:
         raise _NotSimpleError
     return value
