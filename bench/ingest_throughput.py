@@ -14,6 +14,7 @@ from the database: a poller notes when each device's newest stored reading passe
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import statistics
 import subprocess
@@ -120,10 +121,16 @@ class Load:
         return self.start + index / self.per_device_rate
 
     def line(self, index: int) -> bytes:
-        moment = self.planned(index)
-        records = [f'{{"bt":{moment:.6f},"n":"occupied","vb":true,"seq":{index * self.pack + 1}}}']
+        # One %-format per message: the load generator shares the two cores with the pipeline
+        # under test, and 20 f-strings per message cost it a fifth of a core at 7,500 msg/s.
+        first = index * self.pack + 1
+        return self._template % (self.planned(index), *range(first, first + self.pack))
+
+    @functools.cached_property
+    def _template(self) -> bytes:
+        records = ['{"bt":%.6f,"n":"occupied","vb":true,"seq":%d}']
         records += [
-            f'{{"t":{j * 1e-5:.5f},"n":"occupied","vb":false,"seq":{index * self.pack + j + 1}}}'
+            f'{{"t":{j * 1e-5:.5f},"n":"occupied","vb":false,"seq":%d}}'
             for j in range(1, self.pack)
         ]
         return ("[" + ",".join(records) + "]\n").encode()
