@@ -61,6 +61,11 @@ class IngestMetrics:
         self.lag_seconds = Gauge(
             f"{_NS}_lag_seconds", "consumer lag: age of the oldest uncommitted message", registry=r
         )
+        self.poison = Counter(
+            f"{_NS}_poison_messages",
+            "messages isolated from a batch the database refused, kept in rejected_messages",
+            registry=r,
+        )
         self.database_errors = Counter(
             f"{_NS}_database_errors", "failed commits (retried)", registry=r
         )

@@ -17,13 +17,22 @@ from ingest.batch import Batch
 from ingest.classify import Classifier
 from ingest.commit import CommitResult, commit_batch, resolve_unknown
 from ingest.inbox import Inbox, Message
+from ingest.isolate import (
+    OUTAGES,
+    Refusal,
+    classify,
+    drop_readings,
+    first_line,
+    isolate,
+    refused_rejection,
+    unlimited,
+)
 from ingest.link import BrokerLink
 from ingest.metrics import IngestMetrics
 from store.db import connect, require_url
 from store.quarantine import active_devices
-from store.writes import ReadingWriter
+from store.writes import ReadingWriter, Rejection
 from streetsense.config import Settings
-from streetsense.errors import ServiceUnavailableError
 from streetsense.lifecycle import StopSignal
 from streetsense.topics import Topics
 
@@ -57,10 +66,15 @@ class IngestService:
         self.metrics.lag_messages.set_function(self._lag_messages)
         self.metrics.lag_seconds.set_function(self._lag_seconds)
         self.classifier = Classifier(ingest, Topics(settings.mqtt.topic_prefix), set())
+        # Classifies messages a second time (ingest.isolate): they were rate-limited once.
+        self.again = unlimited(self.classifier)
+        # A refused message is kept whole, so it can be replayed once its cause is fixed.
+        self.refused_cap = max(ingest.rejected_payload_cap, ingest.max_payload_bytes)
         self.url = require_url(settings.database)
         self.conn: psycopg.Connection | None = None
         self.db_backoff = Backoff(0.2, 30.0)
         self.writer = ReadingWriter()
+        self.payload_cap = ingest.rejected_payload_cap
         self.totals = Totals()
         self._known_at = 0.0
         # Classified batches waiting for or in their commit, oldest first (one commit thread).
@@ -97,7 +111,8 @@ class IngestService:
             while committer.is_alive():
                 messages = self.inbox.take(max_age, self.stop.event)
                 if messages:
-                    self._hand_over(self._classify(messages), committer)
+                    for batch in self._classify(messages):
+                        self._hand_over(batch, committer)
                 if time.monotonic() - last_log >= PROGRESS_EVERY_S:
                     last_log = time.monotonic()
                     log.info(
@@ -112,13 +127,12 @@ class IngestService:
             self._hand_over(None, committer)
             committer.join()
 
-    def _classify(self, messages: list[Message]) -> Batch:
+    def _classify(self, messages: list[Message]) -> list[Batch]:
         self.metrics.received.inc(len(messages))
-        batch = Batch()
-        for message in messages:
-            self.classifier.add(message, batch)
-        self._pipeline.append(batch)
-        return batch
+        # More than one batch only when a classification raised (ingest.isolate.classify).
+        batches = classify(self.classifier, self.again, messages)
+        self._pipeline.extend(batches)
+        return batches
 
     def _hand_over(self, batch: Batch | None, committer: threading.Thread) -> None:
         while committer.is_alive():
@@ -135,26 +149,91 @@ class IngestService:
             if batch is None:
                 return
             try:
-                result = self._commit(batch)
-            except Exception:  # the loop's edge: log, keep the messages unacked, go on
-                log.exception("commit of %d messages failed", len(batch.messages))
-                result = None
-                if not self.stop.wait(self.db_backoff.next_delay()):
-                    self._commits_retry(batch)
-                    continue
-            if result is None:
+                result = self._commit(batch, self.classifier, self.payload_cap)
+            except Exception as exc:  # not an outage: retrying the batch would stall ingest
+                log.error(
+                    "commit of %d messages refused (%s); isolating the messages at fault",
+                    len(batch.messages),
+                    first_line(exc),
+                    exc_info=not isinstance(exc, psycopg.Error),  # our bug: show where
+                )
+                stored = isolate(batch.messages, Refusal(exc, batch), self._attempt, self._keep)
+            else:
+                stored = self._settle(batch, result)
+            if not stored:
                 return  # stopped while the database was away: the broker keeps the messages
-            self.metrics.acked.inc(self.link.ack(batch.messages))
-            if result.acks:
-                self.link.publish_acks(result.acks)
-            self._count(batch, result)
             self._pipeline.popleft()
 
-    def _commits_retry(self, batch: Batch) -> None:
-        # Put the failed batch back in front: batches must commit in order.
-        with self._commits.mutex:
-            self._commits.queue.appendleft(batch)
-            self._commits.not_empty.notify()
+    def _settle(self, batch: Batch, result: CommitResult | None) -> bool:
+        """Acknowledge a committed batch, publish its sequence acks, count it.
+
+        Returns:
+            False when the commit stopped first (result None): nothing to acknowledge.
+        """
+        if result is None:
+            return False
+        self.metrics.acked.inc(self.link.ack(batch.messages))
+        if result.acks:
+            self.link.publish_acks(result.acks)
+        self._count(batch, result)
+        return True
+
+    def _attempt(self, messages: list[Message]) -> bool | Refusal:
+        """Classify part of a refused batch again and commit it (ingest.isolate.Attempt)."""
+        batch = Batch()
+        try:
+            for message in messages:
+                self.again.add(message, batch)
+        except Exception as exc:  # our bug, hit by one of them: narrowed down the same way
+            return Refusal(exc, None)
+        try:
+            result = self._commit(batch, self.again, self.payload_cap)
+        except Exception as exc:  # refused again: isolate halves them
+            return Refusal(exc, batch)
+        return self._settle(batch, result)
+
+    def _keep(self, message: Message, refusal: Refusal) -> bool:
+        """Store a refused message as a rejection, then acknowledge it (ingest.isolate.Keep)."""
+        rejection = refused_rejection(message, refusal.error, self.classifier.topics)
+        log.error(
+            "message on %s refused, keeping it in rejected_messages as %s: %s",
+            message.topic,
+            rejection.reason_code,
+            rejection.reason,
+        )
+        if refusal.batch is not None:
+            # With its seqs and device state, so that its agent stops re-sending it.
+            batch = drop_readings(refusal.batch, rejection)
+            try:
+                result = self._commit(batch, self.again, self.refused_cap)
+            except Exception as exc:  # refused even so: keep the rejection alone
+                log.warning("its seqs and device state were refused too (%s)", first_line(exc))
+            else:
+                return self._kept(batch, result)
+        return self._keep_alone(message, rejection)
+
+    def _keep_alone(self, message: Message, rejection: Rejection) -> bool:
+        batch = Batch(messages=[message])
+        batch.reject(rejection)
+        while True:
+            try:
+                result = self._commit(batch, self.again, self.refused_cap)
+            except Exception:  # never acknowledge what is not stored
+                delay = self.db_backoff.next_delay()
+                log.exception(
+                    "storing the rejection of the message on %s failed; retrying in %.1f s",
+                    message.topic,
+                    delay,
+                )
+                if self.stop.wait(delay):
+                    return False
+            else:
+                return self._kept(batch, result)
+
+    def _kept(self, batch: Batch, result: CommitResult | None) -> bool:
+        if result is not None:
+            self.metrics.poison.inc()
+        return self._settle(batch, result)
 
     def _lag_messages(self) -> int:
         return self.inbox.depth()[0] + sum(len(b.messages) for b in list(self._pipeline))
@@ -165,32 +244,31 @@ class IngestService:
             return max(0.0, time.time() - pipeline[0].messages[0].received)
         return self.inbox.depth()[1]
 
-    def _commit(self, batch: Batch) -> CommitResult | None:
-        """Commit the batch, retrying with backoff until it is stored or a stop is asked."""
+    def _commit(
+        self, batch: Batch, classifier: Classifier, payload_cap: int
+    ) -> CommitResult | None:
+        """Commit the batch, retrying outages with backoff until it is stored or a stop is asked.
+
+        Other errors (the database refusing the data, our bugs) are raised.
+        """
         while True:
             try:
                 conn = self._connection()
                 self._refresh_known(conn)
-                resolve_unknown(conn, self.classifier, batch, self.settings.ingest.auto_register)
+                resolve_unknown(conn, classifier, batch, self.settings.ingest.auto_register)
                 started = time.perf_counter()
-                result = commit_batch(
-                    conn, batch, self.settings.ingest.rejected_payload_cap, self.writer
-                )
+                result = commit_batch(conn, batch, payload_cap, self.writer)
                 self.metrics.commit_seconds.observe(time.perf_counter() - started)
                 self.db_backoff.reset()
                 return result
-            except (
-                psycopg.OperationalError,
-                psycopg.InterfaceError,
-                ServiceUnavailableError,
-            ) as exc:
+            except OUTAGES as exc:
                 self.metrics.database_errors.inc()
                 delay = self.db_backoff.next_delay()
                 log.warning(
                     "commit of %d messages failed (%s); retrying in %.1f s, the broker "
                     "keeps them unacknowledged",
                     len(batch.messages),
-                    str(exc).strip().splitlines()[0] if str(exc).strip() else exc,
+                    first_line(exc),
                     delay,
                 )
                 self._drop_connection()
@@ -203,7 +281,7 @@ class IngestService:
             try:
                 self._refresh_known(self._connection())
                 return True
-            except (psycopg.OperationalError, ServiceUnavailableError) as exc:
+            except OUTAGES as exc:
                 delay = self.db_backoff.next_delay()
                 log.warning("%s; retrying in %.1f s", exc, delay)
                 self._drop_connection()
@@ -224,7 +302,7 @@ class IngestService:
 
     def _refresh_known(self, conn: psycopg.Connection) -> None:
         if time.monotonic() - self._known_at >= KNOWN_REFRESH_S:
-            self.classifier.known = active_devices(conn)
+            self.classifier.known = self.again.known = active_devices(conn)
             self._known_at = time.monotonic()
 
     def _count(self, batch: Batch, result: CommitResult) -> None:
