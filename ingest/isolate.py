@@ -27,7 +27,15 @@ from streetsense.topics import DeviceTopic, Topics
 
 log = logging.getLogger(__name__)
 # The database is away, not refusing: retried with backoff, the messages stay unacknowledged.
-OUTAGES: Final = (psycopg.OperationalError, psycopg.InterfaceError, ServiceUnavailableError)
+# Waited out, never blamed on a message: the database is away, or is not the one this release
+# expects (class 42: a missing table or column, a revoked privilege after a bad deploy),
+# which no message causes and every message would meet.
+OUTAGES: Final = (
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+    psycopg.ProgrammingError,
+    ServiceUnavailableError,
+)
 STORE_REFUSED: Final = "store_refused"
 INGEST_ERROR: Final = "ingest_error"
 

@@ -74,6 +74,10 @@ class BufferedClient(mqtt.Client):
         handler(bytes(topic), bytes(packet[position:]), mid, qos, bool(command & 0x01))
         return MQTTErrorCode.MQTT_ERR_SUCCESS
 
+    def close_sockets(self) -> None:
+        """Close the broker socket and paho's wake-up pair now, not in __del__ at collection."""
+        self._reset_sockets()
+
     def _sock_recv(self, bufsize: int) -> bytes:
         if self._rpos >= len(self._rbuf):
             data = super()._sock_recv(_RECV_CHUNK)
@@ -277,3 +281,4 @@ class BrokerLink:
         """Disconnect; unacknowledged messages stay with the broker for the next session."""
         self.client.disconnect()
         self.client.loop_stop()
+        self.client.close_sockets()

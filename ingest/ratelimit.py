@@ -31,7 +31,9 @@ class DeviceRateLimiter:
                 self._buckets.clear()
             bucket = self._buckets[device_id] = _Bucket(self.burst, now)
         else:
-            bucket.tokens = min(self.burst, bucket.tokens + (now - bucket.updated) * self.rate)
+            # A clock stepped back refills nothing; it must not drain the bucket either.
+            elapsed = max(0.0, now - bucket.updated)
+            bucket.tokens = min(self.burst, bucket.tokens + elapsed * self.rate)
             bucket.updated = now
         if bucket.tokens >= 1.0:
             bucket.tokens -= 1.0

@@ -177,6 +177,17 @@ def mqtt_client(
     return client
 
 
+def close_client(client: mqtt.Client) -> None:
+    """Disconnect, stop the network thread and close the client's sockets now.
+
+    paho 2.x leaves its sockets to Client.__del__; when the client sits in a reference cycle
+    the collector may finalise the sockets first, and pytest reports them as unclosed.
+    """
+    client.disconnect()
+    client.loop_stop()
+    client._reset_sockets()  # paho has no public close
+
+
 def readings(device: str, start_seq: int, n: int, t0: datetime | None = None) -> list[Reading]:
     """Return n occupancy readings of one device with consecutive seqs and times."""
     base = t0 or datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)
@@ -204,8 +215,7 @@ class Publisher:
 
     def close(self) -> None:
         """Disconnect."""
-        self.client.disconnect()
-        self.client.loop_stop()
+        close_client(self.client)
 
 
 class AckWatcher:
@@ -223,8 +233,7 @@ class AckWatcher:
 
     def close(self) -> None:
         """Disconnect."""
-        self.client.disconnect()
-        self.client.loop_stop()
+        close_client(self.client)
 
 
 def stream(
@@ -258,8 +267,7 @@ def stream(
             time.sleep(pause_s)
     for info in infos:
         info.wait_for_publish(60)
-    client.disconnect()
-    client.loop_stop()
+    close_client(client)
     return sent
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
@@ -18,6 +19,8 @@ from streetsense.readings import encode_readings
 from streetsense.topics import Channel, Topics
 from tests.ingest.support import SITE, readings, register
 
+T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)
+
 
 def committed(settings: Settings, topics: Topics, held_s: float) -> list[tuple[object, ...]]:
     """Classify and commit one message received `held_s` ago; return the notes left."""
@@ -26,7 +29,7 @@ def committed(settings: Settings, topics: Topics, held_s: float) -> list[tuple[o
     batch = Batch()
     received = time.time() - held_s
     for number, device in enumerate(("gw1", "gw2")):
-        payload = encode_readings(readings(device, 1, 5))
+        payload = encode_readings(readings(device, 1, 5, T0))
         topic = topics.device(SITE, device, Channel.PARKING)
         classifier.add(Message(topic, payload, number + 1, 1, False, received, 1), batch)
     assert len(batch.rows) == 10
@@ -42,7 +45,7 @@ def test_a_late_batch_notes_its_devices_from_its_earliest_reading(
     assert len(notes) == 1
     devices, observed_from = notes[0]
     assert devices == ["gw1", "gw2"]
-    assert observed_from == min(r.observed_at for r in readings("gw1", 1, 5))
+    assert observed_from == min(r.observed_at for r in readings("gw1", 1, 5, T0))
 
 
 @pytest.mark.parametrize("held_s", [0.0, LATE_COMMIT_AFTER.total_seconds() - 30])

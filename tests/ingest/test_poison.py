@@ -20,6 +20,7 @@ from streetsense.topics import Channel, Topics
 from tests.ingest.support import (
     SITE,
     AckWatcher,
+    close_client,
     count,
     ingest_thread,
     mqtt_client,
@@ -56,8 +57,7 @@ def publish(url: str, topics: Topics, numbers: range) -> None:
         infos.append(client.publish(topic, payload(device, seq, value), qos=1))
     for info in infos:
         info.wait_for_publish(10)
-    client.disconnect()
-    client.loop_stop()
+    close_client(client)
 
 
 def test_a_refused_message_is_rejected_and_ingest_goes_on(
@@ -185,3 +185,24 @@ def test_a_message_that_breaks_classification_is_rejected_alone(
     assert "bug in streetsense" in reason
     assert seen is not None
     assert seen[0] <= datetime.now(UTC)
+
+
+def test_a_database_not_as_this_release_expects_is_waited_out_not_blamed_on_messages(
+    settings: Settings, topics: Topics, db: psycopg.Connection
+) -> None:
+    url = settings.database.url
+    register(url, DEVICES)
+    # A bad deploy: the table is not there (SQLSTATE 42P01). No message is at fault.
+    db.execute("ALTER TABLE readings RENAME TO readings_elsewhere")
+    db.commit()
+    with ingest_thread(settings) as service:
+        publish(settings.mqtt.url, topics, range(20))
+        assert wait_until(
+            lambda: service.metrics.value("streetsense_ingest_database_errors_total") >= 2, 10
+        )
+        assert count(url, "SELECT count(*) FROM rejected_messages") == 0
+        assert service.metrics.value("streetsense_ingest_messages_acked_total") == 0
+        db.execute("ALTER TABLE readings_elsewhere RENAME TO readings")
+        db.commit()
+        assert wait_until(lambda: count(url, "SELECT count(*) FROM readings") == 20, 15)
+    assert count(url, "SELECT count(*) FROM rejected_messages") == 0
