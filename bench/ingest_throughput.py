@@ -163,9 +163,13 @@ class Progress:
         self.samples: list[tuple[float, list[float]]] = []
 
     def newest(self, conn: psycopg.Connection) -> list[float]:
+        # ORDER BY ... LIMIT 1, not max(): on a table without statistics yet the planner
+        # aggregates every reading of the device for max(), and the poller then took a third
+        # of a core from the pipeline it measures.
         rows = conn.execute(
-            "SELECT (SELECT extract(epoch FROM max(observed_at)) FROM readings r "
-            "WHERE r.device_id = d AND kind = 'occupied' AND sub_id = '') "
+            "SELECT (SELECT extract(epoch FROM observed_at) FROM readings r "
+            "WHERE r.device_id = d AND kind = 'occupied' AND sub_id = '' "
+            "ORDER BY observed_at DESC LIMIT 1) "
             "FROM unnest(%s::text[]) AS d",
             (self.load.devices,),
         ).fetchall()
