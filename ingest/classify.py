@@ -128,7 +128,7 @@ class Classifier:
         )
         fast = fast_rows(message.payload, topic.device_id, stream, message.received, window_us)
         if fast is not None:
-            batch.rows.extend(topic.device_id, fast.encoded, fast.earliest_us)
+            batch.rows.extend(topic.device_id, fast.encoded, fast.count, fast.earliest_us)
             activity.seqs += fast.seqs
             if fast.seq_floor is not None:
                 activity.floor = max(activity.floor or 0, fast.seq_floor)

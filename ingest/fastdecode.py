@@ -18,7 +18,7 @@ from typing import Any, Final
 
 import orjson
 
-from store.reading_rows import encode_row, series_prefix
+from store.reading_rows import append_row, series_prefix
 from streetsense.ids import is_valid_id
 from streetsense.kinds import KINDS, Kind, Stream, ValueType
 from streetsense.senml import MAX_ABSOLUTE_TIME, MAX_RECORDS, RELATIVE_TIME_LIMIT
@@ -37,7 +37,8 @@ _names: dict[tuple[str, Stream], dict[str, tuple[bytes, Kind]]] = {}
 class FastRows:
     """What a simple pack yields: its readings as COPY rows, and their sequence numbers."""
 
-    encoded: list[bytes]
+    encoded: bytearray
+    count: int
     seqs: list[int]
     seq_floor: int | None
     earliest_us: int  # observed times, microseconds since the Unix epoch
@@ -95,7 +96,7 @@ def _rows(
     names = _series_names(device_id, stream)
     base_name = ""
     base_time = 0.0
-    encoded: list[bytes] = []
+    encoded = bytearray()
     seqs: list[int] = []
     floors: list[int] = []
     times: list[int] = []
@@ -129,14 +130,14 @@ def _rows(
         if "seq_floor" in item:
             floors.append(_sequence(item["seq_floor"]))
         times.append(observed_us)
-        encoded.append(
-            encode_row(
-                prefix, observed_us, received_us, value, seq, item.get("clock_suspect") is True
-            )
+        append_row(
+            encoded, prefix, observed_us, received_us, value, seq, item.get("clock_suspect") is True
         )
-    if not encoded:
+    if not times:
         raise _NotSimpleError
-    return FastRows(encoded, seqs, max(floors) if floors else None, min(times), max(times))
+    return FastRows(
+        encoded, len(times), seqs, max(floors) if floors else None, min(times), max(times)
+    )
 
 
 def _has_value(item: dict[str, Any]) -> bool | None:

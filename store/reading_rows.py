@@ -54,35 +54,37 @@ def epoch_us(moment: datetime) -> int:
     return (moment - _EPOCH) // _MICROSECOND
 
 
-def encode_row(
+def append_row(
+    buffer: bytearray,
     prefix: bytes,
     observed_us: int,
     received_us: int,
     value: float,
     seq: int | None,
     clock_suspect: bool,
-) -> bytes:
-    """Return one row's COPY bytes; times in microseconds since the Unix epoch."""
+) -> None:
+    """Append one row's COPY bytes to `buffer`; times in microseconds since the Unix epoch."""
+    buffer += prefix
     if seq is None:
-        tail = _WITHOUT_SEQ.pack(
+        buffer += _WITHOUT_SEQ.pack(
             8, observed_us - _POSTGRES_EPOCH_US, 8, received_us - _POSTGRES_EPOCH_US,
             8, value, -1, 1, clock_suspect,
         )  # fmt: skip
     else:
-        tail = _WITH_SEQ.pack(
+        buffer += _WITH_SEQ.pack(
             8, observed_us - _POSTGRES_EPOCH_US, 8, received_us - _POSTGRES_EPOCH_US,
             8, value, 8, seq, 1, clock_suspect,
         )  # fmt: skip
-    return prefix + tail
 
 
 class ReadingRows:
     """Rows for one COPY, with what the commit needs to know of them without decoding them."""
 
-    __slots__ = ("_parts", "earliest_us", "per_device")
+    __slots__ = ("_chunks", "_count", "earliest_us", "per_device")
 
     def __init__(self, rows: Iterable[ReadingRow] = ()) -> None:
-        self._parts: list[bytes] = []
+        self._chunks: list[bytes | bytearray] = []
+        self._count = 0
         # device id -> rows added for it
         self.per_device: dict[str, int] = {}
         self.earliest_us: int | None = None  # the smallest observed time added
@@ -90,37 +92,38 @@ class ReadingRows:
             self.add_row(row)
 
     def __len__(self) -> int:
-        return len(self._parts)
+        return self._count
 
     def add_row(self, row: ReadingRow) -> None:
         """Add one row given as a tuple (the general path)."""
         device_id, kind, sub_id, observed_at, received_at, value, seq, clock_suspect = row
         observed_us = epoch_us(observed_at)
-        self.extend(
-            device_id,
-            [
-                encode_row(
-                    series_prefix(device_id, kind, sub_id),
-                    observed_us,
-                    epoch_us(received_at),
-                    value,
-                    seq,
-                    clock_suspect,
-                )
-            ],
+        encoded = bytearray()
+        append_row(
+            encoded,
+            series_prefix(device_id, kind, sub_id),
             observed_us,
+            epoch_us(received_at),
+            value,
+            seq,
+            clock_suspect,
         )
+        self.extend(device_id, encoded, 1, observed_us)
 
-    def extend(self, device_id: str, encoded: list[bytes], earliest_us: int) -> None:
-        """Add rows of one device already encoded with `encode_row`.
+    def extend(
+        self, device_id: str, encoded: bytes | bytearray, count: int, earliest_us: int
+    ) -> None:
+        """Add rows of one device already encoded with `append_row`.
 
         Args:
             device_id: the device all these rows belong to.
             encoded: the rows' bytes.
+            count: how many rows they are.
             earliest_us: the smallest observed time among them.
         """
-        self._parts += encoded
-        self.per_device[device_id] = self.per_device.get(device_id, 0) + len(encoded)
+        self._chunks.append(encoded)
+        self._count += count
+        self.per_device[device_id] = self.per_device.get(device_id, 0) + count
         if self.earliest_us is None or earliest_us < self.earliest_us:
             self.earliest_us = earliest_us
 
@@ -132,4 +135,4 @@ class ReadingRows:
 
     def copy_data(self) -> bytes:
         """Return the whole binary COPY stream: signature, rows, trailer."""
-        return b"".join((_SIGNATURE, *self._parts, _TRAILER))
+        return b"".join((_SIGNATURE, *self._chunks, _TRAILER))
