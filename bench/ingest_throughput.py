@@ -5,6 +5,9 @@ per device), through a private Mosquitto started from deploy/mosquitto/streetsen
 - ingest: `streetsense ingest` (one process);
 - naive: paho callback, one INSERT per message, autocommit (what most tutorials write);
 - ceiling: `mosquitto_sub -q 1 | psql -c '\\copy ...'`, raw messages, no decoding at all.
+With `--backlog` the stream is published first, into the broker's queue for the consumer's
+persistent session, and then drained: the consumer's own capacity, without the load generator
+(10 publishers and their Python driver, about half a core) on the same two cores.
 Each reading's observed time is its planned publish time, so publish-to-commit latency is read
 from the database: a poller notes when each device's newest stored reading passes each time.
 
@@ -227,7 +230,9 @@ class Progress:
         return found
 
 
-def start_ours(url: str, port: int, log: Path) -> subprocess.Popen[bytes]:
+def start_ours(
+    url: str, port: int, log: Path, client_id: str | None = None
+) -> subprocess.Popen[bytes]:
     env = dict(os.environ)
     env.update(
         STREETSENSE_DATABASE_URL=url,
@@ -238,7 +243,14 @@ def start_ours(url: str, port: int, log: Path) -> subprocess.Popen[bytes]:
         STREETSENSE_DATABASE_TIMESCALE="off",
     )
     process = subprocess.Popen(
-        [sys.executable, "-m", "streetsense.cli", "ingest", "--client-id", f"bench-{uuid.uuid4()}"],
+        [
+            sys.executable,
+            "-m",
+            "streetsense.cli",
+            "ingest",
+            "--client-id",
+            client_id or f"bench-{uuid.uuid4()}",
+        ],
         env=env,
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
@@ -309,6 +321,60 @@ def run_ceiling(url: str, port: int, load: Load) -> tuple[float, int]:
     return done - load.start, int(row[0]) if row else 0
 
 
+def drain_ours(url: str, port: int, load: Load, workdir: Path) -> tuple[float, int]:
+    """Queue the whole stream for ingest's session while it is away, then time the drain."""
+    client_id = f"bench-backlog-{uuid.uuid4()}"
+    start_ours(url, port, workdir / "session.log", client_id).terminate()  # the session
+    load.run()  # published while ingest is away: all of it waits in the broker
+    consumer = start_ours(url, port, workdir / "drain.log", client_id)
+    started = time.time()  # once it subscribed (the log says so within 0.1 s)
+    progress = Progress(url, load, by_sequence=True)
+    done = progress.follow(timeout=load.count * 0.05 + 120)
+    consumer.terminate()
+    consumer.wait(30)
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT count(*) FROM readings").fetchone()
+    return done - started, int(row[0]) if row else 0
+
+
+def drain_ceiling(url: str, port: int, load: Load) -> tuple[float, int]:
+    """The ceiling's pipe, draining the same backlog from a persistent session."""
+    total = load.count * len(load.devices)
+    topic = f"{PREFIX}/+/+/parking"
+    # -W 1: subscribe, wait a second, leave the session behind to queue the stream
+    subprocess.run(
+        [
+            "mosquitto_sub",
+            "-p",
+            str(port),
+            "-q",
+            "1",
+            "-c",
+            "-i",
+            "bench-drain",
+            "-t",
+            topic,
+            "-W",
+            "1",
+        ],
+        check=False,
+        capture_output=True,
+    )
+    load.run()
+    started = time.time()
+    subprocess.run(
+        f"mosquitto_sub -p {port} -q 1 -c -i bench-drain -t '{topic}' -C {total} -F '%t\t%p'"
+        f" | psql '{url}' -q -c '\\copy raw_messages (topic, payload) FROM STDIN'",
+        shell=True,
+        check=True,
+        timeout=600,
+    )
+    done = time.time()
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT count(*) FROM raw_messages").fetchone()
+    return done - started, int(row[0]) if row else 0
+
+
 def measure(pipeline: str, port: int, args: argparse.Namespace) -> dict[str, float | str]:
     devices = [f"dev{i}" for i in range(args.devices)]
     name, url = create_database(devices)
@@ -317,9 +383,14 @@ def measure(pipeline: str, port: int, args: argparse.Namespace) -> dict[str, flo
     dropped_before = sys_dropped(port)
     workdir = Path(os.environ.get("BENCH_LOGS") or tempfile.mkdtemp(prefix="ss-bench-"))
     try:
-        if pipeline == "ceiling":
+        result: dict[str, float | str] = {"latency_p50_ms": "n/a", "latency_p99_ms": "n/a"}
+        if args.backlog and pipeline in ("ingest", "ceiling"):
+            if pipeline == "ingest":
+                elapsed, rows = drain_ours(url, port, load, workdir)
+            else:
+                elapsed, rows = drain_ceiling(url, port, load)
+        elif pipeline == "ceiling":
             elapsed, rows = run_ceiling(url, port, load)
-            result: dict[str, float | str] = {"latency_p50_ms": "n/a", "latency_p99_ms": "n/a"}
         else:
             consumer = (start_ours if pipeline == "ingest" else start_naive)(
                 url, port, workdir / f"{pipeline}.log"
@@ -369,6 +440,9 @@ def main() -> None:
     )
     parser.add_argument("--devices", type=int, default=10, help="publishers (one per device)")
     parser.add_argument("--pipelines", default="ingest,naive,ceiling")
+    parser.add_argument(
+        "--backlog", action="store_true", help="queue the stream first, then time the drain"
+    )
     parser.add_argument("--naive-worker", nargs=2, metavar=("URL", "PORT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.naive_worker:
@@ -379,7 +453,7 @@ def main() -> None:
     names = columns.split()
     print(
         f"rate {args.rate:g} msg/s offered, {args.pack} reading(s) per message, "
-        f"{args.devices} publishers"
+        f"{args.devices} publishers" + (", drained from a backlog" if args.backlog else "")
     )
     print("| " + " | ".join(names) + " |")
     print("|" + "---|" * len(names), flush=True)
