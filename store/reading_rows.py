@@ -24,12 +24,15 @@ _TRAILER: Final = b"\xff\xff"
 _FIELDS: Final = struct.Struct(">h")
 _LENGTH: Final = struct.Struct(">i")
 # PostgreSQL counts timestamps in microseconds from 2000-01-01.
-_POSTGRES_EPOCH_US: Final = 946_684_800_000_000
+POSTGRES_EPOCH_US: Final = 946_684_800_000_000
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND: Final = timedelta(microseconds=1)
 # observed_at, received_at, value, seq, clock_suspect: each field is its length, then its bytes.
 _WITH_SEQ: Final = struct.Struct(">iqiqidiqi?")
 _WITHOUT_SEQ: Final = struct.Struct(">iqiqidii?")
+# For a caller's hot loop that inlines append_row; the arguments are those append_row passes.
+PACK_WITH_SEQ: Final = _WITH_SEQ.pack
+PACK_WITHOUT_SEQ: Final = _WITHOUT_SEQ.pack
 _SERIES_CACHE_SIZE: Final = 200_000
 _series: dict[tuple[str, str, str], bytes] = {}
 
@@ -67,12 +70,12 @@ def append_row(
     buffer += prefix
     if seq is None:
         buffer += _WITHOUT_SEQ.pack(
-            8, observed_us - _POSTGRES_EPOCH_US, 8, received_us - _POSTGRES_EPOCH_US,
+            8, observed_us - POSTGRES_EPOCH_US, 8, received_us - POSTGRES_EPOCH_US,
             8, value, -1, 1, clock_suspect,
         )  # fmt: skip
     else:
         buffer += _WITH_SEQ.pack(
-            8, observed_us - _POSTGRES_EPOCH_US, 8, received_us - _POSTGRES_EPOCH_US,
+            8, observed_us - POSTGRES_EPOCH_US, 8, received_us - POSTGRES_EPOCH_US,
             8, value, 8, seq, 1, clock_suspect,
         )  # fmt: skip
 
