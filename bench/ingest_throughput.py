@@ -321,17 +321,22 @@ def run_ceiling(url: str, port: int, load: Load) -> tuple[float, int]:
     return done - load.start, int(row[0]) if row else 0
 
 
-def drain_ours(url: str, port: int, load: Load, workdir: Path) -> tuple[float, int]:
-    """Queue the whole stream for ingest's session while it is away, then time the drain."""
-    client_id = f"bench-backlog-{uuid.uuid4()}"
-    start_ours(url, port, workdir / "session.log", client_id).terminate()  # the session
+def drain_ours(url: str, port: int, load: Load, workdir: Path, processes: int) -> tuple[float, int]:
+    """Queue the whole stream for ingest's sessions while away, then time the drain."""
+    client_ids = [f"bench-backlog-{uuid.uuid4()}" for _ in range(processes)]
+    for number, client_id in enumerate(client_ids):  # the sessions, in the shared group
+        start_ours(url, port, workdir / f"session{number}.log", client_id).terminate()
     load.run()  # published while ingest is away: all of it waits in the broker
-    consumer = start_ours(url, port, workdir / "drain.log", client_id)
-    started = time.time()  # once it subscribed (the log says so within 0.1 s)
+    consumers = [
+        start_ours(url, port, workdir / f"drain{number}.log", client_id)
+        for number, client_id in enumerate(client_ids)
+    ]
+    started = time.time()  # once the first subscribed (the log says so within 0.1 s)
     progress = Progress(url, load, by_sequence=True)
     done = progress.follow(timeout=load.count * 0.05 + 120)
-    consumer.terminate()
-    consumer.wait(30)
+    for consumer in consumers:
+        consumer.terminate()
+        consumer.wait(30)
     with psycopg.connect(url) as conn:
         row = conn.execute("SELECT count(*) FROM readings").fetchone()
     return done - started, int(row[0]) if row else 0
@@ -386,22 +391,26 @@ def measure(pipeline: str, port: int, args: argparse.Namespace) -> dict[str, flo
         result: dict[str, float | str] = {"latency_p50_ms": "n/a", "latency_p99_ms": "n/a"}
         if args.backlog and pipeline in ("ingest", "ceiling"):
             if pipeline == "ingest":
-                elapsed, rows = drain_ours(url, port, load, workdir)
+                elapsed, rows = drain_ours(url, port, load, workdir, args.processes)
             else:
                 elapsed, rows = drain_ceiling(url, port, load)
         elif pipeline == "ceiling":
             elapsed, rows = run_ceiling(url, port, load)
         else:
-            consumer = (start_ours if pipeline == "ingest" else start_naive)(
-                url, port, workdir / f"{pipeline}.log"
-            )
+            consumers = [
+                (start_ours if pipeline == "ingest" else start_naive)(
+                    url, port, workdir / f"{pipeline}{number}.log"
+                )
+                for number in range(args.processes if pipeline == "ingest" else 1)
+            ]
             progress = Progress(url, load, by_sequence=pipeline == "ingest")
             thread = threading.Thread(target=load.run)
             thread.start()
             done = progress.follow(timeout=seconds * 40 + 60)
             thread.join()
-            consumer.terminate()
-            consumer.wait(30)
+            for consumer in consumers:
+                consumer.terminate()
+                consumer.wait(30)
             elapsed = done - load.start
             with psycopg.connect(url) as conn:
                 row = conn.execute("SELECT count(*) FROM readings").fetchone()
@@ -417,7 +426,9 @@ def measure(pipeline: str, port: int, args: argparse.Namespace) -> dict[str, flo
         expected = messages * (1 if pipeline == "ceiling" else args.pack)
         offered = messages / max(1e-9, load.finished_at - load.start)
         result.update(
-            pipeline=pipeline,
+            pipeline=pipeline
+            if pipeline != "ingest" or args.processes == 1
+            else f"ingest x{args.processes}",
             messages=messages,
             offered_msg_s=round(offered),
             msg_s=round(messages / elapsed),
@@ -442,6 +453,9 @@ def main() -> None:
     parser.add_argument("--pipelines", default="ingest,naive,ceiling")
     parser.add_argument(
         "--backlog", action="store_true", help="queue the stream first, then time the drain"
+    )
+    parser.add_argument(
+        "--processes", type=int, default=1, help="ingest processes sharing the subscription"
     )
     parser.add_argument("--naive-worker", nargs=2, metavar=("URL", "PORT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
