@@ -10,6 +10,7 @@ import psycopg
 NEEDED_PRIVILEGES: dict[str, str] = {
     "readings": "INSERT",
     "rejected_messages": "INSERT",
+    "rollup_invalidations": "INSERT",  # ingest notes late commits there
     "lots": "SELECT",
     "schema_migrations": "SELECT",
 }
