@@ -11,6 +11,7 @@ import pytest
 
 from streetsense.demo.broker import EmbeddedBroker
 from streetsense.demo.database import EmbeddedPostgres
+from tests.support.mqtt import close_client
 from tests.support.services import port_open
 
 
@@ -46,8 +47,7 @@ def test_embedded_broker_carries_qos1_between_paho_311_clients() -> None:
         publisher.publish("streetsense/v1/centre/gw-1/parking", b"[]", qos=1).wait_for_publish(10)
         assert arrived.wait(10)
         for client in (subscriber, publisher):
-            client.loop_stop()
-            client.disconnect()
+            close_client(client)
         port = broker.port
     assert received == [("streetsense/v1/centre/gw-1/parking", b"[]")]
     assert not port_open("127.0.0.1", port)

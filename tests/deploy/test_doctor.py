@@ -15,6 +15,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from tests.support.mqtt import close_client
 from tests.support.services import Mosquitto, free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -105,8 +106,7 @@ def _make_broker_drop(url_port: int) -> None:
     try:
         assert dropped.wait(30), "the broker never reported a drop"
     finally:
-        watcher.disconnect()
-        watcher.loop_stop()
+        close_client(watcher)
 
 
 def test_doctor_reports_a_broker_that_dropped_messages(tmp_path: Path, database_url: str) -> None:

@@ -17,6 +17,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.reasoncodes import ReasonCode
 
+from tests.support.mqtt import close_client
 from tests.support.services import REPO, free_port, wait_port
 
 DEPLOY = REPO / "deploy" / "mosquitto"
@@ -122,8 +123,7 @@ class Session:
 
     def close(self) -> None:
         """Disconnect."""
-        self.client.disconnect()
-        self.client.loop_stop()
+        close_client(self.client)
 
 
 @pytest.fixture

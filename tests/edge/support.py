@@ -24,6 +24,7 @@ from paho.mqtt.properties import Properties
 
 from streetsense.readings import datetime_to_epoch, decode_readings
 from streetsense.topics import Channel, DeviceTopic, Topics
+from tests.support.mqtt import close_client
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -87,8 +88,7 @@ class IngestPeer:
 
     def stop(self) -> None:
         """Disconnect, keeping the session on the broker."""
-        self._client.disconnect()
-        self._client.loop_stop()
+        close_client(self._client)
 
     def log(self, device: str) -> DeviceLog:
         """Return what was received from a device."""

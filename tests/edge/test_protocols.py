@@ -25,6 +25,7 @@ from streetsense.readings import decode_readings
 from streetsense.topics import Channel, Stream, Topics
 from tests.edge.support import AgentProcess, agent_config, wait_for
 from tests.ingest.support import ingest_thread
+from tests.support.mqtt import close_client
 
 READINGS = 40
 
@@ -58,8 +59,7 @@ def _retained_status(url: str, topic: str) -> list[bytes]:
         client.subscribe(topic, qos=1)
         wait_for(lambda: seen, 10, f"a retained message on {topic}")
     finally:
-        client.disconnect()
-        client.loop_stop()
+        close_client(client)
     return seen
 
 

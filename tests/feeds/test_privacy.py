@@ -12,6 +12,7 @@ from streetsense.config import Settings
 from streetsense.topics import Topics
 from tests.feeds.clients import events, subscribe, wait_for
 from tests.feeds.conftest import Server, city_registry, feeds_settings
+from tests.support.mqtt import close_client
 
 FORMATS = ("json", "jsonld", "geojson", "csv")
 
@@ -69,8 +70,7 @@ def test_no_response_names_a_device_or_spot(
             topic, body, _ = wait_for(received, lambda t, b, r: True)
             _scan(f"{topic} {body}", "an MQTT message")
     finally:
-        subscriber.loop_stop()
-        subscriber.disconnect()
+        close_client(subscriber)
 
 
 def test_the_scan_can_fail() -> None:

@@ -20,6 +20,7 @@ from streetsense.registry import parse_registry
 from streetsense.topics import Topics
 from tests.feeds.clients import subscribe, wait_for
 from tests.feeds.conftest import CITY, Server, counter, feeds_settings, write
+from tests.support.mqtt import close_client
 
 
 def test_changes_are_republished_retained(
@@ -49,8 +50,7 @@ def test_changes_are_republished_retained(
         assert "event_id" in body
         assert "harbour-counter" not in json.dumps(body)  # aggregates only
     finally:
-        late.loop_stop()
-        late.disconnect()
+        close_client(late)
 
 
 def test_protocol_version_follows_settings(settings: Settings) -> None:
@@ -75,8 +75,7 @@ def test_republish_over_mqtt_311(
         assert topic == topics.feed_parking("market")
         assert body["available"] == 1
     finally:
-        client.loop_stop()
-        client.disconnect()
+        close_client(client)
 
 
 def test_a_lot_removed_from_the_registry_has_its_topic_cleared(
@@ -97,5 +96,4 @@ def test_a_lot_removed_from_the_registry_has_its_topic_cleared(
         store_registry(city, parse_registry(smaller), "tests")
         wait_for(received, lambda t, b, r: t == station and b is None)
     finally:
-        client.loop_stop()
-        client.disconnect()
+        close_client(client)

@@ -19,6 +19,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from streetsense.readings import Reading, encode_readings
 from streetsense.topics import Channel, Topics
 from tests.ingest.support import SITE
+from tests.support.mqtt import close_client
 
 
 class ConfirmingPublisher:
@@ -130,5 +131,4 @@ class ConfirmingPublisher:
         self._stop.set()
         if self._resender.is_alive():
             self._resender.join(5)
-        self.client.disconnect()
-        self.client.loop_stop()
+        close_client(self.client)

@@ -28,6 +28,7 @@ from streetsense.config import Settings
 from streetsense.lifecycle import StopSignal
 from streetsense.readings import Reading, encode_readings
 from streetsense.topics import Channel, Topics
+from tests.support.mqtt import close_client
 
 REPO = Path(__file__).resolve().parents[2]
 SITE = "s1"
@@ -175,17 +176,6 @@ def mqtt_client(
         client.connect(parts.hostname or "127.0.0.1", parts.port or 1883)
     client.loop_start()
     return client
-
-
-def close_client(client: mqtt.Client) -> None:
-    """Disconnect, stop the network thread and close the client's sockets now.
-
-    paho 2.x leaves its sockets to Client.__del__; when the client sits in a reference cycle
-    the collector may finalise the sockets first, and pytest reports them as unclosed.
-    """
-    client.disconnect()
-    client.loop_stop()
-    client._reset_sockets()  # paho has no public close
 
 
 def readings(device: str, start_seq: int, n: int, t0: datetime | None = None) -> list[Reading]:

@@ -12,6 +12,7 @@ import pytest
 
 from tests.ingest.services import persistent_mosquitto
 from tests.ingest.support import mqtt_client, wait_until
+from tests.support.mqtt import close_client
 from tests.support.services import BROKER_CONFIG
 
 DEBIAN_CONFIG = Path("/etc/mosquitto/mosquitto.conf")
@@ -64,12 +65,10 @@ def test_queued_messages_survive_a_clean_broker_restart(tmp_path: Path) -> None:
         subscriber = mqtt_client(broker.url, "persist-probe")
         subscriber.subscribe("probe/#", qos=1)
         time.sleep(0.3)
-        subscriber.disconnect()
-        subscriber.loop_stop()
+        close_client(subscriber)
         publisher = mqtt_client(broker.url)
         publisher.publish("probe/x", b"kept", qos=1).wait_for_publish(5)
-        publisher.disconnect()
-        publisher.loop_stop()
+        close_client(publisher)
         broker.stop()  # SIGTERM: the broker saves its store
         assert (broker.workdir / "mosquitto.db").exists(), "the broker wrote no persistence file"
         broker.start()
@@ -77,7 +76,6 @@ def test_queued_messages_survive_a_clean_broker_restart(tmp_path: Path) -> None:
             broker.url, "persist-probe", on_message=lambda _c, _u, msg: received.append(msg.payload)
         )
         assert wait_until(lambda: received == [b"kept"], 10)
-        subscriber.disconnect()
-        subscriber.loop_stop()
+        close_client(subscriber)
     finally:
         broker.stop()

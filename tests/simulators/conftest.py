@@ -15,6 +15,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from streetsense.config import Settings, load_settings, with_overrides
 from streetsense.topics import Topics
+from tests.support.mqtt import close_client
 
 
 class Collector:
@@ -54,8 +55,7 @@ class Collector:
 
     def close(self) -> None:
         """Disconnect."""
-        self.client.disconnect()
-        self.client.loop_stop()
+        close_client(self.client)
 
 
 @pytest.fixture
