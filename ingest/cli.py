@@ -24,6 +24,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="DEVICE",
         help="publish a now-registered device's quarantined messages again, then exit",
     )
+    parser.add_argument(
+        "--replay-rejected",
+        action="store_true",
+        help="publish again the messages refused on our side (store_refused, ingest_error) "
+        "once their cause is fixed, then exit",
+    )
     parser.set_defaults(handler=_run)
 
 
@@ -40,6 +46,13 @@ def _run(args: argparse.Namespace) -> int:
 
         count = replay_quarantine(settings, args.replay_quarantine)
         sys.stdout.write(f"replayed {count} quarantined message(s)\n")
+        return 0
+    if args.replay_rejected:
+        from ingest.replay import replay_rejected  # noqa: PLC0415
+
+        replayed, left = replay_rejected(settings)
+        sys.stdout.write(f"replayed {replayed} refused message(s)")
+        sys.stdout.write(f"; {left} kept only in part, not replayable\n" if left else "\n")
         return 0
     IngestService(settings, StopSignal().install(), client_id=args.client_id).run()
     return 0

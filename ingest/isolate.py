@@ -156,8 +156,8 @@ def refused_rejection(message: Message, error: Exception, topics: Topics) -> Rej
         message,
         topics,
         STORE_REFUSED,
-        f"the database refused this message: {first_line(error)}{sqlstate}; fix the cause "
-        "and replay it from rejected_messages (its payload is kept whole)",
+        f"the database refused this message: {first_line(error)}{sqlstate}; fix the cause, "
+        "then `streetsense ingest --replay-rejected` publishes it again (payload kept whole)",
     )
 
 

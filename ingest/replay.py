@@ -1,8 +1,10 @@
-"""Replay a device's quarantined messages once the registry knows it."""
+"""Replay messages kept aside: a device's quarantine once it is registered, and messages our
+side refused (`store_refused`, `ingest_error`) once the cause is fixed."""
 
 from __future__ import annotations
 
 import logging
+from typing import Final
 from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
@@ -10,10 +12,14 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from store.db import connect, require_url
 from store.quarantine import known_among, quarantined, release_quarantine
+from store.rejected import cut_payloads, mark_replayed, replayable
 from streetsense.config import Settings
 from streetsense.errors import RegistryError, ServiceUnavailableError
 
 log = logging.getLogger(__name__)
+# Refusals that are our side's (the database's or our code's), not the payload's: worth sending
+# again once fixed. A bad payload would only be refused again.
+REPLAYABLE_CODES: Final = ("store_refused", "ingest_error")
 
 
 def replay_quarantine(settings: Settings, device_id: str) -> int:
@@ -39,6 +45,28 @@ def replay_quarantine(settings: Settings, device_id: str) -> int:
         released = release_quarantine(conn, device_id)
     log.info("replayed %d quarantined messages of %s", released, device_id)
     return len(messages)
+
+
+def replay_rejected(settings: Settings) -> tuple[int, int]:
+    """Publish again (QoS 1) the messages ingest refused on its side, and mark them replayed.
+
+    Fix the cause first (the reason column says it); a message refused again is kept again.
+
+    Returns:
+        (replayed, left): how many were published, and how many could not be because only
+        part of their payload was kept.
+
+    Raises:
+        ServiceUnavailableError: the broker cannot be reached.
+    """
+    with connect(require_url(settings.database), autocommit=True) as conn:
+        rows = replayable(conn, REPLAYABLE_CODES)
+        left = cut_payloads(conn, REPLAYABLE_CODES)
+        if rows:
+            _publish(settings, [(topic, payload) for _, topic, payload in rows])
+            mark_replayed(conn, [row_id for row_id, _, _ in rows])
+    log.info("replayed %d refused messages; %d kept only in part, not replayable", len(rows), left)
+    return len(rows), left
 
 
 def _publish(settings: Settings, messages: list[tuple[str, bytes]]) -> None:

@@ -13,6 +13,7 @@ from ingest.classify import Classifier
 from ingest.commit import commit_batch
 from ingest.inbox import Message
 from ingest.isolate import classify, unlimited
+from ingest.replay import replay_rejected
 from store.writes import ReadingWriter
 from streetsense.config import Settings
 from streetsense.readings import Reading, encode_readings
@@ -107,7 +108,7 @@ def test_a_refused_message_is_rejected_and_ingest_goes_on(
     ):
         assert topic == topics.device(SITE, device, Channel.TRAFFIC)
         assert "poison" in reason  # names the constraint
-        assert "rejected_messages" in reason  # and what to do
+        assert "--replay-rejected" in reason  # and what to do
         assert bytes(kept) == payload(device, seq, value)
         assert size == len(kept)
     # nothing is left unacknowledged: the same session gets no redelivery after a restart
@@ -206,3 +207,24 @@ def test_a_database_not_as_this_release_expects_is_waited_out_not_blamed_on_mess
         db.commit()
         assert wait_until(lambda: count(url, "SELECT count(*) FROM readings") == 20, 15)
     assert count(url, "SELECT count(*) FROM rejected_messages") == 0
+
+
+def test_refused_messages_are_replayed_once_the_cause_is_fixed(
+    settings: Settings, topics: Topics, db: psycopg.Connection
+) -> None:
+    url = settings.database.url
+    register(url, DEVICES)
+    db.execute("ALTER TABLE readings ADD CONSTRAINT poison CHECK (value <> 4242)")
+    db.commit()
+    with ingest_thread(settings):
+        publish(settings.mqtt.url, topics, range(40))  # message 37 is poisoned
+        assert wait_until(lambda: count(url, "SELECT count(*) FROM readings") == 39, 10)
+        assert wait_until(lambda: count(url, "SELECT count(*) FROM rejected_messages") == 1, 5)
+        db.execute("ALTER TABLE readings DROP CONSTRAINT poison")
+        db.commit()
+        assert replay_rejected(settings) == (1, 0)
+        assert wait_until(lambda: count(url, "SELECT count(*) FROM readings") == 40, 10)
+        assert replay_rejected(settings) == (0, 0)  # each is replayed once
+    assert count(url, "SELECT count(*) FROM rejected_messages WHERE replayed_at IS NOT NULL") == 1
+    stored = db.execute("SELECT device_id, seq, value FROM readings").fetchall()
+    assert sorted(stored) == sorted(message(n) for n in range(40))
