@@ -61,14 +61,21 @@ def publish(url: str, topics: Topics, numbers: range) -> None:
     close_client(client)
 
 
+def poisoned(settings: Settings, db: psycopg.Connection) -> str:
+    """Register the devices and make the poison value a real refusal; return the database URL.
+
+    A CHECK constraint is a refusal that is not an outage, as a data error would be.
+    """
+    register(settings.database.url, DEVICES)
+    db.execute("ALTER TABLE readings ADD CONSTRAINT poison CHECK (value <> 4242)")
+    db.commit()
+    return settings.database.url
+
+
 def test_a_refused_message_is_rejected_and_ingest_goes_on(
     settings: Settings, topics: Topics, db: psycopg.Connection
 ) -> None:
-    url = settings.database.url
-    register(url, DEVICES)
-    # A real refusal that is not an outage: a CHECK constraint the poison value violates.
-    db.execute("ALTER TABLE readings ADD CONSTRAINT poison CHECK (value <> 4242)")
-    db.commit()
+    url = poisoned(settings, db)
     good = {message(n) for n in range(MESSAGES) if n not in POISONED}
     client_id = f"ingest-poison-{topics.prefix.split('/')[0]}"
     with ingest_thread(settings, client_id) as service:
@@ -123,9 +130,7 @@ def test_a_refused_message_is_rejected_and_ingest_goes_on(
 def test_a_refused_message_is_never_acknowledged_before_its_rejection_is_stored(
     settings: Settings, topics: Topics, db: psycopg.Connection, caplog: pytest.LogCaptureFixture
 ) -> None:
-    url = settings.database.url
-    register(url, DEVICES)
-    db.execute("ALTER TABLE readings ADD CONSTRAINT poison CHECK (value <> 4242)")
+    url = poisoned(settings, db)
     db.execute(
         "ALTER TABLE rejected_messages ADD CONSTRAINT no_refusals "
         "CHECK (reason_code <> 'store_refused')"
@@ -212,10 +217,7 @@ def test_a_database_not_as_this_release_expects_is_waited_out_not_blamed_on_mess
 def test_refused_messages_are_replayed_once_the_cause_is_fixed(
     settings: Settings, topics: Topics, db: psycopg.Connection
 ) -> None:
-    url = settings.database.url
-    register(url, DEVICES)
-    db.execute("ALTER TABLE readings ADD CONSTRAINT poison CHECK (value <> 4242)")
-    db.commit()
+    url = poisoned(settings, db)
     with ingest_thread(settings):
         publish(settings.mqtt.url, topics, range(40))  # message 37 is poisoned
         assert wait_until(lambda: count(url, "SELECT count(*) FROM readings") == 39, 10)
