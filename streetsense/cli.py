@@ -15,6 +15,7 @@ from typing import Final
 
 from streetsense import __version__
 from streetsense.errors import StreetsenseError
+from streetsense.lifecycle import follow_parent
 
 log = logging.getLogger(__name__)
 COMMAND_GROUP: Final = "streetsense.commands"
@@ -62,6 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_logging(args.log_level)
+    follow_parent()
     handler = getattr(args, "handler", None)
     if handler is None:
         parser.print_help(sys.stderr)

@@ -2,12 +2,42 @@
 
 from __future__ import annotations
 
+import ctypes
 import logging
+import os
 import signal
+import sys
 import threading
 from types import FrameType
+from typing import Final
 
 log = logging.getLogger(__name__)
+# Set by a supervisor (`streetsense demo`) for its children: the pid they must not outlive.
+PARENT_ENV: Final = "STREETSENSE_PARENT_PID"
+_PR_SET_PDEATHSIG: Final = 1
+
+
+def follow_parent() -> None:
+    """Get SIGTERM when the supervisor that started this process dies (Linux), if it asked.
+
+    A supervisor killed with SIGKILL cannot stop its children; without this they run on as
+    orphans, holding ports and the broker. The kernel delivers the signal; this process then
+    shuts down as on any SIGTERM.
+    """
+    wanted = os.environ.get(PARENT_ENV)
+    if not wanted or not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM) != 0:
+            log.debug("prctl(PR_SET_PDEATHSIG) failed: errno %d", ctypes.get_errno())
+            return
+    except (OSError, AttributeError) as exc:
+        log.debug("cannot ask to follow the parent process: %s", exc)
+        return
+    if str(os.getppid()) != wanted:
+        # The supervisor died before the request took effect: nobody will signal us.
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 class StopSignal:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import IO, Final
 
 from streetsense.errors import ServiceUnavailableError
-from streetsense.lifecycle import StopSignal
+from streetsense.lifecycle import PARENT_ENV, StopSignal
 
 log = logging.getLogger(__name__)
 GRACE_S: Final = 10.0
@@ -94,7 +94,8 @@ class Supervisor:
         log_dir.mkdir(parents=True, exist_ok=True)
 
     def _popen(self, spec: ChildSpec, stdout: int | IO[bytes]) -> subprocess.Popen[bytes]:
-        env = {**self.env, **spec.env}
+        # Children stop with the demo even when it is killed outright (streetsense.lifecycle).
+        env = {**self.env, **spec.env, PARENT_ENV: str(os.getpid())}
         try:
             return subprocess.Popen(
                 list(spec.argv),
