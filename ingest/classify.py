@@ -154,7 +154,7 @@ class Classifier:
                 f"the pack holds a value SenML cannot carry ({exc}){_FIX_PAYLOAD}",
             )
             return
-        self._interpretation(message, topic, activity, batch, result)
+        self._interpretation(message, topic, activity, batch, result, received_at)
 
     def _interpretation(
         self,
@@ -163,9 +163,9 @@ class Classifier:
         activity: DeviceActivity,
         batch: Batch,
         result: Interpretation,
+        received_at: datetime,
     ) -> None:
         received = message.received
-        received_at = datetime.fromtimestamp(received, UTC)
         # The same window as the fast path's, in whole microseconds from received_at.
         latest = received_at + timedelta(seconds=self.settings.future_tolerance_s)
         earliest = received_at - timedelta(seconds=self.settings.late_window_s)

@@ -58,10 +58,11 @@ class BufferedClient(mqtt.Client):
     def _handle_publish(self) -> MQTTErrorCode:
         command = self._in_packet["command"]
         packet = self._in_packet["packet"]
-        fields = self._publish_fields(command, packet, 0, len(packet))
-        if self.fast_handler is None or fields is None:
+        handler = self.fast_handler
+        fields = None if handler is None else self._publish_fields(command, packet, 0, len(packet))
+        if handler is None or fields is None:
             return super()._handle_publish()  # QoS 2 or a topic alias: paho's way
-        self.fast_handler(*fields)
+        handler(*fields)
         return MQTTErrorCode.MQTT_ERR_SUCCESS
 
     def _packet_read(self) -> MQTTErrorCode:
