@@ -90,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
             "(e.g. --catch-up 6h --speed 60) or leave --speed at 1"
         )
     agents = frozenset(agent_devices(generated, args.agent_lots, args.agent_segments))
-    with PacedPublisher(settings, role="city") as publisher:
+    with PacedPublisher(settings, role="city", stop=stop.event) as publisher:
         if args.backfill > args.catch_up:
             _check_late_window(settings, args.backfill)
             end = time.time() - args.catch_up
@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
                 start=end - (args.backfill - args.catch_up), end=end, stop=stop,
             )  # fmt: skip
             _report("backfill", tally)
-        if args.duration is None or args.duration > 0:
+        if (args.duration is None or args.duration > 0) and not stop.stopping:
             _check_late_window(settings, args.catch_up)
             tally = runner.live(
                 generated, calendar, topics, publisher, book, stop, duration_s=args.duration,
@@ -141,10 +141,9 @@ def scenario(args: argparse.Namespace) -> int:
         pacing = runner.Pacing(sim_start=start, wall_start=time.time(), speed=args.speed)
     tally = runner.Tally()
     began = time.monotonic()
-    with PacedPublisher(settings, role="scenario") as publisher:
-        runner.deliver(
-            messages, publisher, tally, pacing=pacing, stop=StopSignal().install(), book=book
-        )
+    stop = StopSignal().install()
+    with PacedPublisher(settings, role="scenario", stop=stop.event) as publisher:
+        runner.deliver(messages, publisher, tally, pacing=pacing, stop=stop, book=book)
     tally.seconds = time.monotonic() - began
     book.save()
     _report(f"scenario ({', '.join(args.fault) or 'no faults'})", tally)
@@ -164,8 +163,9 @@ def load(args: argparse.Namespace) -> int:
         Path(args.registry).write_text(to_toml(tables, "Load-test devices"), encoding="utf-8")
         _write(f"registry of {len(tables['device'])} load devices written to {args.registry}")
     topics = Topics(settings.mqtt.topic_prefix)
-    with PacedPublisher(settings, window=args.window, role="load") as publisher:
-        result = run_load(spec, topics, publisher, StopSignal().install())
+    stop = StopSignal().install()
+    with PacedPublisher(settings, window=args.window, role="load", stop=stop.event) as publisher:
+        result = run_load(spec, topics, publisher, stop)
     _write(
         f"load: {result.messages} messages ({result.readings} readings) from "
         f"{args.sensors} sensors in {result.seconds:.1f} s: {result.rate:.0f} msg/s "
@@ -192,9 +192,10 @@ def replay(args: argparse.Namespace) -> int:
     book = SequenceBook(Path(".streetsense-sim") / f"sequences-{args.site}.json")
     tally = runner.Tally()
     began = time.monotonic()
-    with PacedPublisher(settings, role="replay") as publisher:
+    stop = StopSignal().install()
+    with PacedPublisher(settings, role="replay", stop=stop.event) as publisher:
         messages = packer.pack(readings, book)
-        runner.deliver(messages, publisher, tally, stop=StopSignal().install(), book=book)
+        runner.deliver(messages, publisher, tally, stop=stop, book=book)
     tally.seconds = time.monotonic() - began
     book.save()
     runner.observe(tally, readings)

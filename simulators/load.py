@@ -7,7 +7,8 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from simulators.mqtt import PacedPublisher
+from simulators.mqtt import STOP_FLUSH_S, PacedPublisher
+from streetsense.errors import ServiceUnavailableError
 from streetsense.lifecycle import StopSignal
 from streetsense.readings import Reading, encode_readings
 from streetsense.topics import Channel, Topics
@@ -70,14 +71,19 @@ def run_load(
         device = sent % devices
         round_number = sent // devices
         payload = encode_readings(_pack(device, round_number, per_gateway))
-        publisher.publish(topics_of[device], payload)
+        try:
+            publisher.publish(topics_of[device], payload)
+        except ServiceUnavailableError:
+            if stop.stopping:
+                break  # the publisher gave up waiting because of the stop
+            raise
         readings += per_gateway
         if time.monotonic() - last_log > LOG_EVERY_S:
             last_log = time.monotonic()
             log.info("%d messages, %.0f/s", sent + 1, (sent + 1) / (last_log - started))
     else:
         sent = spec.messages
-    publisher.flush()
+    publisher.flush(STOP_FLUSH_S if stop.stopping else 120.0)
     return LoadResult(sent, readings, time.monotonic() - started)
 
 

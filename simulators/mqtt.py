@@ -47,16 +47,30 @@ def make_client(settings: Settings, role: str) -> tuple[paho.Client, str, int]:
     return client, parts.hostname or "127.0.0.1", port
 
 
+# How long a stopped command waits for the broker to acknowledge what it already sent.
+STOP_FLUSH_S = 5.0
+
+
 class PacedPublisher:
     """Publishes at QoS 1 with at most `window` messages unacknowledged by the broker.
 
     Pacing by PUBACKs keeps the broker's queues and ours bounded whatever the send rate asked.
+    Once `stop` is set (SIGTERM, SIGINT), a publish waiting for acknowledgements gives up at
+    once (ServiceUnavailableError), so that a hung broker cannot hold up a stop.
     """
 
     def __init__(
-        self, settings: Settings, window: int = 500, role: str = "pub", ack_timeout_s: float = 60.0
+        self,
+        settings: Settings,
+        window: int = 500,
+        role: str = "pub",
+        ack_timeout_s: float = 60.0,
+        stop: threading.Event | None = None,
     ) -> None:
         self.client, self.host, self.port = make_client(settings, role)
+        self.stop = stop
+        # A flush that timed out: the broker is not answering, nothing more is waited for.
+        self.gave_up = False
         self.window = window
         self.low_water = window // 2
         self.ack_timeout_s = ack_timeout_s
@@ -92,7 +106,7 @@ class PacedPublisher:
         error: BaseException | None,
         trace: TracebackType | None,
     ) -> None:
-        if kind is None:
+        if kind is None and not self.gave_up:
             # Callers flush with their own patience first; this one only catches stragglers.
             self.flush(10.0)
         self.client.disconnect()
@@ -112,6 +126,10 @@ class PacedPublisher:
         deadline = time.monotonic() + timeout
         while self.sent - self.acked > level:
             left = deadline - time.monotonic()
+            if self.stop is not None and self.stop.is_set() and level > 0:
+                raise ServiceUnavailableError(
+                    f"stopping with {self.sent - self.acked} messages unacknowledged by the broker"
+                )
             if left <= 0:
                 raise ServiceUnavailableError(
                     f"the broker acknowledged nothing for {timeout:.0f} s "
@@ -127,6 +145,7 @@ class PacedPublisher:
             except ServiceUnavailableError:
                 waiting = self.sent - self.acked
                 log.warning("%d messages unacknowledged after %.0f s", waiting, timeout)
+                self.gave_up = True
                 return False
         return True
 

@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from simulators.city import City
 from simulators.demand import Calendar
-from simulators.mqtt import PacedPublisher
+from simulators.mqtt import STOP_FLUSH_S, PacedPublisher
 from simulators.packs import Outbound, Packer, SequenceBook
 from simulators.world import Cadence, CitySimulation
 from streetsense.errors import ServiceUnavailableError
@@ -129,6 +129,8 @@ def deliver(
         except ServiceUnavailableError:
             if book is not None:
                 book.rewind(pending[index:])
+            if stop.stopping:
+                return False  # the publisher gave up waiting because of the stop
             raise
         tally.messages += 1
         tally.readings += message.readings
@@ -182,12 +184,9 @@ def backfill(
             book.save()
             bar.update(round((chunk_end - moment) / 3600.0))
             moment = chunk_end
-    publisher.flush()
+    publisher.flush(STOP_FLUSH_S if stop is not None and stop.stopping else 120.0)
     tally.seconds = time.monotonic() - began
     return tally
-
-
-STOP_FLUSH_S = 5.0
 
 
 def live(
@@ -246,6 +245,7 @@ def live(
         if time.monotonic() - last_log > LOG_EVERY_S:
             log.info("published %d messages, %d readings", tally.messages, tally.readings)
             last_log = time.monotonic()
-    publisher.flush()
+    # A stop must stay prompt even when the broker is gone: wait only briefly for its acks.
+    publisher.flush(STOP_FLUSH_S if stop.stopping else 120.0)
     tally.seconds = time.monotonic() - began
     return tally
