@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass
 
 import psycopg
-from psycopg.conninfo import conninfo_to_dict
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from streetsense.config import DatabaseSettings
 from streetsense.errors import ConfigError, ServiceUnavailableError
@@ -35,10 +35,24 @@ def require_url(settings: DatabaseSettings) -> str:
     return settings.url
 
 
-def connect(url: str, *, autocommit: bool = False, timeout_s: float = 5.0) -> psycopg.Connection:
-    """Open one connection, converting failures into ServiceUnavailableError with the fix."""
+def connect(
+    url: str,
+    *,
+    autocommit: bool = False,
+    timeout_s: float = 5.0,
+    application_name: str | None = None,
+) -> psycopg.Connection:
+    """Open one connection, converting failures into ServiceUnavailableError with the fix.
+
+    `application_name` names the connection in pg_stat_activity (unless the URL names it).
+    """
     try:
-        return psycopg.connect(url, autocommit=autocommit, connect_timeout=max(1, int(timeout_s)))
+        conninfo = url
+        if application_name and "application_name" not in conninfo_to_dict(url):
+            conninfo = make_conninfo(url, application_name=application_name)
+        return psycopg.connect(
+            conninfo, autocommit=autocommit, connect_timeout=max(1, int(timeout_s))
+        )
     except psycopg.OperationalError as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ServiceUnavailableError(

@@ -79,7 +79,8 @@ class IngestSettings:
     batch_max_readings: int = field(default=20_000, metadata=_doc("flush at this many readings"))
     batch_max_age_ms: int = field(default=200, metadata=_doc("flush a batch at least this often"))
     receive_maximum: int = field(
-        default=4_000, metadata=_doc("MQTT 5 receive maximum: unacked messages the broker sends")
+        default=16_000,
+        metadata=_doc("MQTT 5 receive maximum: unacked messages the broker sends"),
     )
     late_window_s: int = field(
         default=7 * 86_400,
