@@ -164,6 +164,59 @@ class Load:
         self.finished_at = time.time()
 
 
+_TICK_S = 1 / os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User plus system CPU of one process so far (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) * _TICK_S
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        threads = list(Path(f"/proc/{pid}/task").iterdir())
+        return [int(c) for t in threads for c in (t / "children").read_text().split()]
+    except OSError:
+        return []
+
+
+class CpuMeter:
+    """CPU used by ingest (its processes, decode workers included) and by its database backend.
+
+    Per reading this tells a machine's share of each, which throughput on a shared 2-core box
+    cannot: everything there competes for the same cores.
+    """
+
+    def __init__(self, url: str, consumers: list[subprocess.Popen[bytes]]) -> None:
+        self.url = url
+        self.pids = [c.pid for c in consumers]
+        with psycopg.connect(url) as conn:
+            found = conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE application_name = 'streetsense-ingest'"
+                " AND datname = current_database()"
+            ).fetchall()
+        self.backends = [int(row[0]) for row in found]
+        self.start = self._sample()
+
+    def _sample(self) -> tuple[float, float]:
+        ours = sum(_cpu_seconds(p) + sum(map(_cpu_seconds, _children(p))) for p in self.pids)
+        return ours, sum(map(_cpu_seconds, self.backends))
+
+    def per_reading_us(self, readings: int) -> dict[str, float | str]:
+        """CPU microseconds per reading since the meter started: ingest's, the database's."""
+        ours, database = self._sample()
+        if not self.backends:
+            return {}
+        return {
+            "ingest_cpu_us": round((ours - self.start[0]) / readings * 1e6, 2),
+            "db_cpu_us": round((database - self.start[1]) / readings * 1e6, 2),
+        }
+
+
 class Progress:
     """Poll each device's newest stored observation; derive throughput and latency."""
 
@@ -321,7 +374,9 @@ def run_ceiling(url: str, port: int, load: Load) -> tuple[float, int]:
     return done - load.start, int(row[0]) if row else 0
 
 
-def drain_ours(url: str, port: int, load: Load, workdir: Path, processes: int) -> tuple[float, int]:
+def drain_ours(
+    url: str, port: int, load: Load, workdir: Path, processes: int, cpu: dict[str, float | str]
+) -> tuple[float, int]:
     """Queue the whole stream for ingest's sessions while away, then time the drain."""
     client_ids = [f"bench-backlog-{uuid.uuid4()}" for _ in range(processes)]
     for number, client_id in enumerate(client_ids):  # the sessions, in the shared group
@@ -332,8 +387,10 @@ def drain_ours(url: str, port: int, load: Load, workdir: Path, processes: int) -
         for number, client_id in enumerate(client_ids)
     ]
     started = time.time()  # once the first subscribed (the log says so within 0.1 s)
+    meter = CpuMeter(url, consumers)
     progress = Progress(url, load, by_sequence=True)
     done = progress.follow(timeout=load.count * 0.05 + 120)
+    cpu.update(meter.per_reading_us(load.count * len(load.devices) * load.pack))
     for consumer in consumers:
         consumer.terminate()
         consumer.wait(30)
@@ -391,7 +448,7 @@ def measure(pipeline: str, port: int, args: argparse.Namespace) -> dict[str, flo
         result: dict[str, float | str] = {"latency_p50_ms": "n/a", "latency_p99_ms": "n/a"}
         if args.backlog and pipeline in ("ingest", "ceiling"):
             if pipeline == "ingest":
-                elapsed, rows = drain_ours(url, port, load, workdir, args.processes)
+                elapsed, rows = drain_ours(url, port, load, workdir, args.processes, result)
             else:
                 elapsed, rows = drain_ceiling(url, port, load)
         elif pipeline == "ceiling":
@@ -403,11 +460,13 @@ def measure(pipeline: str, port: int, args: argparse.Namespace) -> dict[str, flo
                 )
                 for number in range(args.processes if pipeline == "ingest" else 1)
             ]
+            meter = CpuMeter(url, consumers) if pipeline == "ingest" else None
             progress = Progress(url, load, by_sequence=pipeline == "ingest")
             thread = threading.Thread(target=load.run)
             thread.start()
             done = progress.follow(timeout=seconds * 40 + 60)
             thread.join()
+            cpu = meter.per_reading_us(load.count * len(devices) * args.pack) if meter else {}
             for consumer in consumers:
                 consumer.terminate()
                 consumer.wait(30)
@@ -416,9 +475,9 @@ def measure(pipeline: str, port: int, args: argparse.Namespace) -> dict[str, flo
                 row = conn.execute("SELECT count(*) FROM readings").fetchone()
             rows = int(row[0]) if row else 0
             latencies = sorted(progress.latencies())
-            result = {"latency_p50_ms": "n/a", "latency_p99_ms": "n/a"}
+            result = {"latency_p50_ms": "n/a", "latency_p99_ms": "n/a", **cpu}
             if latencies:
-                result = {
+                result |= {
                     "latency_p50_ms": round(1000 * statistics.median(latencies)),
                     "latency_p99_ms": round(1000 * latencies[int(0.99 * (len(latencies) - 1))]),
                 }
@@ -463,7 +522,7 @@ def main() -> None:
         naive_worker(args.naive_worker[0], int(args.naive_worker[1]))
         return
     columns = "pipeline messages offered_msg_s msg_s readings_s latency_p50_ms latency_p99_ms"
-    columns += " lost broker_dropped"
+    columns += " lost broker_dropped ingest_cpu_us db_cpu_us"
     names = columns.split()
     print(
         f"rate {args.rate:g} msg/s offered, {args.pack} reading(s) per message, "
