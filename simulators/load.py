@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from simulators.mqtt import STOP_FLUSH_S, PacedPublisher
+from simulators.mqtt import PacedPublisher
 from streetsense.errors import ServiceUnavailableError
 from streetsense.lifecycle import StopSignal
 from streetsense.readings import Reading, encode_readings
@@ -83,7 +83,7 @@ def run_load(
             log.info("%d messages, %.0f/s", sent + 1, (sent + 1) / (last_log - started))
     else:
         sent = spec.messages
-    publisher.flush(STOP_FLUSH_S if stop.stopping else 120.0)
+    publisher.flush()
     return LoadResult(sent, readings, time.monotonic() - started)
 
 

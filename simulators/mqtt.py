@@ -138,7 +138,12 @@ class PacedPublisher:
             self._changed.wait(min(left, 1.0))
 
     def flush(self, timeout: float = 120.0) -> bool:
-        """Wait until the broker acknowledged everything sent; False if it did not in time."""
+        """Wait until the broker acknowledged everything sent; False if it did not in time.
+
+        Once stopped, it waits at most STOP_FLUSH_S: a stop must stay prompt with a hung broker.
+        """
+        if self.stop is not None and self.stop.is_set():
+            timeout = min(timeout, STOP_FLUSH_S)
         with self._changed:
             try:
                 self._wait_below(0, timeout)

@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from simulators.city import City
 from simulators.demand import Calendar
-from simulators.mqtt import STOP_FLUSH_S, PacedPublisher
+from simulators.mqtt import PacedPublisher
 from simulators.packs import Outbound, Packer, SequenceBook
 from simulators.world import Cadence, CitySimulation
 from streetsense.errors import ServiceUnavailableError
@@ -184,7 +184,7 @@ def backfill(
             book.save()
             bar.update(round((chunk_end - moment) / 3600.0))
             moment = chunk_end
-    publisher.flush(STOP_FLUSH_S if stop is not None and stop.stopping else 120.0)
+    publisher.flush()
     tally.seconds = time.monotonic() - began
     return tally
 
@@ -245,7 +245,6 @@ def live(
         if time.monotonic() - last_log > LOG_EVERY_S:
             log.info("published %d messages, %d readings", tally.messages, tally.readings)
             last_log = time.monotonic()
-    # A stop must stay prompt even when the broker is gone: wait only briefly for its acks.
-    publisher.flush(STOP_FLUSH_S if stop.stopping else 120.0)
+    publisher.flush()
     tally.seconds = time.monotonic() - began
     return tally
