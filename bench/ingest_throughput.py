@@ -33,6 +33,7 @@ from psycopg import sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from ingest.service import APPLICATION_NAME
 from store.migrate import migrate
 from streetsense.config import DatabaseSettings
 from tests.ingest.services import persistent_mosquitto
@@ -185,19 +186,19 @@ def _children(pid: int) -> list[int]:
 
 
 class CpuMeter:
-    """CPU used by ingest (its processes, decode workers included) and by its database backend.
+    """CPU used by ingest (its process and any children) and by its database backend.
 
     Per reading this tells a machine's share of each, which throughput on a shared 2-core box
     cannot: everything there competes for the same cores.
     """
 
     def __init__(self, url: str, consumers: list[subprocess.Popen[bytes]]) -> None:
-        self.url = url
         self.pids = [c.pid for c in consumers]
         with psycopg.connect(url) as conn:
             found = conn.execute(
-                "SELECT pid FROM pg_stat_activity WHERE application_name = 'streetsense-ingest'"
-                " AND datname = current_database()"
+                "SELECT pid FROM pg_stat_activity WHERE application_name = %s"
+                " AND datname = current_database()",
+                (APPLICATION_NAME,),
             ).fetchall()
         self.backends = [int(row[0]) for row in found]
         self.start = self._sample()
