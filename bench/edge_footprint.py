@@ -11,7 +11,6 @@ in the same run as the baseline.
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import tempfile
@@ -21,16 +20,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.proc import cpu_seconds  # noqa: E402
 from streetsense.topics import Topics  # noqa: E402
 from tests.edge.support import AgentProcess, IngestPeer, agent_config  # noqa: E402
 from tests.support.services import Mosquitto  # noqa: E402
-
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
 
 
 def _peak_rss_mb(pid: int) -> float:
@@ -42,9 +35,9 @@ def _peak_rss_mb(pid: int) -> float:
 
 def _measure(pid: int, seconds: float) -> tuple[float, float]:
     time.sleep(3.0)  # start-up (imports, connect) is not the steady state
-    cpu0, t0 = _cpu_seconds(pid), time.monotonic()
+    cpu0, t0 = cpu_seconds(pid), time.monotonic()
     time.sleep(seconds)
-    share = 100 * (_cpu_seconds(pid) - cpu0) / (time.monotonic() - t0)
+    share = 100 * (cpu_seconds(pid) - cpu0) / (time.monotonic() - t0)
     return _peak_rss_mb(pid), share
 
 

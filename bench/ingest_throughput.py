@@ -33,6 +33,7 @@ from psycopg import sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.proc import children, cpu_seconds
 from ingest.service import APPLICATION_NAME
 from store.migrate import migrate
 from streetsense.config import DatabaseSettings
@@ -165,26 +166,6 @@ class Load:
         self.finished_at = time.time()
 
 
-_TICK_S = 1 / os.sysconf("SC_CLK_TCK")
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User plus system CPU of one process so far (0 once it is gone)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) * _TICK_S
-
-
-def _children(pid: int) -> list[int]:
-    try:
-        threads = list(Path(f"/proc/{pid}/task").iterdir())
-        return [int(c) for t in threads for c in (t / "children").read_text().split()]
-    except OSError:
-        return []
-
-
 class CpuMeter:
     """CPU used by ingest (its process and any children) and by its database backend.
 
@@ -204,8 +185,8 @@ class CpuMeter:
         self.start = self._sample()
 
     def _sample(self) -> tuple[float, float]:
-        ours = sum(_cpu_seconds(p) + sum(map(_cpu_seconds, _children(p))) for p in self.pids)
-        return ours, sum(map(_cpu_seconds, self.backends))
+        ours = sum(cpu_seconds(p) + sum(map(cpu_seconds, children(p))) for p in self.pids)
+        return ours, sum(map(cpu_seconds, self.backends))
 
     def per_reading_us(self, readings: int) -> dict[str, float | str]:
         """CPU microseconds per reading since the meter started: ingest's, the database's."""

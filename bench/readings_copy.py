@@ -28,6 +28,7 @@ from psycopg import sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.proc import cpu_seconds
 from store.migrate import migrate
 from store.reading_rows import COLUMNS, ReadingRows
 from streetsense.config import DatabaseSettings
@@ -40,7 +41,6 @@ VARIANTS: dict[str, tuple[str, ...]] = {
     "without the unique key": ("readings_identity",),
     "without the two BRIN indexes": ("readings_observed_brin", "readings_received_brin"),
 }
-_TICK_S = 1 / os.sysconf("SC_CLK_TCK")
 
 
 def batches(spots: int) -> list[ReadingRows]:
@@ -61,11 +61,6 @@ def batches(spots: int) -> list[ReadingRows]:
     return out
 
 
-def backend_cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) * _TICK_S
-
-
 def measure(data: list[ReadingRows], dropped: tuple[str, ...]) -> tuple[float, float]:
     """Return (rows/s from one connection, backend CPU microseconds per row)."""
     with psycopg.connect(ADMIN, autocommit=True) as admin:
@@ -79,12 +74,12 @@ def measure(data: list[ReadingRows], dropped: tuple[str, ...]) -> tuple[float, f
                 conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(index)))
             conn.execute("CHECKPOINT")  # each variant starts without the last one's dirty pages
             pid = conn.info.backend_pid
-            cpu_before, started = backend_cpu_s(pid), time.perf_counter()
+            cpu_before, started = cpu_seconds(pid), time.perf_counter()
             copy_sql = f"COPY readings ({COLUMNS}) FROM STDIN (FORMAT BINARY)"
             for rows in data:
                 with conn.transaction(), conn.cursor() as cur, cur.copy(copy_sql) as copy:
                     copy.write(rows.copy_data())
-            elapsed, cpu = time.perf_counter() - started, backend_cpu_s(pid) - cpu_before
+            elapsed, cpu = time.perf_counter() - started, cpu_seconds(pid) - cpu_before
     finally:
         with psycopg.connect(ADMIN, autocommit=True) as admin:
             admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(DATABASE)))

@@ -126,6 +126,8 @@ class PacedPublisher:
         deadline = time.monotonic() + timeout
         while self.sent - self.acked > level:
             left = deadline - time.monotonic()
+            # A publish waiting for room (level > 0) gives up on a stop; a flush (level 0) is
+            # the stop's own brief wait for acks, bounded by STOP_FLUSH_S.
             if self.stop is not None and self.stop.is_set() and level > 0:
                 raise ServiceUnavailableError(
                     f"stopping with {self.sent - self.acked} messages unacknowledged by the broker"
