@@ -88,6 +88,9 @@ def open_serial_line(path: str, baud: int) -> LineDriver:
     if baud not in _BAUDS:
         raise ConfigError(f"setting 'driver.baud' = {baud} is not one of {sorted(_BAUDS)}")
 
+    if is_fifo(path):
+        return _FifoDriver(path)
+
     def lines() -> Iterator[str]:
         with open(path, "rb", buffering=0) as raw:
             if os.isatty(raw.fileno()):
@@ -95,6 +98,47 @@ def open_serial_line(path: str, baud: int) -> LineDriver:
             yield from _decoded(raw)
 
     return LineDriver(lines, f"serial-line {path}")
+
+
+class _FifoDriver(LineDriver):
+    """Read a named pipe while holding it open for writing too.
+
+    A plain reader sees end of input whenever its writer goes away, and a line written between
+    that end and the reader's close is discarded by the kernel with the pipe. Our own write end
+    keeps the pipe alive across writers, and lets close() wake the reader.
+    """
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._keeper: int | None = None
+        self._keeper_lock = threading.Lock()
+        super().__init__(self._lines, f"serial-line {path}")
+
+    def _lines(self) -> Iterator[str]:
+        # Non-blocking so that opening does not wait for a writer; blocking again for reading.
+        read_fd = os.open(self._path, os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            keeper = os.open(self._path, os.O_WRONLY)
+        except OSError:
+            os.close(read_fd)
+            raise
+        os.set_blocking(read_fd, True)
+        with self._keeper_lock:
+            self._keeper = keeper
+        try:
+            with open(read_fd, "rb", buffering=0) as raw:
+                yield from _decoded(raw)
+        finally:
+            with self._keeper_lock:
+                self._keeper = None
+                os.close(keeper)
+
+    def close(self) -> None:
+        """Stop reading; an empty line wakes the reader thread so that it sees the stop."""
+        super().close()
+        with self._keeper_lock:
+            if self._keeper is not None:
+                os.write(self._keeper, b"\n")
 
 
 def _configure_serial(fd: int, speed: int) -> None:

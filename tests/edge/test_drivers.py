@@ -91,11 +91,17 @@ def test_serial_line_reads_a_fifo_and_survives_the_writer_going_away(tmp_path: P
         with fifo.open("w") as pipe:
             pipe.write(text)
 
+    def write_each(lines: list[str]) -> None:
+        for line in lines:  # a writer that opens, writes one line and goes away, many times
+            write(line)
+
     try:
         threading.Thread(target=write, args=("- A1/presence 1\n",), daemon=True).start()
         assert [e.sub_id for e in _collect(driver, 1)] == ["A1"]
-        threading.Thread(target=write, args=("- A2/presence 0\n",), daemon=True).start()
-        assert [e.sub_id for e in _collect(driver, 1)] == ["A2"]
+        spots = [f"B{n}" for n in range(30)]
+        lines = [f"- {spot}/presence 0\n" for spot in spots]
+        threading.Thread(target=write_each, args=(lines,), daemon=True).start()
+        assert [e.sub_id for e in _collect(driver, len(spots))] == spots
     finally:
         driver.close()
         # Unblock a reader thread waiting in open() so it sees the close (none waiting: ENXIO).
