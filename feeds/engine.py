@@ -177,12 +177,24 @@ class FeedEngine:
 
     def _stale_flipped(self) -> set[str]:
         """Return the lots whose freshness flag the clock has changed since the last build."""
-        limit = datetime.now(UTC) - timedelta(seconds=self.settings.feeds.stale_after_s)
+        now = datetime.now(UTC)
         return {
             lot.id
             for lot in self.snapshot.lots
-            if lot.observed_at is not None and lot.stale != (lot.observed_at < limit)
+            if lot.stale != self._is_stale(lot.id, lot.observed_at, now)
         }
+
+    def _is_stale(self, lot_id: str, observed: datetime | None, now: datetime) -> bool:
+        """Tell whether a lot's count can no longer be trusted.
+
+        Fresh while either a reading or any message from its sensors (heartbeats, spot
+        re-sends) is recent: a quiet lot whose occupancy has not changed is still live.
+        """
+        if observed is None:
+            return True
+        heard = self._context.lots_heard.get(lot_id)
+        newest = observed if heard is None else max(observed, heard)
+        return now - newest > timedelta(seconds=self.settings.feeds.stale_after_s)
 
     async def _refresh_context(self) -> None:
         assert self._registry is not None
@@ -212,10 +224,9 @@ class FeedEngine:
         """Rebuild the lot views (only `touched` ones when given) and emit what changed."""
         assert self._registry is not None and self._live is not None
         now = datetime.now(UTC)
-        stale_after = timedelta(seconds=self.settings.feeds.stale_after_s)
         old = self.snapshot.lot_index
         views = tuple(
-            self._lot_view(lot, now, stale_after)
+            self._lot_view(lot, now)
             if touched is None or lot.lot_id in touched or lot.lot_id not in old
             else old[lot.lot_id]
             for lot in self._registry.lots
@@ -237,7 +248,7 @@ class FeedEngine:
         """Tell whether a full rebuild changed nothing at all (forecasts included)."""
         return len(old) == len(views) and all(old.get(v.id) == v for v in views)
 
-    def _lot_view(self, lot: sources.LotRow, now: datetime, stale_after: timedelta) -> LotView:
+    def _lot_view(self, lot: sources.LotRow, now: datetime) -> LotView:
         assert self._live is not None
         found = self._live.occupied(lot.lot_id)
         occupied, observed = (None, None) if found is None else found
@@ -253,7 +264,7 @@ class FeedEngine:
             capacity=lot.capacity,
             occupied=occupied,
             observed_at=observed,
-            stale=observed is None or now - observed > stale_after,
+            stale=self._is_stale(lot.lot_id, observed, now),
             trend=trend_of(occupied, self._context.baselines.get(lot.lot_id), lot.capacity),
             forecast=self._context.lot_forecast(lot.lot_id),
         )

@@ -38,7 +38,10 @@ class Lot(BaseModel):
     occupancy: float | None = Field(description="occupied share of capacity, 0-1")
     trend: str | None = Field(description="filling, emptying or steady vs 15 minutes ago")
     observed_at: str | None = Field(description="newest reading behind the count")
-    stale: bool = Field(description="true when observed_at is older than feeds.stale_after_s")
+    stale: bool = Field(
+        description="true when neither a reading nor any message from the lot's sensors arrived "
+        "within feeds.stale_after_s (or no sensor has reported yet)"
+    )
     forecast: LotForecast
     distance_m: float | None = Field(None, description="only with `near`")
 

@@ -51,6 +51,7 @@ class Context:
     forecast_reason: str
     lot_forecasts: dict[str, Forecast] = field(default_factory=dict)
     segment_forecasts: dict[str, Forecast] = field(default_factory=dict)
+    lots_heard: dict[str, datetime] = field(default_factory=dict)
 
     @staticmethod
     def empty() -> Context:
@@ -99,15 +100,19 @@ def read_full(conn: psycopg.Connection) -> tuple[RegistryData, LiveParking, date
 
 
 def read_context(conn: psycopg.Connection, capacities: dict[str, int]) -> Context:
-    """Read trend baselines (15 minutes ago), the latest flows and near-term forecasts."""
+    """Read trend baselines (15 minutes ago), the latest flows, near-term forecasts, and when
+    each lot's sensors were last heard from."""
     now = datetime.now(UTC)
     baselines = feeds_reads.occupancy_at(conn, now - TREND_LOOKBACK)
     flows = feeds_reads.latest_flows(conn) or {}
+    heard = feeds_reads.lots_heard(conn)
     window = (now - FORECAST_LOOKBACK, now + FORECAST_LOOKAHEAD)
     lots = feeds_reads.near_forecasts(conn, "occupancy", *window)
     segments = feeds_reads.near_forecasts(conn, "flow", *window)
     if lots is None or segments is None:
-        return Context(baselines=baselines, flows=flows, forecast_reason=FORECAST_PENDING)
+        return Context(
+            baselines=baselines, flows=flows, forecast_reason=FORECAST_PENDING, lots_heard=heard
+        )
     lot_forecasts = {}
     for lot_id, values, issued in _by_horizon(lots, now):
         capacity = capacities.get(lot_id)
@@ -128,6 +133,7 @@ def read_context(conn: psycopg.Connection, capacities: dict[str, int]) -> Contex
             )
             for segment_id, values, issued in _by_horizon(segments, now)
         },
+        lots_heard=heard,
     )
 
 

@@ -245,6 +245,14 @@ def lot_history(
     return [OccupancyPoint(*row) for row in rows]
 
 
+def lots_heard(conn: psycopg.Connection) -> dict[str, datetime]:
+    """Return when each lot's online sensors last sent anything (heartbeats count)."""
+    if not relation_exists(conn, "lot_sensors_heard"):
+        return {}
+    rows = conn.execute("SELECT lot_id, heard_at FROM lot_sensors_heard").fetchall()
+    return {lot_id: heard_at for lot_id, heard_at in rows}
+
+
 def latest_flows(conn: psycopg.Connection) -> dict[str, FlowRow] | None:
     """Return the latest complete flow bucket of each segment, or None without rollups."""
     if not relation_exists(conn, "segment_now"):

@@ -122,7 +122,9 @@ class FeedsSettings:
 
     host: str = field(default="127.0.0.1", metadata=_doc("bind address"))
     port: int = field(default=8080, metadata=_doc("HTTP port"))
-    stale_after_s: int = field(default=900, metadata=_doc("a lot's data older than this is stale"))
+    stale_after_s: int = field(
+        default=900, metadata=_doc("a lot whose sensors are silent this long is stale")
+    )
     rate_per_minute: int = field(default=600, metadata=_doc("requests per client per minute"))
     cors_origins: str = field(default="*", metadata=_doc("comma-separated allowed origins"))
     republish_mqtt: bool = field(
