@@ -7,8 +7,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from simulators.mqtt import PacedPublisher
-from streetsense.errors import ServiceUnavailableError
+from simulators.mqtt import PacedPublisher, PublishStoppedError
 from streetsense.lifecycle import StopSignal
 from streetsense.readings import Reading, encode_readings
 from streetsense.topics import Channel, Topics
@@ -73,10 +72,8 @@ def run_load(
         payload = encode_readings(_pack(device, round_number, per_gateway))
         try:
             publisher.publish(topics_of[device], payload)
-        except ServiceUnavailableError:
-            if stop.stopping:
-                break  # the publisher gave up waiting because of the stop
-            raise
+        except PublishStoppedError:
+            break
         readings += per_gateway
         if time.monotonic() - last_log > LOG_EVERY_S:
             last_log = time.monotonic()

@@ -51,12 +51,16 @@ def make_client(settings: Settings, role: str) -> tuple[paho.Client, str, int]:
 STOP_FLUSH_S = 5.0
 
 
+class PublishStoppedError(ServiceUnavailableError):
+    """A publish gave up waiting for the broker because the command is stopping."""
+
+
 class PacedPublisher:
     """Publishes at QoS 1 with at most `window` messages unacknowledged by the broker.
 
     Pacing by PUBACKs keeps the broker's queues and ours bounded whatever the send rate asked.
     Once `stop` is set (SIGTERM, SIGINT), a publish waiting for acknowledgements gives up at
-    once (ServiceUnavailableError), so that a hung broker cannot hold up a stop.
+    once (PublishStoppedError), so that a hung broker cannot hold up a stop.
     """
 
     def __init__(
@@ -129,7 +133,7 @@ class PacedPublisher:
             # A publish waiting for room (level > 0) gives up on a stop; a flush (level 0) is
             # the stop's own brief wait for acks, bounded by STOP_FLUSH_S.
             if self.stop is not None and self.stop.is_set() and level > 0:
-                raise ServiceUnavailableError(
+                raise PublishStoppedError(
                     f"stopping with {self.sent - self.acked} messages unacknowledged by the broker"
                 )
             if left <= 0:

@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from simulators.city import City
 from simulators.demand import Calendar
-from simulators.mqtt import PacedPublisher
+from simulators.mqtt import PacedPublisher, PublishStoppedError
 from simulators.packs import Outbound, Packer, SequenceBook
 from simulators.world import Cadence, CitySimulation
 from streetsense.errors import ServiceUnavailableError
@@ -126,11 +126,11 @@ def deliver(
             return False
         try:
             publisher.publish(message.topic, message.payload, retain=message.retain)
-        except ServiceUnavailableError:
+        except ServiceUnavailableError as exc:
             if book is not None:
                 book.rewind(pending[index:])
-            if stop.stopping:
-                return False  # the publisher gave up waiting because of the stop
+            if isinstance(exc, PublishStoppedError):
+                return False
             raise
         tally.messages += 1
         tally.readings += message.readings
