@@ -104,14 +104,21 @@ def rejection_examples(
 
 
 def freshness(conn: psycopg.Connection) -> Table:
-    """Return the time of the latest data of every active lot and segment, stalest first."""
+    """Return the time of the latest data of every active lot and segment, stalest first.
+
+    A lot's age counts from its newest reading or, when later, the last message from any of
+    its online sensors: a quiet lot is not stale while its sensors are heard (as in the feeds).
+    """
     return fetch(
         conn,
         "SELECT 'lot' AS kind, l.lot_id AS id, l.name, n.observed_at AS latest, "
-        "extract(epoch FROM now() - n.observed_at)::float8 AS age_s "
-        "FROM lots l LEFT JOIN lot_now n USING (lot_id) WHERE l.active "
+        "h.heard_at AS sensors_heard, "
+        "extract(epoch FROM now() - greatest(n.observed_at, "
+        "    CASE WHEN n.observed_at IS NOT NULL THEN h.heard_at END))::float8 AS age_s "
+        "FROM lots l LEFT JOIN lot_now n USING (lot_id) "
+        "LEFT JOIN lot_sensors_heard h USING (lot_id) WHERE l.active "
         "UNION ALL "
-        "SELECT 'segment', s.segment_id, s.name, n.bucket + interval '5 minutes', "
+        "SELECT 'segment', s.segment_id, s.name, n.bucket + interval '5 minutes', NULL, "
         "extract(epoch FROM now() - (n.bucket + interval '5 minutes'))::float8 "
         + SEGMENTS_LATEST
         + "WHERE s.active "

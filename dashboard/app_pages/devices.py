@@ -45,11 +45,11 @@ else:
     st.dataframe(controls.local(examples, ["received_at"], zone), hide_index=True)
 
 st.subheader("Data freshness")
-fresh = controls.local(data.freshness(url), ["latest"], zone)
+fresh = controls.local(data.freshness(url), ["latest", "sensors_heard"], zone)
 stale_after = settings.feeds.stale_after_s
 fresh["stale"] = fresh["age_s"].isna() | (fresh["age_s"] > stale_after)
 st.metric("Stale lots and segments", int(fresh["stale"].sum()),
-          help=f"no data for more than {stale_after} s")  # fmt: skip
+          help=f"no data, and no message from a lot's sensors, for {stale_after} s")  # fmt: skip
 st.dataframe(
     fresh, hide_index=True,
     column_config={"age_s": st.column_config.NumberColumn("age (s)", format="%.0f")},

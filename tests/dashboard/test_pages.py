@@ -204,8 +204,13 @@ def test_devices_page_counts_health_rejections_and_stale_data(app: Run, city: Ci
     assert "{not json" in set(examples["payload"])
     [(stale,)] = query(
         city.url,
+        # a lot counts as heard from while any of its online sensors sent anything recently
         "SELECT (SELECT count(*) FROM lots l LEFT JOIN lot_now n USING (lot_id) "
-        "  WHERE n.observed_at IS NULL OR n.observed_at < now() - interval '900 seconds') + "
+        "  WHERE n.observed_at IS NULL OR greatest(n.observed_at, ("
+        "    SELECT max(s.last_seen_at) FROM device_state s WHERE s.online AND s.device_id IN ("
+        "      SELECT device_id FROM spots WHERE lot_id = l.lot_id UNION "
+        "      SELECT device_id FROM devices WHERE lot_id = l.lot_id)))"
+        "    < now() - interval '900 seconds') + "
         "(SELECT count(*) FROM segments s LEFT JOIN segment_now n USING (segment_id) "
         "  WHERE n.bucket IS NULL OR n.bucket + interval '5 minutes' < now() - "
         "  interval '900 seconds')",
