@@ -23,24 +23,38 @@ class Message:
 class Inbox:
     """A list the network thread appends to and the batcher takes whole.
 
-    Its size is bounded by the broker: MQTT 5 receive maximum (or the broker's in-flight limit
-    for 3.1.1) caps how many unacknowledged messages the broker sends us.
+    The broker should bound it (MQTT 5 receive maximum, or its in-flight limit for 3.1.1), but
+    Mosquitto 2.0.11 keeps that limit only until the first PUBACK and then sends its whole queue
+    (tests/ingest/test_faults.py). So `put` also waits while `capacity` messages are waiting:
+    the network thread stops reading, and TCP holds the broker back.
     """
 
-    def __init__(self, flush_at: int) -> None:
+    def __init__(self, flush_at: int, capacity: int | None = None) -> None:
         self.flush_at = max(1, flush_at)
+        self.capacity = max(self.flush_at, capacity or self.flush_at)
         self._items: list[Message] = []
         self._first = 0.0
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)  # a batch is ready
+        self._room = threading.Condition(self._lock)  # the batcher took what was waiting
+        self._closed = False
 
     def put(self, message: Message) -> None:
-        """Append a message; wake the batcher when a batch is full."""
-        with self._cond:
+        """Append a message, waiting while the inbox is full; wake the batcher at a batch."""
+        with self._lock:
+            while len(self._items) >= self.capacity and not self._closed:
+                self._room.wait(1.0)
             if not self._items:
                 self._first = time.monotonic()
             self._items.append(message)
             if len(self._items) == self.flush_at:
                 self._cond.notify()
+
+    def close(self) -> None:
+        """Stop making `put` wait (nobody takes any more: the service is stopping)."""
+        with self._lock:
+            self._closed = True
+            self._room.notify_all()
 
     def take(self, max_age_s: float, stop: threading.Event) -> list[Message]:
         """Wait for a full batch or for the oldest message to reach max_age_s; take them."""
@@ -56,6 +70,7 @@ class Inbox:
                 else:
                     self._cond.wait(0.1)
             items, self._items = self._items, []
+            self._room.notify_all()
             return items
 
     def depth(self) -> tuple[int, float]:

@@ -324,6 +324,7 @@ class BrokerLink:
 
     def stop(self) -> None:
         """Disconnect; unacknowledged messages stay with the broker for the next session."""
+        self.inbox.close()  # a network thread waiting for room would hold up loop_stop
         self.client.disconnect()
         self.client.loop_stop()
         self.client.close_sockets()

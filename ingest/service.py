@@ -65,7 +65,10 @@ class IngestService:
         # committing), so the broker keeps sending while the database works: at half the
         # receive maximum it stopped while two batches were with the database, and packs
         # drained 20-30% slower (bench/RESULTS.md, fourth session).
-        self.inbox = Inbox(min(ingest.batch_max_readings, max(1, ingest.receive_maximum // 4)))
+        # The inbox holds at most a quarter of the receive maximum too, so with the three batches
+        # behind it ingest never holds more than the receive maximum, whatever the broker does.
+        quarter = min(ingest.batch_max_readings, max(1, ingest.receive_maximum // 4))
+        self.inbox = Inbox(quarter, capacity=quarter)
         self.link = BrokerLink(settings, self.inbox, self.metrics, client_id)
         # Read at scrape time, so the lag shows even while a commit is stuck.
         self.metrics.lag_messages.set_function(self._lag_messages)

@@ -90,6 +90,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         STREETSENSE_MQTT_TOPIC_PREFIX=settings.mqtt.topic_prefix,
         STREETSENSE_MQTT_SHARED_GROUP=settings.mqtt.shared_group,
         STREETSENSE_MQTT_PROTOCOL=settings.mqtt.protocol,
+        STREETSENSE_MQTT_KEEPALIVE_S=str(settings.mqtt.keepalive_s),
         STREETSENSE_INGEST_METRICS_PORT=str(settings.ingest.metrics_port),
         STREETSENSE_INGEST_AUTO_REGISTER=str(settings.ingest.auto_register).lower(),
         STREETSENSE_INGEST_DEVICE_RATE_PER_S=str(settings.ingest.device_rate_per_s),

@@ -238,8 +238,13 @@ def test_ingest_sigkilled_repeatedly_while_two_share(
     assert (rows, duplicated, lost) == (sent[0], 0, 0)
 
 
+@pytest.mark.parametrize("warm", [False, True], ids=["fresh-session", "after-acks-flowed"])
 def test_locked_readings_table_back_pressures_without_loss(
-    settings: Settings, topics: Topics, tmp_path: Path, record_property: pytest.RecordProperty
+    settings: Settings,
+    topics: Topics,
+    tmp_path: Path,
+    record_property: pytest.RecordProperty,
+    warm: bool,
 ) -> None:
     port = free_port()
     receive_maximum = 400
@@ -247,10 +252,16 @@ def test_locked_readings_table_back_pressures_without_loss(
         settings, ingest={"metrics_port": port, "receive_maximum": receive_maximum}
     )
     url = settings.database.url
-    register(url, DEVICES)
+    register(url, [*DEVICES, "warm0"])
     ingest = IngestProcess(settings, "ingest-f7", tmp_path / "ingest.log").start()
     assert wait_log(ingest.log_path, "subscribed; ingesting")
     assert ingest.process is not None
+    warmed = 0
+    if warm:
+        # Mosquitto 2.0.11 keeps a client's receive maximum only until its first PUBACK, then
+        # sends whatever it has queued: ingest must bound what it holds itself.
+        warmed = stream(settings.mqtt.url, topics, ["warm0"], 500, 1)
+        assert wait_until(lambda: count(url, "SELECT count(*) FROM readings") >= warmed, 30)
     rss_before = rss_kib(ingest.process.pid)
     lags: list[float] = []
     with psycopg.connect(url) as locker:
@@ -261,13 +272,21 @@ def test_locked_readings_table_back_pressures_without_loss(
             lags.append(ingest_lag(port))
             time.sleep(0.2)
         rss_locked = rss_kib(ingest.process.pid)
-        stored_while_locked = count(url, "SELECT count(*) FROM device_state")
+        stored_while_locked = count(
+            url, "SELECT count(*) FROM device_state WHERE device_id <> 'warm0'"
+        )
         locker.rollback()
     released = time.monotonic()
-    assert wait_until(lambda: count(url, "SELECT count(*) FROM readings") >= sent, 90)
+
+    def caught_up() -> bool:
+        # The broker sends its queue once acknowledgements flow: what ingest then holds counts.
+        lags.append(ingest_lag(port))
+        return count(url, "SELECT count(*) FROM readings") >= sent + warmed
+
+    assert wait_until(caught_up, 90)
     recovery = time.monotonic() - released
     assert ingest.terminate() == 0
-    rows, duplicated, lost = check(url, sent)
+    rows, duplicated, lost = check(url, sent + warmed)
     report(
         record_property,
         "locked_table",
@@ -282,4 +301,50 @@ def test_locked_readings_table_back_pressures_without_loss(
     assert stored_while_locked == 0  # nothing committed while the lock was held
     assert 0 < max(lags) <= receive_maximum  # the broker held the rest back
     assert rss_locked - rss_before < 64 * 1024  # bounded memory, far below 16,000 messages
+    assert (rows, duplicated, lost) == (sent + warmed, 0, 0)
+
+
+def test_a_database_stall_while_the_broker_floods_loses_nothing(
+    settings: Settings, topics: Topics, tmp_path: Path
+) -> None:
+    """The inbox is full and the network thread waits past the keepalive: the broker drops
+    ingest, which reconnects after the stall and stores every reading once."""
+    port = free_port()
+    receive_maximum = 400
+    settings = with_overrides(
+        settings,
+        ingest={"metrics_port": port, "receive_maximum": receive_maximum},
+        mqtt={"keepalive_s": 2},  # the broker gives up on a silent client after 3 s
+    )
+    url = settings.database.url
+    register(url, DEVICES)
+    ingest = IngestProcess(settings, "ingest-stall", tmp_path / "ingest.log").start()
+    assert wait_log(ingest.log_path, "subscribed; ingesting")
+    lags: list[float] = []
+    with psycopg.connect(url, autocommit=True) as locker:
+        locker.execute("BEGIN")
+        locker.execute("LOCK TABLE readings IN ACCESS EXCLUSIVE MODE")
+        sent = stream(settings.mqtt.url, topics, DEVICES, scaled(4_000), 1)  # 32,000 messages
+        locker.execute("COMMIT")
+        # The first commits' PUBACKs set Mosquitto 2.0.11 flooding; stall the database mid-drain.
+        assert wait_until(lambda: count(url, "SELECT count(*) FROM readings") > 0, 30)
+        locker.execute("BEGIN")
+        locker.execute("LOCK TABLE readings IN ACCESS EXCLUSIVE MODE")
+        held = locker.execute("SELECT count(*) FROM readings").fetchone()
+        stalled_until = time.monotonic() + 8
+        while time.monotonic() < stalled_until:
+            lags.append(ingest_lag(port))
+            time.sleep(0.2)
+        locker.execute("COMMIT")
+
+    def caught_up() -> bool:
+        lags.append(ingest_lag(port))
+        return count(url, "SELECT count(*) FROM readings") >= sent
+
+    assert wait_until(caught_up, 120)
+    assert ingest.terminate() == 0
+    rows, duplicated, lost = check(url, sent)
+    assert held is not None and held[0] < sent  # the stall came mid-drain
+    assert max(lags) <= receive_maximum  # ingest held back the flood itself
+    assert "disconnected from the broker" in ingest.log_path.read_text()  # and survived a drop
     assert (rows, duplicated, lost) == (sent, 0, 0)
