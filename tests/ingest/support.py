@@ -114,10 +114,12 @@ class IngestProcess:
         self.client_id = client_id
         self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
+        self._log_offset = 0  # where the latest start's log lines begin
         IngestProcess.started.append(self)
 
     def start(self) -> IngestProcess:
         """Start the process (again, under the same client id)."""
+        self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "streetsense.cli", "ingest", "--client-id", self.client_id],
@@ -133,6 +135,16 @@ class IngestProcess:
         assert self.process is not None
         self.process.kill()
         self.process.wait(10)
+
+    def wait_ready(self, timeout: float = 20.0) -> bool:
+        """Wait until the latest start subscribed (and so handles SIGTERM)."""
+
+        def ready() -> bool:
+            with self.log_path.open("rb") as log:
+                log.seek(self._log_offset)
+                return b"subscribed; ingesting" in log.read()
+
+        return wait_until(ready, timeout)
 
     def terminate(self) -> int:
         """SIGTERM it and return its exit code."""

@@ -222,6 +222,7 @@ def test_ingest_sigkilled_repeatedly_while_two_share(
     assert wait_until(lambda: count(url, "SELECT count(*) FROM readings") >= sent[0], 90)
     recovery = time.monotonic() - started
     for ingest in pair:
+        assert ingest.wait_ready()  # one restarted last may not handle SIGTERM yet
         assert ingest.terminate() == 0
     rows, duplicated, lost = check(url, sent[0])
     report(
