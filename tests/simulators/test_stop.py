@@ -36,8 +36,8 @@ def test_simulate_run_stops_promptly_when_the_broker_hangs(
     log = tmp_path / "simulate.log"
     with log.open("wb") as out:
         simulator = subprocess.Popen(
-            [sys.executable, "-m", "streetsense.cli", "simulate", "run", "--lots", "40",
-             "--segments", "20", "--backfill", "5d", "--duration", "1h"],
+            [sys.executable, "-m", "streetsense.cli", "simulate", "run", "--lots", "200",
+             "--segments", "100", "--backfill", "6d", "--duration", "1h"],
             env=env, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
     try:
