@@ -21,17 +21,16 @@ class Message:
 
 
 class Inbox:
-    """A list the network thread appends to and the batcher takes whole.
+    """A list the network thread appends to and the batcher takes whole: one batch at most.
 
     The broker should bound it (MQTT 5 receive maximum, or its in-flight limit for 3.1.1), but
     Mosquitto 2.0.11 keeps that limit only until the first PUBACK and then sends its whole queue
-    (tests/ingest/test_faults.py). So `put` also waits while `capacity` messages are waiting:
+    (tests/ingest/test_faults.py). So `put` waits while a full batch (`flush_at`) is waiting:
     the network thread stops reading, and TCP holds the broker back.
     """
 
-    def __init__(self, flush_at: int, capacity: int | None = None) -> None:
+    def __init__(self, flush_at: int) -> None:
         self.flush_at = max(1, flush_at)
-        self.capacity = max(self.flush_at, capacity or self.flush_at)
         self._items: list[Message] = []
         self._first = 0.0
         self._lock = threading.Lock()
@@ -42,7 +41,7 @@ class Inbox:
     def put(self, message: Message) -> None:
         """Append a message, waiting while the inbox is full; wake the batcher at a batch."""
         with self._lock:
-            while len(self._items) >= self.capacity and not self._closed:
+            while len(self._items) >= self.flush_at and not self._closed:
                 self._room.wait(1.0)
             if not self._items:
                 self._first = time.monotonic()
@@ -58,7 +57,7 @@ class Inbox:
 
     def take(self, max_age_s: float, stop: threading.Event) -> list[Message]:
         """Wait for a full batch or for the oldest message to reach max_age_s; take them."""
-        with self._cond:
+        with self._lock:
             while len(self._items) < self.flush_at:
                 if stop.is_set():
                     break
@@ -75,6 +74,6 @@ class Inbox:
 
     def depth(self) -> tuple[int, float]:
         """Return how many messages wait and the age of the oldest, in seconds."""
-        with self._cond:
+        with self._lock:
             age = time.monotonic() - self._first if self._items else 0.0
             return len(self._items), age

@@ -65,10 +65,9 @@ class IngestService:
         # committing), so the broker keeps sending while the database works: at half the
         # receive maximum it stopped while two batches were with the database, and packs
         # drained 20-30% slower (bench/RESULTS.md, fourth session).
-        # The inbox holds at most a quarter of the receive maximum too, so with the three batches
-        # behind it ingest never holds more than the receive maximum, whatever the broker does.
-        quarter = min(ingest.batch_max_readings, max(1, ingest.receive_maximum // 4))
-        self.inbox = Inbox(quarter, capacity=quarter)
+        # The inbox holds at most one batch, so with the three behind it ingest never holds more
+        # than the receive maximum, whatever the broker does.
+        self.inbox = Inbox(min(ingest.batch_max_readings, max(1, ingest.receive_maximum // 4)))
         self.link = BrokerLink(settings, self.inbox, self.metrics, client_id)
         # Read at scrape time, so the lag shows even while a commit is stuck.
         self.metrics.lag_messages.set_function(self._lag_messages)
