@@ -40,6 +40,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     load = registry_actions.add_parser("load", help="load a registry TOML file (idempotent)")
     load.add_argument("file", help="registry file (see README, 'City registry')")
     load.set_defaults(handler=_load)
+    _register_overrides(registry_actions)
 
 
 def _migrate(args: argparse.Namespace) -> int:
@@ -85,6 +86,96 @@ def _load(args: argparse.Namespace) -> int:
     state = "loaded" if result.changed else "unchanged (already loaded)"
     counts = ", ".join(f"{n} {k}" for k, n in result.counts.items())
     sys.stdout.write(f"registry {result.version} {state}: {counts}\n")
+    return 0
+
+
+def _register_overrides(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add `registry close|open|clear|status|audit`: operators' overrides of a lot's status."""
+    for name, summary in (
+        ("close", "close a lot whatever its opening hours say (published as closed, never full)"),
+        ("open", "open a lot whatever its opening hours say"),
+        ("clear", "drop a lot's override: its opening hours decide again"),
+    ):
+        action = actions.add_parser(name, help=summary, description=summary)
+        action.add_argument("lot", help="lot id")
+        action.add_argument(
+            "--reason", required=name != "clear", default="override cleared",
+            help="why (kept in the audit log; published with the status, so no personal data)",
+        )  # fmt: skip
+        action.add_argument("--by", help="who decides (default: your login name); audited")
+        if name != "clear":
+            action.add_argument("--until", metavar="T", help="end of the override (ISO 8601)")
+        action.set_defaults(handler=_override, override_action=name)
+    status = actions.add_parser("status", help="every lot's opening status and what decides it")
+    status.set_defaults(handler=_show_status)
+    audit = actions.add_parser("audit", help="the override audit log, newest first")
+    audit.add_argument("lot", nargs="?", help="only this lot")
+    audit.add_argument("--limit", type=int, default=50)
+    audit.set_defaults(handler=_show_audit)
+
+
+def _override(args: argparse.Namespace) -> int:
+    import getpass  # noqa: PLC0415
+    from datetime import UTC, datetime  # noqa: PLC0415
+
+    from store.db import connect, require_url  # noqa: PLC0415
+    from store.export import parse_time  # noqa: PLC0415
+    from store.lot_status import clear_override, set_override  # noqa: PLC0415
+    from streetsense.config import load_settings  # noqa: PLC0415
+    from streetsense.hours import OpeningStatus  # noqa: PLC0415
+    from streetsense.lot_status import StatusOverride  # noqa: PLC0415
+
+    now = datetime.now(UTC)
+    actor = args.by or getpass.getuser()
+    settings = load_settings(args.config).database
+    with connect(require_url(settings), timeout_s=settings.connect_timeout_s) as conn:
+        if args.override_action == "clear":
+            had = clear_override(conn, args.lot, actor, args.reason, "cli", now)
+            state = "cleared" if had else "had no override (nothing to clear; audited)"
+            sys.stdout.write(f"lot {args.lot}: override {state}; its opening hours decide\n")
+            return 0
+        until = parse_time(args.until, "--until") if args.until else None
+        status = OpeningStatus.CLOSED if args.override_action == "close" else OpeningStatus.OPEN
+        set_override(conn, StatusOverride(args.lot, status, args.reason, actor, now, until), "cli")
+    ends = f" until {until.isoformat()}" if until else " until cleared"
+    sys.stdout.write(f"lot {args.lot}: {status.value}{ends} (by {actor}: {args.reason})\n")
+    return 0
+
+
+def _show_status(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime  # noqa: PLC0415
+
+    from store.db import connect, require_url  # noqa: PLC0415
+    from store.lot_status import lot_hours, read_overrides  # noqa: PLC0415
+    from streetsense.config import load_settings  # noqa: PLC0415
+    from streetsense.lot_status import lot_status  # noqa: PLC0415
+
+    settings = load_settings(args.config)
+    now = datetime.now(UTC)
+    url = require_url(settings.database)
+    with connect(url, timeout_s=settings.database.connect_timeout_s) as conn:
+        lots, overrides = lot_hours(conn), read_overrides(conn)
+    for lot_id, name, hours in lots:
+        override = overrides.get(lot_id)
+        found = lot_status(hours, override, now, settings.city.timezone, settings.city.country)
+        who = f" by {override.set_by}" if override and override.active(now) else ""
+        sys.stdout.write(
+            f"{lot_id}\t{found.status.value}\t{found.source.value}{who}\t{found.reason}\t{name}\n"
+        )
+    return 0
+
+
+def _show_audit(args: argparse.Namespace) -> int:
+    from store.db import connect, require_url  # noqa: PLC0415
+    from store.lot_status import audit_log  # noqa: PLC0415
+    from streetsense.config import load_settings  # noqa: PLC0415
+
+    settings = load_settings(args.config).database
+    with connect(require_url(settings), timeout_s=settings.connect_timeout_s) as conn:
+        table = audit_log(conn, args.lot, max(1, min(args.limit, 10_000)))
+    sys.stdout.write("\t".join(table.columns) + "\n")
+    for row in table.rows:
+        sys.stdout.write("\t".join("" if v is None else str(v) for v in row) + "\n")
     return 0
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import psycopg
 
-from streetsense.registry import Registry
+from streetsense.registry import Lot, Registry
 
 log = logging.getLogger(__name__)
 
@@ -65,15 +65,15 @@ def _upsert(conn: psycopg.Connection, registry: Registry) -> None:
             [(s.id, s.name) for s in registry.sites],
         )
         cur.executemany(
-            "INSERT INTO lots (lot_id, site_id, name, kind, capacity, lat, lon, area, active) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, true) ON CONFLICT (lot_id) DO UPDATE SET "
+            "INSERT INTO lots (lot_id, site_id, name, kind, capacity, lat, lon, area, "
+            "opening_hours, spaces, facts, active) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, true) "
+            "ON CONFLICT (lot_id) DO UPDATE SET "
             "site_id = EXCLUDED.site_id, name = EXCLUDED.name, kind = EXCLUDED.kind, "
             "capacity = EXCLUDED.capacity, lat = EXCLUDED.lat, lon = EXCLUDED.lon, "
-            "area = EXCLUDED.area, active = true",
-            [
-                (x.id, x.site, x.name, x.kind.value, x.capacity, x.lat, x.lon, x.area)
-                for x in registry.lots
-            ],
+            "area = EXCLUDED.area, opening_hours = EXCLUDED.opening_hours, "
+            "spaces = EXCLUDED.spaces, facts = EXCLUDED.facts, active = true",
+            [_lot_row(x) for x in registry.lots],
         )
         cur.executemany(
             "INSERT INTO segments (segment_id, site_id, name, direction, coordinates, "
@@ -110,8 +110,9 @@ def _upsert(conn: psycopg.Connection, registry: Registry) -> None:
         # Spots are a mapping, not history: replace them wholesale.
         cur.execute("DELETE FROM spots")
         cur.executemany(
-            "INSERT INTO spots (spot_id, lot_id, device_id, sensor) VALUES (%s, %s, %s, %s)",
-            [(s.id, s.lot, s.device, s.sensor or "") for s in registry.spots],
+            "INSERT INTO spots (spot_id, lot_id, device_id, sensor, category) "
+            "VALUES (%s, %s, %s, %s, %s)",
+            [(s.id, s.lot, s.device, s.sensor or "", s.category.value) for s in registry.spots],
         )
         for table, key, ids in (
             ("lots", "lot_id", [x.id for x in registry.lots]),
@@ -128,3 +129,15 @@ def _upsert(conn: psycopg.Connection, registry: Registry) -> None:
             "WHERE registered_by = 'registry' AND NOT (device_id = ANY(%s))",
             ([d.id for d in registry.devices],),
         )
+
+
+def _lot_row(lot: Lot) -> tuple[object, ...]:
+    facts = asdict(lot.facts)
+    facts["entrances"] = [list(point) for point in lot.facts.entrances]
+    # Unset facts are left out, so readers see only what the registry says.
+    kept = {k: v for k, v in facts.items() if v not in ("", None, [])}
+    spaces = {category.value: count for category, count in lot.spaces}
+    return (
+        lot.id, lot.site, lot.name, lot.kind.value, lot.capacity, lot.lat, lot.lon, lot.area,
+        lot.opening_hours, json.dumps(spaces), json.dumps(kept),
+    )  # fmt: skip

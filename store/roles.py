@@ -35,6 +35,11 @@ INGEST_WRITES: Final = {
     "device_state": "INSERT, UPDATE",
     "rollup_invalidations": "INSERT",  # notes batches committed late (store.rollup_invalidations)
 }
+# Operators set a lot open or closed from the dashboard; every change is audited.
+DASHBOARD_WRITES: Final = {
+    "lot_status_overrides": "INSERT, UPDATE, DELETE",
+    "lot_status_audit": "INSERT",
+}
 # What the analytics refresh may change in tables ingest writes: it consumes invalidations.
 ANALYTICS_CONSUMES: Final = {"rollup_invalidations": "DELETE"}
 # Bookkeeping between ingest and the rollup refresh that no reader needs.
@@ -45,7 +50,9 @@ INTERNAL: Final = frozenset({"rollup_invalidations"})
 # tests/feeds check on every response.)
 PRIVATE: Final = frozenset(
     {"rejected_messages", "quarantine", "device_sequences", "device_state", "registry_versions",
-     "schema_migrations", "readings_located", "rejected_daily"}
+     "schema_migrations", "readings_located", "rejected_daily",
+     # who set an override is not for the public: the feeds read lot_status_public
+     "lot_status_overrides", "lot_status_audit"}
 ) | INTERNAL  # fmt: skip
 
 
@@ -101,7 +108,7 @@ def _grant_role(conn: psycopg.Connection, role: str, relations: list[str], datab
         privileges = _privileges(role, relation)
         if privileges:
             conn.execute(sql.SQL("GRANT {} ON {} TO {}").format(sql.SQL(privileges), table, who))
-    if role in (INGEST, ANALYTICS):
+    if role in (INGEST, ANALYTICS, DASHBOARD):
         conn.execute(sql.SQL("GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {}").format(who))
 
 
@@ -109,11 +116,17 @@ def _privileges(role: str, relation: str) -> str:
     if role == FEEDS:
         return "" if relation in PRIVATE else "SELECT"
     if role == DASHBOARD:
+        if relation in DASHBOARD_WRITES:
+            return f"SELECT, {DASHBOARD_WRITES[relation]}"
         return "" if relation in INTERNAL else "SELECT"
     if role == INGEST:
         writes = INGEST_WRITES.get(relation)
         return f"SELECT, {writes}" if writes else "SELECT"
     if relation in ANALYTICS_CONSUMES:
         return f"SELECT, {ANALYTICS_CONSUMES[relation]}"
-    derived = relation not in REGISTRY_TABLES and relation not in INGEST_WRITES
+    derived = (
+        relation not in REGISTRY_TABLES
+        and relation not in INGEST_WRITES
+        and relation not in DASHBOARD_WRITES
+    )
     return "SELECT, INSERT, UPDATE, DELETE, TRUNCATE" if derived else "SELECT"

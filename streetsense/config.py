@@ -147,6 +147,12 @@ class CitySettings:
     name: str = field(default="Streetsense City", metadata=_doc("shown on dashboards and feeds"))
     timezone: str = field(default="UTC", metadata=_doc("IANA zone times are shown in"))
     agency: str = field(default="", metadata=_doc("publishing agency named in the open feeds"))
+    country: str = field(
+        default="",
+        metadata=_doc(
+            "ISO 3166 alpha-2 code: public holidays (PH) in opening hours, DATEX II publisher"
+        ),
+    )
 
 
 @dataclass(frozen=True, slots=True)
