@@ -1,5 +1,6 @@
 """Database roles per service: ingest writes raw data only, analytics writes derived data only,
-the dashboard reads, the open feeds read only what their live engine needs.
+the dashboard reads (and acknowledges alerts), the open feeds read only what their live engine
+needs, the alerts service reads everything and writes only its own tables.
 
 Roles are NOLOGIN groups; a deployment creates one login user per service and grants it the
 group (docs/deploy.md). Grants are recomputed after every migration, so a table added later
@@ -20,7 +21,8 @@ INGEST: Final = "streetsense_ingest"
 ANALYTICS: Final = "streetsense_analytics"
 DASHBOARD: Final = "streetsense_dashboard"
 FEEDS: Final = "streetsense_feeds"
-ROLES: Final = (INGEST, ANALYTICS, DASHBOARD, FEEDS)
+ALERTS: Final = "streetsense_alerts"
+ROLES: Final = (INGEST, ANALYTICS, DASHBOARD, FEEDS, ALERTS)
 
 REGISTRY_TABLES: Final = frozenset(
     {"sites", "lots", "segments", "devices", "spots", "registry_versions", "schema_migrations"}
@@ -35,15 +37,20 @@ INGEST_WRITES: Final = {
     "device_state": "INSERT, UPDATE",
     "rollup_invalidations": "INSERT",  # notes batches committed late (store.rollup_invalidations)
 }
-# Operators set a lot open or closed from the dashboard; every change is audited.
+# Operators set a lot open or closed from the dashboard; every change is audited. Planners
+# acknowledge alerts there (nothing else of an alert).
 DASHBOARD_WRITES: Final = {
     "lot_status_overrides": "INSERT, UPDATE, DELETE",
     "lot_status_audit": "INSERT",
+    "alerts": "UPDATE",
+    "alert_events": "INSERT",
 }
+# The alerts service reads everything and writes only its own tables.
+ALERTS_WRITES: Final = frozenset({"alerts", "alert_events", "alert_outbox"})
 # What the analytics refresh may change in tables ingest writes: it consumes invalidations.
 ANALYTICS_CONSUMES: Final = {"rollup_invalidations": "DELETE"}
 # Bookkeeping between ingest and the rollup refresh that no reader needs.
-INTERNAL: Final = frozenset({"rollup_invalidations"})
+INTERNAL: Final = frozenset({"rollup_invalidations", "alert_outbox"})
 # Relations the open feeds never need: raw payloads of refused messages, device health and
 # delivery state. (The feeds' live engine does read parking readings and the spot mapping, to
 # publish a lot's change within 2 s of its commit; only lot aggregates leave the feeds, which
@@ -52,7 +59,8 @@ PRIVATE: Final = frozenset(
     {"rejected_messages", "quarantine", "device_sequences", "device_state", "registry_versions",
      "schema_migrations", "readings_located", "rejected_daily",
      # who set an override is not for the public: the feeds read lot_status_public
-     "lot_status_overrides", "lot_status_audit"}
+     "lot_status_overrides", "lot_status_audit",
+     "alerts", "alert_events", "alert_outbox"}
 ) | INTERNAL  # fmt: skip
 
 
@@ -108,7 +116,7 @@ def _grant_role(conn: psycopg.Connection, role: str, relations: list[str], datab
         privileges = _privileges(role, relation)
         if privileges:
             conn.execute(sql.SQL("GRANT {} ON {} TO {}").format(sql.SQL(privileges), table, who))
-    if role in (INGEST, ANALYTICS, DASHBOARD):
+    if role in (INGEST, ANALYTICS, DASHBOARD, ALERTS):
         conn.execute(sql.SQL("GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {}").format(who))
 
 
@@ -119,6 +127,8 @@ def _privileges(role: str, relation: str) -> str:
         if relation in DASHBOARD_WRITES:
             return f"SELECT, {DASHBOARD_WRITES[relation]}"
         return "" if relation in INTERNAL else "SELECT"
+    if role == ALERTS:
+        return "SELECT, INSERT, UPDATE, DELETE" if relation in ALERTS_WRITES else "SELECT"
     if role == INGEST:
         writes = INGEST_WRITES.get(relation)
         return f"SELECT, {writes}" if writes else "SELECT"
@@ -128,5 +138,6 @@ def _privileges(role: str, relation: str) -> str:
         relation not in REGISTRY_TABLES
         and relation not in INGEST_WRITES
         and relation not in DASHBOARD_WRITES
+        and relation not in ALERTS_WRITES
     )
     return "SELECT, INSERT, UPDATE, DELETE, TRUNCATE" if derived else "SELECT"

@@ -141,6 +141,19 @@ class DashboardSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class AlertsSettings:
+    """Alert rules, their evaluation and delivery (`streetsense alerts`)."""
+
+    rules_file: str = field(
+        default="", metadata=_doc("TOML alert rules; empty: the shipped defaults alone")
+    )
+    interval_s: int = field(default=60, metadata=_doc("evaluate the rules this often"))
+    retry_max_s: int = field(
+        default=300, metadata=_doc("longest wait between delivery attempts to a channel")
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class CitySettings:
     """The city this deployment serves."""
 
@@ -166,6 +179,7 @@ class Settings:
     feeds: FeedsSettings = field(default_factory=FeedsSettings)
     dashboard: DashboardSettings = field(default_factory=DashboardSettings)
     city: CitySettings = field(default_factory=CitySettings)
+    alerts: AlertsSettings = field(default_factory=AlertsSettings)
 
     def mqtt_password(self) -> str | None:
         """Read the broker password from its file or `STREETSENSE_MQTT_PASSWORD`, never logged."""

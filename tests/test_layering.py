@@ -8,7 +8,10 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-ROOMS = ("streetsense", "store", "edge", "simulators", "ingest", "analytics", "dashboard", "feeds")
+ROOMS = (
+    "streetsense", "store", "edge", "simulators", "ingest", "analytics", "dashboard", "feeds",
+    "alerts",
+)  # fmt: skip
 ALLOWED = {
     "streetsense": set(),
     "store": {"streetsense"},
@@ -18,6 +21,7 @@ ALLOWED = {
     "analytics": {"streetsense", "store"},
     "dashboard": {"streetsense", "store"},
     "feeds": {"streetsense", "store"},
+    "alerts": {"streetsense", "store"},
 }
 # What a device may have installed: `pip install streetsense[edge]`.
 EDGE_THIRD_PARTY = {"paho"}

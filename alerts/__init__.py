@@ -1,0 +1,1 @@
+"""Alerts: rules as data, their evaluation and lifecycle, delivery through an outbox."""

@@ -1,0 +1,66 @@
+"""Traffic incident detection on whole arrays of segments (the rule and the benchmark share it)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+FloatMatrix = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentParams:
+    """The traffic_incident rule's parameters."""
+
+    intervals: int = 2
+    below_band_kmh: float = 3.0
+    collapse_flow_share: float = 0.3
+    collapse_occupancy: float = 35.0
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentFlags:
+    """Per segment: whether an incident shows now, whether the latest interval is still bad,
+    how far below the band the latest speed is (km/h, NaN without a band) and why."""
+
+    fire: BoolArray
+    hold: BoolArray
+    below_kmh: FloatMatrix
+    collapse: BoolArray
+
+
+def detect(
+    speed: FloatMatrix,
+    lo80: FloatMatrix,
+    flow_vph: FloatMatrix,
+    occupancy: FloatMatrix,
+    capacity_vph: FloatMatrix,
+    params: IncidentParams,
+) -> IncidentFlags:
+    """Flag segments whose last `intervals` intervals were all slow or collapsed.
+
+    Args:
+        speed, lo80, flow_vph, occupancy: (segments, k) matrices, the newest interval last;
+            NaN where unknown (no data, no forecast yet). A missing band never flags speed.
+        capacity_vph: (segments,) the road's capacity.
+        params: the rule's thresholds.
+    """
+    with np.errstate(invalid="ignore"):
+        slow = speed < lo80 - params.below_band_kmh
+        collapse = (flow_vph < params.collapse_flow_share * capacity_vph[:, None]) & (
+            occupancy > params.collapse_occupancy
+        )
+    bad = slow | collapse
+    k = params.intervals
+    fire: BoolArray = (
+        np.all(bad[:, -k:], axis=1) if bad.shape[1] >= k else np.zeros(len(bad), dtype=bool)
+    )
+    return IncidentFlags(
+        fire=fire,
+        hold=bad[:, -1] if bad.shape[1] else np.zeros(len(bad), dtype=bool),
+        below_kmh=(lo80 - speed)[:, -1] if bad.shape[1] else np.full(len(bad), np.nan),
+        collapse=collapse[:, -1] if bad.shape[1] else np.zeros(len(bad), dtype=bool),
+    )

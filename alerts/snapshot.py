@@ -1,0 +1,87 @@
+"""One evaluation's view of the city: each input read once, only when a rule needs it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from functools import cached_property
+from typing import Final
+
+import numpy as np
+import psycopg
+
+from store import alerts_inputs
+from store.alerts_inputs import Columns
+
+STEP: Final = timedelta(minutes=5)
+# How far back a segment's intervals are read: the longest `intervals` a rule may ask for.
+MAX_INTERVALS: Final = 12
+
+
+class Snapshot:
+    """The inputs of one evaluation at `now`, read on first use."""
+
+    def __init__(self, conn: psycopg.Connection, now: datetime) -> None:
+        self.conn = conn
+        self.now = now
+        self.epoch = now.timestamp()
+
+    @cached_property
+    def lots(self) -> Columns:
+        """Active lots with occupancy and data times."""
+        return alerts_inputs.lots(self.conn)
+
+    @cached_property
+    def segments(self) -> Columns:
+        """Active segments with capacity and speed limit."""
+        return alerts_inputs.segments(self.conn)
+
+    @cached_property
+    def devices(self) -> Columns:
+        """Active devices with their health."""
+        return alerts_inputs.devices(self.conn)
+
+    @cached_property
+    def last_bucket(self) -> datetime:
+        """The start of the newest complete 5-minute interval."""
+        step = STEP.total_seconds()
+        return datetime.fromtimestamp(self.epoch // step * step, UTC) - STEP
+
+    @cached_property
+    def intervals(self) -> Columns:
+        """The last MAX_INTERVALS complete 5-minute intervals of every active segment."""
+        end = self.last_bucket + STEP
+        return alerts_inputs.segment_intervals(self.conn, end - STEP * MAX_INTERVALS, end)
+
+    @cached_property
+    def speed_band(self) -> tuple[Columns, int | None]:
+        """Speed forecasts for the same intervals (and the run they come from)."""
+        buckets = [self.last_bucket - STEP * k for k in range(MAX_INTERVALS)]
+        return alerts_inputs.forecast_band(self.conn, "speed", buckets)
+
+    @cached_property
+    def segment_data_at(self) -> dict[str, float]:
+        """Each active segment's newest data time (epoch s) within the last week."""
+        cols = alerts_inputs.segment_latest(self.conn, self.now - timedelta(days=7))
+        return dict(zip(cols["id"].tolist(), cols["data_at"].tolist(), strict=True))
+
+    def clock_suspects(self, window: timedelta) -> dict[str, float]:
+        """Return flagged readings per device received within the window."""
+        cols = alerts_inputs.clock_suspects(self.conn, self.now - window)
+        return dict(zip(cols["id"].tolist(), cols["flagged"].tolist(), strict=True))
+
+    def spot_activity(self, window: timedelta) -> Columns:
+        """Return per spot sensor its readings and whether it changed within the window."""
+        return alerts_inputs.spot_activity(self.conn, self.now - window)
+
+    def fill_forecast(self, within: timedelta, above: float) -> Columns:
+        """Return per lot the forecast's highest lower edge and first time at `above`."""
+        return alerts_inputs.fill_forecast(self.conn, self.now, within, above)
+
+
+def index_of(ids: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """Return the position of each wanted id in `ids` (sorted), -1 where absent."""
+    if len(ids) == 0:
+        return np.full(len(wanted), -1)
+    pos = np.searchsorted(ids, wanted)
+    pos = np.clip(pos, 0, len(ids) - 1)
+    return np.where(ids[pos] == wanted, pos, -1)

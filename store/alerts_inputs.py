@@ -1,0 +1,179 @@
+"""What alert rules are evaluated on: one read per subject type, as columns of numpy arrays.
+
+Times come back as epoch seconds (NaN when unknown) so the evaluator compares whole columns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import psycopg
+
+Columns = dict[str, npt.NDArray[Any]]
+
+_FLOAT_TYPES = frozenset({"float8", "float4", "numeric", "int4", "int8", "int2"})
+
+
+def _columns(conn: psycopg.Connection, query: str, params: Any = None) -> Columns:
+    cur = conn.execute(query, params)
+    rows = cur.fetchall()
+    names = [d.name for d in cur.description or ()]
+    types = {d.name: d.type_code for d in cur.description or ()}
+    out: Columns = {}
+    for i, name in enumerate(names):
+        values = [row[i] for row in rows]
+        info = conn.adapters.types.get(types[name])
+        if info is not None and info.name in _FLOAT_TYPES:
+            out[name] = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+        elif info is not None and info.name == "bool":
+            out[name] = np.array([bool(v) for v in values], dtype=bool)
+        else:
+            out[name] = np.array(["" if v is None else str(v) for v in values], dtype=object)
+    return out
+
+
+def lots(conn: psycopg.Connection) -> Columns:
+    """Return every active lot: id, site, area, capacity, occupied, and data times (epoch s).
+
+    `data_at` is the newest reading's time or, when later, the last message from any of the
+    lot's online sensors (a quiet lot is not stale while its sensors are heard).
+    """
+    return _columns(
+        conn,
+        "SELECT l.lot_id AS id, l.site_id, l.area, l.capacity::float8 AS capacity, "
+        "n.occupied, extract(epoch FROM n.observed_at)::float8 AS observed_at, "
+        "extract(epoch FROM greatest(n.observed_at, h.heard_at))::float8 AS data_at "
+        "FROM lots l LEFT JOIN lot_now n USING (lot_id) LEFT JOIN lot_sensors_heard h "
+        "USING (lot_id) WHERE l.active ORDER BY l.lot_id",
+    )
+
+
+def segments(conn: psycopg.Connection) -> Columns:
+    """Return every active segment: id, site, area, capacity (veh/h), speed limit."""
+    return _columns(
+        conn,
+        "SELECT segment_id AS id, site_id, area, capacity_vph, speed_limit_kmh "
+        "FROM segments WHERE active ORDER BY segment_id",
+    )
+
+
+def segment_intervals(conn: psycopg.Connection, start: datetime, end: datetime) -> Columns:
+    """Return the 5-minute flow rows of active segments with buckets in [start, end)."""
+    return _columns(
+        conn,
+        "SELECT f.segment_id AS id, extract(epoch FROM f.bucket)::float8 AS bucket, "
+        "f.vehicle_count, f.mean_speed, f.detector_occupancy FROM flow_5m f "
+        "JOIN segments s USING (segment_id) WHERE s.active AND f.bucket >= %s AND f.bucket < %s "
+        "ORDER BY f.segment_id, f.bucket",
+        (start, end),
+    )
+
+
+def segment_latest(conn: psycopg.Connection, since: datetime) -> Columns:
+    """Return each active segment's newest 5-minute bucket end (epoch s) since `since`."""
+    return _columns(
+        conn,
+        "SELECT f.segment_id AS id, "
+        "extract(epoch FROM max(f.bucket) + interval '5 minutes')::float8 AS data_at "
+        "FROM flow_5m f JOIN segments s USING (segment_id) "
+        "WHERE s.active AND f.bucket >= %s GROUP BY f.segment_id",
+        (since,),
+    )
+
+
+def forecast_band(
+    conn: psycopg.Connection, stream: str, at: Sequence[datetime]
+) -> tuple[Columns, int | None]:
+    """Return the forecasts (id, at, yhat, lo80, hi80) of a stream at the given times.
+
+    They come from the newest run whose data ended by the earliest time, so a forecast never
+    saw the data it is compared with. Returns the columns and the run id (None: no run yet).
+    """
+    if not at:
+        return _empty_band(), None
+    row = conn.execute(
+        "SELECT run_id FROM forecast_runs WHERE stream = %s AND data_end <= %s "
+        "ORDER BY data_end DESC, issued_at DESC LIMIT 1",
+        (stream, min(at)),
+    ).fetchone()
+    if row is None:
+        return _empty_band(), None
+    run_id = int(row[0])
+    return (
+        _columns(
+            conn,
+            "SELECT series_id AS id, extract(epoch FROM at)::float8 AS at, yhat, lo80, hi80 "
+            "FROM forecasts WHERE run_id = %s AND at = ANY(%s) ORDER BY series_id, at",
+            (run_id, list(at)),
+        ),
+        run_id,
+    )
+
+
+def _empty_band() -> Columns:
+    return {
+        "id": np.array([], dtype=object),
+        **{k: np.array([], dtype=np.float64) for k in ("at", "yhat", "lo80", "hi80")},
+    }
+
+
+def fill_forecast(
+    conn: psycopg.Connection, now: datetime, within: timedelta, above: float
+) -> Columns:
+    """Return per lot of the newest occupancy-rate run the highest lower band edge in
+    (now, now + within] and the first time (epoch s) that edge reaches `above` (NaN: never)."""
+    return _columns(
+        conn,
+        "WITH run AS (SELECT run_id FROM forecast_runs WHERE stream = 'occupancy_rate' "
+        "  AND data_end <= %(now)s ORDER BY data_end DESC, issued_at DESC LIMIT 1) "
+        "SELECT f.series_id AS id, max(f.lo80) AS lo80, "
+        "extract(epoch FROM min(f.at) FILTER (WHERE f.lo80 >= %(above)s))::float8 AS full_at "
+        "FROM forecasts f JOIN run USING (run_id) "
+        "WHERE f.at > %(now)s AND f.at <= %(until)s GROUP BY f.series_id ORDER BY 1",
+        {"now": now, "until": now + within, "above": above},
+    )
+
+
+def devices(conn: psycopg.Connection) -> Columns:
+    """Return every active device with its place, area and latest health (epoch s times)."""
+    return _columns(
+        conn,
+        "SELECT d.device_id AS id, d.site_id, d.kind, coalesce(d.lot_id, d.segment_id, '') "
+        "AS place, coalesce(l.area, s.area, '') AS area, coalesce(d.lot_id, '') AS lot_id, "
+        "coalesce(d.segment_id, '') AS segment_id, "
+        "extract(epoch FROM ds.last_seen_at)::float8 AS last_seen_at, "
+        "coalesce(ds.online, true) AS online, (ds.device_id IS NOT NULL) AS seen, "
+        "(ds.status->>'battery')::float8 AS battery, "
+        "(ds.status->>'buffer_depth')::float8 AS buffer_depth, "
+        "(ds.status->>'buffer_dropped')::float8 AS buffer_dropped "
+        "FROM devices d LEFT JOIN device_state ds USING (device_id) "
+        "LEFT JOIN lots l ON l.lot_id = d.lot_id LEFT JOIN segments s "
+        "ON s.segment_id = d.segment_id WHERE d.active ORDER BY d.device_id",
+    )
+
+
+def clock_suspects(conn: psycopg.Connection, since: datetime) -> Columns:
+    """Return per device the readings received since `since` flagged with a suspect clock."""
+    return _columns(
+        conn,
+        "SELECT device_id AS id, count(*)::float8 AS flagged FROM readings "
+        "WHERE received_at >= %s AND clock_suspect GROUP BY device_id ORDER BY 1",
+        (since,),
+    )
+
+
+def spot_activity(conn: psycopg.Connection, since: datetime) -> Columns:
+    """Return per spot sensor since `since`: its lot, readings, and whether its value changed."""
+    return _columns(
+        conn,
+        "SELECT r.device_id AS id, r.sub_id, s.lot_id, count(*)::float8 AS readings, "
+        "(min(r.value) <> max(r.value)) AS changed FROM readings r "
+        "JOIN spots s ON s.device_id = r.device_id AND s.sensor = r.sub_id "
+        "WHERE r.kind = 'occupied' AND r.observed_at >= %s "
+        "GROUP BY r.device_id, r.sub_id, s.lot_id ORDER BY 1, 2",
+        (since,),
+    )
