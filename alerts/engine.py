@@ -44,7 +44,7 @@ def run_once(conn: psycopg.Connection, rules: RuleSet, now: datetime, timezone: 
         if not store.try_evaluation_lock(conn):
             log.warning("another alerts evaluation is running; skipping this one")
             return Report(now, skipped=True)
-        snap = Snapshot(conn, now)
+        snap = Snapshot(conn, now, timezone)
         outcomes = {}
         for rule in rules.rules:
             findings = evaluate(rule, snap)

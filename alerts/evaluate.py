@@ -74,15 +74,22 @@ def _lot(
 
 
 def lot_occupancy(params: Any, snap: Snapshot) -> Iterator[Candidate]:
-    """A lot at or above a share of its capacity (holds until below `clear_below`)."""
+    """A lot at or above a share of its capacity (holds until below `clear_below`); a closed
+    lot is never full."""
     lots = snap.lots
     with np.errstate(invalid="ignore", divide="ignore"):
         share = lots["occupied"] / lots["capacity"]
         hold = share >= min(params["clear_below"], params["above"])
+    hold &= ~_closed(lots, snap)
     for row, s in zip(_rows(lots, hold), share[hold], strict=True):
         fire = bool(s >= params["above"])
         text = f"{row['id']} is {s:.0%} full ({row['occupied']:.0f} of {row['capacity']:.0f})"
         yield _lot(row, fire, float(s), text)
+
+
+def _closed(lots: Columns, snap: Snapshot) -> np.ndarray:
+    closed = snap.closed_lots
+    return np.array([lot_id in closed for lot_id in lots["id"]], dtype=bool)
 
 
 def lot_fill_forecast(params: Any, snap: Snapshot) -> Iterator[Candidate]:
@@ -92,7 +99,7 @@ def lot_fill_forecast(params: Any, snap: Snapshot) -> Iterator[Candidate]:
     for i, lot_id in enumerate(cols["id"]):
         row = lots.get(lot_id)
         full_at = cols["full_at"][i]
-        if row is None or np.isnan(full_at):
+        if row is None or np.isnan(full_at) or lot_id in snap.closed_lots:
             continue
         minutes = max((full_at - snap.epoch) / 60.0, 0.0)
         when = datetime.fromtimestamp(full_at, UTC)

@@ -9,8 +9,10 @@ from typing import Final
 import numpy as np
 import psycopg
 
-from store import alerts_inputs
+from store import alerts_inputs, lot_status
 from store.alerts_inputs import Columns
+from streetsense.hours import OpeningStatus
+from streetsense.lot_status import lot_status as resolve_status
 
 STEP: Final = timedelta(minutes=5)
 # How far back a segment's intervals are read: the longest `intervals` a rule may ask for.
@@ -20,10 +22,22 @@ MAX_INTERVALS: Final = 12
 class Snapshot:
     """The inputs of one evaluation at `now`, read on first use."""
 
-    def __init__(self, conn: psycopg.Connection, now: datetime) -> None:
+    def __init__(self, conn: psycopg.Connection, now: datetime, timezone: str = "UTC") -> None:
         self.conn = conn
         self.now = now
         self.epoch = now.timestamp()
+        self.timezone = timezone
+
+    @cached_property
+    def closed_lots(self) -> frozenset[str]:
+        """Lots closed now (by their opening hours or an operator): never 'full' or 'filling'."""
+        overrides = lot_status.read_overrides(self.conn)
+        return frozenset(
+            lot_id
+            for lot_id, _, hours in lot_status.lot_hours(self.conn)
+            if resolve_status(hours, overrides.get(lot_id), self.now, self.timezone).status
+            is OpeningStatus.CLOSED
+        )
 
     @cached_property
     def lots(self) -> Columns:

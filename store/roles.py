@@ -123,21 +123,25 @@ def _grant_role(conn: psycopg.Connection, role: str, relations: list[str], datab
 def _privileges(role: str, relation: str) -> str:
     if role == FEEDS:
         return "" if relation in PRIVATE else "SELECT"
-    if role == DASHBOARD:
-        if relation in DASHBOARD_WRITES:
-            return f"SELECT, {DASHBOARD_WRITES[relation]}"
+    if role == DASHBOARD and relation not in DASHBOARD_WRITES:
         return "" if relation in INTERNAL else "SELECT"
+    writes = _writes(role, relation)
+    return f"SELECT, {writes}" if writes else "SELECT"
+
+
+def _writes(role: str, relation: str) -> str:
+    if role == DASHBOARD:
+        return DASHBOARD_WRITES[relation]
     if role == ALERTS:
-        return "SELECT, INSERT, UPDATE, DELETE" if relation in ALERTS_WRITES else "SELECT"
+        return "INSERT, UPDATE, DELETE" if relation in ALERTS_WRITES else ""
     if role == INGEST:
-        writes = INGEST_WRITES.get(relation)
-        return f"SELECT, {writes}" if writes else "SELECT"
+        return INGEST_WRITES.get(relation, "")
     if relation in ANALYTICS_CONSUMES:
-        return f"SELECT, {ANALYTICS_CONSUMES[relation]}"
+        return ANALYTICS_CONSUMES[relation]
     derived = (
         relation not in REGISTRY_TABLES
         and relation not in INGEST_WRITES
         and relation not in DASHBOARD_WRITES
         and relation not in ALERTS_WRITES
     )
-    return "SELECT, INSERT, UPDATE, DELETE, TRUNCATE" if derived else "SELECT"
+    return "INSERT, UPDATE, DELETE, TRUNCATE" if derived else ""

@@ -58,7 +58,7 @@ class WebhookReceiver:
                 self.send_response(204)
                 self.end_headers()
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: Any) -> None:
                 del format, args
 
         self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)

@@ -128,7 +128,8 @@ def test_webhook_with_a_wrong_secret_is_refused_and_kept(
     receiver = WebhookReceiver(free_port(), SECRET.encode())
     receiver.start()
     rules = offline_rules(
-        f'[channel.out]\ntype = "webhook"\nurl = "{receiver.url}"\nsecret_env = "TEST_ALERTS_SECRET"'
+        f'[channel.out]\ntype = "webhook"\nurl = "{receiver.url}"\n'
+        'secret_env = "TEST_ALERTS_SECRET"'
     )
     health(db, ["counter"], at(0))
     run_once(conn, rules, at(20), "UTC")

@@ -222,3 +222,24 @@ notify = ["ops"]
     assert outbox(db) == []
     evaluate(quiet, at(61))  # 09:01
     assert [p["transition"] for p in outbox(db)] == ["firing"]
+
+
+def test_a_closed_lot_is_never_full(
+    city: psycopg.Connection, settings: Settings, evaluate: Evaluate
+) -> None:
+    from store.lot_status import set_override
+    from streetsense.hours import OpeningStatus
+    from streetsense.lot_status import StatusOverride
+
+    garage_count(city, settings, 0, 99)
+    evaluate(LOT_FULL, at(0))
+    evaluate(LOT_FULL, at(10))
+    assert states(city)[0][2] == "firing"
+    set_override(city, StatusOverride("garage", OpeningStatus.CLOSED, "event", "ana", at(11)),
+                 "cli")  # fmt: skip
+    city.commit()
+    for minute in (12, 18):
+        evaluate(LOT_FULL, at(minute))
+    assert states(city) == [("garage-full", "garage", "resolved")]
+    evaluate(LOT_FULL, at(40))
+    assert len(states(city)) == 1
