@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 
-from feeds import routes_parking, routes_traffic, stream
+from feeds import routes_parking, routes_standards, routes_traffic, stream
 from feeds.engine import FeedEngine
 from feeds.guard import HeadAsGet, RateLimit, SecurityHeaders
 from feeds.hot import HotPath
@@ -47,7 +47,12 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=_lifespan,
     )
     app.state.runtime = runtime
-    for router in (routes_parking.router, stream.router, routes_traffic.router):
+    for router in (
+        routes_parking.router,
+        routes_standards.router,
+        stream.router,
+        routes_traffic.router,
+    ):
         app.include_router(router)
     app.add_api_route("/health", health, methods=["GET"], tags=["service"])
     _install_errors(app)

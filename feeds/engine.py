@@ -22,7 +22,9 @@ import psycopg
 
 from feeds import sources
 from feeds.live import LiveParking
-from feeds.model import LotView, SegmentView, trend_of
+from feeds.lot_view import build_lot_view
+from feeds.model import LotView, SegmentView
+from store.feeds_reads import PublicOverride
 from streetsense.config import Settings
 from streetsense.errors import ServiceUnavailableError
 
@@ -89,6 +91,8 @@ class FeedEngine:
         self._watermark: datetime | None = None
         self._next_stale_check = 0.0
         self._seen: dict[str, datetime] = {}  # xmin -> newest receive time, within the overlap
+        self._overrides: dict[str, PublicOverride] = {}
+        self.registry_loaded_at = empty  # when the registry was last read (ParkAPI static time)
 
     @property
     def last_event_id(self) -> int:
@@ -144,7 +148,10 @@ class FeedEngine:
 
     async def _full(self) -> None:
         registry, live, newest = await asyncio.to_thread(self._call, sources.read_full)
+        if registry != self._registry:
+            self.registry_loaded_at = datetime.now(UTC).replace(microsecond=0)
         self._registry, self._live = registry, live
+        self._overrides = await asyncio.to_thread(self._call, sources.read_overrides)
         if newest is not None and (self._watermark is None or newest > self._watermark):
             self._watermark = newest
         self._publish_lots()
@@ -162,8 +169,15 @@ class FeedEngine:
             self._watermark = max(newest, self._watermark or newest)
         self._remember(recent.transactions)
         if time.monotonic() >= self._next_stale_check:
-            # Freshness flags flip with the clock alone, so every lot is looked at now and then.
+            # Freshness flags and opening hours flip with the clock alone, and an operator's
+            # override is a row of its own, so every lot is looked at now and then.
             self._next_stale_check = time.monotonic() + STALE_CHECK_S
+            overrides = await asyncio.to_thread(self._call, sources.read_overrides)
+            touched |= {
+                lot for lot in overrides.keys() | self._overrides.keys()
+                if overrides.get(lot) != self._overrides.get(lot)
+            }  # fmt: skip
+            self._overrides = overrides
             touched |= self._stale_flipped()
         if touched:
             self._publish_lots(touched)
@@ -176,12 +190,13 @@ class FeedEngine:
             self._seen = {x: at for x, at in self._seen.items() if at > horizon}
 
     def _stale_flipped(self) -> set[str]:
-        """Return the lots whose freshness flag the clock has changed since the last build."""
+        """Return the lots whose freshness or opening status the clock changed since built."""
         now = datetime.now(UTC)
         return {
             lot.id
             for lot in self.snapshot.lots
             if lot.stale != self._is_stale(lot.id, lot.observed_at, now)
+            or (lot.status_until is not None and now >= lot.status_until)
         }
 
     def _is_stale(self, lot_id: str, observed: datetime | None, now: datetime) -> bool:
@@ -250,23 +265,17 @@ class FeedEngine:
 
     def _lot_view(self, lot: sources.LotRow, now: datetime) -> LotView:
         assert self._live is not None
-        found = self._live.occupied(lot.lot_id)
-        occupied, observed = (None, None) if found is None else found
-        if occupied is not None:
-            occupied = max(0, min(occupied, lot.capacity))
-        return LotView(
-            id=lot.lot_id,
-            name=lot.name,
-            kind=lot.kind,
-            area=lot.area,
-            lat=lot.lat,
-            lon=lot.lon,
-            capacity=lot.capacity,
-            occupied=occupied,
-            observed_at=observed,
+        live = self._live.lot(lot.lot_id)
+        observed = None if live is None else live.observed_at
+        return build_lot_view(
+            lot,
+            live,
+            now,
+            override=self._overrides.get(lot.lot_id),
             stale=self._is_stale(lot.lot_id, observed, now),
-            trend=trend_of(occupied, self._context.baselines.get(lot.lot_id), lot.capacity),
+            baseline=self._context.baselines.get(lot.lot_id),
             forecast=self._context.lot_forecast(lot.lot_id),
+            city=self.settings.city,
         )
 
     def _emit(self, changed: list[LotView]) -> None:

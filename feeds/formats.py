@@ -9,11 +9,16 @@ from datetime import datetime
 from typing import Any, Final
 
 from feeds.model import HORIZONS_MIN, Forecast, LotView, SegmentView
+from streetsense.registry import LotFacts, SpaceCategory
 
+FACT_FIELDS: Final = tuple(LotFacts.__dataclass_fields__)
+CATEGORY_NAMES: Final = tuple(c.value for c in SpaceCategory)
 LOT_CSV_FIELDS: Final = (
     "id", "name", "kind", "area", "lat", "lon", "capacity", "available", "occupied",
-    "occupancy", "trend", "observed_at", "stale",
+    "occupancy", "trend", "observed_at", "stale", "status", "status_reason", "opening_hours",
     *(f"forecast_available_{m}m" for m in HORIZONS_MIN),
+    *(f"{what}_{c}" for c in CATEGORY_NAMES for what in ("capacity", "available")),
+    *(f for f in FACT_FIELDS if f != "entrances"), "checks",
 )  # fmt: skip
 SEGMENT_CSV_FIELDS: Final = (
     "id", "name", "direction", "area", "speed_limit_kmh", "capacity_vph", "bucket",
@@ -35,6 +40,10 @@ def forecast_dict(forecast: Forecast, what: str) -> dict[str, Any]:
         for m, v in zip(HORIZONS_MIN, forecast.values, strict=True)
     }
     out["issued_at"] = iso(forecast.issued_at)
+    if forecast.statuses:
+        out.update(
+            {f"status_{m}m": s.value for m, s in zip(HORIZONS_MIN, forecast.statuses, strict=True)}
+        )
     if forecast.reason:
         out["reason"] = forecast.reason
     return out
@@ -55,8 +64,29 @@ def lot_dict(lot: LotView) -> dict[str, Any]:
         "trend": None if lot.trend is None else lot.trend.value,
         "observed_at": iso(lot.observed_at),
         "stale": lot.stale,
+        "status": lot.status.value,
+        "status_source": lot.status_source,
+        "status_reason": lot.status_reason,
+        "status_until": iso(lot.status_until),
+        "opening_hours": lot.opening_hours or None,
+        "categories": [
+            {
+                "category": c.category,
+                "capacity": c.capacity,
+                "available": c.available,
+                "occupied": c.occupied,
+            }
+            for c in lot.categories
+        ],
+        "facts": facts_dict(lot),
+        "checks": [{"code": c.code, "reason": c.reason} for c in lot.checks],
         "forecast": forecast_dict(lot.forecast, "available"),
     }
+
+
+def facts_dict(lot: LotView) -> dict[str, Any]:
+    """Return every static fact of a lot, null where the registry says nothing."""
+    return {name: lot.facts.get(name) for name in FACT_FIELDS}
 
 
 def segment_dict(segment: SegmentView) -> dict[str, Any]:
@@ -121,6 +151,11 @@ def lots_csv(lots: Iterable[LotView]) -> str:
         row["lat"], row["lon"] = lot.lat, lot.lon
         for minutes, value in zip(HORIZONS_MIN, lot.forecast.values, strict=True):
             row[f"forecast_available_{minutes}m"] = value
+        for category in lot.categories:
+            row[f"capacity_{category.category}"] = category.capacity
+            row[f"available_{category.category}"] = category.available
+        row.update(row.pop("facts"))
+        row["checks"] = "; ".join(f"{c.code}: {c.reason}" for c in lot.checks)
         rows.append(row)
     return _csv(LOT_CSV_FIELDS, rows)
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Final
+from typing import Any, Final
+
+from streetsense.hours import OpeningStatus
 
 HORIZONS_MIN: Final = (15, 30, 60)
 FORECAST_PENDING: Final = (
@@ -33,11 +35,45 @@ class Congestion(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Forecast:
-    """Expected free spaces (lots) or vehicles (segments) at +15/+30/+60 minutes."""
+    """Expected free spaces (lots) or vehicles (segments) at +15/+30/+60 minutes.
+
+    `statuses` holds a lot's opening status at each horizon: a horizon at which the lot is
+    closed has no value (a closed lot is never forecast as full).
+    """
 
     values: tuple[float | None, ...]
     issued_at: datetime | None
     reason: str | None
+    statuses: tuple[OpeningStatus, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """A meaning check that failed on a lot's counts, with the reason in words."""
+
+    code: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class CategoryView:
+    """Capacity and occupancy of one space category of a lot.
+
+    `occupied` is None when no sensor watches these spaces (a gate counter counts the whole
+    lot, not its categories).
+    """
+
+    category: str
+    capacity: int
+    occupied: int | None
+    closed: bool = False
+
+    @property
+    def available(self) -> int | None:
+        """Free spaces of the category; None when unknown or the lot is closed."""
+        if self.occupied is None or self.closed:
+            return None
+        return max(0, self.capacity - self.occupied)
 
 
 NO_FORECAST: Final = Forecast(values=(None,) * len(HORIZONS_MIN), issued_at=None, reason=None)
@@ -59,13 +95,36 @@ class LotView:
     stale: bool
     trend: Trend | None
     forecast: Forecast
+    status: OpeningStatus = OpeningStatus.OPEN
+    status_source: str = "opening_hours"
+    status_reason: str = ""
+    status_until: datetime | None = None
+    opening_hours: str = ""
+    categories: tuple[CategoryView, ...] = ()
+    facts: dict[str, Any] = field(default_factory=dict, hash=False)
+    checks: tuple[Check, ...] = ()
+
+    @property
+    def closed(self) -> bool:
+        """Tell whether the lot is closed now (by its hours or an operator)."""
+        return self.status is OpeningStatus.CLOSED
 
     @property
     def available(self) -> int | None:
-        """Free spaces, never below zero or above capacity."""
-        if self.occupied is None:
+        """Free spaces, never below zero or above capacity; None for a closed lot (never 0:
+        a closed lot is not full) and until a sensor reported."""
+        if self.occupied is None or self.closed:
             return None
         return max(0, self.capacity - self.occupied)
+
+    @property
+    def full(self) -> bool:
+        """Tell whether the lot is open and has no free space."""
+        return self.available == 0
+
+    def category(self, name: str) -> CategoryView | None:
+        """Return one category of the lot, if it has those spaces."""
+        return next((c for c in self.categories if c.category == name), None)
 
     @property
     def occupancy(self) -> float | None:
@@ -76,7 +135,10 @@ class LotView:
 
     def change_key(self) -> tuple[object, ...]:
         """Return what subscribers are told about when it changes."""
-        return (self.occupied, self.stale, self.trend, self.capacity, self.name, self.kind)
+        return (
+            self.occupied, self.stale, self.trend, self.capacity, self.name, self.kind,
+            self.status, self.status_reason, self.categories, self.checks,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

@@ -105,7 +105,10 @@ def _render_lots(
         return render_json(formats.lots_geojson(lot for lot, _ in picked), MEDIA_TYPES[chosen])
     page = picked[offset : offset + limit]
     if chosen is Format.JSONLD:
-        entities = [ngsi.lot_entity(lot, runtime.provider) for lot, _ in page]
+        entities = [
+            ngsi.lot_entity(lot, runtime.provider, runtime.settings.city.timezone)
+            for lot, _ in page
+        ]
         return render_json(entities, ngsi.MEDIA_TYPE)
     items = []
     for lot, distance in page:
@@ -155,7 +158,9 @@ async def get_lot(request: Request, lot_id: str, format: FormatQuery = None) -> 
     lot = _lot_or_404(runtime, lot_id)
     snapshot = runtime.engine.snapshot
     document = (
-        ngsi.lot_entity(lot, runtime.provider) if chosen is Format.JSONLD else formats.lot_dict(lot)
+        ngsi.lot_entity(lot, runtime.provider, runtime.settings.city.timezone)
+        if chosen is Format.JSONLD
+        else formats.lot_dict(lot)
     )
     rendered = render_json(document, MEDIA_TYPES[chosen])
     modified = lot.observed_at or snapshot.lots_modified

@@ -18,12 +18,16 @@ from store.feeds_reads import (
     ForecastPoint,
     LotRow,
     Observation,
+    PublicOverride,
     RecentReadings,
     SegmentRow,
     SensorMap,
 )
 
-__all__ = ["Context", "LotRow", "RegistryData", "read_context", "read_full", "read_recent"]
+__all__ = [
+    "Context", "LotRow", "RegistryData", "read_context", "read_full", "read_overrides",
+    "read_recent",
+]  # fmt: skip
 
 RECENT_WINDOW_S: Final = 120.0  # fast-poll window of observed time; older ones: full read
 TREND_LOOKBACK: Final = timedelta(minutes=15)
@@ -86,6 +90,11 @@ def read_recent(
 ) -> RecentReadings:
     """Read parking readings received since `since` (all of the recent window when None)."""
     return feeds_reads.parking_observations_since(conn, since, RECENT_WINDOW_S, seen)
+
+
+def read_overrides(conn: psycopg.Connection) -> dict[str, PublicOverride]:
+    """Read operators' status overrides (one small table, read every few seconds)."""
+    return feeds_reads.read_overrides(conn)
 
 
 def read_full(conn: psycopg.Connection) -> tuple[RegistryData, LiveParking, datetime | None]:

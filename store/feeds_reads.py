@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Final
+from typing import Any, Final
 
 import psycopg
 from psycopg import sql
+
+from streetsense.hours import OpeningStatus
 
 PARKING_KINDS: Final = ("occupied", "occupied_spaces")
 RESOLUTIONS: Final = {"5m": "occupancy_5m", "1h": "occupancy_1h", "1d": "occupancy_1d"}
@@ -31,6 +33,20 @@ class LotRow:
     lat: float
     lon: float
     area: str
+    opening_hours: str = ""
+    spaces: dict[str, int] = field(default_factory=dict, hash=False)
+    facts: dict[str, Any] = field(default_factory=dict, hash=False)
+
+
+@dataclass(frozen=True, slots=True)
+class PublicOverride:
+    """An operator's override as the feeds may see it: no one's name."""
+
+    lot_id: str
+    status: OpeningStatus
+    reason: str
+    set_at: datetime
+    until: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,10 +65,14 @@ class SegmentRow:
 
 @dataclass(frozen=True, slots=True)
 class SensorMap:
-    """Which lot each spot sensor counts for, and each device (counters, unmapped sensors)."""
+    """Which lot each spot sensor counts for, and each device (counters, unmapped sensors).
+
+    `categories` holds the space category of every mapped spot sensor that is not general.
+    """
 
     spots: dict[tuple[str, str], str]
     devices: dict[str, str]
+    categories: dict[tuple[str, str], str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,10 +118,23 @@ def relation_exists(conn: psycopg.Connection, name: str) -> bool:
 def read_lots(conn: psycopg.Connection) -> list[LotRow]:
     """Return every active lot, ordered by id."""
     rows = conn.execute(
-        "SELECT lot_id, site_id, name, kind, capacity, lat, lon, area FROM lots "
-        "WHERE active ORDER BY lot_id"
+        "SELECT lot_id, site_id, name, kind, capacity, lat, lon, area, opening_hours, spaces, "
+        "facts FROM lots WHERE active ORDER BY lot_id"
     ).fetchall()
     return [LotRow(*row) for row in rows]
+
+
+def read_overrides(conn: psycopg.Connection) -> dict[str, PublicOverride]:
+    """Return operators' status overrides by lot (empty before migration 020)."""
+    if not relation_exists(conn, "lot_status_public"):
+        return {}
+    rows = conn.execute(
+        "SELECT lot_id, status, reason, set_at, until FROM lot_status_public"
+    ).fetchall()
+    return {
+        row[0]: PublicOverride(row[0], OpeningStatus(row[1]), row[2], row[3], row[4])
+        for row in rows
+    }
 
 
 def read_segments(conn: psycopg.Connection) -> list[SegmentRow]:
@@ -133,7 +166,7 @@ def _json(value: object) -> list[list[float]]:
 def read_sensor_map(conn: psycopg.Connection) -> SensorMap:
     """Return the spot-sensor and device-to-lot mappings of active lots and devices."""
     spots = conn.execute(
-        "SELECT s.device_id, s.sensor, s.lot_id FROM spots s "
+        "SELECT s.device_id, s.sensor, s.lot_id, s.category FROM spots s "
         "JOIN devices d ON d.device_id = s.device_id JOIN lots l ON l.lot_id = s.lot_id "
         "WHERE d.active AND l.active"
     ).fetchall()
@@ -142,8 +175,13 @@ def read_sensor_map(conn: psycopg.Connection) -> SensorMap:
         "WHERE d.active AND l.active"
     ).fetchall()
     return SensorMap(
-        spots={(device, sensor): lot for device, sensor, lot in spots},
+        spots={(device, sensor): lot for device, sensor, lot, _ in spots},
         devices={device: lot for device, lot in devices},
+        categories={
+            (device, sensor): category
+            for device, sensor, _, category in spots
+            if category != "general"
+        },
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, time, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -130,3 +130,50 @@ def _status_of(state: object) -> OpeningStatus:
     if state == State.OPEN:
         return OpeningStatus.OPEN
     return OpeningStatus.CLOSED if state == State.CLOSED else OpeningStatus.UNKNOWN
+
+
+@dataclass(frozen=True, slots=True)
+class OpenPeriod:
+    """One open period of a day in local time: weekday 0 = Monday, "HH:MM:SS" times."""
+
+    weekday: int
+    opens: str
+    closes: str  # "24:00:00" when open until midnight
+
+
+def week_schedule(
+    text: str, start: datetime, timezone: str, country: str = ""
+) -> tuple[OpenPeriod, ...]:
+    """Return the open periods of the 7 days from `start`'s local day, split at midnight.
+
+    Publishing formats without OpenStreetMap syntax (schema.org's openingHoursSpecification,
+    DATEX II periods) get the coming week as it will be, holidays included.
+    """
+    local = start.astimezone(zone(timezone))
+    return _week(text or ALWAYS_OPEN, local.date().isoformat(), timezone, country)
+
+
+@functools.lru_cache(maxsize=4096)
+def _week(text: str, day: str, timezone: str, country: str) -> tuple[OpenPeriod, ...]:
+    from opening_hours import State  # noqa: PLC0415
+
+    tz = zone(timezone)
+    first = datetime.fromisoformat(day).replace(tzinfo=tz)
+    end = first + timedelta(days=7)
+    periods: list[OpenPeriod] = []
+    for opens, closes, state, _ in _parsed(text, timezone, country).intervals(first, end):
+        if state != State.OPEN:
+            continue
+        moment = opens
+        while moment < closes:
+            midnight = datetime.combine(moment.date() + timedelta(days=1), time(), tz)
+            until = min(closes, midnight)
+            periods.append(
+                OpenPeriod(
+                    moment.weekday(),
+                    moment.strftime("%H:%M:%S"),
+                    "24:00:00" if until == midnight else until.strftime("%H:%M:%S"),
+                )
+            )
+            moment = until
+    return tuple(periods)

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Final
+from typing import Final, Protocol
 
 from streetsense.errors import RegistryError
 from streetsense.hours import OpeningStatus, hours_state
@@ -60,6 +60,22 @@ class StatusOverride:
         return self.until is None or now < self.until
 
 
+class Override(Protocol):
+    """What deciding a status needs of an override (the feeds never see who set it)."""
+
+    @property
+    def status(self) -> OpeningStatus:
+        """Open or closed."""
+
+    @property
+    def reason(self) -> str:
+        """Why, in words published with the status."""
+
+    @property
+    def until(self) -> datetime | None:
+        """When it ends (None: until cleared)."""
+
+
 @dataclass(frozen=True, slots=True)
 class LotStatus:
     """A lot's status now, what decided it, and when the hours change it next."""
@@ -70,19 +86,22 @@ class LotStatus:
     next_change: datetime | None
 
 
+ALWAYS: Final = LotStatus(OpeningStatus.OPEN, StatusSource.HOURS, "open at all times", None)
+
+
 def lot_status(
     opening_hours: str,
-    override: StatusOverride | None,
+    override: Override | None,
     now: datetime,
     timezone: str,
     country: str = "",
 ) -> LotStatus:
     """Resolve a lot's status: an active override wins, else its opening hours ('' = 24/7)."""
-    if override is not None and override.active(now):
+    if override is not None and (override.until is None or now < override.until):
         return LotStatus(override.status, StatusSource.OVERRIDE, override.reason, override.until)
+    if not opening_hours:
+        return ALWAYS  # most lots have no hours: skip the parser
     state = hours_state(opening_hours, now, timezone, country)
-    reason = state.comment or (
-        f"opening hours {opening_hours}" if opening_hours else "open at all times"
-    )
+    reason = state.comment or f"opening hours {opening_hours}"
     change = None if state.next_change is None else state.next_change.astimezone(UTC)
     return LotStatus(state.status, StatusSource.HOURS, reason, change)

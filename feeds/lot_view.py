@@ -1,0 +1,105 @@
+"""Build the public view of one lot: counts checked, categories, opening status, forecast."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+from feeds.checks import checked_category, checked_occupied
+from feeds.live import GENERAL, LiveLot
+from feeds.model import HORIZONS_MIN, CategoryView, Check, Forecast, LotView, trend_of
+from store.feeds_reads import LotRow, PublicOverride
+from streetsense.config import CitySettings
+from streetsense.hours import OpeningStatus
+from streetsense.lot_status import lot_status
+from streetsense.registry import SpaceCategory
+
+CLOSED_AHEAD = "the lot is closed then"
+
+
+def build_lot_view(
+    lot: LotRow,
+    live: LiveLot | None,
+    now: datetime,
+    *,
+    override: PublicOverride | None,
+    stale: bool,
+    baseline: float | None,
+    forecast: Forecast,
+    city: CitySettings,
+) -> LotView:
+    """Return the lot as every feed publishes it."""
+    status = lot_status(lot.opening_hours, override, now, city.timezone, city.country)
+    closed = status.status is OpeningStatus.CLOSED
+    occupied: int | None = None
+    checks: tuple[Check, ...] = ()
+    if live is not None:
+        occupied, checks = checked_occupied(lot.capacity, live)
+    categories, category_checks = _categories(lot, live, closed)
+    return LotView(
+        id=lot.lot_id,
+        name=lot.name,
+        kind=lot.kind,
+        area=lot.area,
+        lat=lot.lat,
+        lon=lot.lon,
+        capacity=lot.capacity,
+        occupied=occupied,
+        observed_at=None if live is None else live.observed_at,
+        stale=stale,
+        trend=trend_of(occupied, baseline, lot.capacity),
+        forecast=_forecast_ahead(lot, override, forecast, now, city),
+        status=status.status,
+        status_source=status.source.value,
+        status_reason=status.reason,
+        status_until=status.next_change,
+        opening_hours=lot.opening_hours,
+        categories=categories,
+        facts=lot.facts,
+        checks=checks + category_checks,
+    )
+
+
+def _categories(
+    lot: LotRow, live: LiveLot | None, closed: bool
+) -> tuple[tuple[CategoryView, ...], tuple[Check, ...]]:
+    """Return each category's capacity and, where spot sensors watch it, its occupancy."""
+    if not lot.spaces and (live is None or set(live.categories) <= {GENERAL}):
+        return (), ()  # a lot without categories publishes its total only
+    capacities = {c.value: n for c, n in ((SpaceCategory(k), v) for k, v in lot.spaces.items())}
+    general = lot.capacity - sum(capacities.values())
+    ordered = {GENERAL: general, **capacities} if general > 0 else capacities
+    views, checks = [], []
+    for name, capacity in ordered.items():
+        raw = None if live is None else live.categories.get(name)
+        occupied, check = (None, None) if raw is None else checked_category(name, capacity, raw)
+        if check is not None:
+            checks.append(check)
+        views.append(CategoryView(name, capacity, occupied, closed))
+    return tuple(views), tuple(checks)
+
+
+def _forecast_ahead(
+    lot: LotRow,
+    override: PublicOverride | None,
+    forecast: Forecast,
+    now: datetime,
+    city: CitySettings,
+) -> Forecast:
+    """Blank the horizons at which the lot is closed: it will not be full then, it is shut."""
+    statuses = tuple(
+        lot_status(
+            lot.opening_hours, override, now + timedelta(minutes=m), city.timezone, city.country
+        ).status
+        for m in HORIZONS_MIN
+    )
+    if OpeningStatus.CLOSED not in statuses:
+        return replace(forecast, statuses=statuses)
+    values = tuple(
+        None if s is OpeningStatus.CLOSED else v
+        for s, v in zip(statuses, forecast.values, strict=True)
+    )
+    reason = forecast.reason
+    if all(s is OpeningStatus.CLOSED for s in statuses):
+        reason = CLOSED_AHEAD
+    return replace(forecast, values=values, statuses=statuses, reason=reason)
