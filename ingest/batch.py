@@ -11,6 +11,7 @@ from ingest.inbox import Message
 from store.device_state import DeviceStateUpdate
 from store.quarantine import QuarantinedMessage
 from store.reading_rows import ReadingRows
+from store.revisions import Revisions
 from store.writes import Rejection
 from streetsense.topics import DeviceTopic
 
@@ -61,6 +62,7 @@ class Batch:
 
     messages: list[Message] = field(default_factory=list)
     rows: ReadingRows = field(default_factory=ReadingRows)
+    revisions: Revisions = field(default_factory=Revisions)
     rejections: list[Rejection] = field(default_factory=list)
     quarantine: list[QuarantinedMessage] = field(default_factory=list)
     # Messages of devices not (yet) known to this process; resolved against the database.

@@ -181,6 +181,8 @@ class Classifier:
             if observed > latest or observed < earliest:
                 kept = self._reject_time(message, reading, observed > latest, batch, kept)
                 activity.rejected += 1
+            elif reading.revision:
+                batch.revisions.add(reading, received_at)
             else:
                 rows.add_row(
                     (

@@ -12,6 +12,7 @@ from ingest.classify import AUTO_KIND, Classifier
 from ingest.sequences import FIRST_CONTIGUOUS, SequenceState
 from store.device_state import upsert_device_state
 from store.quarantine import auto_register, known_among, write_quarantine
+from store.revisions import write_revisions
 from store.rollup_invalidations import is_late, note_late_commit
 from store.sequences import SequenceRow, lock_sequences, save_sequences
 from store.writes import ReadingWriter, write_rejections
@@ -22,6 +23,7 @@ class CommitResult:
     """What a committed batch changed."""
 
     written: int = 0
+    revised: int = 0  # stored readings replaced by a higher revision
     # device id -> (site id, contiguous seq) for the acks to publish
     acks: dict[str, tuple[str, int]] = field(default_factory=dict)
     lost: int = 0
@@ -69,6 +71,10 @@ def commit_batch(
         sites = {d: a.site_id for d, a in batch.devices.items() if a.seqs or a.floor is not None}
         locked = lock_sequences(conn, sites, FIRST_CONTIGUOUS)
         counts = writer.write(conn, batch.rows)
+        revised = write_revisions(conn, batch.revisions)
+        for device_id, new in revised.new.items():
+            counts[device_id] = counts.get(device_id, 0) + new
+        result.revised = revised.replaced
         write_rejections(conn, batch.rejections, payload_cap)
         write_quarantine(conn, batch.quarantine)
         changed = []
@@ -97,8 +103,10 @@ def commit_batch(
         )
         # Last before COMMIT: a batch held since long before (an outage, a lock) may be below
         # the rollup refresh's receive-time scan; the note makes the refresh look at it.
-        earliest = batch.rows.earliest()
+        earliest = min(
+            filter(None, (batch.rows.earliest(), batch.revisions.earliest())), default=None
+        )
         if earliest is not None and is_late(min(m.received for m in batch.messages), time.time()):
-            note_late_commit(conn, batch.rows.per_device, earliest)
+            note_late_commit(conn, set(batch.rows.per_device) | batch.revisions.devices, earliest)
     result.written = sum(counts.values())
     return result

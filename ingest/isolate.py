@@ -21,6 +21,7 @@ from ingest.batch import Batch
 from ingest.classify import Classifier
 from ingest.inbox import Message
 from store.reading_rows import ReadingRows
+from store.revisions import Revisions
 from store.writes import Rejection
 from streetsense.errors import ServiceUnavailableError
 from streetsense.topics import DeviceTopic, Topics
@@ -179,6 +180,7 @@ def drop_readings(batch: Batch, rejection: Rejection) -> Batch:
     kept in rejected_messages counts as handled, so an agent stops re-sending it.
     """
     batch.rows = ReadingRows()
+    batch.revisions = Revisions()
     batch.reject(rejection)
     for activity in batch.devices.values():
         activity.rejected += 1

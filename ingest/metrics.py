@@ -33,6 +33,11 @@ class IngestMetrics:
         self.duplicates = Counter(
             f"{_NS}_readings_duplicate", "readings already stored (re-sent)", registry=r
         )
+        self.revised = Counter(
+            f"{_NS}_readings_revised",
+            "stored readings replaced by a higher revision (an amended interval count)",
+            registry=r,
+        )
         self.rejected = Counter(
             f"{_NS}_rejected", "rejected messages or records by reason", ["reason"], registry=r
         )

@@ -317,11 +317,13 @@ class IngestService:
 
     def _count(self, batch: Batch, result: CommitResult) -> None:
         metrics = self.metrics
+        readings = len(batch.rows) + len(batch.revisions)
         metrics.written.inc(result.written)
-        metrics.duplicates.inc(len(batch.rows) - result.written)
+        metrics.revised.inc(result.revised)
+        metrics.duplicates.inc(readings - result.written - result.revised)
         metrics.sequence_lost.inc(result.lost)
         metrics.batch_messages.observe(len(batch.messages))
-        metrics.batch_readings.observe(len(batch.rows))
+        metrics.batch_readings.observe(readings)
         for reason, count in batch.reasons.items():
             metrics.rejected.labels(reason).inc(count)
         for why, count in batch.ignored.items():

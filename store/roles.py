@@ -29,7 +29,8 @@ REGISTRY_TABLES: Final = frozenset(
 )
 # What ingest may write, and how.
 INGEST_WRITES: Final = {
-    "readings": "INSERT",
+    # UPDATE only of what a revision replaces (store.revisions), never a reading's identity.
+    "readings": "INSERT, UPDATE (value, revision, seq, clock_suspect, received_at)",
     "rejected_messages": "INSERT",
     "quarantine": "INSERT",
     "devices": "INSERT",  # auto-registration, when enabled

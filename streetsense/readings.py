@@ -12,6 +12,8 @@ from streetsense.ids import describe_bad_id, is_valid_id
 from streetsense.kinds import KINDS, Kind, Stream, ValueType
 from streetsense.senml import (
     CLOCK_SUSPECT_FIELD,
+    MAX_REVISION,
+    REVISION_FIELD,
     SEQ_FIELD,
     SEQ_FLOOR_FIELD,
     Record,
@@ -47,8 +49,12 @@ class Reading:
     sub_id: str | None = None
     seq: int | None = None
     clock_suspect: bool = False
+    # 0 for a first report; a higher revision replaces the stored reading of the same key.
+    revision: int = 0
 
     def __post_init__(self) -> None:
+        if not 0 <= self.revision <= MAX_REVISION:
+            raise ValueError(f"revision {self.revision} is outside 0..{MAX_REVISION}")
         if not is_valid_id(self.device_id):
             raise ValueError(describe_bad_id("device id", self.device_id))
         if self.sub_id is not None and not is_valid_id(self.sub_id):
@@ -157,6 +163,7 @@ def _reading(record: Record, device_id: str, stream: Stream) -> Reading:
         sub_id=sub_id,
         seq=record.seq,
         clock_suspect=record.clock_suspect,
+        revision=record.revision,
     )
 
 
@@ -206,6 +213,8 @@ def encode_readings(
             record[SEQ_FIELD] = reading.seq
         if reading.clock_suspect:
             record[CLOCK_SUSPECT_FIELD] = True
+        if reading.revision:
+            record[REVISION_FIELD] = reading.revision
         records.append(record)
     if not records:
         raise ValueError("a SenML pack needs at least one reading")

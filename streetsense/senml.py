@@ -26,6 +26,10 @@ SEQ_FIELD: Final = "seq"
 CLOCK_SUSPECT_FIELD: Final = "clock_suspect"
 # The sender holds nothing below this sequence number any more (dropped at its buffer cap).
 SEQ_FLOOR_FIELD: Final = "seq_floor"
+# A record with a higher revision replaces the reading it revises (same name and time): an
+# interval count amended with detections that arrived after it was sent (docs/protocol.md).
+REVISION_FIELD: Final = "rev"
+MAX_REVISION: Final = 2**31 - 1
 
 _NAME_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9:./_-]*\Z")
 _CBOR_LABELS: Final[Mapping[int, str]] = {
@@ -33,7 +37,9 @@ _CBOR_LABELS: Final[Mapping[int, str]] = {
     0: "n", 1: "u", 2: "v", 3: "vs", 4: "vb", 5: "s", 6: "t", 7: "ut", 8: "vd",
 }  # fmt: skip
 _CBOR_KEYS: Final[Mapping[str, int]] = {name: label for label, name in _CBOR_LABELS.items()}
-_KNOWN: Final = frozenset(_CBOR_KEYS) | {SEQ_FIELD, CLOCK_SUSPECT_FIELD, SEQ_FLOOR_FIELD}
+_KNOWN: Final = frozenset(_CBOR_KEYS) | {
+    SEQ_FIELD, CLOCK_SUSPECT_FIELD, SEQ_FLOOR_FIELD, REVISION_FIELD,
+}  # fmt: skip
 _VALUE_FIELDS: Final = ("v", "vs", "vb", "vd")
 
 
@@ -53,6 +59,7 @@ class Record:
     seq: int | None = None
     seq_floor: int | None = None
     clock_suspect: bool = False
+    revision: int = 0
 
 
 def decode_pack(payload: bytes, *, now: float | None = None) -> list[Record]:
@@ -243,6 +250,7 @@ def _resolve_record(item: Mapping[str, Any], index: int, base: _Base, now: float
         seq=_sequence(item, index, SEQ_FIELD),
         seq_floor=_sequence(item, index, SEQ_FLOOR_FIELD),
         clock_suspect=item.get(CLOCK_SUSPECT_FIELD) is True,
+        revision=_revision(item, index),
     )
 
 
@@ -261,6 +269,15 @@ def _sequence(item: Mapping[str, Any], index: int, key: str) -> int | None:
     if isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq < 2**63:
         raise PayloadError("must be an integer from 0 to 2**63-1", index=index, field=key)
     return seq
+
+
+def _revision(item: Mapping[str, Any], index: int) -> int:
+    revision = item.get(REVISION_FIELD, 0)
+    if isinstance(revision, bool) or not isinstance(revision, int):
+        raise PayloadError("must be an integer", index=index, field=REVISION_FIELD)
+    if not 0 <= revision <= MAX_REVISION:
+        raise PayloadError(f"must be from 0 to {MAX_REVISION}", index=index, field=REVISION_FIELD)
+    return revision
 
 
 def encode_pack(records: Iterable[Mapping[str, Any]], *, cbor: bool = False) -> bytes:

@@ -64,6 +64,7 @@ def test_encode_then_decode_is_identity() -> None:
     readings = [
         Reading("gw-9", "occupied", moment, 1.0, sub_id="S-1", seq=41),
         Reading("gw-9", "occupied", moment.replace(second=5), 0.0, sub_id="S-2", seq=42),
+        Reading("gw-9", "occupied", moment, 0.0, sub_id="S-1", seq=43, revision=1),
     ]
     for cbor in (False, True):
         payload = encode_readings(readings, cbor=cbor, seq_floor=40)

@@ -53,7 +53,10 @@ def test_ingest_writes_raw_data_only(login_as) -> None:  # type: ignore[no-untyp
         conn.execute(INSERT_READING)
         assert conn.execute("SELECT count(*) FROM readings").fetchone() == (1,)
         assert _denied(conn, "DELETE FROM readings")
-        assert _denied(conn, "UPDATE readings SET value = 0")
+        # A revision replaces a reading's value (store.revisions), never what identifies it.
+        conn.execute("UPDATE readings SET value = 0, revision = 1, received_at = now()")
+        assert _denied(conn, "UPDATE readings SET device_id = 'other'")
+        assert _denied(conn, "UPDATE readings SET observed_at = now()")
         assert _denied(conn, "UPDATE lots SET capacity = 1")
         assert _denied(conn, "DELETE FROM forecasts")
 

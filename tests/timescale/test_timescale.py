@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import psycopg
@@ -11,6 +12,7 @@ import pytest
 
 from store.export import ExportRequest, export
 from store.registry import store_registry
+from store.revisions import Revisions, write_revisions
 from store.rollup_invalidations import note_late_commit
 from store.rollups import refresh
 from store.rollups_writes import insert_readings
@@ -196,3 +198,22 @@ def test_export_streams_from_timescale(
     export(tsdb, request, timescale)
     assert len(plain.rows) == 3
     assert_same(plain.rows, timescale.rows)
+
+
+def test_a_revised_count_reaches_the_aggregates(
+    tsdb: psycopg.Connection, settings: Settings, timescale_url: str
+) -> None:
+    on_timescale = timescale_settings(settings, timescale_url)
+    with tsdb.transaction():
+        store_registry(tsdb, city(), "tests")
+    now = datetime.now(UTC)
+    sent = Reading("loop", "vehicle_count", now, 0.0, "l1", seq=1)
+    insert_readings(tsdb, [sent], [now])
+    refresh(tsdb, on_timescale)
+    revisions = Revisions()
+    revisions.add(replace(sent, value=12.0, seq=2, revision=1), datetime.now(UTC))
+    with tsdb.transaction():
+        assert write_revisions(tsdb, revisions).replaced == 1
+    refresh(tsdb, on_timescale)
+    for relation in ("flow_5m", "flow_1h", "flow_1d"):
+        assert scalars(tsdb, f"SELECT vehicle_count FROM {relation}") == [12.0]
