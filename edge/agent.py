@@ -45,7 +45,10 @@ class Agent:
         self.clock = ClockGuard(
             config.valid_after_epoch(), config.clock.max_jump_s, config.clock.settle_s
         )
-        self.processor = Processor(config.device.id, config.parking, config.traffic, self.clock)
+        self.processor = Processor(
+            config.device.id, config.parking, config.traffic, self.clock,
+            started_at=self.driver.now(),
+        )  # fmt: skip
         self.buffer = Buffer(
             config.buffer.path,
             config.device.id,
@@ -183,6 +186,10 @@ class Agent:
         }
         if self.sender.latency_s is not None:
             values["publish_latency"] = self.sender.latency_s
+        traffic = self.processor.traffic
+        if traffic.lanes:  # a traffic counter: how many detections came late, and were lost
+            values["late_detections"] = float(traffic.late)
+            values["late_dropped"] = float(traffic.dropped)
         celsius = temperature()
         if celsius is not None:
             values["temperature"] = celsius
@@ -223,6 +230,7 @@ class Agent:
             "last_publish": self.sender.last_publish,
             "rejected_events": self.processor.rejected,
             "late_vehicles": self.processor.traffic.late,
+            "late_dropped": self.processor.traffic.dropped,
             "clock_suspect": not self.clock.synchronised,
             "config_version": self.config_version,
             "tunables": {

@@ -30,7 +30,8 @@ _SCHEMA: Final = (
     """CREATE TABLE IF NOT EXISTS readings (
         seq INTEGER PRIMARY KEY, kind TEXT NOT NULL, sub_id TEXT,
         observed_ms INTEGER NOT NULL, value REAL NOT NULL, clock_suspect INTEGER NOT NULL,
-        size INTEGER NOT NULL, sent_ms INTEGER NOT NULL DEFAULT 0)""",
+        size INTEGER NOT NULL, sent_ms INTEGER NOT NULL DEFAULT 0,
+        revision INTEGER NOT NULL DEFAULT 0)""",
     "CREATE INDEX IF NOT EXISTS readings_sent ON readings (sent_ms, seq)",
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
 )
@@ -106,6 +107,9 @@ class Buffer:
         conn.execute(f"PRAGMA wal_autocheckpoint={WAL_PAGES}")
         for statement in _SCHEMA:
             conn.execute(statement)
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(readings)")}
+        if "revision" not in columns:  # a buffer written by an agent before revisions
+            conn.execute("ALTER TABLE readings ADD COLUMN revision INTEGER NOT NULL DEFAULT 0")
         return conn
 
     def _load_meta(self) -> dict[str, int]:
@@ -172,15 +176,15 @@ class Buffer:
             millis = round(datetime_to_epoch(reading.observed_at) * 1000)
             rows.append(
                 (first + offset, reading.kind, reading.sub_id, millis, reading.value,
-                 int(reading.clock_suspect), size)
+                 int(reading.clock_suspect), size, reading.revision)
             )  # fmt: skip
             meta["bytes"] += size
         meta["depth"] += len(readings)
         meta["next_seq"] = first + len(readings)
         with self._transaction():
             self._conn.executemany(
-                "INSERT INTO readings (seq, kind, sub_id, observed_ms, value, clock_suspect, size)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO readings (seq, kind, sub_id, observed_ms, value, clock_suspect, size,"
+                " revision) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
             if meta["bytes"] > self.cap_bytes:
@@ -260,7 +264,8 @@ class Buffer:
         high = self._meta["next_seq"] if upto is None else upto
         try:
             rows = self._conn.execute(
-                "SELECT seq, kind, sub_id, observed_ms, value, clock_suspect FROM readings "
+                "SELECT seq, kind, sub_id, observed_ms, value, clock_suspect, revision "
+                "FROM readings "
                 "WHERE sent_ms = 0 AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
                 (above, high, limit),
             ).fetchall()
@@ -269,7 +274,14 @@ class Buffer:
         return [self._reading(*row) for row in rows]
 
     def _reading(
-        self, seq: int, kind: str, sub_id: str | None, millis: int, value: float, suspect: int
+        self,
+        seq: int,
+        kind: str,
+        sub_id: str | None,
+        millis: int,
+        value: float,
+        suspect: int,
+        revision: int,
     ) -> Reading:
         return Reading(
             device_id=self.device_id,
@@ -279,6 +291,7 @@ class Buffer:
             sub_id=sub_id,
             seq=seq,
             clock_suspect=bool(suspect),
+            revision=revision,
         )
 
     def mark_sent(self, first: int, last: int, now_ms: int) -> None:

@@ -113,6 +113,10 @@ class TrafficSection:
 
     interval_s: int = field(default=60, metadata=_doc("interval length; divides a day evenly"))
     grace_s: float = field(default=2.0, metadata=_doc("wait this long for late detections"))
+    revise_within_s: float = field(
+        default=3600.0,
+        metadata=_doc("a detection this late still counts: its interval is sent again revised"),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,7 +247,7 @@ def _choice(key: str, value: str, allowed: tuple[str, ...]) -> None:
 # What an operator may change remotely (a retained JSON document on `.../config`).
 REMOTE_KEYS: Final = {
     "parking": ("occupied_after_s", "free_after_s", "heartbeat_s"),
-    "traffic": ("interval_s", "grace_s"),
+    "traffic": ("interval_s", "grace_s", "revise_within_s"),
     "status": ("heartbeat_s",),
     "buffer": ("resend_timeout_s", "pack_max_readings", "drain_rate"),
 }

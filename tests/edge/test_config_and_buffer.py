@@ -90,6 +90,30 @@ def test_sequence_numbers_continue_across_restarts_and_only_acks_free_rows(tmp_p
     buffer.close()
 
 
+def test_a_buffer_from_before_revisions_keeps_its_readings_and_takes_revised_ones(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "buffer.sqlite"
+    Buffer(path, "gw-1", cap_bytes=1_000_000).close()
+    with sqlite3.connect(path) as old:  # the table as agents before revisions made it
+        old.execute("DROP TABLE readings")
+        old.execute(
+            "CREATE TABLE readings (seq INTEGER PRIMARY KEY, kind TEXT NOT NULL, sub_id TEXT, "
+            "observed_ms INTEGER NOT NULL, value REAL NOT NULL, clock_suspect INTEGER NOT NULL, "
+            "size INTEGER NOT NULL, sent_ms INTEGER NOT NULL DEFAULT 0)"
+        )
+        old.execute("INSERT INTO readings VALUES (7, 'vehicle_count', 'L1', 1000, 3, 0, 60, 0)")
+    old.close()
+    buffer = Buffer(path, "gw-1", cap_bytes=1_000_000)
+    revised = Reading("gw-1", "vehicle_count", datetime(2026, 1, 1, tzinfo=UTC), 5.0, "L1",
+                      revision=2)  # fmt: skip
+    buffer.put([revised])
+    kept, sent = buffer.unsent(10)
+    assert (kept.seq, kept.value, kept.revision) == (7, 3.0, 0)
+    assert (sent.value, sent.revision) == (5.0, 2)
+    buffer.close()
+
+
 def test_a_new_buffer_numbers_above_an_old_one(tmp_path: Path) -> None:
     old = Buffer(tmp_path / "old.sqlite", "gw-1", cap_bytes=1_000_000)
     issued = old.put(_readings(3))

@@ -20,7 +20,13 @@ def _processor(**parking: float) -> Processor:
         **{"occupied_after_s": 30, "free_after_s": 60, "heartbeat_s": 900} | parking
     )
     clock = ClockGuard(valid_after=1_700_000_000, max_jump_s=120, settle_s=300)
-    return Processor("gw-1", settings, TrafficSection(interval_s=60, grace_s=2), clock)
+    traffic = TrafficSection(interval_s=60, grace_s=2, revise_within_s=600)
+    # The agent started listening at T0, on an interval boundary: its first interval is whole.
+    return Processor("gw-1", settings, traffic, clock, started_at=T0)
+
+
+def _revised(readings: list[Reading]) -> list[tuple[str | None, str, float, float, int]]:
+    return [(*row, r.revision) for row, r in zip(_summary(readings), readings, strict=True)]
 
 
 def _summary(readings: list[Reading]) -> list[tuple[str | None, str, float, float]]:
@@ -105,6 +111,70 @@ def test_a_new_interval_length_starts_on_its_own_boundary() -> None:
     processor.reconfigure(ParkingSection(), TrafficSection(interval_s=300, grace_s=2))
     starts = {r[2] for r in _summary(processor.tick(T0 + 1000))}
     assert starts == {0.0, 60.0, 300.0, 600.0}  # 60-300 is the short bridge to the new grid
+
+
+def test_a_detection_after_its_interval_was_sent_sends_the_interval_again_revised() -> None:
+    processor = _processor()
+    processor.accept([SensorEvent(T0 + 10, VEHICLE, 40.0, "L1", 0.6)])
+    processor.accept([SensorEvent(T0 + 20, VEHICLE, 40.0, "L2", 0.6)])
+    first = _revised(processor.tick(T0 + 62))
+    assert ("L1", "vehicle_count", 0.0, 1.0, 0) in first
+    # The sensor lagged (a starved sensor process): two more L1 vehicles of 0-60 s come now.
+    processor.accept(
+        [
+            SensorEvent(T0 + 30, VEHICLE, 60.0, "L1", 0.6),
+            SensorEvent(T0 + 50, VEHICLE, 80.0, "L1", 0.6),
+            SensorEvent(T0 + 65, VEHICLE, 50.0, "L2", 0.3),  # in the open interval: not late
+        ]
+    )
+    assert _revised(processor.tick(T0 + 63)) == [
+        ("L1", "vehicle_count", 0.0, 3.0, 1),
+        ("L1", "mean_speed", 0.0, 60.0, 1),
+        ("L1", "detector_occupancy", 0.0, 3.0, 1),
+    ]
+    assert processor.traffic.late == 2
+    processor.accept([SensorEvent(T0 + 55, VEHICLE, 40.0, "L2", 0.6)])
+    assert _revised(processor.tick(T0 + 64))[0] == ("L2", "vehicle_count", 0.0, 2.0, 2)
+    assert ("L2", "vehicle_count", 60.0, 1.0, 0) in _revised(processor.tick(T0 + 122))
+    assert processor.traffic.dropped == 0
+
+
+def test_a_lane_quiet_when_its_interval_was_sent_gets_a_revised_speed() -> None:
+    processor = _processor()
+    processor.accept([SensorEvent(T0 + 10, VEHICLE, 40.0, "L1")])
+    processor.tick(T0 + 62)
+    processor.tick(T0 + 122)  # 60-120 s went out as zero vehicles, with no mean speed
+    processor.accept([SensorEvent(T0 + 90, VEHICLE, 30.0, "L1", 1.2)])
+    assert _revised(processor.tick(T0 + 130)) == [
+        ("L1", "vehicle_count", 60.0, 1.0, 1),
+        ("L1", "mean_speed", 60.0, 30.0, 1),
+        ("L1", "detector_occupancy", 60.0, 2.0, 1),
+    ]
+
+
+def test_detections_too_late_to_revise_are_counted_as_dropped() -> None:
+    processor = _processor()  # revise_within_s = 600
+    processor.accept([SensorEvent(T0 + 10, VEHICLE, 40.0, "L1")])
+    processor.tick(T0 + 62)
+    processor.tick(T0 + 700)
+    processor.accept([SensorEvent(T0 + 30, VEHICLE, 40.0, "L1")])  # 640 s after 0-60 s ended
+    assert [r for r in processor.tick(T0 + 701) if r.revision] == []
+    assert (processor.traffic.late, processor.traffic.dropped) == (0, 1)
+
+
+def test_the_interval_the_agent_started_in_is_not_sent_as_a_whole_count() -> None:
+    clock = ClockGuard(valid_after=1_700_000_000, max_jump_s=120, settle_s=300)
+    processor = Processor(
+        "gw-1", ParkingSection(), TrafficSection(interval_s=60, grace_s=2), clock,
+        started_at=T0 + 45,
+    )  # fmt: skip
+    processor.accept([SensorEvent(T0 + 50, VEHICLE, 40.0, "L1")])
+    assert processor.tick(T0 + 62) == []  # it heard 15 s of 0-60 s: no count at all
+    processor.accept([SensorEvent(T0 + 70, VEHICLE, 40.0, "L1")])
+    assert _summary(processor.tick(T0 + 122))[0] == ("L1", "vehicle_count", 60.0, 1.0)
+    processor.accept([SensorEvent(T0 + 40, VEHICLE, 40.0, "L1")])  # before it listened
+    processor.tick(T0 + 123)
+    assert processor.traffic.dropped == 1
 
 
 def test_lamp_and_status_kinds_pass_through_and_bad_values_are_counted() -> None:
