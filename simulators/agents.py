@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -61,11 +61,13 @@ class CityDriver:
         speed: float = 1.0,
         start: float | None = None,
         cadence: Cadence | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.device_id = device_id
         self.speed = speed
+        self._monotonic = monotonic  # tests step it by hand
         self._origin = time.time() if start is None else start
-        self._started = time.monotonic()
+        self._started = monotonic()
         world = sub_city(city, device_id)
         # The agent sends its own heartbeats; the model must not invent extra ones.
         cadence = replace(cadence or Cadence(), heartbeat_s=0.0)
@@ -76,13 +78,16 @@ class CityDriver:
 
     def now(self) -> float:
         """Return the device clock: the simulation's time."""
-        return self._origin + (time.monotonic() - self._started) * self.speed
+        return self._origin + (self._monotonic() - self._started) * self.speed
 
     def poll(self, timeout: float) -> list[SensorEvent]:
         """Return the events due by now, waiting up to `timeout` seconds for the next one."""
         clock = self.now()
-        if self._simulation.now < clock + CHUNK_S:
-            self._extend(clock + 2 * CHUNK_S)
+        # The model yields a traffic interval's vehicles only once it has run past the
+        # interval's end: it must run a whole interval ahead, or a vehicle due now would be
+        # made (and reach the agent) only after the agent had sent its interval.
+        if self._simulation.now < clock + self._interval + CHUNK_S:
+            self._extend(clock + self._interval + 2 * CHUNK_S)
         if not self._events or self._events[0].at > clock:
             wait = (self._events[0].at - clock) / self.speed if self._events else timeout
             time.sleep(max(0.0, min(timeout, wait)))
@@ -106,6 +111,8 @@ class CityDriver:
                 fresh += self._vehicles(at, int(reading.value), reading.sub_id, speed)
             else:
                 fresh += self._raw(reading)
+        # A sensor reports nothing from before it was switched on.
+        fresh = [event for event in fresh if event.at >= self._origin]
         merged = sorted([*self._events, *fresh], key=lambda e: e.at)
         self._events = deque(merged)
 

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import psycopg
 
-from edge.config import AgentConfig
+from edge.config import AgentConfig, TrafficSection
 from edge.drivers import PRESENCE, VEHICLE, SensorDriver
+from edge.processing import TrafficCounter
 from simulators.agents import AgentFleet, CityDriver, agent_config
 from simulators.city import City, CitySpec, generate_city
 from simulators.demand import Calendar
@@ -46,6 +47,29 @@ def test_city_driver_is_a_sensor_driver_with_raw_events() -> None:
     first = spots.poll(0.1)
     assert {e.name for e in first} == {PRESENCE}
     assert {e.sub_id for e in first} == set(gateway.sensors)
+
+
+def test_city_driver_hands_every_vehicle_over_before_its_interval_is_sent() -> None:
+    # The model counts traffic in 5-minute intervals; the agent sends 1-minute ones 2 s after
+    # they end. A driver that made an interval's vehicles only once the model had run past the
+    # interval's end handed most of them over after the agent had sent their minute as zero.
+    city = generate_city(CitySpec(seed=8, lots=4, segments=2))
+    segment = city.segments[0]
+    seconds = [0.0]
+    driver = CityDriver(
+        city, Calendar(seed=8), segment.counter_id, start=TUESDAY_RUSH,
+        monotonic=lambda: seconds[0],
+    )  # fmt: skip
+    counter = TrafficCounter(TrafficSection(interval_s=60, grace_s=2.0), since=TUESDAY_RUSH)
+    counts = []
+    for _ in range(30 * 60):  # half an hour of device time, a second at a time
+        seconds[0] += 1.0
+        for event in driver.poll(0.0):
+            counter.observe(event)
+        counts += [row for row in counter.due(driver.now()) if row[2] == "vehicle_count"]
+    assert (counter.late, counter.dropped) == (0, 0)
+    assert len(counts) >= 28 * len(segment.lane_ids)
+    assert all(value > 0 for *_, value, _revision in counts)  # the morning rush is never empty
 
 
 def test_real_agents_publish_debounced_spots_counted_lanes_and_lamps(
