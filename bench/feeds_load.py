@@ -125,18 +125,21 @@ def load_city(url: str, lots: int, segments: int) -> Registry:
 
 
 @contextmanager
-def feeds_server(url: str, broker: str, prefix: str) -> Iterator[str]:
-    """Run `streetsense feeds serve` in its own process; yield its base URL."""
+def feeds_server(url: str, broker: str | None, prefix: str = "") -> Iterator[str]:
+    """Run `streetsense feeds serve` in its own process (MQTT republish only with a broker);
+    yield its base URL."""
     port = free_port()
     env = {
         **os.environ,
         "STREETSENSE_DATABASE_URL": url,
         "STREETSENSE_DATABASE_TIMESCALE": "off",
-        "STREETSENSE_MQTT_URL": broker,
-        "STREETSENSE_MQTT_TOPIC_PREFIX": prefix,
         # One load generator on loopback is one client: lift the per-client limit.
         "STREETSENSE_FEEDS_RATE_PER_MINUTE": "1000000000",
     }
+    if broker:
+        env |= {"STREETSENSE_MQTT_URL": broker, "STREETSENSE_MQTT_TOPIC_PREFIX": prefix}
+    else:
+        env["STREETSENSE_FEEDS_REPUBLISH_MQTT"] = "false"
     command = [str(REPO / ".venv/bin/streetsense"), "--log-level", "WARNING", "feeds", "serve"]
     process = subprocess.Popen([*command, "--port", str(port)], env=env, cwd=REPO)
     base = f"http://127.0.0.1:{port}"
@@ -145,7 +148,7 @@ def feeds_server(url: str, broker: str, prefix: str) -> Iterator[str]:
         while True:
             try:
                 health = httpx.get(base + "/health", timeout=2).json()
-                if health["status"] == "ok" and health["mqtt"]:
+                if health["status"] == "ok" and (broker is None or health["mqtt"]):
                     break
             except (httpx.TransportError, ValueError):
                 pass

@@ -31,21 +31,14 @@ def check_range(
     start: datetime | None, end: datetime | None, resolution: str | None, now: datetime
 ) -> tuple[datetime, datetime, str]:
     """Fill defaults and refuse ranges that are reversed, naive, absurd or too long."""
-    for name, value in (("from", start), ("to", end)):
-        if value is not None and value.tzinfo is None:
-            raise _bad(f"{name} needs a time zone, e.g. 2026-11-23T08:00:00Z", name)
-    end = (end or now).astimezone(UTC)
-    start = (start or end - DEFAULT_RANGE).astimezone(UTC)
+    latest = now + timedelta(days=1)
+    end = now if end is None else _bounded(end, "to", latest)
+    start = end - DEFAULT_RANGE if start is None else _bounded(start, "from", latest)
     if start >= end:
         raise _bad(f"from ({iso(start)}) must be before to ({iso(end)})", "from")
-    if start < EARLIEST or end > now + timedelta(days=1):
-        raise _bad(
-            f"the range must lie between {iso(EARLIEST)} and tomorrow; got {iso(start)} to "
-            f"{iso(end)}",
-            "from" if start < EARLIEST else "to",
-        )
     if resolution is None:
-        resolution = next(r for r, span in MAX_RANGE.items() if end - start <= span)
+        # The finest that fits; a range too long even for days is refused just below.
+        resolution = next((r for r, span in MAX_RANGE.items() if end - start <= span), "1d")
     if end - start > MAX_RANGE[resolution]:
         days = MAX_RANGE[resolution].days
         raise _bad(
@@ -54,6 +47,23 @@ def check_range(
             "resolution",
         )
     return start, end, resolution
+
+
+def _bounded(moment: datetime, name: str, latest: datetime) -> datetime:
+    """Return a bound in UTC; refuse it when naive or outside [EARLIEST, latest]."""
+    if moment.tzinfo is None:
+        raise _bad(f"{name} needs a time zone, e.g. 2026-11-23T08:00:00Z", name)
+    try:
+        utc: datetime | None = moment.astimezone(UTC)
+    except OverflowError:  # year 1 or 9999 pushed off the calendar by its offset
+        utc = None
+    if utc is None or not EARLIEST <= utc <= latest:
+        raise _bad(
+            f"the range must lie between {iso(EARLIEST)} and tomorrow; got {name}="
+            f"{moment.isoformat()}",
+            name,
+        )
+    return utc
 
 
 def history_document(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import AsyncIterator
 from typing import Annotated, Final
 
@@ -13,12 +14,15 @@ from starlette.responses import StreamingResponse
 
 from feeds import formats
 from feeds.engine import ChangeEvent, FeedEngine
+from feeds.http import Problem
 from feeds.runtime import require_ready
 
 router = APIRouter(tags=["parking"])
 KEEPALIVE_S: Final = 15.0
 QUEUE_MAX: Final = 10_000  # a client this far behind is dropped; it resumes by Last-Event-ID
 RETRY_MS: Final = 2000
+ID_DIGITS: Final = 20  # ids are microseconds since 1970: 16 digits until the year 2286
+EVENT_ID: Final = re.compile(f"[0-9]{{1,{ID_DIGITS}}}", re.ASCII)
 
 
 def lot_event(event: ChangeEvent) -> bytes:
@@ -35,9 +39,19 @@ def snapshot_event(engine: FeedEngine, only: frozenset[str] = frozenset()) -> by
 
 
 def _parse_id(text: str | None) -> int | None:
-    if text is None or not text.strip().isdigit():
+    """Return the event id a client resumes from; refuse anything this stream never sent."""
+    if text is None:
         return None
-    return int(text.strip())
+    if EVENT_ID.fullmatch(text) is None:
+        raise Problem(
+            400,
+            "Bad Last-Event-ID",
+            f"Last-Event-ID must be the id of an event this stream sent (1 to {ID_DIGITS} "
+            "digits); reconnect without it to start from a snapshot",
+            "bad-parameter",
+            parameter="Last-Event-ID",
+        )
+    return int(text)
 
 
 async def _events(
@@ -102,13 +116,16 @@ async def _events(
 )
 async def stream(
     request: Request,
-    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+    last_event_id: Annotated[
+        str | None, Header(alias="Last-Event-ID", description="id of the last event received")
+    ] = None,
     lot: Annotated[list[str] | None, Query(max_length=500, description="only these lots")] = None,
 ) -> StreamingResponse:
     """Stream `lot` events as lots change; resume with Last-Event-ID, else start by `snapshot`."""
     runtime = require_ready(request)
+    resume_from = _parse_id(last_event_id)
     return StreamingResponse(
-        _events(runtime.engine, _parse_id(last_event_id), frozenset(lot or ())),
+        _events(runtime.engine, resume_from, frozenset(lot or ())),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

@@ -1,3 +1,6 @@
-"""Fixtures the security tests share with the rooms they attack."""
+"""Fixtures the security tests share with the rooms they attack (each room's real services)."""
 
-from tests.feeds.conftest import start_server  # noqa: F401  (a running feeds server)
+from __future__ import annotations
+
+# The open feeds: a test city in a fresh database and a real uvicorn server over it.
+from tests.feeds.conftest import busy_city, busy_feeds, city, feeds, start_server  # noqa: F401
