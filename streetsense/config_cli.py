@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from dataclasses import MISSING, fields, is_dataclass
 from typing import Any
@@ -11,6 +12,14 @@ from typing import Any
 from streetsense.config import ENV_PREFIX, Settings, load_settings
 
 _SECRET_WORDS = ("password", "secret", "token")
+MASK = "***"
+# user:password@ after a scheme; the password runs to the last @ (an unencoded one included).
+_URL_PASSWORD = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.-]*://[^:@/\s]*:)[^\s]*@")
+# password=... in a URL query or a libpq key=value string, quoted or not.
+_KEY_SECRET = re.compile(
+    r"(?P<head>\b(?:ssl)?(?:password|passwd|secret|token|api_key)=)(?:'(?:[^'\\]|\\.)*'|[^&\s]*)",
+    re.IGNORECASE,
+)
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -62,6 +71,22 @@ def _toml_value(value: Any) -> str:
     return json.dumps(value) if isinstance(value, str) else repr(value)
 
 
+def mask_credentials(text: str) -> str:
+    """Return `text` with the password of any URL and any password=/token= value masked."""
+    text = _URL_PASSWORD.sub(lambda m: f"{m['head']}{MASK}@", text)
+    return _KEY_SECRET.sub(lambda m: f"{m['head']}{MASK}", text)
+
+
+def _shown(name: str, value: Any) -> Any:
+    if isinstance(value, str) and value:
+        if name.endswith("_file"):  # a path to a secret says where it is, not what it is
+            return value
+        if any(word in name for word in _SECRET_WORDS):
+            return MASK
+        return mask_credentials(value)
+    return value
+
+
 def show_settings(settings: Settings) -> str:
     """Return the settings in force as TOML, secrets masked."""
     lines: list[str] = []
@@ -71,9 +96,7 @@ def show_settings(settings: Settings) -> str:
             continue
         lines.append(f"[{section.name}]")
         for item in fields(values):
-            value = getattr(values, item.name)
-            if any(word in item.name for word in _SECRET_WORDS) and value:
-                value = "***"
+            value = _shown(item.name, getattr(values, item.name))
             lines.append(f"{item.name} = {_toml_value(value)}")
         lines.append("")
     return "\n".join(lines)
