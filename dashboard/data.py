@@ -20,6 +20,7 @@ from store import dashboard_forecasts, dashboard_ops, dashboard_reads
 from store.dashboard_reads import Table
 from store.db import describe_url
 from streetsense.config import Settings, load_settings
+from streetsense.csvcells import text_cell
 from streetsense.errors import ConfigError, ServiceUnavailableError
 
 # Current state changes every few seconds; history only when a new bucket closes.
@@ -207,6 +208,9 @@ def rejection_examples(
     """Return the latest rejected messages of one reason, payloads as text."""
     frame = _read(url, dashboard_ops.rejection_examples, reason_code, start, end, limit)
     frame["payload"] = [bytes(p).decode("utf-8", "replace") for p in frame["payload"]]
+    # What a device sent is shown as text, and stays text in the table's CSV download.
+    for column in ("topic", "device_id", "reason", "payload"):
+        frame[column] = frame[column].map(text_cell, na_action="ignore")
     return frame
 
 

@@ -11,6 +11,7 @@ import pandas as pd
 
 from dashboard import data
 from dashboard.controls import TimeRange
+from streetsense.csvcells import csv_cell
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,9 +52,33 @@ DATASETS: Final = {
 
 
 def to_csv(frame: pd.DataFrame) -> bytes:
-    """Serialise a frame as UTF-8 CSV with ISO 8601 times."""
-    text: str = frame.to_csv(index=False, date_format="%Y-%m-%dT%H:%M:%S%z")
+    """Serialise a frame as UTF-8 CSV with ISO 8601 times, no cell a spreadsheet would run."""
+    # CRLF line ends (RFC 4180) make pandas quote any cell holding a line break.
+    text: str = safe_for_csv(frame).to_csv(
+        index=False, date_format="%Y-%m-%dT%H:%M:%S%z", lineterminator="\r\n"
+    )
     return text.encode()
+
+
+def safe_for_csv(frame: pd.DataFrame) -> pd.DataFrame:
+    """Return a copy whose text and boolean cells are written as streetsense.csvcells says."""
+    out = frame.copy()
+    for column in out.columns:
+        values = out[column]
+        kind = values.dtype
+        is_bool = pd.api.types.is_bool_dtype(kind)
+        if not is_bool and (
+            pd.api.types.is_numeric_dtype(kind) or pd.api.types.is_datetime64_any_dtype(kind)
+        ):
+            continue  # numbers and times are written by pandas, never as text
+        out[column] = values.astype(object).map(_cell, na_action="ignore")
+    return out
+
+
+def _cell(value: object) -> object:
+    # numpy scalars (numpy.bool_) become Python ones, which csv_cell knows.
+    item = getattr(value, "item", None)
+    return csv_cell(item() if callable(item) else value)
 
 
 def to_parquet(frame: pd.DataFrame) -> bytes:

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from feeds.model import HORIZONS_MIN, Forecast, LotView, SegmentView
+from streetsense.csvcells import csv_cell
 from streetsense.registry import LotFacts, SpaceCategory
 
 FACT_FIELDS: Final = tuple(LotFacts.__dataclass_fields__)
@@ -23,6 +24,7 @@ LOT_CSV_FIELDS: Final = (
 SEGMENT_CSV_FIELDS: Final = (
     "id", "name", "direction", "area", "speed_limit_kmh", "capacity_vph", "bucket",
     "vehicle_count", "flow_vph", "mean_speed", "detector_occupancy", "congestion", "stale",
+    *(f"forecast_vehicle_count_{m}m" for m in HORIZONS_MIN),
 )  # fmt: skip
 
 
@@ -161,14 +163,21 @@ def lots_csv(lots: Iterable[LotView]) -> str:
 
 
 def segments_csv(segments: Iterable[SegmentView]) -> str:
-    """Return segments as CSV with a header row."""
-    return _csv(SEGMENT_CSV_FIELDS, [segment_dict(s) for s in segments])
+    """Return segments as CSV with a header row (forecast columns as in the lots CSV)."""
+    rows = []
+    for segment in segments:
+        row = segment_dict(segment)
+        for minutes, value in zip(HORIZONS_MIN, segment.forecast.values, strict=True):
+            row[f"forecast_vehicle_count_{minutes}m"] = value
+        rows.append(row)
+    return _csv(SEGMENT_CSV_FIELDS, rows)
 
 
 def _csv(fields: tuple[str, ...], rows: list[dict[str, Any]]) -> str:
+    """Write rows as CSV: empty cells for null, booleans as in JSON, no formula cells."""
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=fields, extrasaction="ignore", lineterminator="\r\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: "" if row.get(k) is None else row[k] for k in fields})
+        writer.writerow({k: "" if row.get(k) is None else csv_cell(row[k]) for k in fields})
     return out.getvalue()

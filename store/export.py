@@ -12,6 +12,7 @@ from typing import Any, Final, Protocol, TextIO
 import psycopg
 from psycopg import sql
 
+from streetsense.csvcells import csv_cell
 from streetsense.errors import ConfigError, RegistryError
 
 log = logging.getLogger(__name__)
@@ -221,11 +222,14 @@ def _query(request: ExportRequest) -> tuple[sql.Composed, dict[str, object]]:
 
 
 class CsvSink:
-    """Rows as CSV (RFC 4180) with a header; times in ISO 8601 UTC, payloads as text."""
+    """Rows as CSV (RFC 4180) with a header; times in ISO 8601 UTC, payloads as text (cells
+    that would start a spreadsheet formula get a leading apostrophe, see streetsense.csvcells)."""
 
     def __init__(self, stream: TextIO, columns: Sequence[tuple[str, str]]) -> None:
         self._stream = stream
-        self._writer = csv.writer(stream, lineterminator="\n")
+        # RFC 4180 line ends: the csv module then quotes any cell holding a CR or LF, so a line
+        # break inside a payload cannot start a row (and a formula) of its own.
+        self._writer = csv.writer(stream, lineterminator="\r\n")
         self._header: list[str] | None = [name for name, _ in columns]
 
     def write(self, rows: Sequence[tuple[Any, ...]]) -> None:
@@ -248,8 +252,8 @@ def _csv_value(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
     if isinstance(value, bytes | memoryview):
-        return bytes(value).decode("utf-8", errors="backslashreplace")
-    return value
+        value = bytes(value).decode("utf-8", errors="backslashreplace")
+    return csv_cell(value)  # payloads and topics are what devices sent: never a formula
 
 
 class ParquetSink:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import csv
+import io
+
 import psycopg
+import pytest
 
 from feeds.model import Congestion, Trend, congestion_level, trend_of
 from tests.feeds.conftest import Server, assert_problems
@@ -80,3 +84,20 @@ def test_trend_and_congestion_rules() -> None:
     assert congestion_level(30.0, 50.0, None) is Congestion.MODERATE
     assert congestion_level(None, 50.0, 35.0) is Congestion.HEAVY
     assert congestion_level(None, 50.0, None) is Congestion.UNKNOWN
+
+
+def test_csv_says_what_json_says(busy_feeds: Server) -> None:
+    with busy_feeds.client() as client:
+        lots_json = client.get("/v1/parking/lots").json()["lots"]
+        lots_csv = client.get("/v1/parking/lots", params={"format": "csv"}).text
+        segment = client.get("/v1/traffic/segments/ring-eb").json()
+        segments_csv = client.get("/v1/traffic/segments", params={"format": "csv"}).text
+    lots = {row["id"]: row for row in csv.DictReader(io.StringIO(lots_csv))}
+    for lot in lots_json:  # booleans spelled as in JSON, not Python's True/False
+        assert lots[lot["id"]]["stale"] == ("true" if lot["stale"] else "false")
+    ring = next(r for r in csv.DictReader(io.StringIO(segments_csv)) if r["id"] == "ring-eb")
+    assert ring["stale"] == "false"
+    for minutes in (15, 30, 60):  # the forecast columns the lots CSV has
+        assert float(ring[f"forecast_vehicle_count_{minutes}m"]) == pytest.approx(
+            segment["forecast"][f"vehicle_count_{minutes}m"], abs=0.05
+        )
