@@ -93,10 +93,11 @@ def test_feeds_csv_downloads_write_hostile_names_as_text(
     db: psycopg.Connection, settings: Settings, start_server: Callable[..., Server]
 ) -> None:
     city: dict[str, list[dict[str, Any]]] = {key: list(value) for key, value in CITY.items()}
-    city["lot"] = [{**lot, "name": name} for lot, name in zip(CITY["lot"], HOSTILE, strict=False)]
+    # The registry refuses control characters in names, so those forms cannot arrive here.
+    names = [name for name in HOSTILE if name.isprintable()]
+    city["lot"] = [{**lot, "name": name} for lot, name in zip(CITY["lot"], names, strict=False)]
     city["segment"] = [
-        {**segment, "name": name}
-        for segment, name in zip(CITY["segment"], HOSTILE[3:], strict=False)
+        {**segment, "name": name} for segment, name in zip(CITY["segment"], names[3:], strict=False)
     ]
     store_registry(db, parse_registry(city), "tests")
     db.commit()
@@ -108,7 +109,7 @@ def test_feeds_csv_downloads_write_hostile_names_as_text(
         rows = _rows(text)
         assert len(rows) > 1
         assert _formulas(rows) == []
-    assert {row[1] for row in _rows(lots)[1:]} == {"'" + name for name in HOSTILE[:3]}
+    assert {row[1] for row in _rows(lots)[1:]} == {"'" + name for name in names[:3]}
 
 
 def test_dashboard_exports_write_hostile_cells_as_text(
