@@ -2,10 +2,14 @@
 and the time from a committed reading to SSE and MQTT subscribers.
 
 The baseline is `/health` served by the same process in the same run (the least work our
-stack does per request); the lots endpoints are reported as a fraction of it.
+stack does per request); the lots endpoints are reported as a fraction of it, and DATEX II and
+ParkAPI against `/v1/parking/lots` too. Lots have space categories (disabled spaces, EV
+charging in garages, a disabled spot per kerbside zone) and every tenth has opening hours, so
+the standards documents carry what a real city's would. The DATEX II status build is also
+timed in-process against building the JSON lots page of all lots (`--builds N`).
 
     PYTHONPATH=. .venv/bin/python bench/feeds_load.py [--lots 2000] [--segments 5000]
-        [--duration 10] [--connections 32] [--changes 30]
+        [--duration 10] [--connections 32] [--changes 30] [--builds 20]
 
 Needs PostgreSQL ($STREETSENSE_TEST_DATABASE_URL, default postgres@127.0.0.1:5432), `wrk`
 (apt-get install -y wrk) and `mosquitto`; creates and drops a database of its own.
@@ -14,6 +18,7 @@ Needs PostgreSQL ($STREETSENSE_TEST_DATABASE_URL, default postgres@127.0.0.1:543
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import queue
@@ -25,16 +30,20 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import orjson
 import paho.mqtt.client as paho
 import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
 
+from feeds import datex2, formats, parkapi
+from feeds.engine import FeedEngine
+from feeds.table_version import table_version
 from store.registry import store_registry
 from store.rollups import refresh
 from store.writes import write_readings
@@ -65,14 +74,17 @@ def city(lots: int, segments: int) -> Registry:
             "id": f"lot{i}", "site": site, "name": f"Lot {i}", "area": f"area{i % 20}",
             "kind": "on_street" if on_street else "off_street",
             "capacity": SPOTS_PER_ON_STREET if on_street else 300, "lat": lat, "lon": lon,
+            "spaces": {"disabled": 1} if on_street else {"disabled": 6, "ev_charging": 10},
+            **({"opening_hours": "Mo-Sa 06:00-23:00; Su 08:00-20:00"} if i % 10 == 0 else {}),
         })  # fmt: skip
         kind = "parking" if on_street else "counter"
         data["device"].append({"id": f"dev{i}", "site": site, "kind": kind, "lot": f"lot{i}"})
         if on_street:
             data["spot"] += [
-                {"id": f"l{i}s{j}", "lot": f"lot{i}", "device": f"dev{i}", "sensor": f"s{j}"}
+                {"id": f"l{i}s{j}", "lot": f"lot{i}", "device": f"dev{i}", "sensor": f"s{j}",
+                 "category": "disabled" if j == 0 else "general"}
                 for j in range(SPOTS_PER_ON_STREET)
-            ]
+            ]  # fmt: skip
     for i in range(segments):
         lat, lon = 56.10 + (i // 100) * 0.001, 10.15 + (i % 100) * 0.001
         data["segment"].append({
@@ -253,12 +265,14 @@ def main() -> int:
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--changes", type=int, default=30)
+    parser.add_argument("--builds", type=int, default=20)
     args = parser.parse_args()
     prefix = f"bench-{uuid.uuid4().hex[:6]}/streetsense/v1"
     with tempfile.TemporaryDirectory() as tmp, scratch_database("ss_bench_feeds") as url:
         broker = Mosquitto(Path(tmp)).start()
         try:
             load_city(url, args.lots, args.segments)
+            build_times(url, args.builds)
             with feeds_server(url, broker.url, prefix) as base:
                 report(base, url, broker.url, prefix, args)
         finally:
@@ -266,10 +280,57 @@ def main() -> int:
     return 0
 
 
+def build_times(url: str, builds: int) -> None:
+    """Time building the DATEX II status, ParkAPI v3 and the JSON of every lot, in-process,
+    from the same snapshot the server would hold."""
+    settings = with_overrides(
+        load_settings(None, environ={}), database={"url": url, "timescale": "off"}
+    )
+    engine = FeedEngine(settings)
+
+    async def load() -> None:
+        await engine._full()  # one snapshot, read as the service does, without its loop
+        await engine._refresh_context()
+
+    asyncio.run(load())
+    engine._drop_connection()
+    lots = engine.snapshot.lots
+    now = datetime.now(UTC)
+    version = table_version(lots)
+    candidates: dict[str, Callable[[], bytes]] = {
+        "JSON of every lot (lot_dict + orjson)": lambda: orjson.dumps(
+            [formats.lot_dict(lot) for lot in lots]
+        ),
+        "DATEX II status (all lots)": lambda: datex2.status_document(
+            lots, version, now, country="DK", publisher="Bench"
+        ),
+        "DATEX II table (all lots)": lambda: datex2.table_document(
+            lots, version, now, country="DK", publisher="Bench", timezone="Europe/Copenhagen"
+        ),
+        "ParkAPI v3 parking sites (all lots)": lambda: orjson.dumps(parkapi.v3_sites(lots, now)),
+    }
+    timings = {}
+    for name, build in candidates.items():
+        build()  # warm caches (opening hours, imports)
+        seconds = []
+        for _ in range(builds):
+            start = time.perf_counter()
+            body = build()
+            seconds.append(time.perf_counter() - start)
+        timings[name] = (statistics.median(seconds) * 1000, max(seconds) * 1000, len(body))
+    baseline = timings["JSON of every lot (lot_dict + orjson)"][0]
+    print(f"\nbuild of {len(lots)} lots, in-process, median of {builds}\n")
+    print("| document | median ms | max ms | vs JSON | bytes |")
+    print("|---|---|---|---|---|")
+    for name, (median, worst, size) in timings.items():
+        print(f"| {name} | {median:.1f} | {worst:.1f} | {median / baseline:.2f} | {size} |")
+
+
 def report(base: str, url: str, broker: str, prefix: str, args: argparse.Namespace) -> None:
     """Measure and print every figure."""
     gzip = {"Accept-Encoding": "gzip"}
     lots = httpx.get(base + "/v1/parking/lots", headers=gzip)
+    datex = httpx.get(base + "/v1/parking/datex2/status", headers=gzip)
     few, many = 8, args.connections
     runs = [
         ("/health (baseline)", "/health", {}, many),
@@ -284,6 +345,14 @@ def report(base: str, url: str, broker: str, prefix: str, args: argparse.Namespa
         ("/v1/parking/lots?near=56.15,10.2&radius_m=1500",
          "/v1/parking/lots?near=56.15,10.2&radius_m=1500", gzip, many),
         ("/v1/traffic/segments (default page, gzip)", "/v1/traffic/segments", gzip, many),
+        ("/v1/parking/lots?limit=1000&format=json (JSON, all lots)",
+         "/v1/parking/lots?limit=1000", gzip, many),
+        ("/v1/parking/datex2/status (all lots, gzip)", "/v1/parking/datex2/status", gzip, many),
+        ("/v1/parking/datex2/status revalidation (304)", "/v1/parking/datex2/status",
+         {"If-None-Match": datex.headers["etag"], **gzip}, many),
+        ("/v1/parking/datex2/table (gzip)", "/v1/parking/datex2/table", gzip, many),
+        ("/v1/parking/parkapi/v3/parking-sites (gzip)", "/v1/parking/parkapi/v3/parking-sites",
+         gzip, many),
     ]  # fmt: skip
     wrk(base + "/v1/parking/lots", 2, many, gzip)  # warm-up, not reported
     results = [(name, c, wrk(base + path, args.duration, c, h)) for name, path, h, c in runs]

@@ -32,3 +32,12 @@ def require_login() -> None:
     if st.button("Sign in"):
         st.login()
     st.stop()
+
+
+def signed_in_as() -> str | None:
+    """Return who is signed in (email, else name), or None without a login."""
+    if not login_configured() or not logged_in():
+        return None
+    user = st.user.to_dict()
+    found = user.get("email") or user.get("name")
+    return str(found) if found else None

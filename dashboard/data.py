@@ -16,12 +16,13 @@ import psycopg
 import streamlit as st
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from store import dashboard_forecasts, dashboard_ops, dashboard_reads
+from store import dashboard_forecasts, dashboard_ops, dashboard_parking, dashboard_reads, lot_status
 from store.dashboard_reads import Table
 from store.db import describe_url
 from streetsense.config import Settings, load_settings
 from streetsense.csvcells import text_cell
 from streetsense.errors import ConfigError, ServiceUnavailableError
+from streetsense.lot_status import StatusOverride
 
 # Current state changes every few seconds; history only when a new bucket closes.
 NOW_TTL_S: Final = 15
@@ -248,3 +249,41 @@ def page_context() -> tuple[str, Settings]:
     """Return the database URL and settings every page starts from."""
     current = settings()
     return database_url(), current
+
+
+# --- Opening status, categories and the operator's override (Parking page) ---
+
+
+@st.cache_data(ttl=NOW_TTL_S, max_entries=16, show_spinner=False)
+def lot_details(url: str, lot_ids: tuple[str, ...]) -> pd.DataFrame:
+    """Return the opening hours and category capacities of some lots."""
+    return _read(url, dashboard_parking.lot_details, list(lot_ids))
+
+
+@st.cache_data(ttl=NOW_TTL_S, max_entries=16, show_spinner=False)
+def category_now(url: str, lot_ids: tuple[str, ...]) -> pd.DataFrame:
+    """Return the spaces taken now per lot and spot category."""
+    return _read(url, dashboard_parking.category_now, list(lot_ids))
+
+
+def overrides(url: str) -> dict[str, StatusOverride]:
+    """Return the operators' overrides (not cached: an operator sees their change at once)."""
+    with _connection(url) as conn:
+        return lot_status.read_overrides(conn)
+
+
+def override_audit(url: str, limit: int) -> pd.DataFrame:
+    """Return the latest override changes, newest first."""
+    return _read(url, lot_status.audit_log, None, limit)
+
+
+def set_override(url: str, override: StatusOverride) -> None:
+    """Record an operator's override from the dashboard (audited with who and when)."""
+    with _connection(url) as conn:
+        lot_status.set_override(conn, override, "dashboard")
+
+
+def clear_override(url: str, lot_id: str, actor: str, reason: str, at: datetime) -> None:
+    """Drop a lot's override from the dashboard (audited)."""
+    with _connection(url) as conn:
+        lot_status.clear_override(conn, lot_id, actor, reason, "dashboard", at)

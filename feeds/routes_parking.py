@@ -19,6 +19,7 @@ from feeds.model import HORIZONS_MIN, LotView
 from feeds.negotiate import MEDIA_TYPES, Format, choose
 from feeds.runtime import Runtime, require_ready
 from feeds.schemas import History, Lot, LotForecastDocument, LotPage, LtaPage, documented
+from streetsense.hours import OpeningStatus
 
 router = APIRouter(tags=["parking"])
 LIVE_MAX_AGE: Final = 5
@@ -203,18 +204,26 @@ async def get_forecast(request: Request, lot_id: str) -> Response:
         "lot": lot.id,
         "capacity": lot.capacity,
         "issued_at": formats.iso(issued),
+        "status": lot.status.value,
         "points": [
             {
                 "horizon_min": minutes,
                 "at": formats.iso(issued + timedelta(minutes=minutes)) if issued else None,
                 "available": value,
+                "status": status.value if status else None,
             }
-            for minutes, value in zip(HORIZONS_MIN, lot.forecast.values, strict=True)
+            for minutes, value, status in zip(
+                HORIZONS_MIN, lot.forecast.values, _statuses(lot), strict=True
+            )
         ],
         "reason": lot.forecast.reason,
     }
     modified = runtime.engine.snapshot.lots_modified
     return respond(request, render_json(document), max_age=60, last_modified=modified)
+
+
+def _statuses(lot: LotView) -> tuple[OpeningStatus | None, ...]:
+    return lot.forecast.statuses or (None,) * len(HORIZONS_MIN)
 
 
 @router.get(

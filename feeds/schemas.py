@@ -15,13 +15,53 @@ class Location(BaseModel):
 
 
 class LotForecast(BaseModel):
-    """Free spaces expected ahead; null values carry a reason."""
+    """Free spaces expected ahead; null values carry a reason (a closed lot has none)."""
 
     available_15m: float | None
     available_30m: float | None
     available_60m: float | None
+    status_15m: str | None = Field(None, description="open, closed or unknown at +15 min")
+    status_30m: str | None = None
+    status_60m: str | None = None
     issued_at: str | None = Field(description="when the forecast run was made (RFC 3339)")
     reason: str | None = None
+
+
+class Category(BaseModel):
+    """Capacity and availability of one space category of a lot."""
+
+    category: str = Field(
+        description="general, disabled, ev_charging, women, family, car_sharing, motorcycle, "
+        "bus or truck"
+    )
+    capacity: int
+    available: int | None = Field(
+        description="free spaces; null when no sensor watches them or the lot is closed"
+    )
+    occupied: int | None
+
+
+class Facts(BaseModel):
+    """Static facts from the registry; null where it says nothing."""
+
+    operator: str | None
+    address: str | None
+    entrances: list[list[float]] | None = Field(description="[lon, lat] points")
+    max_height_m: float | None
+    park_and_ride: bool | None
+    fee: str | None = Field(description="a summary, e.g. '3 EUR/h, 25 EUR/day'")
+    tariff_url: str | None
+    phone: str | None
+    email: str | None
+
+
+class CheckResult(BaseModel):
+    """A meaning check the lot's counts failed, with the reason."""
+
+    code: str = Field(
+        description="over_capacity, negative_occupancy, counter_disagrees or category_over_capacity"
+    )
+    reason: str
 
 
 class Lot(BaseModel):
@@ -33,7 +73,10 @@ class Lot(BaseModel):
     area: str
     location: Location
     capacity: int
-    available: int | None = Field(description="free spaces; null until a sensor reported")
+    available: int | None = Field(
+        description="free spaces; null until a sensor reported, and null while the lot is "
+        "closed (a closed lot is not full)"
+    )
     occupied: int | None
     occupancy: float | None = Field(description="occupied share of capacity, 0-1")
     trend: str | None = Field(description="filling, emptying or steady vs 15 minutes ago")
@@ -42,6 +85,14 @@ class Lot(BaseModel):
         description="true when neither a reading nor any message from the lot's sensors arrived "
         "within feeds.stale_after_s (or no sensor has reported yet)"
     )
+    status: str = Field(description="open, closed or unknown")
+    status_source: str = Field(description="opening_hours or operator (an override)")
+    status_reason: str
+    status_until: str | None = Field(description="when the status next changes, if known")
+    opening_hours: str | None = Field(description="OpenStreetMap opening_hours; null: 24/7")
+    categories: list[Category] = Field(description="empty when the lot has no categories")
+    facts: Facts
+    checks: list[CheckResult]
     forecast: LotForecast
     distance_m: float | None = Field(None, description="only with `near`")
 
@@ -79,11 +130,12 @@ class History(BaseModel):
 
 
 class ForecastPoint(BaseModel):
-    """Free spaces expected at one horizon."""
+    """Free spaces expected at one horizon (none while the lot is closed then)."""
 
     horizon_min: int
     at: str | None
     available: float | None
+    status: str | None = Field(description="open, closed or unknown at that time")
 
 
 class LotForecastDocument(BaseModel):
@@ -91,6 +143,7 @@ class LotForecastDocument(BaseModel):
 
     lot: str
     capacity: int
+    status: str
     issued_at: str | None
     points: list[ForecastPoint]
     reason: str | None

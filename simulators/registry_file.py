@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from simulators.city import City, SimLot, SimSegment
+from simulators.city import Character, City, SimLot, SimSegment
 from streetsense.registry import LotKind, Registry, parse_registry
 
 Table = Mapping[str, object]
@@ -28,19 +28,26 @@ def registry_tables(city: City) -> dict[str, list[dict[str, object]]]:
     return tables
 
 
+# Garages by the shops and the stadium close at night; the others are open at all times.
+NIGHT_CLOSING: dict[Character, str] = {
+    Character.RETAIL: "Mo-Sa 07:00-22:00; Su 10:00-18:00",
+    Character.VENUE: "Mo-Su 08:00-24:00",
+}
+
+
 def _add_lot(tables: dict[str, list[dict[str, object]]], site: str, lot: SimLot) -> None:
-    tables["lot"].append(
-        {
-            "id": lot.id,
-            "site": site,
-            "name": lot.name,
-            "kind": lot.kind.value,
-            "capacity": lot.capacity,
-            "lat": lot.lat,
-            "lon": lot.lon,
-            "area": lot.area,
-        }
-    )
+    entry: dict[str, object] = {
+        "id": lot.id,
+        "site": site,
+        "name": lot.name,
+        "kind": lot.kind.value,
+        "capacity": lot.capacity,
+        "lat": lot.lat,
+        "lon": lot.lon,
+        "area": lot.area,
+        **_details(lot),
+    }
+    tables["lot"].append(entry)
     on_street = lot.kind is LotKind.ON_STREET
     device: dict[str, object] = {
         "id": lot.device_id,
@@ -51,11 +58,45 @@ def _add_lot(tables: dict[str, list[dict[str, object]]], site: str, lot: SimLot)
         "lon": lot.lon,
     }
     tables["device"].append(device)
-    for sensor in lot.sensors:
+    for index, sensor in enumerate(lot.sensors):
         spot_id = f"{lot.id}-{sensor}"
-        tables["spot"].append(
-            {"id": spot_id, "lot": lot.id, "device": lot.device_id, "sensor": sensor}
-        )
+        spot: dict[str, object] = {
+            "id": spot_id, "lot": lot.id, "device": lot.device_id, "sensor": sensor,
+        }  # fmt: skip
+        category = _kerb_categories(lot).get(index)
+        if category:
+            spot["category"] = category
+        tables["spot"].append(spot)
+
+
+def _kerb_categories(lot: SimLot) -> dict[int, str]:
+    """A kerbside zone's first space is for disabled drivers, its second charges EVs (from 16)."""
+    found = {0: "disabled"}
+    if len(lot.sensors) >= 16:
+        found[1] = "ev_charging"
+    return found
+
+
+def _details(lot: SimLot) -> dict[str, object]:
+    """Space categories, hours and facts of a lot, as a city would register them."""
+    if lot.kind is LotKind.ON_STREET:
+        kerb = _kerb_categories(lot).values()
+        return {"spaces": {category: 1 for category in kerb}}
+    details: dict[str, object] = {
+        "spaces": {
+            "disabled": max(2, lot.capacity // 50),
+            "ev_charging": lot.capacity // 20,
+            "family": lot.capacity // 60,
+        },
+        "operator": "Streetsense City Parking",
+        "fee": "2.50 EUR/h, 20 EUR/day",
+        "max_height_m": 2.1,
+        "park_and_ride": lot.character is Character.OFFICE and lot.area == "harbour",
+    }
+    hours = NIGHT_CLOSING.get(lot.character)
+    if hours:
+        details["opening_hours"] = hours
+    return details
 
 
 def _add_segment(
@@ -119,6 +160,8 @@ def _value(value: object) -> str:
         return json.dumps(value, ensure_ascii=False)
     if isinstance(value, list):
         return "[" + ", ".join(_value(item) for item in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{key} = {_value(item)}" for key, item in value.items()) + " }"
     raise TypeError(f"cannot write {type(value).__name__} into the registry file")
 
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import streamlit as st
 
-from dashboard import charts, controls, data, tables
+from dashboard import access, charts, controls, data, lot_status, tables
+from streetsense.errors import RegistryError
+from streetsense.hours import OpeningStatus
+from streetsense.lot_status import StatusOverride
 
 PRESSURE = 0.85
 AHEAD = timedelta(days=1)
@@ -73,3 +76,47 @@ with heat:
 with compare:
     st.subheader("Comparison")
     st.altair_chart(charts.lot_comparison(summary), width="stretch")
+
+# --- Opening status and spaces per category; an operator closes or opens a lot ---
+st.subheader("Opening status and spaces")
+now = datetime.now(UTC)
+status = lot_status.status_table(
+    data.lot_details(url, lot_ids), data.category_now(url, lot_ids), lots_now,
+    data.overrides(url), now, zone, settings.city.country,
+)  # fmt: skip
+st.dataframe(status, hide_index=True, column_config=lot_status.STATUS_COLUMNS)
+for row in status.itertuples(index=False):
+    if row.spaces:
+        st.caption(f"{row.name}: {row.spaces}")
+st.caption(
+    "A closed lot shows no free count: it is closed, not full. Opening hours come from the "
+    "registry (OpenStreetMap syntax, in the city's time zone); an operator's decision below "
+    "overrides them until it ends or is cleared."
+)
+
+with st.expander("Close or open a lot (operators)"):
+    target = st.selectbox(
+        "Lot", lot_ids, format_func=lambda lot: names.get(lot, lot), key="override_lot"
+    )
+    action = st.radio(
+        "Action", ["Close", "Open", "Clear override"], horizontal=True, key="override_action"
+    )
+    reason = st.text_input(
+        "Reason (published with the status: no personal data)", key="override_reason"
+    )
+    hours = st.number_input(
+        "For how many hours (0: until cleared)", 0.0, 24.0 * 366, 0.0, 0.5, key="override_hours"
+    )
+    actor = access.signed_in_as() or st.text_input("Your name (audited)", key="override_by")
+    if st.button("Apply", key="override_apply"):
+        try:
+            if action == "Clear override":
+                data.clear_override(url, target, actor, reason or "override cleared", now)
+            else:
+                decided = OpeningStatus.CLOSED if action == "Close" else OpeningStatus.OPEN
+                until = now + timedelta(hours=hours) if hours else None
+                data.set_override(url, StatusOverride(target, decided, reason, actor, now, until))
+            st.success(f"{names.get(target, target)}: {action.lower()} recorded by {actor}")
+        except RegistryError as exc:
+            st.error(str(exc))
+    st.dataframe(data.override_audit(url, 20), hide_index=True)

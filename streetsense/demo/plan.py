@@ -6,12 +6,14 @@ The rooms own their commands; this module only knows their names and arguments.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Final
 
 from streetsense.demo.supervisor import ChildSpec, streetsense_command
 
 CATCH_UP_WALL_S: Final = 120.0
+CLOSURE: Final = timedelta(minutes=30)
 MAX_CATCH_UP_S: Final = 12 * 3_600
 
 
@@ -105,6 +107,18 @@ def service_steps(city: CityPlan, feeds_port: int, dashboard_port: int) -> list[
         agents = streetsense_command("simulate", "agents", *_city_args(city), *_agent_args(city))
         steps.append(ChildSpec("agents", agents))
     return steps
+
+
+def closure_step(city: CityPlan, now: datetime | None = None) -> ChildSpec:
+    """An operator closes one kerbside zone for half an hour as the city goes live, so every
+    page and feed shows a closure, and then its end."""
+    lot = f"lot-{min(3, city.lots):03d}"
+    until = (now or datetime.now(UTC)) + CLOSURE
+    argv = streetsense_command(
+        "registry", "close", lot, "--reason", "street event (demo closure)",
+        "--by", "demo operator", "--until", until.isoformat(timespec="seconds"),
+    )  # fmt: skip
+    return ChildSpec("closure", argv)
 
 
 def ingest_step() -> ChildSpec:

@@ -193,6 +193,7 @@ def _run(
     baseline = _first_reading_count(endpoints.metrics, stop) if endpoints.metrics else None
     for spec in plan.service_steps(city, options.feeds_port, options.dashboard_port):
         supervisor.start(spec)
+    supervisor.run(plan.closure_step(city))
     _wait_ready(supervisor, endpoints, stop)
     agents = city.agent_lots + city.agent_segments
     devices = f"devices       {agents} real edge agents (MQTT), the rest simulated"

@@ -309,3 +309,42 @@ def test_export_keeps_the_chosen_resolution_that_charts_would_coarsen(app: Run, 
     lots = [lot for (lot,) in query(city.url, "SELECT lot_id FROM lots ORDER BY lot_id LIMIT 5")]
     [(rows,)] = query(city.url, "SELECT count(*) FROM occupancy_5m WHERE lot_id = ANY(%s)", (lots,))
     assert f"{rows:,} rows" in at.caption[0].value
+
+
+def test_parking_says_what_is_free_per_category_and_an_operator_can_close_a_lot(
+    app: Run, city: City
+) -> None:
+    at = app("parking")
+    street = [lot for (lot,) in query(city.url, "SELECT lot_id FROM lots WHERE kind = "
+                                      "'on_street' ORDER BY lot_id")]  # fmt: skip
+    lot = street[0]
+    at.multiselect(key="lots").set_value([lot]).run()
+    status = at.dataframe[1].value.set_index("lot_id")
+    assert status.loc[lot, "status"] == "open"
+    # the zone's first space is for disabled drivers: its sensor's latest state says it all
+    (taken,) = query(
+        city.url,
+        "SELECT r.value FROM spots s JOIN LATERAL (SELECT value FROM readings WHERE "
+        "device_id = s.device_id AND kind = 'occupied' AND sub_id = s.sensor ORDER BY "
+        "observed_at DESC LIMIT 1) r ON true WHERE s.lot_id = %s AND s.category = 'disabled'",
+        (lot,),
+    )[0]
+    free = 1 - int(taken)
+    expected = f"{free} disabled {'space' if free == 1 else 'spaces'} free"
+    assert expected in status.loc[lot, "spaces"]
+    assert any(expected in caption.value for caption in at.caption)
+    at.radio(key="override_action").set_value("Close").run()
+    at.text_input(key="override_reason").input("burst water main").run()
+    at.text_input(key="override_by").input("K. Planner").run()
+    at.button(key="override_apply").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    closed = at.dataframe[1].value.set_index("lot_id")
+    at.run()  # the table above was drawn before the button's action: a rerun shows it
+    closed = at.dataframe[1].value.set_index("lot_id")
+    assert closed.loc[lot, "status"] == "closed" and closed.loc[lot, "reason"] == "burst water main"
+    assert closed.loc[lot, "free"] is None or closed.loc[lot, "free"] != closed.loc[lot, "free"]
+    assert "disabled: closed" in closed.loc[lot, "spaces"]
+    audit = query(city.url, "SELECT actor, via, status, reason FROM lot_status_audit "
+                            "WHERE lot_id = %s", (lot,))  # fmt: skip
+    assert audit == [("K. Planner", "dashboard", "closed", "burst water main")]
+    query(city.url, "DELETE FROM lot_status_overrides WHERE lot_id = %s RETURNING lot_id", (lot,))

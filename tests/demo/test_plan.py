@@ -60,3 +60,13 @@ def test_speed_below_one_is_refused() -> None:
     for text in ("0.5", "0", "-3", "fast", "nan"):
         with pytest.raises(argparse.ArgumentTypeError, match="at least 1"):
             parse_speed(text)
+
+
+def test_an_operator_closes_a_lot_for_half_an_hour_as_the_city_goes_live() -> None:
+    from datetime import UTC, datetime
+
+    now = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+    argv = plan.closure_step(_city(), now).argv
+    assert argv[argv.index("registry") + 1 :][:2] == ["close", "lot-003"]
+    assert _option(argv, "--until") == "2026-12-07T12:30:00+00:00"
+    assert _option(argv, "--by") == "demo operator"

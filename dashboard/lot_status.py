@@ -1,0 +1,81 @@
+"""Pure shaping for the Parking page's status table: opening status and free spaces per category."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, Final
+
+import pandas as pd
+import streamlit as st
+
+from streetsense.lot_status import Override, lot_status
+
+STATUS_COLUMNS: Final = {
+    "decided_by": st.column_config.TextColumn("decided by"),
+    "free": st.column_config.NumberColumn("free now", format="%d"),
+    "spaces": st.column_config.TextColumn("spaces per category"),
+}
+
+
+def status_table(
+    details: pd.DataFrame,
+    categories: pd.DataFrame,
+    lots_now: pd.DataFrame,
+    overrides: Mapping[str, Override],
+    now: datetime,
+    timezone: str,
+    country: str,
+) -> pd.DataFrame:
+    """Return one row per lot: status, what decided it, free spaces, and per category free.
+
+    A closed lot shows no free count: it is closed, not full.
+    """
+    occupied = dict(zip(lots_now["lot_id"], lots_now["occupied"], strict=True))
+    rows: list[dict[str, Any]] = []
+    for lot in details.itertuples(index=False):
+        found = lot_status(lot.opening_hours, overrides.get(lot.lot_id), now, timezone, country)
+        closed = found.status.value == "closed"
+        taken = occupied.get(lot.lot_id)
+        free = (
+            None
+            if closed or taken is None or pd.isna(taken)
+            else max(0, lot.capacity - round(taken))
+        )
+        rows.append(
+            {
+                "lot_id": lot.lot_id,
+                "name": lot.name,
+                "status": found.status.value,
+                "decided_by": found.source.value,
+                "reason": found.reason,
+                "free": free,
+                "spaces": free_by_category(lot.lot_id, lot.spaces, categories, closed),
+            }
+        )
+    return pd.DataFrame(rows, columns=["lot_id", "name", "status", "decided_by", "reason",
+                                       "free", "spaces"])  # fmt: skip
+
+
+def free_by_category(
+    lot_id: str, spaces: dict[str, int], categories: pd.DataFrame, closed: bool
+) -> str:
+    """Say what is free per category in words, e.g. "2 disabled spaces free, 1 of 1 sensed".
+
+    Categories no sensor watches say so instead of guessing.
+    """
+    if not spaces:
+        return ""
+    sensed = categories[categories["lot_id"] == lot_id].set_index("category")
+    parts = []
+    for category, capacity in spaces.items():
+        label = category.replace("_", " ")
+        if closed:
+            parts.append(f"{label}: closed")
+        elif category in sensed.index and sensed.loc[category, "reporting"] >= capacity:
+            free = max(0, capacity - int(sensed.loc[category, "occupied"]))
+            noun = "space" if free == 1 else "spaces"
+            parts.append(f"{free} {label} {noun} free")
+        else:
+            parts.append(f"{capacity} {label} (not sensed)")
+    return ", ".join(parts)
