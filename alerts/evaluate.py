@@ -124,7 +124,7 @@ def traffic_incident(params: Any, snap: Snapshot) -> Iterator[Candidate]:
         return out
 
     data = snap.intervals
-    band, run_id = snap.speed_band
+    band, run_id = snap.speed_band(int(params["intervals"]))
     step_h = STEP.total_seconds() / 3600.0
     flags = detect(
         matrix(data, "mean_speed"), matrix(band, "lo80"),

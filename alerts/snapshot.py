@@ -66,10 +66,10 @@ class Snapshot:
         end = self.last_bucket + STEP
         return alerts_inputs.segment_intervals(self.conn, end - STEP * MAX_INTERVALS, end)
 
-    @cached_property
-    def speed_band(self) -> tuple[Columns, int | None]:
-        """Speed forecasts for the same intervals (and the run they come from)."""
-        buckets = [self.last_bucket - STEP * k for k in range(MAX_INTERVALS)]
+    def speed_band(self, intervals: int) -> tuple[Columns, int | None]:
+        """Speed forecasts for the last `intervals` intervals, all from the newest run whose
+        data ended before the first of them (and that run's id; None: no forecast yet)."""
+        buckets = [self.last_bucket - STEP * k for k in range(intervals)]
         return alerts_inputs.forecast_band(self.conn, "speed", buckets)
 
     @cached_property

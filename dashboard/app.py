@@ -17,6 +17,7 @@ navigation = st.navigation(
         st.Page("app_pages/forecast_quality.py", title="Forecast quality",
                 icon=":material/query_stats:"),
         st.Page("app_pages/devices.py", title="Sensors and devices", icon=":material/sensors:"),
+        st.Page("app_pages/alerts.py", title="Alerts", icon=":material/notifications:"),
         st.Page("app_pages/export.py", title="Export", icon=":material/download:"),
     ]
 )  # fmt: skip

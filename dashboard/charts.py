@@ -29,8 +29,11 @@ def ramp(value: float | None, *, good_high: bool) -> list[int]:
     return [red, green, 60, 200]
 
 
-def city_map(lots_now: pd.DataFrame, segments_now: pd.DataFrame) -> pdk.Deck:
-    """Map lots coloured by occupancy and segments by speed relative to free flow."""
+def city_map(
+    lots_now: pd.DataFrame, segments_now: pd.DataFrame, alerts: pd.DataFrame | None = None
+) -> pdk.Deck:
+    """Map lots coloured by occupancy and segments by speed relative to free flow; places
+    with active alerts get a ring in their most severe alert's colour."""
     lots = lots_now.assign(
         color=[ramp(v, good_high=False) for v in lots_now["occupancy"]],
         radius=(lots_now["capacity"].astype(float) ** 0.5) * 8 + 20,
@@ -49,10 +52,27 @@ def city_map(lots_now: pd.DataFrame, segments_now: pd.DataFrame) -> pdk.Deck:
                   pickable=True, stroked=True, get_line_color=[40, 40, 40],
                   line_width_min_pixels=1),
     ]  # fmt: skip
+    if alerts is not None and not alerts.empty:
+        layers.append(_alert_layer(alerts))
     view = _view(lots, paths)
     # Carto's light basemap needs no token; offline, the lots and roads still draw on blank.
     return pdk.Deck(layers=layers, initial_view_state=view, tooltip={"text": "{label}"},
                     map_style="light")  # fmt: skip
+
+
+ALERT_COLOURS = {"critical": [200, 0, 0], "warning": [240, 130, 0], "info": [30, 100, 220]}
+
+
+def _alert_layer(alerts: pd.DataFrame) -> pdk.Layer:
+    rings = alerts.dropna(subset=["lon", "lat"]).assign(
+        color=[ALERT_COLOURS.get(s, [120, 120, 120]) for s in alerts.dropna(
+            subset=["lon", "lat"])["severity"]],
+        label=[f"{n} alert(s): {s}" for n, s in alerts.dropna(subset=["lon", "lat"])[
+            ["alerts", "summary"]].itertuples(index=False)],
+    )[["lon", "lat", "color", "label"]]  # fmt: skip
+    return pdk.Layer("ScatterplotLayer", rings, id="alerts", get_position=["lon", "lat"],
+                     get_radius=60, radius_min_pixels=9, filled=False, stroked=True,
+                     get_line_color="color", line_width_min_pixels=3, pickable=True)  # fmt: skip
 
 
 def _coordinates(raw: Any) -> list[list[float]]:

@@ -16,7 +16,15 @@ import psycopg
 import streamlit as st
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from store import dashboard_forecasts, dashboard_ops, dashboard_parking, dashboard_reads, lot_status
+from store import alerts as alert_store
+from store import (
+    alerts_reads,
+    dashboard_forecasts,
+    dashboard_ops,
+    dashboard_parking,
+    dashboard_reads,
+    lot_status,
+)
 from store.dashboard_reads import Table
 from store.db import describe_url
 from streetsense.config import Settings, load_settings
@@ -243,6 +251,45 @@ def backtests(url: str, stream: str) -> pd.DataFrame:
 def chosen_models(url: str, stream: str) -> pd.DataFrame:
     """Return the model chosen for each series by the stream's latest run."""
     return _read(url, dashboard_forecasts.chosen_models, stream)
+
+
+@st.cache_data(ttl=NOW_TTL_S, max_entries=8, show_spinner=False)
+def active_alerts(url: str, limit: int) -> pd.DataFrame:
+    """Return firing and acknowledged alerts, firing and most severe first."""
+    return _read(url, alerts_reads.active, limit)
+
+
+@st.cache_data(ttl=NOW_TTL_S, max_entries=16, show_spinner=False)
+def alert_history(url: str, limit: int, since: datetime) -> pd.DataFrame:
+    """Return alerts that fired since a time, newest first."""
+    return _read(url, alerts_reads.history, limit, since)
+
+
+@st.cache_data(ttl=NOW_TTL_S, max_entries=16, show_spinner=False)
+def alert_rule_counts(url: str, since: datetime) -> pd.DataFrame:
+    """Return per rule the alerts fired, active, acknowledged and their mean time open."""
+    return _read(url, alerts_reads.rule_counts, since)
+
+
+@st.cache_data(ttl=NOW_TTL_S, max_entries=64, show_spinner=False)
+def alert_events(url: str, alert_id: int) -> pd.DataFrame:
+    """Return one alert's transitions."""
+    return _read(url, alerts_reads.events, alert_id)
+
+
+@st.cache_data(ttl=NOW_TTL_S, max_entries=8, show_spinner=False)
+def alerts_on_map(url: str) -> pd.DataFrame:
+    """Return the places (lots, segments) with active alerts and their position."""
+    return _read(url, alerts_reads.on_map)
+
+
+def acknowledge(url: str, alert_id: int, by: str, note: str, at: datetime) -> bool:
+    """Acknowledge an alert (not cached); return False when it was no longer firing."""
+    with _connection(url) as conn:
+        done = alert_store.acknowledge(conn, alert_id, by, note, at)
+    for reader in (active_alerts, alert_history, alert_rule_counts, alert_events, alerts_on_map):
+        reader.clear()
+    return done
 
 
 def page_context() -> tuple[str, Settings]:

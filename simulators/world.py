@@ -18,6 +18,7 @@ from simulators.demand import (
     parking_profile,
     traffic_profile,
 )
+from simulators.incidents import Incident, capacity_factors
 from simulators.parking import LotCounters, SpotChains, rates
 from simulators.traffic import SegmentQueues, lane_split
 from streetsense.readings import Reading, epoch_to_datetime
@@ -81,9 +82,15 @@ class CitySimulation:
     """The city advanced in chunks; the same seed and start give the same readings."""
 
     def __init__(
-        self, city: City, calendar: Calendar, start: float, cadence: Cadence | None = None
+        self,
+        city: City,
+        calendar: Calendar,
+        start: float,
+        cadence: Cadence | None = None,
+        incidents: tuple[Incident, ...] = (),
     ) -> None:
         self.city = city
+        self.incidents = incidents
         self.calendar = calendar
         self.cadence = cadence or Cadence()
         step = self.cadence.parking_step_s
@@ -228,6 +235,9 @@ class CitySimulation:
         if starts.size == 0:
             return []
         demand, capacity = segment_demand(self.city, self.calendar, starts + every / 2)
+        if self.incidents:
+            ids = [s.id for s in self.city.segments]
+            capacity = capacity * capacity_factors(starts, every, ids, self.incidents)
         limits = np.array([s.speed_limit_kmh * 1.02 for s in self.city.segments])
         intervals = self.queues.advance(demand, capacity, limits[None, :], every)
         readings: list[Reading] = []

@@ -39,10 +39,12 @@ def render_now() -> None:
         "Sensors offline", f"{int(kpis['devices_offline'])}",
         help=f"of {int(kpis['devices'])} active devices, including never seen",
     )  # fmt: skip
-    st.pydeck_chart(charts.city_map(lots_now, segments_now), height=480)
+    alerts = data.alerts_on_map(url)
+    st.pydeck_chart(charts.city_map(lots_now, segments_now, alerts), height=480)
     st.caption(
         "Lots: green empty to red full (grey: no data). Roads: green at the speed limit to "
-        f"red at standstill. Refreshed every {REFRESH_S} s."
+        f"red at standstill. Rings: active alerts ({len(alerts)} places; see Alerts). "
+        f"Refreshed every {REFRESH_S} s."
     )
     fullest, slowest = st.columns(2)
     with fullest:

@@ -49,7 +49,11 @@ def test_city_now_kpis_and_map_show_what_the_rollups_and_device_state_say(
     assert number(shown["Segments congested"]) == congested
     assert number(shown["Sensors offline"]) == len(city.filled.offline)
     [deck] = at.get("deck_gl_json_chart")
-    layers = {layer["@@type"]: layer for layer in json.loads(deck.proto.json)["layers"]}
+    layers = {
+        layer["@@type"]: layer
+        for layer in json.loads(deck.proto.json)["layers"]
+        if layer.get("id") != "alerts"  # tests/dashboard/test_alerts_page.py checks those
+    }
     [(lots, segments)] = query(
         city.url, "SELECT (SELECT count(*) FROM lots), (SELECT count(*) FROM segments)"
     )

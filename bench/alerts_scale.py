@@ -1,0 +1,194 @@
+"""One alert evaluation over a large city: 2,000 lots, 5,000 segments, 20,000 devices.
+
+Builds the city in a scratch database (registry, six hours of spot events, one hour of
+traffic, device health, a speed forecast run and an occupancy-rate run), then times
+`alerts.engine.run_once` with every default rule: the first evaluation (which opens the
+alerts of the stuck, low and silent devices), steady evaluations (nothing changes), and a
+storm (a district's devices go silent at once). The baseline is reading the inputs alone
+(`Snapshot` with every rule's query), so the lifecycle's share shows.
+
+    nice -n 10 .venv/bin/python bench/alerts_scale.py [--lots 2000] [--segments 5000]
+        [--devices 20000] [--repeat 5]
+
+Needs PostgreSQL ($STREETSENSE_TEST_DATABASE_URL, default postgres@127.0.0.1:5432).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import psycopg
+
+from alerts.engine import run_once
+from alerts.evaluate import evaluate
+from alerts.rules import load_rules
+from alerts.snapshot import Snapshot
+from store import rollups
+from store.device_state import DeviceStateUpdate, upsert_device_state
+from store.forecasts import Run, write_run
+from store.registry import store_registry
+from store.writes import write_readings
+from streetsense.config import load_settings, with_overrides
+from streetsense.readings import Reading
+from streetsense.registry import parse_registry
+from tests.support.scratch import scratch_database
+
+SPOTS = 10
+AREAS = ("old-town", "business", "harbour", "riverside", "north", "stadium")
+
+
+def registry(
+    lots: int, segments: int, devices: int
+) -> tuple[dict[str, list[dict[str, object]]], list[str]]:
+    """Return registry entries: half the lots with spot gateways, half with counters, one
+    counter per segment, and lamps for the remaining devices."""
+    site = "bench"
+    e: dict[str, list[dict[str, object]]] = {"site": [{"id": site, "name": "Bench"}], "lot": [],
+                                             "device": [], "spot": [], "segment": []}  # fmt: skip
+    for i in range(lots):
+        street = i % 2 == 0
+        e["lot"].append({"id": f"lot{i}", "site": site, "name": f"Lot {i}", "area": AREAS[i % 6],
+                         "kind": "on_street" if street else "off_street",
+                         "capacity": SPOTS if street else 200, "lat": 56.0, "lon": 10.0})  # fmt: skip
+        kind = "parking" if street else "counter"
+        e["device"].append({"id": f"p{i}", "site": site, "kind": kind, "lot": f"lot{i}"})
+        if street:
+            e["spot"] += [{"id": f"l{i}s{j}", "lot": f"lot{i}", "device": f"p{i}",
+                           "sensor": f"s{j}"} for j in range(SPOTS)]  # fmt: skip
+    for i in range(segments):
+        e["segment"].append({"id": f"seg{i}", "site": site, "name": f"Road {i}",
+                             "area": AREAS[i % 6], "speed_limit_kmh": 50, "capacity_vph": 1800,
+                             "coordinates": [[10.0, 56.0], [10.01, 56.0]]})  # fmt: skip
+        e["device"].append({"id": f"t{i}", "site": site, "kind": "traffic", "segment": f"seg{i}"})
+    for i in range(max(devices - lots - segments, 0)):
+        e["device"].append({"id": f"lamp{i}", "site": site, "kind": "light",
+                            "segment": f"seg{i % segments}"})  # fmt: skip
+    return e, [str(d["id"]) for d in e["device"]]
+
+
+def fill(conn: psycopg.Connection, args: argparse.Namespace, now: datetime) -> list[str]:
+    """Store the city and its recent data; return the device ids."""
+    entries, ids = registry(args.lots, args.segments, args.devices)
+    store_registry(conn, parse_registry(entries), "bench")
+    conn.commit()
+    rng = np.random.default_rng(1)
+    readings: list[Reading] = []
+    received: list[datetime] = []
+    for i in range(0, args.lots, 2):  # six hours of spot events and hourly heartbeats
+        for j in range(SPOTS):
+            stuck = i % 50 == 0 and j == 0
+            for minute in range(0, 360, 60 if stuck else 45):
+                at = now - timedelta(minutes=360 - minute)
+                value = 1.0 if stuck else float(rng.integers(0, 2))
+                readings.append(Reading(f"p{i}", "occupied", at, value, f"s{j}"))
+                received.append(at)
+    for i in range(1, args.lots, 2):
+        at = now - timedelta(minutes=2)
+        readings.append(Reading(f"p{i}", "occupied_spaces", at, float(rng.integers(0, 210))))
+        received.append(at)
+    step = timedelta(minutes=5)
+    last = datetime.fromtimestamp(now.timestamp() // 300 * 300, UTC) - step
+    for i in range(args.segments):  # one hour of traffic, two lanes
+        for k in range(12):
+            at = last - step * k
+            for lane in ("l1", "l2"):
+                readings += [Reading(f"t{i}", "vehicle_count", at, float(rng.poisson(60)), lane),
+                             Reading(f"t{i}", "mean_speed", at, float(rng.normal(45, 4)), lane),
+                             Reading(f"t{i}", "detector_occupancy", at, float(rng.uniform(5, 15)),
+                                     lane)]  # fmt: skip
+                received += [at + step] * 3
+    with conn.transaction():
+        write_readings(conn, readings, received)
+    conn.autocommit = True
+    settings = with_overrides(load_settings(None, environ={}), database={"timescale": "off"})
+    rollups.refresh(conn, settings, until=now, since=now - timedelta(hours=7))
+    conn.autocommit = False
+    health = []
+    for n, device in enumerate(ids):
+        status = {"battery": 3.0 if n % 400 == 0 else 3.9, "buffer_depth": float(n % 7),
+                  "buffer_dropped": 0.0}  # fmt: skip
+        health.append(DeviceStateUpdate(device, "bench", now - timedelta(minutes=1), True,
+                                        now - timedelta(minutes=1), status, now, 1, 0))  # fmt: skip
+    with conn.transaction():
+        upsert_device_state(conn, health)
+    data_end = last - step
+    speed_ids = [f"seg{i}" for i in range(args.segments)]
+    mean = np.full((args.segments, 36), 45.0)
+    with conn.transaction():
+        write_run(conn, Run("speed", 300, now, data_end - timedelta(days=28), data_end, 36,
+                            "bench"), speed_ids, mean, mean - 8, mean + 8, ["bench"] * args.segments)  # fmt: skip
+        lot_ids = [f"lot{i}" for i in range(args.lots)]
+        rate = np.full((args.lots, 96), 0.6)
+        rate_end = datetime.fromtimestamp(now.timestamp() // 900 * 900, UTC)
+        write_run(conn, Run("occupancy_rate", 900, now, rate_end - timedelta(days=28), rate_end,
+                            96, "bench"), lot_ids, rate, rate - 0.1, rate + 0.1,
+                  ["bench"] * args.lots)  # fmt: skip
+    conn.commit()
+    return ids
+
+
+def silence(conn: psycopg.Connection, devices: list[str], at: datetime) -> None:
+    """Mark devices last seen at `at` (and every other one seen just now)."""
+    with conn.transaction():
+        conn.execute(
+            "UPDATE device_state SET last_seen_at = %s WHERE device_id = ANY(%s)", (at, devices)
+        )
+
+
+def main() -> int:
+    """Build the city, time the evaluations, print JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lots", type=int, default=2000)
+    parser.add_argument("--segments", type=int, default=5000)
+    parser.add_argument("--devices", type=int, default=20000)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    rules = load_rules(None)
+    now = datetime.now(UTC).replace(microsecond=0)
+    with scratch_database("ss_bench_alerts") as url, psycopg.connect(url) as conn:
+        built = time.perf_counter()
+        ids = fill(conn, args, now)
+        print(f"city built in {time.perf_counter() - built:.0f} s", file=sys.stderr)
+        with psycopg.connect(url, autocommit=True) as run_conn:
+            reads = []
+            for _ in range(args.repeat):
+                started = time.perf_counter()
+                with run_conn.transaction():
+                    snap = Snapshot(run_conn, now)
+                    for rule in rules.rules:
+                        evaluate(rule, snap)
+                reads.append(time.perf_counter() - started)
+            first = run_once(run_conn, rules, now, "UTC")
+            steady = [run_once(run_conn, rules, now + timedelta(seconds=k + 1), "UTC").seconds
+                      for k in range(args.repeat)]  # fmt: skip
+            district = [d for d in ids if d.startswith("lamp")][:500]
+            silence(conn, district, now - timedelta(hours=1))
+            storm = run_once(run_conn, rules, now + timedelta(seconds=30), "UTC")
+            outbox = run_conn.execute("SELECT count(*) FROM alert_events").fetchone()
+            active = run_conn.execute(
+                "SELECT rule, count(*) FROM alerts WHERE state = 'firing' GROUP BY 1 ORDER BY 1"
+            ).fetchall()
+    result = {
+        "lots": args.lots, "segments": args.segments, "devices": len(ids),
+        "inputs_only_s_median": round(statistics.median(reads), 3),
+        "first_evaluation_s": round(first.seconds, 3),
+        "steady_evaluation_s_median": round(statistics.median(steady), 3),
+        "steady_evaluation_s_max": round(max(steady), 3),
+        "storm_500_offline_s": round(storm.seconds, 3),
+        "storm_fired": storm.outcomes["device-offline"].fired,
+        "events_total": outbox[0] if outbox else 0,
+        "firing_by_rule": dict(active),
+        "lifecycle_share_of_steady": round(1 - statistics.median(reads) / statistics.median(steady), 3),
+    }  # fmt: skip
+    print(json.dumps(result, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
