@@ -8,7 +8,7 @@ import json
 import logging
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Final
 
@@ -47,6 +47,7 @@ class Delivered:
     sent: int = 0
     failed: int = 0
     waiting: int = 0  # channels still in their backoff
+    by_channel: dict[str, int] = field(default_factory=dict)  # sent per channel
 
 
 def deliver(
@@ -64,6 +65,7 @@ def deliver(
     """
     rng = rng or random.Random()  # noqa: S311 - jitter, not security
     sent = failed = waiting = 0
+    by_channel: dict[str, int] = {}
     publisher: Publisher | None = None
     try:
         for name in store.pending_channels(conn):
@@ -81,10 +83,12 @@ def deliver(
             finally:
                 store.release_channel_lock(conn, name)
             sent, failed, waiting = sent + s, failed + f, waiting + w
+            if s:
+                by_channel[name] = s
     finally:
         if publisher is not None:
             publisher.close()
-    return Delivered(sent, failed, waiting)
+    return Delivered(sent, failed, waiting, by_channel)
 
 
 def _deliver_channel(

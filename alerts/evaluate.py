@@ -16,7 +16,7 @@ import numpy as np
 
 from alerts.incidents import IncidentParams, detect
 from alerts.rules import Rule, Scope
-from alerts.snapshot import MAX_INTERVALS, STEP, Snapshot
+from alerts.snapshot import STEP, Snapshot
 from store.alerts_inputs import Columns
 
 
@@ -111,20 +111,20 @@ def traffic_incident(params: Any, snap: Snapshot) -> Iterator[Candidate]:
     """A segment slow below its speed band, or collapsed, for `intervals` intervals in a row."""
     segs = snap.segments
     ids = list(segs["id"])
-    n, k = len(ids), MAX_INTERVALS
+    k = int(params["intervals"])
     row_of = {segment: i for i, segment in enumerate(ids)}
     first = snap.last_bucket.timestamp() - (k - 1) * STEP.total_seconds()
 
     def matrix(cols: Columns, name: str) -> np.ndarray:
-        out = np.full((n, k), np.nan)
-        rows = np.array([row_of.get(s, -1) for s in cols["id"]], dtype=np.int64)
+        out = np.full((len(ids), k), np.nan)
+        rows = np.fromiter((row_of.get(s, -1) for s in cols["id"]), np.int64, len(cols["id"]))
         slots = np.rint((cols["at" if "at" in cols else "bucket"] - first) / STEP.total_seconds())
         ok = (rows >= 0) & (slots >= 0) & (slots < k)
         out[rows[ok], slots[ok].astype(np.int64)] = cols[name][ok]
         return out
 
-    data = snap.intervals
-    band, run_id = snap.speed_band(int(params["intervals"]))
+    data = snap.intervals(k)
+    band, run_id = snap.speed_band(k)
     step_h = STEP.total_seconds() / 3600.0
     flags = detect(
         matrix(data, "mean_speed"), matrix(band, "lo80"),
@@ -161,10 +161,10 @@ def stale_data(params: Any, snap: Snapshot) -> Iterator[Candidate]:
             row, True, _age_min(snap, row["data_at"]), _stale_text(row["id"], snap, row["data_at"])
         )
     segs = snap.segments
-    latest = snap.segment_data_at
+    stale = snap.stale_segments(timedelta(minutes=params["after_min"]))
     for i, segment in enumerate(segs["id"]):
-        at = latest.get(segment, np.nan)
-        if not at >= limit:
+        if segment in stale:
+            at = stale[segment]
             text = _stale_text(segment, snap, at)
             yield Candidate("segment", segment, segs["site_id"][i], segs["area"][i], True,
                             _age_min(snap, at), text, segment_id=segment)  # fmt: skip
@@ -254,7 +254,7 @@ def stuck_sensor(params: Any, snap: Snapshot) -> Iterator[Candidate]:
         if (
             not spots["changed"][i]
             and spots["readings"][i] >= params["min_readings"]
-            and changed_per_lot.get(lot_id, 0) >= params["lot_changes"]
+            and changed_per_lot.get(lot_id, 0) >= params["lot_changed"]
         ):
             stuck.setdefault(device, []).append(spots["sub_id"][i] or "(own sensor)")
     devs = snap.devices
@@ -276,7 +276,7 @@ def implausible(params: Any, snap: Snapshot) -> Iterator[Candidate]:
     for row in _rows(lots, over):
         text = f"{row['id']}: {row['occupied']:.0f} occupied, capacity {row['capacity']:.0f}"
         yield _lot(row, True, float(row["occupied"]), text)
-    data = snap.intervals
+    data = snap.intervals(1)
     segs = snap.segments
     cap = dict(zip(segs["id"], segs["capacity_vph"], strict=True))
     latest = data["bucket"] == snap.last_bucket.timestamp()

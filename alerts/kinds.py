@@ -112,7 +112,7 @@ _ALL: Final = (
         "a sensor reporting one value through hours in which the rest of its lot changed",
         hours=Param(6.0, 1.0, 7 * 24.0, "hours without change"),
         min_readings=Param(3.0, 1.0, 1e6, "readings needed to call it stuck"),
-        lot_changes=Param(10.0, 1.0, 1e6, "changes of other sensors in its lot meanwhile"),
+        lot_changed=Param(3.0, 1.0, 1e6, "other sensors of its lot that changed meanwhile"),
     ),
     _kind(
         "implausible",

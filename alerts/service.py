@@ -1,4 +1,10 @@
-"""The alerts service: evaluate the rules every interval, then deliver the outbox."""
+"""The alerts service: refresh the rollups, evaluate the rules, deliver the outbox, export
+metrics; every `alerts.interval_s` until SIGINT/SIGTERM.
+
+The service refreshes the rollups itself (incremental, and serialised with the analytics job's
+refresh by the rollups' own lock), so an interval's data is judged within one alerts interval
+of arriving, not only after the forecast job's next round.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +16,9 @@ import psycopg
 
 from alerts.delivery import Backoff, deliver
 from alerts.engine import run_once
+from alerts.metrics import AlertsMetrics
 from alerts.rules import RuleSet
+from store import rollups
 from streetsense.config import Settings
 from streetsense.errors import ServiceUnavailableError
 from streetsense.lifecycle import StopSignal
@@ -23,12 +31,21 @@ def now_utc() -> datetime:
     return datetime.now(UTC)
 
 
-def one_round(conn: psycopg.Connection, rules: RuleSet, settings: Settings) -> None:
-    """Evaluate once and deliver what is due."""
-    run_once(conn, rules, now_utc(), settings.city.timezone)
+def one_round(
+    conn: psycopg.Connection,
+    rules: RuleSet,
+    settings: Settings,
+    metrics: AlertsMetrics | None = None,
+) -> None:
+    """Refresh the rollups, evaluate once and deliver what is due (autocommit connection)."""
+    rollups.refresh(conn, settings)
+    report = run_once(conn, rules, now_utc(), settings.city.timezone)
     result = deliver(conn, rules, settings, now_utc, Backoff(most_s=settings.alerts.retry_max_s))
     if result.sent or result.failed:
         log.info("delivered %d notifications, %d failed", result.sent, result.failed)
+    if metrics is not None:
+        metrics.record_round(conn, report)
+        metrics.record_delivery(result.by_channel, result.failed)
 
 
 def run_forever(
@@ -38,19 +55,25 @@ def run_forever(
     stop: StopSignal,
 ) -> None:
     """Run rounds every `alerts.interval_s` until a stop; a lost database is reconnected."""
+    metrics = AlertsMetrics()
+    metrics.serve(settings.alerts.metrics_host, settings.alerts.metrics_port)
     conn: psycopg.Connection | None = None
-    while not stop.stopping:
-        try:
-            if conn is None or conn.closed:
-                conn = open_connection()
-            one_round(conn, rules, settings)
-        except (psycopg.OperationalError, ServiceUnavailableError) as exc:
-            log.warning("alerts round failed, retrying next interval: %s", exc)
-            if conn is not None:
-                conn.close()
-            conn = None
-        if stop.wait(settings.alerts.interval_s):
-            break
-    if conn is not None:
-        conn.close()
+    try:
+        while not stop.stopping:
+            try:
+                if conn is None or conn.closed:
+                    conn = open_connection()
+                one_round(conn, rules, settings, metrics)
+            except (psycopg.OperationalError, ServiceUnavailableError) as exc:
+                metrics.failures.inc()
+                log.warning("alerts round failed, retrying next interval: %s", exc)
+                if conn is not None:
+                    conn.close()
+                conn = None
+            if stop.wait(settings.alerts.interval_s):
+                break
+    finally:
+        if conn is not None:
+            conn.close()
+        metrics.close()
     log.info("alerts service stopped")

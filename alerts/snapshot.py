@@ -15,8 +15,6 @@ from streetsense.hours import OpeningStatus
 from streetsense.lot_status import lot_status as resolve_status
 
 STEP: Final = timedelta(minutes=5)
-# How far back a segment's intervals are read: the longest `intervals` a rule may ask for.
-MAX_INTERVALS: Final = 12
 
 
 class Snapshot:
@@ -27,6 +25,7 @@ class Snapshot:
         self.now = now
         self.epoch = now.timestamp()
         self.timezone = timezone
+        self._intervals: dict[int, Columns] = {}
 
     @cached_property
     def closed_lots(self) -> frozenset[str]:
@@ -60,11 +59,14 @@ class Snapshot:
         step = STEP.total_seconds()
         return datetime.fromtimestamp(self.epoch // step * step, UTC) - STEP
 
-    @cached_property
-    def intervals(self) -> Columns:
-        """The last MAX_INTERVALS complete 5-minute intervals of every active segment."""
-        end = self.last_bucket + STEP
-        return alerts_inputs.segment_intervals(self.conn, end - STEP * MAX_INTERVALS, end)
+    def intervals(self, count: int) -> Columns:
+        """Return the last `count` complete 5-minute intervals of every active segment."""
+        if count not in self._intervals:
+            end = self.last_bucket + STEP
+            self._intervals[count] = alerts_inputs.segment_intervals(
+                self.conn, end - STEP * count, end
+            )
+        return self._intervals[count]
 
     def speed_band(self, intervals: int) -> tuple[Columns, int | None]:
         """Speed forecasts for the last `intervals` intervals, all from the newest run whose
@@ -72,11 +74,17 @@ class Snapshot:
         buckets = [self.last_bucket - STEP * k for k in range(intervals)]
         return alerts_inputs.forecast_band(self.conn, "speed", buckets)
 
-    @cached_property
-    def segment_data_at(self) -> dict[str, float]:
-        """Each active segment's newest data time (epoch s) within the last week."""
-        cols = alerts_inputs.segment_latest(self.conn, self.now - timedelta(days=7))
-        return dict(zip(cols["id"].tolist(), cols["data_at"].tolist(), strict=True))
+    def stale_segments(self, after: timedelta) -> dict[str, float]:
+        """Return the active segments without data since `after` ago, with their newest data
+        time (epoch s) within the last week (NaN: none)."""
+        recent = alerts_inputs.segment_latest(self.conn, self.now - after - STEP)
+        fresh = set(recent["id"][recent["data_at"] >= self.epoch - after.total_seconds()])
+        stale = [s for s in self.segments["id"] if s not in fresh]
+        if not stale:
+            return {}
+        older = alerts_inputs.segment_latest(self.conn, self.now - timedelta(days=7), stale)
+        found = dict(zip(older["id"].tolist(), older["data_at"].tolist(), strict=True))
+        return {s: found.get(s, float("nan")) for s in stale}
 
     def clock_suspects(self, window: timedelta) -> dict[str, float]:
         """Return flagged readings per device received within the window."""

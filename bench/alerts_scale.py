@@ -157,12 +157,15 @@ def main() -> int:
         print(f"city built in {time.perf_counter() - built:.0f} s", file=sys.stderr)
         with psycopg.connect(url, autocommit=True) as run_conn:
             reads = []
+            per_rule: dict[str, list[float]] = {}
             for _ in range(args.repeat):
                 started = time.perf_counter()
                 with run_conn.transaction():
                     snap = Snapshot(run_conn, now)
                     for rule in rules.rules:
+                        began = time.perf_counter()
                         evaluate(rule, snap)
+                        per_rule.setdefault(rule.name, []).append(time.perf_counter() - began)
                 reads.append(time.perf_counter() - started)
             first = run_once(run_conn, rules, now, "UTC")
             steady = [run_once(run_conn, rules, now + timedelta(seconds=k + 1), "UTC").seconds
@@ -184,6 +187,8 @@ def main() -> int:
         "storm_fired": storm.outcomes["device-offline"].fired,
         "events_total": outbox[0] if outbox else 0,
         "firing_by_rule": dict(active),
+        "inputs_by_rule_s_median": {k: round(statistics.median(v), 3)
+                                    for k, v in per_rule.items()},
         "lifecycle_share_of_steady": round(1 - statistics.median(reads) / statistics.median(steady), 3),
     }  # fmt: skip
     print(json.dumps(result, indent=1))

@@ -1,6 +1,7 @@
 """What alert rules are evaluated on: one read per subject type, as columns of numpy arrays.
 
 Times come back as epoch seconds (NaN when unknown) so the evaluator compares whole columns.
+Rows come in no particular order: the evaluator places them by id.
 """
 
 from __future__ import annotations
@@ -21,18 +22,21 @@ _FLOAT_TYPES = frozenset({"float8", "float4", "numeric", "int4", "int8", "int2"}
 def _columns(conn: psycopg.Connection, query: str, params: Any = None) -> Columns:
     cur = conn.execute(query, params)
     rows = cur.fetchall()
-    names = [d.name for d in cur.description or ()]
-    types = {d.name: d.type_code for d in cur.description or ()}
+    described = cur.description or ()
+    # Transposed at C speed; numpy turns a None into NaN in a float column.
+    values = list(zip(*rows, strict=True)) if rows else [()] * len(described)
     out: Columns = {}
-    for i, name in enumerate(names):
-        values = [row[i] for row in rows]
-        info = conn.adapters.types.get(types[name])
-        if info is not None and info.name in _FLOAT_TYPES:
-            out[name] = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
-        elif info is not None and info.name == "bool":
-            out[name] = np.array([bool(v) for v in values], dtype=bool)
+    for column, column_values in zip(described, values, strict=True):
+        info = conn.adapters.types.get(column.type_code)
+        kind = info.name if info is not None else ""
+        if kind in _FLOAT_TYPES:
+            out[column.name] = np.array(column_values, dtype=np.float64)
+        elif kind == "bool":
+            out[column.name] = np.array([bool(v) for v in column_values], dtype=bool)
         else:
-            out[name] = np.array(["" if v is None else str(v) for v in values], dtype=object)
+            out[column.name] = np.array(
+                ["" if v is None else str(v) for v in column_values], dtype=object
+            )
     return out
 
 
@@ -48,7 +52,7 @@ def lots(conn: psycopg.Connection) -> Columns:
         "n.occupied, extract(epoch FROM n.observed_at)::float8 AS observed_at, "
         "extract(epoch FROM greatest(n.observed_at, h.heard_at))::float8 AS data_at "
         "FROM lots l LEFT JOIN lot_now n USING (lot_id) LEFT JOIN lot_sensors_heard h "
-        "USING (lot_id) WHERE l.active ORDER BY l.lot_id",
+        "USING (lot_id) WHERE l.active",
     )
 
 
@@ -57,7 +61,7 @@ def segments(conn: psycopg.Connection) -> Columns:
     return _columns(
         conn,
         "SELECT segment_id AS id, site_id, area, capacity_vph, speed_limit_kmh "
-        "FROM segments WHERE active ORDER BY segment_id",
+        "FROM segments WHERE active",
     )
 
 
@@ -67,21 +71,23 @@ def segment_intervals(conn: psycopg.Connection, start: datetime, end: datetime) 
         conn,
         "SELECT f.segment_id AS id, extract(epoch FROM f.bucket)::float8 AS bucket, "
         "f.vehicle_count, f.mean_speed, f.detector_occupancy FROM flow_5m f "
-        "JOIN segments s USING (segment_id) WHERE s.active AND f.bucket >= %s AND f.bucket < %s "
-        "ORDER BY f.segment_id, f.bucket",
+        "JOIN segments s USING (segment_id) WHERE s.active AND f.bucket >= %s AND f.bucket < %s",
         (start, end),
     )
 
 
-def segment_latest(conn: psycopg.Connection, since: datetime) -> Columns:
-    """Return each active segment's newest 5-minute bucket end (epoch s) since `since`."""
+def segment_latest(
+    conn: psycopg.Connection, since: datetime, ids: Sequence[str] | None = None
+) -> Columns:
+    """Return the newest 5-minute bucket end (epoch s) since `since` of each active segment
+    (or of the given ones) that has one."""
     return _columns(
         conn,
         "SELECT f.segment_id AS id, "
         "extract(epoch FROM max(f.bucket) + interval '5 minutes')::float8 AS data_at "
-        "FROM flow_5m f JOIN segments s USING (segment_id) "
-        "WHERE s.active AND f.bucket >= %s GROUP BY f.segment_id",
-        (since,),
+        "FROM flow_5m f JOIN segments s USING (segment_id) WHERE s.active AND f.bucket >= %s "
+        "AND (%s::text[] IS NULL OR f.segment_id = ANY(%s)) GROUP BY f.segment_id",
+        (since, None if ids is None else list(ids), None if ids is None else list(ids)),
     )
 
 
@@ -107,7 +113,7 @@ def forecast_band(
         _columns(
             conn,
             "SELECT series_id AS id, extract(epoch FROM at)::float8 AS at, yhat, lo80, hi80 "
-            "FROM forecasts WHERE run_id = %s AND at = ANY(%s) ORDER BY series_id, at",
+            "FROM forecasts WHERE run_id = %s AND at = ANY(%s)",
             (run_id, list(at)),
         ),
         run_id,
@@ -133,7 +139,7 @@ def fill_forecast(
         "SELECT f.series_id AS id, max(f.lo80) AS lo80, "
         "extract(epoch FROM min(f.at) FILTER (WHERE f.lo80 >= %(above)s))::float8 AS full_at "
         "FROM forecasts f JOIN run USING (run_id) "
-        "WHERE f.at > %(now)s AND f.at <= %(until)s GROUP BY f.series_id ORDER BY 1",
+        "WHERE f.at > %(now)s AND f.at <= %(until)s GROUP BY f.series_id",
         {"now": now, "until": now + within, "above": above},
     )
 
@@ -152,7 +158,7 @@ def devices(conn: psycopg.Connection) -> Columns:
         "(ds.status->>'buffer_dropped')::float8 AS buffer_dropped "
         "FROM devices d LEFT JOIN device_state ds USING (device_id) "
         "LEFT JOIN lots l ON l.lot_id = d.lot_id LEFT JOIN segments s "
-        "ON s.segment_id = d.segment_id WHERE d.active ORDER BY d.device_id",
+        "ON s.segment_id = d.segment_id WHERE d.active",
     )
 
 
@@ -161,7 +167,7 @@ def clock_suspects(conn: psycopg.Connection, since: datetime) -> Columns:
     return _columns(
         conn,
         "SELECT device_id AS id, count(*)::float8 AS flagged FROM readings "
-        "WHERE received_at >= %s AND clock_suspect GROUP BY device_id ORDER BY 1",
+        "WHERE received_at >= %s AND clock_suspect GROUP BY device_id",
         (since,),
     )
 
@@ -174,6 +180,6 @@ def spot_activity(conn: psycopg.Connection, since: datetime) -> Columns:
         "(min(r.value) <> max(r.value)) AS changed FROM readings r "
         "JOIN spots s ON s.device_id = r.device_id AND s.sensor = r.sub_id "
         "WHERE r.kind = 'occupied' AND r.observed_at >= %s "
-        "GROUP BY r.device_id, r.sub_id, s.lot_id ORDER BY 1, 2",
+        "GROUP BY r.device_id, r.sub_id, s.lot_id",
         (since,),
     )

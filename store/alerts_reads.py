@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 import psycopg
@@ -79,4 +80,38 @@ def on_map(conn: psycopg.Connection) -> Table:
         "FROM a LEFT JOIN lots l ON a.subject_kind = 'lot' AND l.lot_id = a.subject_id "
         "LEFT JOIN segments s ON a.subject_kind = 'segment' AND s.segment_id = a.subject_id "
         "ORDER BY a.subject_kind, a.subject_id",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformState:
+    """What the platform alerts watch."""
+
+    active: list[tuple[str, str, int]]  # rule, severity, firing or acknowledged alerts
+    outbox: list[tuple[str, int, float]]  # channel, undelivered, oldest age (s)
+    forecast_age_s: dict[str, float]  # stream: age of its latest run
+    database_bytes: int
+
+
+def platform_state(conn: psycopg.Connection) -> PlatformState:
+    """Return active alerts by rule and severity, the outbox backlog per channel, each forecast
+    stream's latest run age and the database's size."""
+    active = conn.execute(
+        "SELECT rule, severity, count(*) FROM alerts WHERE state IN ('firing', 'acknowledged') "
+        "GROUP BY 1, 2"
+    ).fetchall()
+    outbox = conn.execute(
+        "SELECT channel, count(*), extract(epoch FROM now() - min(created_at))::float8 "
+        "FROM alert_outbox WHERE delivered_at IS NULL GROUP BY 1"
+    ).fetchall()
+    forecasts = conn.execute(
+        "SELECT stream, extract(epoch FROM now() - max(issued_at))::float8 FROM forecast_runs "
+        "GROUP BY 1"
+    ).fetchall()
+    size = conn.execute("SELECT pg_database_size(current_database())").fetchone()
+    return PlatformState(
+        active=[(str(r), str(s), int(n)) for r, s, n in active],
+        outbox=[(str(c), int(n), float(age)) for c, n, age in outbox],
+        forecast_age_s={str(stream): float(age) for stream, age in forecasts},
+        database_bytes=int(size[0]) if size else 0,
     )

@@ -151,6 +151,8 @@ class AlertsSettings:
     retry_max_s: int = field(
         default=300, metadata=_doc("longest wait between delivery attempts to a channel")
     )
+    metrics_port: int = field(default=9109, metadata=_doc("Prometheus metrics port; 0: off"))
+    metrics_host: str = field(default="127.0.0.1", metadata=_doc("metrics bind address"))
 
 
 @dataclass(frozen=True, slots=True)
