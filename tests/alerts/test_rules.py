@@ -120,3 +120,10 @@ def test_every_mistake_at_once_and_bad_toml() -> None:
         parse_rules('[[rules]]\nname = "x"\n', "city.toml")
     with pytest.raises(ConfigError, match="used twice"):
         parse_rules('[[rule]]\nname = "a"\nkind = "battery_low"\n' * 2)
+
+
+def test_the_example_rules_file_is_valid() -> None:
+    example = Path(__file__).resolve().parents[2] / "deploy" / "alerts.example.toml"
+    rules = load_rules(example)
+    assert rules.rule("traffic-incident").notify == ("planners", "traffic-centre")
+    assert {c.type for c in rules.channels.values()} == {"webhook", "mqtt", "email"}

@@ -37,7 +37,7 @@ def _exec_lines(unit: Path) -> list[list[str]]:
 
 def test_every_room_that_runs_as_a_service_has_a_unit() -> None:
     names = {unit.name for unit in UNITS}
-    for expected in ("ingest@", "analytics", "feeds", "dashboard", "edge", "migrate"):
+    for expected in ("ingest@", "analytics", "feeds", "dashboard", "edge", "migrate", "alerts"):
         assert f"streetsense-{expected}.service" in names
 
 
