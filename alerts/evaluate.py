@@ -60,9 +60,10 @@ def in_scope(scope: Scope, c: Candidate) -> bool:
     return all(not allowed or value in allowed for allowed, value in checks)
 
 
-def _rows(cols: Columns, mask: np.ndarray) -> Iterator[dict[str, Any]]:
+def _rows(cols: Columns, mask: np.ndarray | None = None) -> Iterator[dict[str, Any]]:
     names = list(cols)
-    for i in np.flatnonzero(mask):
+    count = len(next(iter(cols.values()))) if cols else 0
+    for i in np.flatnonzero(mask) if mask is not None else range(count):
         yield {name: cols[name][i] for name in names}
 
 
@@ -95,7 +96,7 @@ def _closed(lots: Columns, snap: Snapshot) -> np.ndarray:
 def lot_fill_forecast(params: Any, snap: Snapshot) -> Iterator[Candidate]:
     """A lot whose forecast's lower 80% edge reaches `above` within `within_min`."""
     cols = snap.fill_forecast(timedelta(minutes=params["within_min"]), params["above"])
-    lots = {r["id"]: r for r in _rows(snap.lots, np.ones(len(snap.lots["id"]), dtype=bool))}
+    lots = {r["id"]: r for r in _rows(snap.lots)}
     for i, lot_id in enumerate(cols["id"]):
         row = lots.get(lot_id)
         full_at = cols["full_at"][i]
@@ -189,12 +190,8 @@ def _device(
 
 def device_offline(params: Any, snap: Snapshot) -> Iterator[Candidate]:
     """A device silent past `after_min`, or whose Last Will said it went offline."""
-    devs = snap.devices
-    limit = snap.epoch - params["after_min"] * 60.0
-    with np.errstate(invalid="ignore"):
-        silent = devs["seen"] & ~(devs["last_seen_at"] >= limit)
-    will = devs["seen"] & ~devs["online"]
-    for row in _rows(devs, silent | will):
+    devs = snap.devices("offline", snap.now - timedelta(minutes=params["after_min"]))
+    for row in _rows(devs):
         age = _age_min(snap, row["last_seen_at"])
         why = "its Last Will was seen" if not row["online"] else f"silent for {age:.0f} min"
         yield _device(row, True, age, f"{row['id']} offline: {why}")
@@ -202,10 +199,8 @@ def device_offline(params: Any, snap: Snapshot) -> Iterator[Candidate]:
 
 def battery_low(params: Any, snap: Snapshot) -> Iterator[Candidate]:
     """A battery below `below_v` (holds until above `clear_above_v`)."""
-    devs = snap.devices
-    with np.errstate(invalid="ignore"):
-        hold = devs["battery"] < max(params["clear_above_v"], params["below_v"])
-    for row in _rows(devs, hold):
+    devs = snap.devices("battery_below", max(params["clear_above_v"], params["below_v"]))
+    for row in _rows(devs):
         fire = bool(row["battery"] < params["below_v"])
         yield _device(
             row, fire, float(row["battery"]), f"{row['id']}: battery {row['battery']:.2f} V"
@@ -214,20 +209,16 @@ def battery_low(params: Any, snap: Snapshot) -> Iterator[Candidate]:
 
 def buffer_growing(params: Any, snap: Snapshot) -> Iterator[Candidate]:
     """An edge buffer holding more than `above` unsent readings."""
-    devs = snap.devices
-    with np.errstate(invalid="ignore"):
-        hold = devs["buffer_depth"] > params["above"]
-    for row in _rows(devs, hold):
+    devs = snap.devices("buffer_depth_above", params["above"])
+    for row in _rows(devs):
         text = f"{row['id']}: {row['buffer_depth']:.0f} readings waiting in its buffer"
         yield _device(row, True, float(row["buffer_depth"]), text)
 
 
 def buffer_dropping(params: Any, snap: Snapshot) -> Iterator[Candidate]:
     """An edge buffer that dropped more than `above` readings at its cap."""
-    devs = snap.devices
-    with np.errstate(invalid="ignore"):
-        hold = devs["buffer_dropped"] > params["above"]
-    for row in _rows(devs, hold):
+    devs = snap.devices("buffer_dropped_above", params["above"])
+    for row in _rows(devs):
         text = f"{row['id']}: its buffer dropped {row['buffer_dropped']:.0f} readings"
         yield _device(row, True, float(row["buffer_dropped"]), text)
 
@@ -235,9 +226,9 @@ def buffer_dropping(params: Any, snap: Snapshot) -> Iterator[Candidate]:
 def clock_suspect(params: Any, snap: Snapshot) -> Iterator[Candidate]:
     """A device whose readings were flagged with a suspect clock within the window."""
     flagged = snap.clock_suspects(timedelta(minutes=params["window_min"]))
-    devs = snap.devices
-    mask = np.array([flagged.get(d, 0.0) >= params["at_least"] for d in devs["id"]], dtype=bool)
-    for row in _rows(devs, mask):
+    listed = [d for d, count in flagged.items() if count >= params["at_least"]]
+    devs = snap.devices("listed", ids=listed)
+    for row in _rows(devs):
         count = flagged[row["id"]]
         yield _device(row, True, count, f"{row['id']}: {count:.0f} readings with a suspect clock")
 
@@ -257,9 +248,8 @@ def stuck_sensor(params: Any, snap: Snapshot) -> Iterator[Candidate]:
             and changed_per_lot.get(lot_id, 0) >= params["lot_changed"]
         ):
             stuck.setdefault(device, []).append(spots["sub_id"][i] or "(own sensor)")
-    devs = snap.devices
-    mask = np.array([d in stuck for d in devs["id"]], dtype=bool)
-    for row in _rows(devs, mask):
+    devs = snap.devices("listed", ids=list(stuck))
+    for row in _rows(devs):
         sensors = stuck[row["id"]]
         text = (
             f"{row['id']}: {len(sensors)} sensor(s) unchanged for {params['hours']:.0f} h "

@@ -48,10 +48,9 @@ class Snapshot:
         """Active segments with capacity and speed limit."""
         return alerts_inputs.segments(self.conn)
 
-    @cached_property
-    def devices(self) -> Columns:
-        """Active devices with their health."""
-        return alerts_inputs.devices(self.conn)
+    def devices(self, condition: str, limit: object = None, ids: object = None) -> Columns:
+        """Return the active devices meeting a condition (store.alerts_inputs.DEVICE_CONDITIONS)."""
+        return alerts_inputs.devices(self.conn, condition, limit, ids)
 
     @cached_property
     def last_bucket(self) -> datetime:

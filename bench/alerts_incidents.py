@@ -189,6 +189,14 @@ def judge(roads: Roads, lo: np.ndarray, incidents: list[Incident], quiet: tuple[
     }
 
 
+def default_params() -> IncidentParams:
+    """Return the shipped traffic_incident rule's parameters."""
+    d = {k: v.default for k, v in KINDS["traffic_incident"].params.items()}
+    return IncidentParams(
+        int(d["intervals"]), d["below_band_kmh"], d["collapse_flow_share"], d["collapse_occupancy"]
+    )
+
+
 def simulated(segments: int, seed: int) -> dict[str, object]:
     """Run the synthetic scenario and score it with the default rule and its two halves."""
     start = datetime(2026, 8, 3, tzinfo=UTC).timestamp()  # a Monday
@@ -204,9 +212,7 @@ def simulated(segments: int, seed: int) -> dict[str, object]:
     lo = hourly_bands(roads.speed, roads.starts, roads.limits, first, "Europe/Copenhagen")
     quiet = (first, first + quiet_days * DAY // STEP)
     busy = (quiet[1], roads.starts.size)
-    defaults = {k: v.default for k, v in KINDS["traffic_incident"].params.items()}
-    params = IncidentParams(int(defaults["intervals"]), defaults["below_band_kmh"],
-                            defaults["collapse_flow_share"], defaults["collapse_occupancy"])  # fmt: skip
+    params = default_params()
     no_band = np.full(lo.shape, np.nan)
     return {
         "segments": segments,
@@ -218,7 +224,7 @@ def simulated(segments: int, seed: int) -> dict[str, object]:
             quiet,
             busy,
             IncidentParams(params.intervals, params.below_band_kmh, 0.0, 100.0),
-        ),  # fmt: skip
+        ),
         "flow_collapse_only": judge(roads, no_band, incidents, quiet, busy, params),
     }
 
@@ -244,8 +250,8 @@ def aarhus() -> dict[str, object]:
                       first, "Europe/Copenhagen")  # fmt: skip
     roads = Roads(starts, speed, flow, np.full((length, 1), np.nan), np.array([np.inf]),
                   np.array([130.0]), ["158324"])  # fmt: skip
-    defaults = {k: v.default for k, v in KINDS["traffic_incident"].params.items()}
-    params = IncidentParams(int(defaults["intervals"]), defaults["below_band_kmh"], 0.0, 100.0)
+    params = default_params()
+    params = IncidentParams(params.intervals, params.below_band_kmh, 0.0, 100.0)
     bad = bad_rows(roads, lo, params)[:, 0]
     eps = [(a, b) for a, b in episodes(bad, params.intervals) if a >= first]
     weeks = (length - first) * STEP / (7 * DAY)

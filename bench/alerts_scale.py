@@ -43,19 +43,21 @@ SPOTS = 10
 AREAS = ("old-town", "business", "harbour", "riverside", "north", "stadium")
 
 
-def registry(
-    lots: int, segments: int, devices: int
-) -> tuple[dict[str, list[dict[str, object]]], list[str]]:
+Entries = dict[str, list[dict[str, object]]]
+
+
+def registry(lots: int, segments: int, devices: int) -> tuple[Entries, list[str]]:
     """Return registry entries: half the lots with spot gateways, half with counters, one
     counter per segment, and lamps for the remaining devices."""
     site = "bench"
-    e: dict[str, list[dict[str, object]]] = {"site": [{"id": site, "name": "Bench"}], "lot": [],
-                                             "device": [], "spot": [], "segment": []}  # fmt: skip
+    e: Entries = {"site": [{"id": site, "name": "Bench"}], "lot": [], "device": [],
+                  "spot": [], "segment": []}  # fmt: skip
     for i in range(lots):
         street = i % 2 == 0
         e["lot"].append({"id": f"lot{i}", "site": site, "name": f"Lot {i}", "area": AREAS[i % 6],
                          "kind": "on_street" if street else "off_street",
-                         "capacity": SPOTS if street else 200, "lat": 56.0, "lon": 10.0})  # fmt: skip
+                         "capacity": SPOTS if street else 200, "lat": 56.0,
+                         "lon": 10.0})  # fmt: skip
         kind = "parking" if street else "counter"
         e["device"].append({"id": f"p{i}", "site": site, "kind": kind, "lot": f"lot{i}"})
         if street:
@@ -121,8 +123,9 @@ def fill(conn: psycopg.Connection, args: argparse.Namespace, now: datetime) -> l
     speed_ids = [f"seg{i}" for i in range(args.segments)]
     mean = np.full((args.segments, 36), 45.0)
     with conn.transaction():
-        write_run(conn, Run("speed", 300, now, data_end - timedelta(days=28), data_end, 36,
-                            "bench"), speed_ids, mean, mean - 8, mean + 8, ["bench"] * args.segments)  # fmt: skip
+        speed_run = Run("speed", 300, now, data_end - timedelta(days=28), data_end, 36, "bench")
+        write_run(conn, speed_run, speed_ids, mean, mean - 8, mean + 8,
+                  ["bench"] * args.segments)  # fmt: skip
         lot_ids = [f"lot{i}" for i in range(args.lots)]
         rate = np.full((args.lots, 96), 0.6)
         rate_end = datetime.fromtimestamp(now.timestamp() // 900 * 900, UTC)
@@ -189,7 +192,8 @@ def main() -> int:
         "firing_by_rule": dict(active),
         "inputs_by_rule_s_median": {k: round(statistics.median(v), 3)
                                     for k, v in per_rule.items()},
-        "lifecycle_share_of_steady": round(1 - statistics.median(reads) / statistics.median(steady), 3),
+        "lifecycle_share_of_steady": round(
+            1 - statistics.median(reads) / statistics.median(steady), 3),
     }  # fmt: skip
     print(json.dumps(result, indent=1))
     return 0

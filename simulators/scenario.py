@@ -9,6 +9,7 @@ from typing import Final
 from simulators import faults
 from simulators.city import City
 from simulators.demand import Calendar
+from simulators.incidents import Incident
 from simulators.packs import Outbound, SequenceBook
 from simulators.runner import make_packer
 from simulators.world import Cadence, CitySimulation
@@ -25,8 +26,12 @@ FAULTS: Final = (
     "clock-skew",
     "malformed",
     "offline",
+    "incident",
 )
 READING_FAULTS: Final = ("dropout", "stuck", "flapping", "clock-skew")
+# A traffic incident keeps this share of the segment's capacity for INCIDENT_S.
+INCIDENT_SHARE: Final = 0.25
+INCIDENT_S: Final = 40 * 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +58,8 @@ def default_device(city: City, name: str) -> str:
         return garages[0].device_id
     if name == "clock-skew":
         return city.segments[0].counter_id
+    if name == "incident":
+        return city.segments[0].id  # a segment, not a device
     return street[0].device_id if street else garages[0].device_id
 
 
@@ -71,12 +78,17 @@ def build(
     """Simulate [start, end), inject the faults and return the messages in send order.
 
     Faults act on the middle third of the stretch, so the clean data around them shows the
-    difference.
+    difference; an incident (`incident:SEGMENT`) starts there and lasts up to 40 minutes.
     """
-    readings = CitySimulation(city, calendar, start, cadence).advance(end)
     third = (end - start) / 3
     window = faults.Window(start + third, start + 2 * third)
     resolved = [(o.name, o.device or default_device(city, o.name)) for o in orders]
+    incidents = tuple(
+        Incident(target, window.start, min(INCIDENT_S, third), INCIDENT_SHARE)
+        for name, target in resolved
+        if name == "incident"
+    )
+    readings = CitySimulation(city, calendar, start, cadence, incidents).advance(end)
     for name, device in resolved:
         readings = _reading_fault(name, device, readings, window, city)
     messages = make_packer(city, topics, window_s).pack(readings, book)

@@ -144,21 +144,41 @@ def fill_forecast(
     )
 
 
-def devices(conn: psycopg.Connection) -> Columns:
-    """Return every active device with its place, area and latest health (epoch s times)."""
+# What a device rule asks the database for: only the devices it may concern come back.
+DEVICE_CONDITIONS = {
+    "offline": "ds.device_id IS NOT NULL AND (NOT ds.online OR ds.last_seen_at < %(limit)s)",
+    "battery_below": "(ds.status->>'battery')::float8 < %(limit)s",
+    "buffer_depth_above": "(ds.status->>'buffer_depth')::float8 > %(limit)s",
+    "buffer_dropped_above": "(ds.status->>'buffer_dropped')::float8 > %(limit)s",
+    "listed": "d.device_id = ANY(%(ids)s)",
+}
+
+
+def devices(
+    conn: psycopg.Connection, condition: str, limit: Any = None, ids: Any = None
+) -> Columns:
+    """Return the active devices meeting one of DEVICE_CONDITIONS, with their place, area and
+    latest health (epoch s times).
+
+    Args:
+        condition: a key of DEVICE_CONDITIONS.
+        limit: its threshold (a time for `offline`, a number otherwise).
+        ids: the device ids for `listed`.
+    """
+    where = DEVICE_CONDITIONS[condition]  # a fixed fragment: the values are parameters
     return _columns(
         conn,
-        "SELECT d.device_id AS id, d.site_id, d.kind, coalesce(d.lot_id, d.segment_id, '') "
-        "AS place, coalesce(l.area, s.area, '') AS area, coalesce(d.lot_id, '') AS lot_id, "
-        "coalesce(d.segment_id, '') AS segment_id, "
+        "SELECT d.device_id AS id, d.site_id, d.kind, coalesce(l.area, s.area, '') AS area, "
+        "coalesce(d.lot_id, '') AS lot_id, coalesce(d.segment_id, '') AS segment_id, "
         "extract(epoch FROM ds.last_seen_at)::float8 AS last_seen_at, "
-        "coalesce(ds.online, true) AS online, (ds.device_id IS NOT NULL) AS seen, "
+        "coalesce(ds.online, true) AS online, "
         "(ds.status->>'battery')::float8 AS battery, "
         "(ds.status->>'buffer_depth')::float8 AS buffer_depth, "
         "(ds.status->>'buffer_dropped')::float8 AS buffer_dropped "
         "FROM devices d LEFT JOIN device_state ds USING (device_id) "
         "LEFT JOIN lots l ON l.lot_id = d.lot_id LEFT JOIN segments s "
-        "ON s.segment_id = d.segment_id WHERE d.active",
+        "ON s.segment_id = d.segment_id WHERE d.active AND " + where,
+        {"limit": limit, "ids": None if ids is None else list(ids)},
     )
 
 

@@ -82,7 +82,7 @@ class Hooks:
                 self.send_response(200)
                 self.end_headers()
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: Any) -> None:
                 del format, args
 
         self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
