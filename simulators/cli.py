@@ -59,7 +59,7 @@ def _add_scenario(scenario: Parser) -> None:
     _city_arguments(scenario)
     scenario.add_argument("--fault", action="append", default=[], metavar="NAME[:DEVICE]",
                           help="dropout, stuck, flapping, duplicates, out-of-order, "
-                          "clock-skew, malformed, offline (repeatable)")
+                          "clock-skew, malformed, offline, incident (repeatable)")
     scenario.add_argument("--length", type=duration, default=3 * 3_600.0, metavar="DURATION",
                           help="simulated time, ending now (default 3h)")
     scenario.add_argument("--speed", type=float, default=0.0,
