@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime
 
 import numpy as np
@@ -33,16 +34,16 @@ def test_incident_slows_the_segment_and_leaves_the_others() -> None:
     incident = Incident(road.id, START + 1800, 2400, 0.2)
 
     def speeds(incidents: tuple[Incident, ...]) -> dict[str, float]:
-        readings = CitySimulation(city, calendar, START, incidents=incidents).advance(
-            START + 5400
-        )
-        during = {}
-        for segment in city.segments:
-            values = [r.value for r in readings if r.device_id == segment.counter_id
-                      and r.kind == "mean_speed"
-                      and incident.start + 600 <= r.observed_at.timestamp() < incident.end]  # fmt: skip
-            during[segment.id] = float(np.mean(values))
-        return during
+        readings = CitySimulation(city, calendar, START, incidents=incidents).advance(START + 5400)
+        window = [
+            r for r in readings
+            if r.kind == "mean_speed"
+            and incident.start + 600 <= r.observed_at.timestamp() < incident.end
+        ]  # fmt: skip
+        return {
+            s.id: float(np.mean([r.value for r in window if r.device_id == s.counter_id]))
+            for s in city.segments
+        }
 
     clear, blocked = speeds(()), speeds((incident,))
     assert blocked[road.id] < 0.6 * clear[road.id]
@@ -60,4 +61,4 @@ def test_schedule_draws_separate_incidents_in_busy_hours() -> None:
         assert 0.2 <= incident.share <= 0.4
     for segment in "abc":
         mine = sorted((i.start, i.end) for i in drawn if i.segment == segment)
-        assert all(b[0] >= a[1] + 3600 for a, b in zip(mine, mine[1:], strict=False))
+        assert all(b[0] >= a[1] + 3600 for a, b in itertools.pairwise(mine))
