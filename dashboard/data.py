@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 import pandas as pd
@@ -31,6 +31,7 @@ from streetsense.config import Settings, load_settings
 from streetsense.csvcells import text_cell
 from streetsense.errors import ConfigError, ServiceUnavailableError
 from streetsense.lot_status import StatusOverride
+from streetsense.lot_status import lot_status as status_of
 
 # Current state changes every few seconds; history only when a new bucket closes.
 NOW_TTL_S: Final = 15
@@ -334,3 +335,16 @@ def clear_override(url: str, lot_id: str, actor: str, reason: str, at: datetime)
     """Drop a lot's override from the dashboard (audited)."""
     with _connection(url) as conn:
         lot_status.clear_override(conn, lot_id, actor, reason, "dashboard", at)
+
+
+@st.cache_data(ttl=NOW_TTL_S, max_entries=8, show_spinner=False)
+def closed_lots(url: str, timezone: str, country: str) -> frozenset[str]:
+    """Return the lots closed now, by their opening hours or an operator's override."""
+    now = datetime.now(UTC)
+    with _connection(url) as conn:
+        hours, found = lot_status.lot_hours(conn), lot_status.read_overrides(conn)
+    return frozenset(
+        lot_id
+        for lot_id, _, rule in hours
+        if status_of(rule, found.get(lot_id), now, timezone, country).status.value == "closed"
+    )

@@ -79,3 +79,16 @@ def free_by_category(
         else:
             parts.append(f"{capacity} {label} (not sensed)")
     return ", ".join(parts)
+
+
+def parking_kpis(lots_now: pd.DataFrame, closed: frozenset[str], full_at: float) -> tuple[int, int]:
+    """Return (spaces free, lots at or above `full_at`) over the open lots: a closed lot's
+    spaces are not free, and a closed lot is not full."""
+    open_now = lots_now[~lots_now["lot_id"].isin(closed) & lots_now["occupied"].notna()]
+    free = (open_now["capacity"] - open_now["occupied"]).clip(lower=0).sum()
+    return round(float(free)), int((open_now["occupancy"] >= full_at).sum())
+
+
+def without_closed(lots_now: pd.DataFrame, closed: frozenset[str]) -> pd.DataFrame:
+    """Return lots_now with no occupancy for closed lots (drawn grey: closed, not full)."""
+    return lots_now.assign(occupancy=lots_now["occupancy"].where(~lots_now["lot_id"].isin(closed)))

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import charts, controls, data
+from dashboard import charts, controls, data, lot_status
 from streetsense.errors import ServiceUnavailableError
 
 REFRESH_S = 30
+FULL_AT = 0.9
 
 url, settings = data.page_context()
 zone = settings.city.timezone
@@ -26,11 +27,16 @@ def now_view() -> None:
 def render_now() -> None:
     """Render the KPIs, the map and the lists."""
     kpis = data.city_kpis(url)
-    lots_now = data.lots_now(url)
+    closed = data.closed_lots(url, zone, settings.city.country)
+    lots_now = lot_status.without_closed(data.lots_now(url), closed)
     segments_now = data.segments_now(url)
     spaces, full, congested, offline = st.columns(4)
-    spaces.metric("Spaces free", f"{round(kpis['spaces_free']):,}")
-    full.metric("Lots above 90%", f"{int(kpis['lots_full'])}", help="of the lots reporting now")
+    free_now, full_now = lot_status.parking_kpis(lots_now, closed, FULL_AT)
+    spaces.metric("Spaces free", f"{free_now:,}", help="in the open lots")
+    full.metric(
+        "Lots above 90%", f"{full_now}",
+        help=f"of the open lots reporting now ({len(closed)} closed: closed is not full)",
+    )  # fmt: skip
     congested.metric(
         "Segments congested", f"{int(kpis['segments_congested'])}",
         help="speed below half the speed limit in the latest 5 minutes",
@@ -42,14 +48,14 @@ def render_now() -> None:
     alerts = data.alerts_on_map(url)
     st.pydeck_chart(charts.city_map(lots_now, segments_now, alerts), height=480)
     st.caption(
-        "Lots: green empty to red full (grey: no data). Roads: green at the speed limit to "
-        f"red at standstill. Rings: active alerts ({len(alerts)} places; see Alerts). "
+        "Lots: green empty to red full (grey: no data, or closed). Roads: green at the speed "
+        f"limit to red at standstill. Rings: active alerts ({len(alerts)} places; see Alerts). "
         f"Refreshed every {REFRESH_S} s."
     )
     fullest, slowest = st.columns(2)
     with fullest:
         st.subheader("Fullest lots")
-        shown = controls.local(lots_now, ["observed_at"], zone)
+        shown = controls.local(lots_now[lots_now["occupancy"].notna()], ["observed_at"], zone)
         st.dataframe(
             shown[["name", "area", "capacity", "occupied", "occupancy", "observed_at"]].head(15),
             hide_index=True,
