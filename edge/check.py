@@ -14,7 +14,8 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from edge.config import AgentConfig, load_config
-from edge.link import broker_address, make_client
+from edge.link import make_client
+from streetsense.broker_reasons import explain
 from streetsense.errors import ConfigError
 
 Result = tuple[bool, str]
@@ -31,7 +32,8 @@ def run_checks(path: str) -> Iterator[Result]:
     yield True, f"config {path} is valid (device {config.device.site}/{config.device.id})"
     yield from _check_buffer(config)
     yield from _check_driver(config)
-    host, port = broker_address(config.mqtt.url)
+    target = config.broker()
+    host, port = target.endpoint.host, target.endpoint.port
     try:
         addresses = sorted(
             {info[4][0] for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)}
@@ -53,7 +55,7 @@ def run_checks(path: str) -> Iterator[Result]:
         return
     yield True, f"TCP {host}:{port} accepts connections"
     with sock:
-        tls = _check_tls(config, sock, host) if config.mqtt.url.startswith("mqtts://") else None
+        tls = _check_tls(config, sock, host) if target.tls else None
     if tls is not None:
         yield tls
         if not tls[0]:
@@ -120,10 +122,12 @@ def _check_driver(config: AgentConfig) -> Iterator[Result]:
 
 
 def _check_tls(config: AgentConfig, sock: socket.socket, host: str) -> Result:
-    context = ssl.create_default_context(cafile=config.mqtt.ca_file or None)
     try:
-        if config.mqtt.cert_file:
-            context.load_cert_chain(config.mqtt.cert_file, config.mqtt.key_file or None)
+        context = config.broker().ssl_context()
+    except ConfigError as exc:
+        return False, str(exc)
+    assert context is not None  # only called for a TLS URL
+    try:
         with context.wrap_socket(sock, server_hostname=host) as tls:
             return True, f"TLS handshake ok ({tls.version()}), broker certificate trusted"
     except ssl.SSLCertVerificationError as exc:
@@ -150,9 +154,9 @@ def _check_mqtt(config: AgentConfig) -> Result:
         done.set()
 
     client.on_connect = on_connect
-    host, port = broker_address(config.mqtt.url)
+    endpoint = config.broker().endpoint
     try:
-        client.connect(host, port, keepalive=10)
+        client.connect(endpoint.host, endpoint.port, keepalive=10)
         client.loop_start()
         done.wait(config.mqtt.connect_timeout_s)
     except (OSError, ssl.SSLError) as exc:
@@ -167,10 +171,7 @@ def _check_mqtt(config: AgentConfig) -> Result:
             'MQTT port? For a broker without MQTT 5 set mqtt.protocol = "3.1.1"'
         )
     if reason.is_failure:
-        return False, (
-            f"the broker refused the credentials ({reason}); check mqtt.username, "
-            "mqtt.password_file (or the client certificate) and the broker's ACL"
-        )
+        return False, f"the broker refused the connection: {explain(reason.value)}"
     return (
         True,
         f"MQTT {config.mqtt.protocol} login accepted as {config.mqtt.username or 'anonymous'}",

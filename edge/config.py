@@ -9,7 +9,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
-from streetsense.config import load_dataclass, read_secret, read_toml
+from streetsense.broker import BrokerTarget, broker_target
+from streetsense.config import load_dataclass, read_toml
 from streetsense.errors import ConfigError
 from streetsense.ids import describe_bad_id, is_valid_id
 
@@ -18,7 +19,6 @@ DEFAULT_CONFIG: Final = "/etc/streetsense-edge/agent.toml"
 DRIVERS: Final = ("simulated", "replay", "serial-line", "command")
 CONFIRM_MODES: Final = ("ingest", "broker")
 SYNC_MODES: Final = ("full", "normal")
-MQTT_PROTOCOLS: Final = ("5", "3.1.1")
 
 
 def _doc(text: str) -> dict[str, str]:
@@ -37,7 +37,9 @@ class DeviceSection:
 class MqttSection:
     """The broker connection."""
 
-    url: str = field(default="mqtt://127.0.0.1:1883", metadata=_doc("mqtt:// or mqtts://"))
+    url: str = field(
+        default="mqtt://127.0.0.1:1883", metadata=_doc("mqtt://, mqtts:// (TLS), ws:// or wss://")
+    )
     protocol: str = field(
         default="5",
         metadata=_doc("5, or 3.1.1 for brokers without MQTT 5 (a persistent session instead)"),
@@ -161,9 +163,13 @@ class AgentConfig:
         """The MQTT client id."""
         return self.mqtt.client_id or self.device.id
 
-    def password(self) -> str | None:
-        """Read the broker password from its file or $STREETSENSE_EDGE_MQTT_PASSWORD."""
-        return read_secret(self.mqtt.password_file, ENV_PREFIX + "MQTT_PASSWORD")
+    def broker(self) -> BrokerTarget:
+        """Return the broker connection: URL, TLS and credentials, checked.
+
+        Raises:
+            ConfigError: mqtt.url or the TLS settings are wrong; names the key and the fix.
+        """
+        return broker_target(self.mqtt, ENV_PREFIX)
 
     def valid_after_epoch(self) -> float:
         """Return `clock.valid_after` as epoch seconds."""
@@ -193,9 +199,7 @@ def validate(config: AgentConfig) -> None:
     _choice("driver.kind", config.driver.kind, DRIVERS)
     _choice("buffer.confirm", config.buffer.confirm, CONFIRM_MODES)
     _choice("buffer.synchronous", config.buffer.synchronous, SYNC_MODES)
-    _choice("mqtt.protocol", config.mqtt.protocol, MQTT_PROTOCOLS)
-    if not config.mqtt.url.startswith(("mqtt://", "mqtts://")):
-        raise ConfigError(f"setting 'mqtt.url' = {config.mqtt.url!r} must start with mqtt://")
+    config.broker()
     if config.driver.kind in ("replay", "serial-line") and not config.driver.path:
         raise ConfigError(f"driver '{config.driver.kind}' needs 'driver.path' (file or port)")
     if config.driver.kind == "command" and not config.driver.command:

@@ -8,19 +8,19 @@ from __future__ import annotations
 
 import logging
 import queue
-import random
 import ssl
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Final
-from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edge.config import AgentConfig
-from streetsense.errors import ConfigError
+from streetsense.backoff import Backoff
+from streetsense.broker import configure_client
+from streetsense.broker_reasons import explain
 from streetsense.readings import Reading, encode_readings, epoch_to_datetime
 from streetsense.senml import encode_pack
 from streetsense.topics import Channel, Topics
@@ -48,8 +48,20 @@ def online_payload(device_id: str, at: float) -> bytes:
 
 
 def make_client(config: AgentConfig) -> mqtt.Client:
-    """Build a paho client with the config's credentials, TLS and Last Will."""
-    if config.mqtt.protocol == "3.1.1":
+    """Build a paho client with the config's credentials, TLS and Last Will.
+
+    Raises:
+        ConfigError: a TLS or password file cannot be read; the message names the setting.
+    """
+    target = config.broker()
+    if target.v5:
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=config.client_id,
+            protocol=mqtt.MQTTv5,
+            transport=target.transport,  # type: ignore[arg-type]
+        )
+    else:
         # No clean start: the broker keeps the ack/config subscriptions and queued QoS 1
         # messages for this client id across reconnects, as MQTT 5 session state would.
         client = mqtt.Client(
@@ -57,37 +69,14 @@ def make_client(config: AgentConfig) -> mqtt.Client:
             client_id=config.client_id,
             protocol=mqtt.MQTTv311,
             clean_session=False,
+            transport=target.transport,  # type: ignore[arg-type]
         )
-    else:
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=config.client_id, protocol=mqtt.MQTTv5
-        )
-    if config.mqtt.username:
-        client.username_pw_set(config.mqtt.username, config.password())
-    if config.mqtt.url.startswith("mqtts://"):
-        try:
-            client.tls_set(
-                ca_certs=config.mqtt.ca_file or None,
-                certfile=config.mqtt.cert_file or None,
-                keyfile=config.mqtt.key_file or None,
-                cert_reqs=ssl.CERT_REQUIRED,
-            )
-        except (OSError, ssl.SSLError) as exc:
-            raise ConfigError(
-                f"cannot load TLS files (mqtt.ca_file, mqtt.cert_file, mqtt.key_file): {exc}"
-            ) from exc
+    configure_client(client, target)
     topics = Topics(config.mqtt.topic_prefix)
     status = topics.device(config.device.site, config.device.id, Channel.STATUS)
     client.will_set(status, OFFLINE, qos=1, retain=True)
     client.connect_timeout = config.mqtt.connect_timeout_s
     return client
-
-
-def broker_address(url: str) -> tuple[str, int]:
-    """Return host and port of an mqtt:// or mqtts:// URL."""
-    parts = urlsplit(url)
-    default = 8883 if parts.scheme == "mqtts" else 1883
-    return parts.hostname or "127.0.0.1", parts.port or default
 
 
 def ping_interval(keepalive_s: int) -> int:
@@ -114,6 +103,7 @@ class Link:
         self.connected_since: float | None = None
         self.last_error = ""
         self._stop = threading.Event()
+        self._backoff = Backoff(config.mqtt.backoff_min_s, config.mqtt.backoff_max_s)
         self._client = make_client(config)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
@@ -148,22 +138,21 @@ class Link:
         self._thread.join(timeout=5.0)
 
     def _run(self) -> None:
-        host, port = broker_address(self.config.mqtt.url)
-        failures = 0
+        endpoint = self.config.broker().endpoint
         while not self._stop.is_set():
             try:
                 self._client.connect(
-                    host, port, keepalive=ping_interval(self.config.mqtt.keepalive_s)
+                    endpoint.host, endpoint.port, ping_interval(self.config.mqtt.keepalive_s)
                 )
             except (OSError, ssl.SSLError, ValueError) as exc:
-                self.last_error = f"cannot connect to {host}:{port}: {exc}"
+                self.last_error = f"cannot connect to {endpoint}: {exc}"
                 log.warning("%s", self.last_error)
             else:
                 self._loop()
                 if self.connected_since is not None:
-                    failures = 0
-            failures += 1
-            self._backoff(failures)
+                    self._backoff.reset()
+            # a street of devices that lost the same broker must not return in step
+            self._stop.wait(self._backoff.next_delay())
 
     def _loop(self) -> None:
         code = mqtt.MQTT_ERR_SUCCESS
@@ -172,14 +161,6 @@ class Link:
             if code != mqtt.MQTT_ERR_SUCCESS:
                 break
         self._mark_down(mqtt.error_string(code) if not self._stop.is_set() else "stopping")
-
-    def _backoff(self, failures: int) -> None:
-        ceiling = min(
-            self.config.mqtt.backoff_max_s, self.config.mqtt.backoff_min_s * 2 ** (failures - 1)
-        )
-        # Full jitter: a street of devices that lost the same broker do not return in step.
-        delay = random.uniform(self.config.mqtt.backoff_min_s / 2, ceiling)  # noqa: S311
-        self._stop.wait(delay)
 
     def _mark_down(self, reason: str) -> None:
         if self.connected.is_set():
@@ -192,10 +173,8 @@ class Link:
         self, client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any
     ) -> None:
         if reason.is_failure:
-            self.last_error = f"the broker refused the connection: {reason}"
-            log.error(
-                "%s; check mqtt.username, mqtt.password_file and the certificates", self.last_error
-            )
+            self.last_error = f"the broker refused the connection: {explain(reason.value)}"
+            log.error("%s", self.last_error)
             return
         client.publish(
             self.status_topic, online_payload(self.config.device.id, time.time()), 1, True
@@ -204,7 +183,7 @@ class Link:
         self.connected_since = time.time()
         self.last_error = ""
         self.connected.set()
-        log.info("link up: %s", self.config.mqtt.url)
+        log.info("link up: %s", self.config.broker().describe())
         self.events.put(LinkEvent("up"))
 
     def _on_disconnect(

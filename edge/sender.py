@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from edge.buffer import Buffer, stream_of
 from edge.config import BufferSection
 from edge.link import Link
+from streetsense.ratelimit import TokenBucket
 from streetsense.readings import Reading, encode_readings
 from streetsense.topics import Channel, Topics
 
@@ -46,8 +47,8 @@ class Sender:
         }
         self._inflight: dict[int, _Pack] = {}
         self._live_above = buffer.stats().next_seq - 1
-        self._tokens = 0.0
-        self._tokens_at = time.monotonic()
+        # backlog readings may go out at `drain_rate`, starting from an empty bucket
+        self._drain = TokenBucket(settings.drain_rate, settings.drain_rate, 0.0, time.monotonic())
         self._progress_at = time.monotonic()
         self._resend_factor = 1
         self.last_publish: float | None = None
@@ -103,20 +104,19 @@ class Sender:
             live = self.buffer.unsent(self.settings.pack_max_readings, above=self._live_above)
             if not live or not self._publish(live):
                 break
-        self._refill()
-        while len(self._inflight) < half and self._tokens >= 1:
-            count = min(self.settings.pack_max_readings, int(self._tokens))
+        tokens = self._refill()
+        while len(self._inflight) < half and tokens >= 1:
+            count = min(self.settings.pack_max_readings, int(tokens))
             backlog = self.buffer.unsent(count, upto=self._live_above)
             if not backlog or not self._publish(backlog):
                 break
-            self._tokens -= len(backlog)
+            self._drain.tokens = tokens = tokens - len(backlog)
 
-    def _refill(self) -> None:
-        now = time.monotonic()
-        rate = self.settings.drain_rate
-        burst = max(rate, float(self.settings.pack_max_readings))
-        self._tokens = min(burst, self._tokens + (now - self._tokens_at) * rate)
-        self._tokens_at = now
+    def _refill(self) -> float:
+        # remote configuration may have changed the rate or the pack size since the last call
+        self._drain.rate = self.settings.drain_rate
+        self._drain.burst = max(self.settings.drain_rate, float(self.settings.pack_max_readings))
+        return self._drain.refill(time.monotonic())
 
     def _publish(self, readings: list[Reading]) -> bool:
         now_ms = int(time.time() * 1000)

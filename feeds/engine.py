@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 from collections import deque
 from collections.abc import Callable
@@ -25,6 +24,7 @@ from feeds.live import LiveParking
 from feeds.lot_view import build_lot_view
 from feeds.model import LotView, SegmentView
 from store.feeds_reads import PublicOverride
+from streetsense.backoff import Backoff
 from streetsense.config import Settings
 from streetsense.errors import ServiceUnavailableError
 
@@ -124,6 +124,7 @@ class FeedEngine:
         """Keep the snapshot current until `stop` is set; database outages are retried."""
         next_full = next_context = 0.0
         delay = POLL_S
+        backoff = Backoff(1.0, 30.0)
         while not stop.is_set():
             now = time.monotonic()
             try:
@@ -136,11 +137,12 @@ class FeedEngine:
                 else:
                     await self._poll()
                 self.last_poll_ok, self.last_error, delay = time.monotonic(), None, POLL_S
+                backoff.reset()
                 self.ready.set()
             except (ServiceUnavailableError, psycopg.Error) as exc:
                 self._drop_connection()
                 self.last_error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                delay = min(30.0, max(1.0, delay * 2)) * random.uniform(0.8, 1.2)  # noqa: S311
+                delay = backoff.next_delay()
                 log.warning("feed refresh failed (retrying in %.1f s): %s", delay, self.last_error)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), delay)

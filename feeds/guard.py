@@ -9,6 +9,8 @@ from typing import Final
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from streetsense.ratelimit import KeyedBuckets
+
 SECURITY_HEADERS: Final = (
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),
@@ -52,8 +54,7 @@ class RateLimit:
     def __init__(self, app: ASGIApp, rate_per_minute: int) -> None:
         self.app = app
         self.rate = rate_per_minute / 60.0
-        self.burst = max(10.0, self.rate * 10)
-        self._buckets: dict[str, tuple[float, float]] = {}
+        self._buckets = KeyedBuckets(self.rate, max(10.0, self.rate * 10), MAX_CLIENTS)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Refuse the request with 429 when its client has spent its tokens."""
@@ -62,30 +63,11 @@ class RateLimit:
             return
         client = scope.get("client")
         key = client[0] if client else "unknown"
-        wait = self._take(key, time.monotonic())
+        wait = self._buckets.take(key, time.monotonic())
         if wait <= 0:
             await self.app(scope, receive, send)
             return
         await self._refuse(scope, send, math.ceil(wait))
-
-    def _take(self, key: str, now: float) -> float:
-        """Take a token; return 0 when granted, else the seconds until one is available."""
-        tokens, then = self._buckets.get(key, (self.burst, now))
-        tokens = min(self.burst, tokens + (now - then) * self.rate)
-        if tokens >= 1.0:
-            if len(self._buckets) >= MAX_CLIENTS and key not in self._buckets:
-                self._forget_idle(now)
-            self._buckets[key] = (tokens - 1.0, now)
-            return 0.0
-        self._buckets[key] = (tokens, now)
-        return (1.0 - tokens) / self.rate
-
-    def _forget_idle(self, now: float) -> None:
-        # A full bucket holds no state worth keeping, so idle clients are dropped first.
-        full_after = self.burst / self.rate
-        self._buckets = {k: v for k, v in self._buckets.items() if now - v[1] < full_after}
-        if len(self._buckets) >= MAX_CLIENTS:
-            self._buckets.clear()
 
     async def _refuse(self, scope: Scope, send: Send, retry_after: int) -> None:
         body = orjson.dumps(

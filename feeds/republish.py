@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from typing import Final
-from urllib.parse import urlsplit
 
 import aiomqtt
 import orjson
 
 from feeds import formats
 from feeds.engine import ChangeEvent, FeedEngine
+from streetsense.backoff import Backoff
 from streetsense.config import Settings
-from streetsense.errors import ConfigError
 from streetsense.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -23,32 +23,27 @@ _PROTOCOLS: Final = {"5": aiomqtt.ProtocolVersion.V5, "3.1.1": aiomqtt.ProtocolV
 
 
 def client_options(settings: Settings) -> dict[str, object]:
-    """Return aiomqtt.Client arguments from the settings (protocol follows mqtt.protocol)."""
-    mqtt = settings.mqtt
-    parts = urlsplit(mqtt.url)
-    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-        raise ConfigError(f"mqtt.url {mqtt.url!r} must look like mqtt://host:1883 or mqtts://...")
-    protocol = _PROTOCOLS.get(mqtt.protocol)
-    if protocol is None:
-        raise ConfigError(f"mqtt.protocol {mqtt.protocol!r} must be one of {sorted(_PROTOCOLS)}")
-    tls = None
-    if parts.scheme == "mqtts":
-        tls = aiomqtt.TLSParameters(
-            ca_certs=mqtt.ca_file or None,
-            certfile=mqtt.cert_file or None,
-            keyfile=mqtt.key_file or None,
-        )
-    base_id = mqtt.client_id or "streetsense"
-    return {
-        "hostname": parts.hostname,
-        "port": parts.port or (8883 if tls else 1883),
-        "username": mqtt.username or None,
-        "password": settings.mqtt_password(),
+    """Return aiomqtt.Client arguments from the settings (the kernel's reading of mqtt.url).
+
+    Raises:
+        ConfigError: mqtt.url or the TLS and password files are wrong; names the setting.
+    """
+    target = settings.broker()
+    base_id = settings.mqtt.client_id or "streetsense"
+    options: dict[str, object] = {
+        "hostname": target.endpoint.host,
+        "port": target.endpoint.port,
+        "username": target.username or None,
+        "password": target.password() if target.username else None,
         "identifier": f"{base_id}-feeds-{random.getrandbits(32):08x}",
-        "protocol": protocol,
-        "keepalive": mqtt.keepalive_s,
-        "tls_params": tls,
+        "protocol": _PROTOCOLS[target.protocol],
+        "keepalive": settings.mqtt.keepalive_s,
+        "tls_context": target.ssl_context(),
+        "transport": target.transport,
     }
+    if target.transport == "websockets":
+        options["websocket_path"] = target.websocket_path
+    return options
 
 
 class Republisher:
@@ -78,23 +73,26 @@ class Republisher:
     async def run(self, stop: asyncio.Event) -> None:
         """Publish until `stop` is set; after each (re)connect every lot is published again."""
         options = client_options(self.settings)
-        delay = 1.0
+        where = self.settings.broker().describe()
+        backoff = Backoff(1.0, 30.0)
         while not stop.is_set():
             try:
                 async with aiomqtt.Client(**options) as client:  # type: ignore[arg-type]
-                    self.connected, delay = True, 1.0
-                    log.info("feeds republishing to MQTT at %s", options["hostname"])
+                    self.connected = True
+                    backoff.reset()
+                    log.info("feeds republishing to MQTT at %s", where)
                     await self._publish_all(client)
                     await self._drain_until(client, stop)
             except aiomqtt.MqttError as exc:
+                delay = backoff.next_delay()
                 log.warning("feeds MQTT connection lost (retrying in %.1f s): %s", delay, exc)
+            else:
+                delay = 0.0
             self.connected = False
             if stop.is_set():
                 return
-            try:
-                await asyncio.wait_for(stop.wait(), delay * random.uniform(0.8, 1.2))  # noqa: S311
-            except TimeoutError:
-                delay = min(30.0, delay * 2)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
 
     async def _publish_all(self, client: aiomqtt.Client) -> None:
         await self.engine.ready.wait()

@@ -9,13 +9,13 @@ from typing import Final
 from ingest.batch import Batch, DeviceActivity
 from ingest.fastdecode import fast_rows
 from ingest.inbox import Message
-from ingest.ratelimit import DeviceRateLimiter
 from store.quarantine import QuarantinedMessage
 from store.reading_rows import epoch_us
 from store.writes import Rejection
 from streetsense.config import IngestSettings
 from streetsense.errors import PayloadError, TopicError
 from streetsense.kinds import Stream
+from streetsense.ratelimit import KeyedBuckets
 from streetsense.readings import Interpretation, Reading, decode_readings
 from streetsense.topics import Channel, DeviceTopic, FeedTopic, Topics
 
@@ -43,7 +43,7 @@ class Classifier:
         self.settings = settings
         self.topics = topics
         self.known = known
-        self.limiter = DeviceRateLimiter(settings.device_rate_per_s, settings.device_burst)
+        self.limiter = KeyedBuckets(settings.device_rate_per_s, settings.device_burst)
         self._topic_cache: dict[str, DeviceTopic | FeedTopic] = {}
 
     def add(self, message: Message, batch: Batch) -> None:

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     import psycopg
 
     from store.doctor_reads import TimescaleState
+    from streetsense.broker import BrokerTarget
     from streetsense.config import Settings
 
 OK: Final = "ok"
@@ -192,23 +193,26 @@ def check_broker(settings: Settings) -> list[Check]:
 class _Probe:
     """A short-lived paho client that records the broker's answers."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, target: BrokerTarget) -> None:
         import queue  # noqa: PLC0415
         import uuid  # noqa: PLC0415
 
         import paho.mqtt.client as mqtt  # noqa: PLC0415
         from paho.mqtt.enums import CallbackAPIVersion  # noqa: PLC0415
 
+        from streetsense.broker import configure_client  # noqa: PLC0415
+
         self.connack: queue.Queue[int] = queue.Queue()
         self.subacks: queue.Queue[list[int]] = queue.Queue()
         self.sys: dict[str, str] = {}
-        protocol = mqtt.MQTTv311 if settings.mqtt.protocol == "3.1.1" else mqtt.MQTTv5
-        self.v5 = protocol == mqtt.MQTTv5
+        self.v5 = target.v5
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=f"streetsense-doctor-{uuid.uuid4().hex[:8]}",
-            protocol=protocol,
+            protocol=mqtt.MQTTv5 if self.v5 else mqtt.MQTTv311,
+            transport=target.transport,  # type: ignore[arg-type]
         )
+        configure_client(self.client, target)  # exactly as ingest connects
         self.client.on_connect = lambda _c, _u, _f, code, _p: self.connack.put(code.value)
         self.client.on_subscribe = lambda _c, _u, _m, codes, _p: self.subacks.put(
             [code.value for code in codes]
@@ -221,17 +225,17 @@ class _Probe:
 
 def probe_broker(settings: Settings) -> list[Check]:
     """Connect to the broker as ingest would and read what it says about itself."""
-    from urllib.parse import urlsplit  # noqa: PLC0415
+    from streetsense.errors import ConfigError  # noqa: PLC0415
 
-    parts = urlsplit(settings.mqtt.url)
-    host, port = parts.hostname or "127.0.0.1", parts.port
-    tls = parts.scheme in ("mqtts", "ssl")
-    port = port or (8883 if tls else 1883)
-    where = f"{parts.scheme}://{host}:{port}"
-    probe = _Probe(settings)
-    _configure(probe, settings, tls)
     try:
-        probe.client.connect(host, port, keepalive=settings.mqtt.keepalive_s)
+        target = settings.broker()
+        probe = _Probe(target)
+    except ConfigError as exc:
+        return [Check("broker", FAIL, "the MQTT settings are wrong", str(exc))]
+    where = target.describe()
+    endpoint = target.endpoint
+    try:
+        probe.client.connect(endpoint.host, endpoint.port, keepalive=settings.mqtt.keepalive_s)
     except OSError as exc:
         return [
             Check(
@@ -249,18 +253,6 @@ def probe_broker(settings: Settings) -> list[Check]:
         probe.client.loop_stop()
 
 
-def _configure(probe: _Probe, settings: Settings, tls: bool) -> None:
-    mqtt_settings = settings.mqtt
-    if mqtt_settings.username:
-        probe.client.username_pw_set(mqtt_settings.username, settings.mqtt_password())
-    if tls:
-        probe.client.tls_set(
-            ca_certs=mqtt_settings.ca_file or None,
-            certfile=mqtt_settings.cert_file or None,
-            keyfile=mqtt_settings.key_file or None,
-        )
-
-
 def _broker_checks(probe: _Probe, settings: Settings, where: str) -> list[Check]:
     import queue  # noqa: PLC0415
 
@@ -269,20 +261,31 @@ def _broker_checks(probe: _Probe, settings: Settings, where: str) -> list[Check]
     except queue.Empty:
         return [Check("broker", FAIL, f"{where} accepted TCP but sent no CONNACK", _TLS_FIX)]
     if code != 0:
-        return [
-            Check(
-                "broker",
-                FAIL,
-                f"{where} refused the connection (reason {code})",
-                "check [mqtt] username / password_file / certificates and the broker's ACL",
-            )
-        ]
+        return [_refused(settings, where, code)]
     protocol = "MQTT 5" if probe.v5 else "MQTT 3.1.1"
     checks = [Check("broker", OK, f"{where} accepts {protocol} with our credentials")]
     probe.client.subscribe([(topic, 0) for topic in (SYS_VERSION, SYS_DROPPED, SYS_CLIENTS)])
     checks.append(_shared_check(probe, settings))
     checks += _sys_checks(probe)
     return checks
+
+
+def _refused(settings: Settings, where: str, code: int) -> Check:
+    from streetsense.broker_reasons import UNSUPPORTED_PROTOCOL, reason  # noqa: PLC0415
+    from streetsense.config import with_overrides  # noqa: PLC0415
+
+    found = reason(code)
+    fix = found.fix
+    if code == UNSUPPORTED_PROTOCOL and settings.mqtt.protocol == "5":
+        # Say for certain: a broker that takes 3.1.1 from us needs only the setting changed.
+        older = probe_broker(with_overrides(settings, mqtt={"protocol": "3.1.1"}))
+        if older and older[0].status == OK:
+            fix = (
+                "the broker speaks MQTT 3.1.1 only: set STREETSENSE_MQTT_PROTOCOL=3.1.1 "
+                '(or [mqtt] protocol = "3.1.1"); it then has no shared subscriptions, so run '
+                "one ingest"
+            )
+    return Check("broker", FAIL, f"{where} refused the connection: {found.name} ({code})", fix)
 
 
 _TLS_FIX: Final = "use mqtts:// with [mqtt] ca_file for a TLS listener, mqtt:// otherwise"
@@ -312,12 +315,15 @@ def _shared_check(probe: _Probe, settings: Settings) -> Check:
     except queue.Empty:
         codes = [0x80]
     if codes and codes[0] >= 0x80:
+        from streetsense.broker_reasons import SHARED_NOT_SUPPORTED, reason  # noqa: PLC0415
+
+        found = reason(codes[0])
         return Check(
             "shared subscription",
             FAIL,
-            f"the broker refused a shared subscription (reason {codes[0]})",
-            "use a broker with MQTT 5 shared subscriptions (Mosquitto 2, EMQX, HiveMQ), "
-            "or set STREETSENSE_MQTT_SHARED_GROUP= and run a single ingest",
+            f"the broker refused a shared subscription: {found.name} ({codes[0]})",
+            # a broker without $share may answer with a generic failure code
+            reason(SHARED_NOT_SUPPORTED).fix,
         )
     return Check("shared subscription", OK, f"$share/{group}/... accepted")
 

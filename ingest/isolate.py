@@ -62,7 +62,7 @@ def unlimited(classifier: Classifier) -> Classifier:
 
     Messages classified a second time (a batch rebuilt or split) were rate-limited once already.
     """
-    settings = replace(classifier.settings, device_rate_per_s=0.0)  # 0: DeviceRateLimiter off
+    settings = replace(classifier.settings, device_rate_per_s=0.0)  # 0: no rate limit
     return Classifier(settings, classifier.topics, classifier.known)
 
 

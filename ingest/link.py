@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import socket
 import struct
 import threading
 import time
 from collections.abc import Callable, Iterable
+from importlib.metadata import version
 from typing import Any, Final
-from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
@@ -21,8 +20,10 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from ingest.inbox import Inbox, Message
 from ingest.metrics import IngestMetrics
+from streetsense.backoff import Backoff
+from streetsense.broker import configure_client
+from streetsense.broker_reasons import explain
 from streetsense.config import Settings
-from streetsense.errors import ConfigError
 from streetsense.topics import Channel, Topics
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,21 @@ _U16: Final = struct.Struct("!H")
 
 # topic (bytes), payload, packet id, QoS, retain
 FastHandler = Callable[[bytes, bytes, int, int, bool], None]
+# The paho-mqtt internals the fast path overrides or reads; pyproject pins the range tested
+# (tests/ingest/test_fast_path.py fails when the fast path is no longer taken).
+PAHO_INTERNALS: Final = (
+    "_sock_recv",
+    "_packet_read",
+    "_handle_publish",
+    "_in_packet",
+    "_msgtime_mutex",
+    "_last_bytes_received",
+    "_protocol",
+    "_packet_queue",
+    "_reset_sockets",
+    "_reconnect_wait",
+    "_sock",
+)
 
 
 class BufferedClient(mqtt.Client):
@@ -45,23 +61,47 @@ class BufferedClient(mqtt.Client):
     recv() calls (two or three per packet), on MQTT 5 property objects and on topic matching
     for per-topic callbacks we do not use. This client reads the socket in large chunks and
     hands each PUBLISH straight to `fast_handler`. It relies on paho 2.x internals
-    (`_sock_recv`, `loop_read`, `_handle_publish`, `_in_packet`); tests/ingest exercise it on
-    every run, over MQTT 5 and 3.1.1.
+    (PAHO_INTERNALS); without one of them it says so and stays on paho's own path.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._rbuf = b""
         self._rpos = 0
-        self.fast_handler: FastHandler | None = None
+        self._fast_handler: FastHandler | None = None
+        self.missing_internals = [name for name in PAHO_INTERNALS if not hasattr(self, name)]
+        # PUBLISH packets taken from the read buffer in place, and one at a time from paho's
+        # reader: together, every message the fast path delivered
+        self.taken_in_place = 0
+        self.taken_from_paho = 0
+        self.reconnect_backoff = Backoff(1.0, 30.0)
+        self.stopping = threading.Event()  # ends a reconnect wait at once
+
+    @property
+    def fast_handler(self) -> FastHandler | None:
+        """Where PUBLISH packets go without paho's message objects; None: paho's on_message."""
+        return self._fast_handler
+
+    @fast_handler.setter
+    def fast_handler(self, handler: FastHandler | None) -> None:
+        if handler is not None and self.missing_internals:
+            log.warning(
+                "paho-mqtt %s lacks %s: ingest receives through paho's slower path; install "
+                "the paho-mqtt range pyproject.toml pins",
+                version("paho-mqtt"),
+                ", ".join(self.missing_internals),
+            )
+            handler = None
+        self._fast_handler = handler
 
     def _handle_publish(self) -> MQTTErrorCode:
         command = self._in_packet["command"]
         packet = self._in_packet["packet"]
-        handler = self.fast_handler
+        handler = self._fast_handler
         fields = None if handler is None else self._publish_fields(command, packet, 0, len(packet))
         if handler is None or fields is None:
             return super()._handle_publish()  # QoS 2 or a topic alias: paho's way
+        self.taken_from_paho += 1
         handler(*fields)
         return MQTTErrorCode.MQTT_ERR_SUCCESS
 
@@ -69,7 +109,7 @@ class BufferedClient(mqtt.Client):
         # Whole PUBLISH packets waiting in the buffer are taken in place, many per call;
         # paho's reader costs per packet a dict reset, a mutex, byte-by-byte length reads and
         # copies. Anything else, or a packet cut by the end of the buffer, goes paho's way.
-        handler = self.fast_handler
+        handler = self._fast_handler
         if handler is not None and self._in_packet["command"] == 0 and self._take_buffered(handler):
             return MQTTErrorCode.MQTT_ERR_SUCCESS
         return super()._packet_read()
@@ -92,6 +132,7 @@ class BufferedClient(mqtt.Client):
             if fields is None:
                 break
             self._rpos, taken = stop, True
+            self.taken_in_place += 1
             handler(*fields)
         if taken:
             with self._msgtime_mutex:
@@ -155,9 +196,8 @@ class BufferedClient(mqtt.Client):
         return super().reconnect()
 
     def _reconnect_wait(self) -> None:
-        # paho doubles its delay without jitter; add some so restarted fleets spread out.
-        super()._reconnect_wait()
-        time.sleep(random.uniform(0, 0.5))  # noqa: S311
+        # paho doubles its delay in step; ours is jittered so restarted fleets spread out.
+        self.stopping.wait(self.reconnect_backoff.next_delay())
 
 
 def _varint(data: bytes | bytearray, position: int) -> tuple[int, int]:
@@ -187,31 +227,23 @@ class BrokerLink:
         self.inbox = inbox
         self.metrics = metrics
         self.topics = Topics(settings.mqtt.topic_prefix)
-        self.v5 = settings.mqtt.protocol == "5"
-        if settings.mqtt.protocol not in ("5", "3.1.1"):
-            raise ConfigError(f"mqtt.protocol = {settings.mqtt.protocol!r} must be 5 or 3.1.1")
+        self.target = settings.broker()
+        self.v5 = self.target.v5
         self.generation = 0
+        self.paho_messages = 0
         self.connected = threading.Event()
         self.client = self._client(client_id or settings.mqtt.client_id or default_client_id())
 
     def _client(self, client_id: str) -> BufferedClient:
-        mqtt_settings = self.settings.mqtt
         client = BufferedClient(
             CallbackAPIVersion.VERSION2,
             client_id=client_id,
             protocol=mqtt.MQTTv5 if self.v5 else mqtt.MQTTv311,
             clean_session=None if self.v5 else False,
             manual_ack=True,
+            transport=self.target.transport,
         )
-        if mqtt_settings.username:
-            client.username_pw_set(mqtt_settings.username, self.settings.mqtt_password())
-        if urlsplit(mqtt_settings.url).scheme == "mqtts":
-            client.tls_set(
-                ca_certs=mqtt_settings.ca_file or None,
-                certfile=mqtt_settings.cert_file or None,
-                keyfile=mqtt_settings.key_file or None,
-            )
-        client.reconnect_delay_set(1, 30)
+        configure_client(client, self.target)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
@@ -221,35 +253,30 @@ class BrokerLink:
 
     def start(self) -> None:
         """Connect in the background; paho's network thread reconnects on its own."""
-        parts = urlsplit(self.settings.mqtt.url)
-        if not parts.hostname:
-            raise ConfigError(
-                f"mqtt.url = {self.settings.mqtt.url!r} needs a host, "
-                "for example mqtt://127.0.0.1:1883"
-            )
-        port = parts.port or (8883 if parts.scheme == "mqtts" else 1883)
+        host, port = self.target.endpoint.host, self.target.endpoint.port
         properties = None
         if self.v5:
             properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
             properties.SessionExpiryInterval = SESSION_EXPIRY_S
             properties.ReceiveMaximum = max(1, min(self.settings.ingest.receive_maximum, 65_535))
             self.client.connect_async(
-                parts.hostname,
+                host,
                 port,
                 self.settings.mqtt.keepalive_s,
                 clean_start=False,
                 properties=properties,
             )
         else:
-            self.client.connect_async(parts.hostname, port, self.settings.mqtt.keepalive_s)
+            self.client.connect_async(host, port, self.settings.mqtt.keepalive_s)
         self.client.loop_start()
 
     def _on_connect(
         self, client: mqtt.Client, _userdata: Any, flags: Any, reason: Any, _properties: Any
     ) -> None:
         if reason.is_failure:
-            log.warning("broker refused the connection: %s", reason)
+            log.error("the broker refused the connection: %s", explain(reason.value))
             return
+        self.client.reconnect_backoff.reset()
         # Message ids are only valid on the connection that delivered them.
         self.generation += 1
         self.metrics.broker_connects.inc()
@@ -270,9 +297,8 @@ class BrokerLink:
     ) -> None:
         if any(reason.is_failure for reason in reasons):
             log.error(
-                "the broker refused the subscription (%s); check its ACL for this user and, "
-                'for a broker without MQTT 5, set mqtt.protocol = "3.1.1"',
-                ", ".join(str(r) for r in reasons),
+                "the broker refused the subscription: %s",
+                "; ".join(explain(r.value) for r in reasons if r.is_failure),
             )
             return
         log.info("subscribed; ingesting")
@@ -282,7 +308,9 @@ class BrokerLink:
         self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _properties: Any
     ) -> None:
         self.connected.clear()
-        log.warning("disconnected from the broker (%s); reconnecting with backoff", reason)
+        log.warning(
+            "disconnected from the broker (%s); reconnecting with backoff", explain(reason.value)
+        )
 
     def _on_publish(self, topic: bytes, payload: bytes, mid: int, qos: int, retain: bool) -> None:
         try:
@@ -292,6 +320,7 @@ class BrokerLink:
         self.inbox.put(Message(text, payload, mid, qos, retain, time.time(), self.generation))
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        self.paho_messages += 1  # QoS 2, topic aliases, or the fast path is off
         try:
             topic = msg.topic
         except UnicodeDecodeError:
@@ -325,6 +354,7 @@ class BrokerLink:
     def stop(self) -> None:
         """Disconnect; unacknowledged messages stay with the broker for the next session."""
         self.inbox.close()  # a network thread waiting for room would hold up loop_stop
+        self.client.stopping.set()
         self.client.disconnect()
         self.client.loop_stop()
         self.client.close_sockets()

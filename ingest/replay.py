@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 from typing import Final
-from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -13,6 +12,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from store.db import connect, require_url
 from store.quarantine import known_among, quarantined, release_quarantine
 from store.rejected import cut_payloads, mark_replayed, replayable
+from streetsense.broker import configure_client
 from streetsense.config import Settings
 from streetsense.errors import RegistryError, ServiceUnavailableError
 
@@ -70,17 +70,18 @@ def replay_rejected(settings: Settings) -> tuple[int, int]:
 
 
 def _publish(settings: Settings, messages: list[tuple[str, bytes]]) -> None:
-    parts = urlsplit(settings.mqtt.url)
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
-    if settings.mqtt.username:
-        client.username_pw_set(settings.mqtt.username, settings.mqtt_password())
-    if parts.scheme == "mqtts":
-        client.tls_set(ca_certs=settings.mqtt.ca_file or None)
+    target = settings.broker()
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2,
+        protocol=mqtt.MQTTv311,
+        transport=target.transport,  # type: ignore[arg-type]
+    )
+    configure_client(client, target)
     try:
-        client.connect(parts.hostname or "127.0.0.1", parts.port or 1883)
+        client.connect(target.endpoint.host, target.endpoint.port)
     except OSError as exc:
         raise ServiceUnavailableError(
-            f"cannot reach the broker at {settings.mqtt.url}: {exc}; start it or fix mqtt.url"
+            f"cannot reach the broker at {target.describe()}: {exc}; start it or fix mqtt.url"
         ) from exc
     client.loop_start()
     try:

@@ -12,7 +12,6 @@ from typing import Final
 
 import psycopg
 
-from ingest.backoff import Backoff
 from ingest.batch import Batch
 from ingest.classify import Classifier
 from ingest.commit import CommitResult, commit_batch, resolve_unknown
@@ -32,6 +31,7 @@ from ingest.metrics import IngestMetrics
 from store.db import connect, require_url
 from store.quarantine import active_devices
 from store.writes import ReadingWriter, Rejection
+from streetsense.backoff import Backoff
 from streetsense.config import Settings
 from streetsense.lifecycle import StopSignal
 from streetsense.topics import Topics

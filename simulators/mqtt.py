@@ -3,48 +3,41 @@
 from __future__ import annotations
 
 import logging
-import ssl
 import threading
 import time
 import uuid
 from types import TracebackType
 from typing import Any
-from urllib.parse import urlsplit
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
+from streetsense.broker import configure_client
+from streetsense.broker_reasons import explain
 from streetsense.config import Settings
-from streetsense.errors import ConfigError, ServiceUnavailableError
+from streetsense.errors import ServiceUnavailableError
 
 log = logging.getLogger(__name__)
 
 
 def make_client(settings: Settings, role: str) -> tuple[paho.Client, str, int]:
-    """Return a configured (not yet connected) client and the broker's host and port."""
-    mqtt = settings.mqtt
-    if not mqtt.url:
-        raise ConfigError("mqtt.url is empty; set it (e.g. STREETSENSE_MQTT_URL=mqtt://host:1883)")
-    parts = urlsplit(mqtt.url)
-    if parts.scheme not in ("mqtt", "mqtts"):
-        raise ConfigError(f"mqtt.url {mqtt.url!r} must start with mqtt:// or mqtts://")
-    client_id = f"{mqtt.client_id or 'streetsense-sim'}-{role}-{uuid.uuid4().hex[:8]}"
+    """Return a configured (not yet connected) client and the broker's host and port.
+
+    Raises:
+        ConfigError: mqtt.url or the TLS and password files are wrong; names the setting.
+    """
+    target = settings.broker()
+    client_id = f"{settings.mqtt.client_id or 'streetsense-sim'}-{role}-{uuid.uuid4().hex[:8]}"
     client = paho.Client(
         callback_api_version=CallbackAPIVersion.VERSION2,
         client_id=client_id,
-        protocol=paho.MQTTv5 if mqtt.protocol == "5" else paho.MQTTv311,
+        protocol=paho.MQTTv5 if target.v5 else paho.MQTTv311,
+        transport=target.transport,  # type: ignore[arg-type]
     )
-    if parts.scheme == "mqtts":
-        context = ssl.create_default_context(cafile=mqtt.ca_file or None)
-        if mqtt.cert_file:
-            context.load_cert_chain(mqtt.cert_file, mqtt.key_file or None)
-        client.tls_set_context(context)
-    if mqtt.username:
-        client.username_pw_set(mqtt.username, settings.mqtt_password())
+    configure_client(client, target)
     client.reconnect_delay_set(1, 30)
-    port = parts.port or (8883 if parts.scheme == "mqtts" else 1883)
-    return client, parts.hostname or "127.0.0.1", port
+    return client, target.endpoint.host, target.endpoint.port
 
 
 # How long a stopped command waits for the broker to acknowledge what it already sent.
@@ -173,7 +166,7 @@ class PacedPublisher:
         self, _client: paho.Client, _userdata: Any, _flags: Any, reason: ReasonCode, _props: Any
     ) -> None:
         if reason.is_failure:
-            log.warning("broker refused the connection: %s", reason)
+            log.warning("the broker refused the connection: %s", explain(reason.value))
             return
         self._connected.set()
 
@@ -181,4 +174,4 @@ class PacedPublisher:
         self, _client: paho.Client, _userdata: Any, _flags: Any, reason: ReasonCode, _props: Any
     ) -> None:
         if reason.is_failure:
-            log.warning("disconnected from the broker (%s); reconnecting", reason)
+            log.warning("disconnected from the broker (%s); reconnecting", explain(reason.value))

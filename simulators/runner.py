@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import math
-import random
 import time
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from simulators.demand import Calendar
 from simulators.mqtt import PacedPublisher, PublishStoppedError
 from simulators.packs import Outbound, Packer, SequenceBook
 from simulators.world import Cadence, CitySimulation
+from streetsense.backoff import Backoff
 from streetsense.errors import ServiceUnavailableError
 from streetsense.lifecycle import StopSignal
 from streetsense.readings import Reading
@@ -23,25 +23,6 @@ from streetsense.topics import Topics
 
 log = logging.getLogger(__name__)
 LOG_EVERY_S = 10.0
-
-
-@dataclass(slots=True)
-class Backoff:
-    """Exponential backoff with full jitter, so many simulators do not retry in step."""
-
-    first_s: float = 1.0
-    longest_s: float = 60.0
-    attempt: int = 0
-
-    def next(self) -> float:
-        """Return the next delay and lengthen the one after."""
-        ceiling = min(self.longest_s, self.first_s * 2**self.attempt)
-        self.attempt += 1
-        return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not cryptography
-
-    def reset(self) -> None:
-        """Start again from the first delay."""
-        self.attempt = 0
 
 
 @dataclass(slots=True)
@@ -236,7 +217,7 @@ def live(
                 break
         except ServiceUnavailableError as exc:
             # The loop's edge: a device without a buffer loses this stretch; keep the city going.
-            pause = backoff.next()
+            pause = backoff.next_delay()
             log.warning("%s; dropping this minute of the city, retrying in %.1f s", exc, pause)
             stop.wait(pause)
             continue

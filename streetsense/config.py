@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any, Final, TypeVar, get_args, get_origin, get_type_hints
 
+from streetsense.broker import BrokerTarget, broker_target
 from streetsense.errors import ConfigError
 
 ENV_PREFIX: Final = "STREETSENSE_"
@@ -52,7 +53,8 @@ class MqttSettings:
     """MQTT broker connection."""
 
     url: str = field(
-        default="", metadata=_doc("mqtt://host:1883 or mqtts://host:8883; empty: demo broker")
+        default="",
+        metadata=_doc("mqtt://host:1883, mqtts://host:8883, ws:// or wss://; empty: demo broker"),
     )
     topic_prefix: str = field(default="streetsense/v1", metadata=_doc("root of every topic"))
     shared_group: str = field(
@@ -183,19 +185,13 @@ class Settings:
     city: CitySettings = field(default_factory=CitySettings)
     alerts: AlertsSettings = field(default_factory=AlertsSettings)
 
-    def mqtt_password(self) -> str | None:
-        """Read the broker password from its file or `STREETSENSE_MQTT_PASSWORD`, never logged."""
-        return read_secret(self.mqtt.password_file, "STREETSENSE_MQTT_PASSWORD")
+    def broker(self) -> BrokerTarget:
+        """Return the broker connection every MQTT client of ours uses (URL, TLS, credentials).
 
-
-def read_secret(path: str, env_name: str) -> str | None:
-    """Return a secret from a file (first line) or an environment variable, or None."""
-    if path:
-        try:
-            return Path(path).read_text(encoding="utf-8").splitlines()[0].strip()
-        except (OSError, IndexError) as exc:
-            raise ConfigError(f"cannot read the secret file {path!r}: {exc}") from exc
-    return os.environ.get(env_name) or None
+        Raises:
+            ConfigError: mqtt.url is empty or wrong, or the TLS settings contradict it.
+        """
+        return broker_target(self.mqtt, ENV_PREFIX)
 
 
 T = TypeVar("T")
@@ -214,7 +210,10 @@ def load_settings(
         ConfigError: a file, key or value is wrong; the message names it and the fix.
     """
     env = os.environ if environ is None else environ
-    return load_dataclass(Settings, read_toml(resolve_config_path(path, env)), env, ENV_PREFIX)
+    settings = load_dataclass(Settings, read_toml(resolve_config_path(path, env)), env, ENV_PREFIX)
+    if settings.mqtt.url:
+        settings.broker()  # fail fast: every process would otherwise find out when it connects
+    return settings
 
 
 def resolve_config_path(path: str | Path | None, env: Mapping[str, str]) -> Path | None:

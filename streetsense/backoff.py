@@ -1,0 +1,41 @@
+"""Exponential backoff with full jitter: one retry schedule for every reconnect and retry loop.
+
+Full jitter draws each delay uniformly between 0 and a ceiling that doubles per failure up to a
+cap. Of the usual schedules it spreads a crowd of clients that failed together (a street of
+agents that lost the same broker, several ingest processes after a database restart) the most
+evenly, so they do not return in step; "equal jitter" keeps half of every delay fixed and
+leaves them closer together (Brooker, "Exponential Backoff And Jitter", AWS Architecture Blog).
+"""
+
+from __future__ import annotations
+
+import random
+
+
+class Backoff:
+    """Delays drawn from [0, ceiling], the ceiling doubling from `first_s` up to `longest_s`."""
+
+    def __init__(
+        self, first_s: float = 1.0, longest_s: float = 60.0, rng: random.Random | None = None
+    ) -> None:
+        if not 0 < first_s <= longest_s:
+            raise ValueError(f"backoff needs 0 < first_s ({first_s}) <= longest_s ({longest_s})")
+        self.first_s = first_s
+        self.longest_s = longest_s
+        self.failures = 0
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+
+    def ceiling(self) -> float:
+        """Return the largest delay the next call may draw."""
+        # the exponent is capped so a long outage cannot overflow the float
+        return min(self.longest_s, self.first_s * 2.0 ** min(self.failures, 64))
+
+    def next_delay(self) -> float:
+        """Return the delay before the next attempt, and count one more failure."""
+        delay = self._rng.uniform(0.0, self.ceiling())
+        self.failures += 1
+        return delay
+
+    def reset(self) -> None:
+        """Start again from the shortest ceiling after a success."""
+        self.failures = 0
