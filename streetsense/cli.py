@@ -20,6 +20,16 @@ from streetsense.lifecycle import follow_parent
 log = logging.getLogger(__name__)
 COMMAND_GROUP: Final = "streetsense.commands"
 EXIT_USAGE: Final = 2
+# The pip extra that installs what each room's commands import (pyproject.toml).
+ROOM_EXTRAS: Final = {
+    "store": "server",
+    "ingest": "server",
+    "analytics": "server",
+    "edge": "edge",
+    "simulators": "simulators",
+    "dashboard": "dashboard",
+    "feeds": "feeds",
+}
 
 
 def configure_logging(level: str = "INFO") -> None:
@@ -51,11 +61,35 @@ def build_parser() -> argparse.ArgumentParser:
         try:
             register = entry.load()
         except ImportError as exc:
-            # An edge-only install lacks the server rooms; their commands are simply absent.
-            log.debug("command %s unavailable: %s", entry.name, exc)
+            # An edge-only install lacks the server rooms: say what would bring the command.
+            _register_unavailable(subparsers, entry.name, entry.value, exc)
             continue
         register(subparsers)
     return parser
+
+
+def _register_unavailable(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    target: str,
+    error: ImportError,
+) -> None:
+    """Keep a command whose room cannot be imported in --help, with the install that fixes it."""
+    extra = ROOM_EXTRAS.get(target.split(".", 1)[0], "all")
+    reason = (
+        f"unavailable: {error}; install it with: pip install 'streetsense[{extra}]'"
+        if isinstance(error, ModuleNotFoundError)
+        else f"unavailable: {error}"
+    )
+    # no options of its own (not even -h): whatever follows is taken, and the reason shown
+    parser = subparsers.add_parser(name, help=f"({reason})", add_help=False, prefix_chars="\0")
+    parser.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+
+    def handler(_args: argparse.Namespace) -> int:
+        log.error("streetsense %s is %s", name, reason)
+        return EXIT_USAGE
+
+    parser.set_defaults(handler=handler)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -70,6 +104,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         return int(handler(args))
+    except ModuleNotFoundError as exc:
+        # a room's optional dependency, imported when its command runs
+        extra = ROOM_EXTRAS.get(handler.__module__.split(".", 1)[0], "all")
+        log.error(
+            "streetsense %s needs %s, which is not installed; install it with: "
+            "pip install 'streetsense[%s]'",
+            args.command,
+            exc.name or exc,
+            extra,
+        )
+        return EXIT_USAGE
     except StreetsenseError as exc:
         log.error("%s", exc)
         return EXIT_USAGE
