@@ -29,6 +29,7 @@ from alerts.engine import run_once
 from alerts.evaluate import evaluate
 from alerts.rules import load_rules
 from alerts.snapshot import Snapshot
+from harness.scratch import scratch_database
 from store import rollups
 from store.device_state import DeviceStateUpdate, upsert_device_state
 from store.forecasts import Run, write_run
@@ -37,7 +38,6 @@ from store.writes import write_readings
 from streetsense.config import load_settings, with_overrides
 from streetsense.readings import Reading
 from streetsense.registry import parse_registry
-from tests.support.scratch import scratch_database
 
 SPOTS = 10
 AREAS = ("old-town", "business", "harbour", "riverside", "north", "stadium")

@@ -29,9 +29,9 @@ from psycopg import sql
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench import synthetic_rollups  # noqa: E402
 from simulators.city import CitySpec, generate_city  # noqa: E402
 from simulators.registry_file import registry_tables  # noqa: E402
-from store import dashboard_bench  # noqa: E402
 from store.device_state import DeviceStateUpdate, upsert_device_state  # noqa: E402
 from store.forecasts import Run, Score, write_run  # noqa: E402
 from store.migrate import migrate  # noqa: E402
@@ -85,11 +85,11 @@ def fill_large(url: str, lots: int, segments: int, days: int, fine_days: int) ->
             for tier, span in (("1d", days), ("1h", days), ("5m", fine_days)):
                 with conn.transaction():
                     counts[f"{stream}_{tier}"] = timed(
-                        f"{stream}_{tier}", dashboard_bench.fill_rollup, conn, stream, tier,
+                        f"{stream}_{tier}", synthetic_rollups.fill_rollup, conn, stream, tier,
                         end - timedelta(days=span), end,
                     )  # fmt: skip
         with conn.transaction():
-            timed("lot_now", dashboard_bench.fill_lot_now, conn)
+            timed("lot_now", synthetic_rollups.fill_lot_now, conn)
             devices = [device for device, _ in city.devices()]
             upsert_device_state(conn, [_state(d, city.site, end, i) for i, d in enumerate(devices)])
         conn.commit()
@@ -105,15 +105,15 @@ def order(conn: psycopg.Connection) -> None:
     """Lay every rollup out in time order, then refresh the planner's statistics."""
     for stream in ("occupancy", "flow"):
         for tier in ("1d", "1h", "5m"):
-            timed(f"cluster {stream}_{tier}", dashboard_bench.cluster_by_time, conn, stream, tier)
-    timed("analyse", dashboard_bench.analyse, conn)
+            timed(f"cluster {stream}_{tier}", synthetic_rollups.cluster_by_time, conn, stream, tier)
+    timed("analyse", synthetic_rollups.analyse, conn)
 
 
 def row_counts(url: str) -> dict[str, int]:
     """Return the row count of every rollup tier of a kept database."""
     with psycopg.connect(url) as conn:
         return {
-            f"{stream}_{tier}": dashboard_bench.rows(conn, stream, tier)
+            f"{stream}_{tier}": synthetic_rollups.rows(conn, stream, tier)
             for stream in ("occupancy", "flow")
             for tier in ("1d", "1h", "5m")
         }
@@ -184,7 +184,7 @@ def measure(url: str, timezone: str) -> dict[tuple[str, str], tuple[float, float
 def small_city(admin: str) -> str:
     """Fill the small simulated test city (the baseline) and return its URL."""
     from analytics.job import run_once
-    from tests.dashboard import simcity
+    from harness import simcity
 
     url = create_database(admin)
     settings = with_overrides(

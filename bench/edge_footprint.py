@@ -21,9 +21,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.proc import cpu_seconds  # noqa: E402
+from harness.edge import AgentProcess, IngestPeer, agent_config  # noqa: E402
+from harness.services import Mosquitto  # noqa: E402
 from streetsense.topics import Topics  # noqa: E402
-from tests.edge.support import AgentProcess, IngestPeer, agent_config  # noqa: E402
-from tests.support.services import Mosquitto  # noqa: E402
 
 
 def _peak_rss_mb(pid: int) -> float:

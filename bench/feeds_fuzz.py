@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 from bench.feeds_load import feeds_server, load_city
-from tests.support.scratch import scratch_database
+from harness.scratch import scratch_database
 
 REPO = Path(__file__).resolve().parents[1]
 # A live stream never ends by itself, so it cannot be fuzzed like a request/response

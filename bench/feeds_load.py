@@ -44,14 +44,14 @@ from paho.mqtt.enums import CallbackAPIVersion
 from feeds import datex2, formats, parkapi
 from feeds.engine import FeedEngine
 from feeds.table_version import table_version
+from harness.scratch import scratch_database
+from harness.services import Mosquitto, free_port
 from store.registry import store_registry
 from store.rollups import refresh
 from store.writes import write_readings
 from streetsense.config import load_settings, with_overrides
 from streetsense.readings import Reading
 from streetsense.registry import Registry, parse_registry
-from tests.support.scratch import scratch_database
-from tests.support.services import Mosquitto, free_port
 
 REPO = Path(__file__).resolve().parents[1]
 SPOTS_PER_ON_STREET = 10

@@ -34,10 +34,10 @@ from psycopg import sql
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.proc import children, cpu_seconds
+from harness.ingest_services import persistent_mosquitto
 from ingest.service import APPLICATION_NAME
 from store.migrate import migrate
 from streetsense.config import DatabaseSettings
-from tests.ingest.services import persistent_mosquitto
 
 ADMIN = os.environ.get("STREETSENSE_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1/postgres")
 PREFIX = "bench/streetsense/v1"

@@ -21,10 +21,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from harness.fleet import FleetRun, describe, run_fleet
+from harness.scratch import scratch_database
 from streetsense.config import load_settings, with_overrides
 from streetsense.topics import Topics
-from tests.reliability.fleet import FleetRun, describe, run_fleet
-from tests.support.scratch import scratch_database
 
 log = logging.getLogger("bench.reliability_fleet")
 

@@ -25,13 +25,13 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from harness.edge import AgentProcess, agent_config, wait_for
+from harness.faultproxy import FaultProxy
+from harness.ingest import IngestProcess, wait_log
+from harness.ingest_services import persistent_mosquitto
+from harness.scratch import scratch_database
 from streetsense.config import load_settings, with_overrides
 from streetsense.topics import Topics
-from tests.edge.faultproxy import FaultProxy
-from tests.edge.support import AgentProcess, agent_config, wait_for
-from tests.ingest.services import persistent_mosquitto
-from tests.ingest.support import IngestProcess, wait_log
-from tests.support.scratch import scratch_database
 
 log = logging.getLogger("bench.reliability_link")
 DEVICE = "gw-1"

@@ -23,11 +23,7 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from streetsense.config import load_settings, with_overrides
-from streetsense.readings import encode_readings
-from streetsense.topics import Channel, Topics
-from tests.ingest.services import persistent_mosquitto
-from tests.ingest.support import (
+from harness.ingest import (
     SITE,
     IngestProcess,
     count,
@@ -40,8 +36,12 @@ from tests.ingest.support import (
     wait_log,
     wait_until,
 )
-from tests.support.scratch import scratch_database
-from tests.support.services import free_port
+from harness.ingest_services import persistent_mosquitto
+from harness.scratch import scratch_database
+from harness.services import free_port
+from streetsense.config import load_settings, with_overrides
+from streetsense.readings import encode_readings
+from streetsense.topics import Channel, Topics
 
 log = logging.getLogger("bench.reliability_locked")
 DEVICES = [f"dev{i}" for i in range(8)]

@@ -27,6 +27,7 @@ from psycopg import sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from harness.services import Mosquitto, database_admin_url
 from simulators.city import CitySpec, generate_city
 from simulators.demand import Calendar
 from simulators.mqtt import PacedPublisher
@@ -39,7 +40,6 @@ from streetsense.config import DatabaseSettings, load_settings, with_overrides
 from streetsense.readings import decode_readings
 from streetsense.registry import parse_registry
 from streetsense.topics import DeviceTopic, Topics
-from tests.support.services import Mosquitto, database_admin_url
 
 REPO = Path(__file__).resolve().parents[1]
 

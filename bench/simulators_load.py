@@ -19,6 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from harness.services import Mosquitto
 from simulators.city import CitySpec, generate_city
 from simulators.demand import Calendar
 from simulators.load import LoadSpec, device_id, run_load
@@ -29,7 +30,6 @@ from simulators.world import CitySimulation
 from streetsense.config import Settings, load_settings, with_overrides
 from streetsense.readings import Reading, encode_readings
 from streetsense.topics import Channel, Topics
-from tests.support.services import Mosquitto
 
 
 def naive(settings: Settings, topics: Topics, messages: int) -> float:

@@ -20,13 +20,13 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 
+from harness.scratch import scratch_database
 from store.registry import store_registry
 from store.rollups import refresh
 from store.writes import write_readings
 from streetsense.config import Settings, load_settings, with_overrides
 from streetsense.readings import Reading
 from streetsense.registry import Registry, parse_registry
-from tests.support.scratch import scratch_database
 
 STEP = timedelta(minutes=5)
 

@@ -11,10 +11,10 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from harness.services import Mosquitto, database_admin_url, port_open, url_host_port
 from store.migrate import migrate
 from streetsense.config import DatabaseSettings, Settings, load_settings, with_overrides
 from streetsense.topics import Topics
-from tests.support.services import Mosquitto, database_admin_url, port_open, url_host_port
 
 
 def _url_with_dbname(url: str, dbname: str) -> str:

@@ -154,3 +154,23 @@ def test_each_rooms_third_party_imports_are_in_its_extra(room: str) -> None:
             if not wanted & provided:
                 missing[f"{path.relative_to(REPO)}: {module}"] = f"not in extra {extra!r}"
     assert missing == {}
+
+
+def test_bench_and_the_harness_never_import_tests() -> None:
+    offending = {
+        str(path.relative_to(REPO)): "tests"
+        for folder in ("bench", "harness")
+        for path in (REPO / folder).rglob("*.py")
+        if "tests" in _imports(path)
+    }
+    assert offending == {}
+
+
+@pytest.mark.parametrize("room", ROOMS)
+def test_no_room_imports_the_harness_or_the_benchmarks(room: str) -> None:
+    offending = {
+        str(path.relative_to(REPO)): sorted(_imports(path) & {"harness", "bench", "tests"})
+        for path in (REPO / room).rglob("*.py")
+        if _imports(path) & {"harness", "bench", "tests"}
+    }
+    assert offending == {}

@@ -20,11 +20,11 @@ from paho.mqtt.enums import CallbackAPIVersion
 from alerts.delivery import Backoff, Delivered, deliver
 from alerts.engine import run_once
 from alerts.rules import RuleSet, parse_rules
+from harness.mqtt import close_client
+from harness.services import free_port
 from streetsense.config import Settings
 from tests.alerts.receivers import MailBox, WebhookReceiver
 from tests.alerts.support import at, health, load_city
-from tests.support.mqtt import close_client
-from tests.support.services import free_port
 
 SECRET = "s3cret-for-tests-0123456789abcdef"
 

@@ -14,8 +14,8 @@ from psycopg import sql
 from streamlit.testing.v1 import AppTest
 
 from analytics.job import run_once
+from harness import simcity
 from streetsense.config import load_settings, with_overrides
-from tests.dashboard import simcity
 
 ENTRY = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
 

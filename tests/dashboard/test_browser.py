@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.dashboard import simcity
+from harness import simcity
+from harness.services import free_port, wait_port
 from tests.dashboard.browser import Browser, chromium_binary
 from tests.dashboard.conftest import City
-from tests.support.services import free_port, wait_port
 
 PAGES = {
     "city_now": ("", "Spaces free"),

@@ -6,8 +6,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from dashboard.data import pool
+from harness.services import free_port
 from tests.dashboard.conftest import ENTRY
-from tests.support.services import free_port
 
 PAGES = ("city_now", "parking", "traffic", "forecast_quality", "devices", "export")
 

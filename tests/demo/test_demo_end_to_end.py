@@ -20,7 +20,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from tests.support.services import free_port
+from harness.services import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 # 90 s: a real agent's lot has no fresher data than the backfill at quiet hours (its spots did

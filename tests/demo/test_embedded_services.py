@@ -9,10 +9,10 @@ import paho.mqtt.client as mqtt
 import psycopg
 import pytest
 
+from harness.mqtt import close_client
+from harness.services import port_open
 from streetsense.demo.broker import EmbeddedBroker
 from streetsense.demo.database import EmbeddedPostgres
-from tests.support.mqtt import close_client
-from tests.support.services import port_open
 
 
 def _client(client_id: str, port: int) -> mqtt.Client:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.ingest import count, ingest_thread, wait_until
 from ingest.doctor import FAIL, OK, check_broker
 from simulators.mqtt import PacedPublisher
 from streetsense.config import Settings, with_overrides
@@ -21,7 +22,6 @@ from streetsense.demo.broker import EmbeddedBroker, free_port
 from streetsense.readings import Reading, encode_readings, epoch_to_datetime
 from streetsense.topics import Channel, Topics
 from tests.deploy.test_mosquitto_secure import SecureBroker, secure_broker
-from tests.ingest.support import count, ingest_thread, wait_until
 
 __all__ = ["secure_broker"]
 PREFIX = "streetsense/v1"  # the sample ACL names the real prefix

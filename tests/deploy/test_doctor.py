@@ -15,8 +15,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from tests.support.mqtt import close_client
-from tests.support.services import Mosquitto, free_port
+from harness.mqtt import close_client
+from harness.services import Mosquitto, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -7,9 +7,9 @@ from contextlib import redirect_stdout
 from pathlib import Path
 
 from edge.cli import main
+from harness.edge import agent_config
+from harness.services import free_port
 from streetsense.topics import Topics
-from tests.edge.support import agent_config
-from tests.support.services import free_port
 
 
 def _run(*argv: str) -> tuple[int, str]:

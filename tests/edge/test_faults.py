@@ -16,12 +16,12 @@ from typing import Any
 import psycopg
 import pytest
 
+from harness.edge import AgentProcess, agent_config, report, wait_for
+from harness.faultproxy import FaultProxy
+from harness.ingest import IngestProcess
+from harness.services import Mosquitto
 from streetsense.config import Settings, with_overrides
 from streetsense.topics import Topics
-from tests.edge.faultproxy import FaultProxy
-from tests.edge.support import AgentProcess, agent_config, report, wait_for
-from tests.ingest.support import IngestProcess
-from tests.support.services import Mosquitto
 
 pytestmark = pytest.mark.faults
 DEVICE = "gw-1"

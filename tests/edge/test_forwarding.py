@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from streetsense.topics import Topics
-from tests.edge.support import (
+from harness.edge import (
     AgentProcess,
     IngestPeer,
     agent_config,
@@ -16,6 +15,7 @@ from tests.edge.support import (
     report,
     wait_for,
 )
+from streetsense.topics import Topics
 
 
 @pytest.fixture

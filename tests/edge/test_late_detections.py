@@ -19,12 +19,12 @@ import pytest
 
 from edge.agent import Agent
 from edge.drivers import VEHICLE, SensorEvent
+from harness.ingest import count, ingest_thread, wait_until
 from simulators.agents import agent_config
 from store.registry import store_registry
 from store.rollups import refresh
 from streetsense.config import Settings, with_overrides
 from streetsense.lifecycle import StopSignal
-from tests.ingest.support import count, ingest_thread, wait_until
 from tests.store.support import city
 
 SPEED = 30.0  # device seconds per real second

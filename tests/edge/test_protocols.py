@@ -19,13 +19,13 @@ import psycopg
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from harness.edge import AgentProcess, agent_config, wait_for
+from harness.ingest import ingest_thread
+from harness.mqtt import close_client
 from streetsense.config import Settings, with_overrides
 from streetsense.demo.broker import EmbeddedBroker
 from streetsense.readings import decode_readings
 from streetsense.topics import Channel, Stream, Topics
-from tests.edge.support import AgentProcess, agent_config, wait_for
-from tests.ingest.support import ingest_thread
-from tests.support.mqtt import close_client
 
 READINGS = 40
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from edge.cli import main
+from harness.edge import AgentProcess, agent_config, wait_for
 from streetsense.topics import Topics
 from tests.deploy.test_mosquitto_secure import SecureBroker, secure_broker
-from tests.edge.support import AgentProcess, agent_config, wait_for
 
 __all__ = ["secure_broker"]  # the fixture, shared with the broker's own tests
 DEVICE = "dev-a"  # a user of the sample ACL: it may publish only under its own id

@@ -16,6 +16,7 @@ import pytest
 import uvicorn
 
 from feeds.app import create_app
+from harness.services import free_port
 from store.forecasts import Run, write_run
 from store.registry import store_registry
 from store.rollups import refresh
@@ -23,7 +24,6 @@ from store.writes import write_readings
 from streetsense.config import Settings, with_overrides
 from streetsense.readings import Reading
 from streetsense.registry import Registry, parse_registry
-from tests.support.services import free_port
 
 CITY: dict[str, list[dict[str, Any]]] = {
     "site": [{"id": "centre", "name": "Centre"}],

@@ -8,11 +8,11 @@ from typing import Any
 import httpx
 import psycopg
 
+from harness.mqtt import close_client
 from streetsense.config import Settings
 from streetsense.topics import Topics
 from tests.feeds.clients import events, subscribe, wait_for
 from tests.feeds.conftest import Server, city_registry, feeds_settings
-from tests.support.mqtt import close_client
 
 FORMATS = ("json", "jsonld", "geojson", "csv")
 

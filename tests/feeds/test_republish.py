@@ -13,6 +13,7 @@ import pytest
 
 from feeds import engine
 from feeds.republish import client_options
+from harness.mqtt import close_client
 from store.registry import store_registry
 from streetsense.config import Settings, with_overrides
 from streetsense.errors import ConfigError
@@ -20,7 +21,6 @@ from streetsense.registry import parse_registry
 from streetsense.topics import Topics
 from tests.feeds.clients import subscribe, wait_for
 from tests.feeds.conftest import CITY, Server, counter, feeds_settings, write
-from tests.support.mqtt import close_client
 
 
 def test_changes_are_republished_retained(

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from harness.services import free_port
 from streetsense.cli import build_parser
 from streetsense.config import Settings, with_overrides
 from tests.feeds.conftest import Server, feeds_settings
-from tests.support.services import free_port
 
 
 def test_without_a_database_reads_wait_and_health_says_so(

@@ -16,10 +16,10 @@ from urllib.parse import urlsplit
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from harness.ingest import SITE
+from harness.mqtt import close_client
 from streetsense.readings import Reading, encode_readings
 from streetsense.topics import Channel, Topics
-from tests.ingest.support import SITE
-from tests.support.mqtt import close_client
 
 
 class ConfirmingPublisher:

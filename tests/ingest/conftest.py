@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.ingest.support import IngestProcess
+from harness.ingest import IngestProcess
 
 
 @pytest.fixture(autouse=True)

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.ingest.services import persistent_mosquitto
-from tests.ingest.support import mqtt_client, wait_until
-from tests.support.mqtt import close_client
-from tests.support.services import BROKER_CONFIG
+from harness.ingest import mqtt_client, wait_until
+from harness.ingest_services import persistent_mosquitto
+from harness.mqtt import close_client
+from harness.services import BROKER_CONFIG
 
 DEBIAN_CONFIG = Path("/etc/mosquitto/mosquitto.conf")
 

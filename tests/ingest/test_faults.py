@@ -17,11 +17,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from streetsense.config import Settings, with_overrides
-from streetsense.topics import Topics
-from tests.ingest.agents import ConfirmingPublisher
-from tests.ingest.services import PrivatePostgres, persistent_mosquitto
-from tests.ingest.support import (
+from harness.ingest import (
     IngestProcess,
     count,
     exactly_once,
@@ -32,7 +28,11 @@ from tests.ingest.support import (
     wait_log,
     wait_until,
 )
-from tests.support.services import free_port
+from harness.ingest_services import PrivatePostgres, persistent_mosquitto
+from harness.services import free_port
+from streetsense.config import Settings, with_overrides
+from streetsense.topics import Topics
+from tests.ingest.agents import ConfirmingPublisher
 
 pytestmark = pytest.mark.faults
 log = logging.getLogger(__name__)

@@ -6,9 +6,7 @@ import logging
 
 import pytest
 
-from streetsense.config import Settings, with_overrides
-from streetsense.topics import Topics
-from tests.ingest.support import (
+from harness.ingest import (
     SITE,
     AckWatcher,
     Publisher,
@@ -18,6 +16,8 @@ from tests.ingest.support import (
     register,
     wait_until,
 )
+from streetsense.config import Settings, with_overrides
+from streetsense.topics import Topics
 
 log = logging.getLogger(__name__)
 

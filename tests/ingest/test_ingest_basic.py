@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from streetsense.config import Settings
-from streetsense.topics import Topics
-from tests.ingest.support import (
+from harness.ingest import (
     SITE,
     AckWatcher,
     Publisher,
@@ -16,6 +14,8 @@ from tests.ingest.support import (
     register,
     wait_until,
 )
+from streetsense.config import Settings
+from streetsense.topics import Topics
 
 
 def test_readings_are_stored_once_and_acknowledged(settings: Settings, topics: Topics) -> None:

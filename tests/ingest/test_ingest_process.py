@@ -10,9 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from streetsense.config import Settings
-from streetsense.topics import Topics
-from tests.ingest.support import (
+from harness.ingest import (
     IngestProcess,
     count,
     exactly_once,
@@ -21,6 +19,8 @@ from tests.ingest.support import (
     wait_log,
     wait_until,
 )
+from streetsense.config import Settings
+from streetsense.topics import Topics
 
 log = logging.getLogger(__name__)
 DEVICES = [f"dev{i}" for i in range(10)]

@@ -8,11 +8,7 @@ import time
 import psycopg
 import pytest
 
-from ingest.replay import replay_quarantine
-from streetsense.config import Settings, with_overrides
-from streetsense.errors import RegistryError
-from streetsense.topics import Channel, Topics
-from tests.ingest.support import (
+from harness.ingest import (
     SITE,
     Publisher,
     count,
@@ -21,6 +17,10 @@ from tests.ingest.support import (
     register,
     wait_until,
 )
+from ingest.replay import replay_quarantine
+from streetsense.config import Settings, with_overrides
+from streetsense.errors import RegistryError
+from streetsense.topics import Channel, Topics
 
 NOW = time.time()
 

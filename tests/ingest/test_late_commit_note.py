@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
+from harness.ingest import SITE, readings, register
 from ingest.batch import Batch
 from ingest.classify import Classifier
 from ingest.commit import commit_batch
@@ -17,7 +18,6 @@ from store.writes import ReadingWriter
 from streetsense.config import Settings
 from streetsense.readings import encode_readings
 from streetsense.topics import Channel, Topics
-from tests.ingest.support import SITE, readings, register
 
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)
 

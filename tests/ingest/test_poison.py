@@ -9,16 +9,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
-from ingest.classify import Classifier
-from ingest.commit import commit_batch
-from ingest.inbox import Message
-from ingest.isolate import classify, unlimited
-from ingest.replay import replay_rejected
-from store.writes import ReadingWriter
-from streetsense.config import Settings
-from streetsense.readings import Reading, encode_readings
-from streetsense.topics import Channel, Topics
-from tests.ingest.support import (
+from harness.ingest import (
     SITE,
     AckWatcher,
     close_client,
@@ -28,6 +19,15 @@ from tests.ingest.support import (
     register,
     wait_until,
 )
+from ingest.classify import Classifier
+from ingest.commit import commit_batch
+from ingest.inbox import Message
+from ingest.isolate import classify, unlimited
+from ingest.replay import replay_rejected
+from store.writes import ReadingWriter
+from streetsense.config import Settings
+from streetsense.readings import Reading, encode_readings
+from streetsense.topics import Channel, Topics
 
 DEVICES = [f"dev{i}" for i in range(4)]
 POISON = 4242.0

@@ -5,11 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ingest.sequences import SequenceState
-from streetsense.config import Settings
-from streetsense.readings import encode_readings
-from streetsense.topics import Channel, Topics
-from tests.ingest.support import (
+from harness.ingest import (
     SITE,
     AckWatcher,
     Publisher,
@@ -19,6 +15,10 @@ from tests.ingest.support import (
     register,
     wait_until,
 )
+from ingest.sequences import SequenceState
+from streetsense.config import Settings
+from streetsense.readings import encode_readings
+from streetsense.topics import Channel, Topics
 
 
 def test_contiguous_stops_at_a_gap_and_moves_when_it_fills() -> None:

@@ -14,9 +14,7 @@ from urllib.parse import urlsplit
 import psycopg
 import pytest
 
-from streetsense.config import Settings
-from streetsense.topics import Channel, Topics
-from tests.ingest.support import (
+from harness.ingest import (
     SITE,
     Publisher,
     count,
@@ -25,6 +23,8 @@ from tests.ingest.support import (
     register,
     wait_until,
 )
+from streetsense.config import Settings
+from streetsense.topics import Channel, Topics
 
 pytestmark = pytest.mark.faults
 NUMBERS = [b"Infinity", b"-Infinity", b"1e999", b"-1e999"]

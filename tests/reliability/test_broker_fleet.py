@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from harness.fleet import FleetRun, run_fleet
 from streetsense.config import Settings
 from streetsense.topics import Topics
-from tests.reliability.fleet import FleetRun, run_fleet
 
 pytestmark = pytest.mark.faults
 

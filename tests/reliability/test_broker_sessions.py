@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from harness.ingest import IngestProcess, count, register, stream, wait_log, wait_until
+from harness.ingest_services import persistent_mosquitto
 from streetsense.config import Settings, with_overrides
 from streetsense.topics import Topics
-from tests.ingest.services import persistent_mosquitto
-from tests.ingest.support import IngestProcess, count, register, stream, wait_log, wait_until
 
 pytestmark = pytest.mark.faults
 DEVICES = ["q1", "q2"]

@@ -14,11 +14,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from harness.ingest import IngestProcess, Publisher, count, wait_log, wait_until
 from store.rollups import refresh
 from streetsense.config import Settings, with_overrides
 from streetsense.readings import Reading, encode_readings
 from streetsense.topics import Channel, Topics
-from tests.ingest.support import IngestProcess, Publisher, count, wait_log, wait_until
 from tests.store.support import at, load_city
 from tests.store.test_late_data import first_batch, late_batch, snapshot
 

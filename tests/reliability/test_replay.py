@@ -9,10 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from streetsense.config import Settings
-from streetsense.readings import Reading
-from streetsense.topics import Topics
-from tests.ingest.support import (
+from harness.ingest import (
     SITE,
     AckWatcher,
     IngestProcess,
@@ -23,6 +20,9 @@ from tests.ingest.support import (
     wait_log,
     wait_until,
 )
+from streetsense.config import Settings
+from streetsense.readings import Reading
+from streetsense.topics import Topics
 
 pytestmark = pytest.mark.faults
 DEVICES = [f"rep{i}" for i in range(4)]

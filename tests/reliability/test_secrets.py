@@ -16,11 +16,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from harness.edge import agent_config
+from harness.ingest import REPO, SITE, Publisher, readings, settings_env, wait_log
+from harness.services import free_port
 from streetsense.config import Settings, with_overrides
 from streetsense.topics import Topics
-from tests.edge.support import agent_config
-from tests.ingest.support import REPO, SITE, Publisher, readings, settings_env, wait_log
-from tests.support.services import free_port
 
 pytestmark = pytest.mark.faults
 MQTT_SECRET = "mqtt-Pa55-7f3a9c"

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from harness.edge import AgentProcess, agent_config, wait_for
+from harness.ingest import IngestProcess, count, wait_log
 from streetsense.config import Settings, with_overrides
 from streetsense.topics import Topics
-from tests.edge.support import AgentProcess, agent_config, wait_for
-from tests.ingest.support import IngestProcess, count, wait_log
 
 pytestmark = pytest.mark.faults
 

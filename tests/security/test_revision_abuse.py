@@ -9,9 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 
-from streetsense.config import Settings
-from streetsense.topics import Channel, Topics
-from tests.ingest.support import (
+from harness.ingest import (
     SITE,
     AckWatcher,
     Publisher,
@@ -20,6 +18,8 @@ from tests.ingest.support import (
     register,
     wait_until,
 )
+from streetsense.config import Settings
+from streetsense.topics import Channel, Topics
 
 T = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=30)
 

@@ -13,9 +13,9 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from harness.mqtt import close_client
 from streetsense.config import Settings, load_settings, with_overrides
 from streetsense.topics import Topics
-from tests.support.mqtt import close_client
 
 
 class Collector:

@@ -13,6 +13,7 @@ import psycopg
 from edge.config import AgentConfig, TrafficSection
 from edge.drivers import PRESENCE, VEHICLE, SensorDriver
 from edge.processing import TrafficCounter
+from harness.ingest import ingest_thread
 from simulators.agents import AgentFleet, CityDriver, agent_config
 from simulators.city import City, CitySpec, generate_city
 from simulators.demand import Calendar
@@ -22,7 +23,6 @@ from streetsense.config import Settings
 from streetsense.readings import Reading, decode_readings
 from streetsense.registry import LotKind, Registry, parse_registry
 from streetsense.topics import DeviceTopic, Topics
-from tests.ingest.support import ingest_thread
 from tests.simulators.conftest import Collector
 
 TUESDAY_RUSH = datetime(2026, 11, 17, 7, 45, tzinfo=UTC).timestamp()

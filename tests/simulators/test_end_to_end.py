@@ -8,6 +8,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from harness.ingest import ingest_thread
 from simulators.city import CitySpec, generate_city
 from simulators.demand import Calendar
 from simulators.mqtt import PacedPublisher
@@ -21,7 +22,6 @@ from streetsense.errors import PayloadError
 from streetsense.readings import decode_readings
 from streetsense.registry import load_registry
 from streetsense.topics import DeviceTopic, Topics
-from tests.ingest.support import ingest_thread
 
 
 def _scalar(url: str, query: str) -> int:

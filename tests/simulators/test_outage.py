@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.services import Mosquitto
 from simulators.city import CitySpec, generate_city
 from simulators.demand import Calendar
 from simulators.mqtt import PacedPublisher
@@ -18,7 +19,6 @@ from streetsense.config import load_settings, with_overrides
 from streetsense.lifecycle import StopSignal
 from streetsense.topics import Topics
 from tests.simulators.conftest import Collector
-from tests.support.services import Mosquitto
 
 FAST = Cadence(
     parking_step_s=1, traffic_interval_s=2, counter_interval_s=2, lamp_interval_s=2,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.services import REPO, Mosquitto
+from harness.services import REPO, Mosquitto
 
 # The run waits up to 5 s for the broker's acks once stopped; a hung broker held it for
 # 60 s (a publish waiting for its window) plus 120 s and 10 s of flushes before.

@@ -16,8 +16,8 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 from paho.mqtt.reasoncodes import ReasonCode
 
-from tests.support.mqtt import close_client
-from tests.support.services import REPO, free_port, wait_port
+from harness.mqtt import close_client
+from harness.services import REPO, free_port, wait_port
 
 DEPLOY = REPO / "deploy" / "mosquitto"
 PREFIX = "streetsense/v1"

@@ -18,8 +18,8 @@ import pytest
 from psycopg import sql
 
 import store.migrate
+from harness.services import free_port
 from streetsense.config import DatabaseSettings
-from tests.support.services import free_port
 
 HERE = Path(__file__).parent
 START_TIMEOUT_S = 60.0

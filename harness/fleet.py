@@ -15,11 +15,11 @@ from typing import Any
 
 import psycopg
 
+from harness.edge import AgentProcess, agent_config, wait_for
+from harness.ingest import IngestProcess, wait_log
+from harness.ingest_services import persistent_mosquitto
 from streetsense.config import Settings, with_overrides
 from streetsense.topics import Topics
-from tests.edge.support import AgentProcess, agent_config, wait_for
-from tests.ingest.services import persistent_mosquitto
-from tests.ingest.support import IngestProcess, wait_log
 
 log = logging.getLogger(__name__)
 FILE_START = 1_700_000_000.0  # shifted to "now" by the replay driver (retime)

@@ -22,11 +22,11 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from harness.mqtt import close_client
 from streetsense.readings import datetime_to_epoch, decode_readings
 from streetsense.topics import Channel, DeviceTopic, Topics
-from tests.support.mqtt import close_client
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 
 
 def wait_for(condition: Callable[[], Any], timeout: float, what: str) -> Any:

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import psycopg
 
+from harness.services import Mosquitto, free_port, wait_port
 from store.migrate import migrate
 from streetsense.config import DatabaseSettings
-from tests.support.services import Mosquitto, free_port, wait_port
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 
@@ -22,7 +22,7 @@ PG_BIN = Path("/usr/lib/postgresql/15/bin")
 def persistent_mosquitto(workdir: Path) -> Mosquitto:
     """Return a private Mosquitto from our config whose persistence really works.
 
-    tests.support.services.Mosquitto keeps root for private brokers, so Mosquitto can write its
+    harness.services.Mosquitto keeps root for private brokers, so Mosquitto can write its
     persistence file in pytest's owner-only folders (docs/ingest.md).
     """
     return Mosquitto(workdir)

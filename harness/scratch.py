@@ -9,9 +9,9 @@ from contextlib import contextmanager
 import psycopg
 from psycopg import sql
 
+from harness.services import database_admin_url
 from store.migrate import migrate
 from streetsense.config import DatabaseSettings
-from tests.support.services import database_admin_url
 
 
 @contextmanager

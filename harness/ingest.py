@@ -23,14 +23,14 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from harness.mqtt import close_client
 from ingest.service import IngestService
 from streetsense.config import Settings
 from streetsense.lifecycle import StopSignal
 from streetsense.readings import Reading, encode_readings
 from streetsense.topics import Channel, Topics
-from tests.support.mqtt import close_client
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 SITE = "s1"
 
 

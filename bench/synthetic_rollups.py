@@ -1,4 +1,4 @@
-"""Synthetic rollups at city scale for the dashboard benchmark, generated inside PostgreSQL.
+"""Synthetic rollups at city scale for bench/dashboard_pages.py, generated inside PostgreSQL.
 
 A year of 5-minute readings for 7,000 series is far more than a benchmark box can ingest, so
 the tiers the pages read are written directly: a daily curve per lot or segment with noise.
