@@ -42,6 +42,8 @@ def make_client(settings: Settings, role: str) -> tuple[paho.Client, str, int]:
 
 # How long a stopped command waits for the broker to acknowledge what it already sent.
 STOP_FLUSH_S = 5.0
+# A wait for acknowledgements this long without one is logged.
+STALL_S = 1.0
 
 
 class PublishStoppedError(ServiceUnavailableError):
@@ -120,7 +122,8 @@ class PacedPublisher:
     def _wait_below(self, level: int, timeout: float) -> None:
         # Waking once the window is half empty, not at every PUBACK, saves a thread switch
         # per message: the publisher then sends half a window in one go.
-        deadline = time.monotonic() + timeout
+        began = time.monotonic()
+        deadline, acked_before, said = began + timeout, self.acked, False
         while self.sent - self.acked > level:
             left = deadline - time.monotonic()
             # A publish waiting for room (level > 0) gives up on a stop; a flush (level 0) is
@@ -135,6 +138,14 @@ class PacedPublisher:
                     f"({self.sent - self.acked} messages waiting); is it overloaded or down?"
                 )
             self._changed.wait(min(left, 1.0))
+            if not said and self.acked == acked_before and time.monotonic() - began >= STALL_S:
+                # said once per wait: a hung broker is visible long before the timeout
+                log.info(
+                    "the broker acknowledged nothing for %.0f s; %d messages wait for it",
+                    STALL_S,
+                    self.sent - self.acked,
+                )
+                said = True
 
     def flush(self, timeout: float = 120.0) -> bool:
         """Wait until the broker acknowledged everything sent; False if it did not in time.

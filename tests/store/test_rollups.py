@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from datetime import UTC, datetime, timedelta
 
 import psycopg
@@ -147,21 +146,21 @@ def test_analyst_views_locate_readings(db: psycopg.Connection) -> None:
 
 
 def test_segment_now_is_the_latest_complete_bucket(
-    db: psycopg.Connection, settings: Settings
+    db: psycopg.Connection, settings: Settings, database_url: str
 ) -> None:
     load_city(db)
-    if datetime.now(UTC).timestamp() % 300 > 290:  # keep clear of a bucket boundary
-        time.sleep(11)
-    now = db.execute("SELECT now()").fetchone()[0]
-    db.commit()
-    current = datetime.fromtimestamp(now.timestamp() // 300 * 300, UTC)
-    write(db, [
-        Reading("loop", "vehicle_count", current - timedelta(minutes=9), 4.0, "l1"),
-        Reading("loop", "vehicle_count", current - timedelta(minutes=4), 6.0, "l1"),
-        Reading("loop", "vehicle_count", current + timedelta(seconds=1), 99.0, "l1"),  # running
-    ])  # fmt: skip
-    refresh(db, settings)
-    row = db.execute("SELECT bucket, vehicle_count FROM segment_now").fetchall()
+    # The clock is the view's now(): the start of a transaction opened first, which the view
+    # reads at the end, so a bucket boundary passing meanwhile changes nothing.
+    with psycopg.connect(database_url) as clock:
+        now = clock.execute("SELECT now()").fetchone()[0]
+        current = datetime.fromtimestamp(now.timestamp() // 300 * 300, UTC)
+        write(db, [
+            Reading("loop", "vehicle_count", current - timedelta(minutes=9), 4.0, "l1"),
+            Reading("loop", "vehicle_count", current - timedelta(minutes=4), 6.0, "l1"),
+            Reading("loop", "vehicle_count", current + timedelta(seconds=1), 99.0, "l1"),  # running
+        ])  # fmt: skip
+        refresh(db, settings)
+        row = clock.execute("SELECT bucket, vehicle_count FROM segment_now").fetchall()
     assert row == [(current - timedelta(minutes=5), 6.0)]
 
 
