@@ -19,6 +19,7 @@ from alerts.mqtt import Publisher
 from alerts.rules import Channel, RuleSet
 from alerts.webhook import DeliveryError
 from store import alerts as store
+from streetsense.backoff import full_jitter
 from streetsense.config import Settings
 from streetsense.errors import ConfigError
 
@@ -35,9 +36,8 @@ class Backoff:
     most_s: float = 300.0
 
     def delay(self, attempts: int, rng: random.Random) -> float:
-        """Return the wait after `attempts` failures."""
-        ceiling = min(self.most_s, self.first_s * 2.0 ** max(attempts - 1, 0))
-        return ceiling / 2.0 + rng.uniform(0.0, ceiling / 2.0)
+        """Return the wait after `attempts` failures (the count is kept in the outbox)."""
+        return full_jitter(attempts, self.first_s, self.most_s, rng)
 
 
 @dataclass(frozen=True, slots=True)

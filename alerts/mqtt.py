@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import ssl
 import uuid
-from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from alerts.webhook import DeliveryError
+from streetsense.broker import configure_client
 from streetsense.config import Settings
 from streetsense.errors import ConfigError
 
@@ -18,25 +17,18 @@ class Publisher:
     """One connection for a delivery pass; publish waits for the broker's PUBACK."""
 
     def __init__(self, settings: Settings, timeout_s: float) -> None:
-        url = settings.mqtt.url
-        if not url:
+        if not settings.mqtt.url:
             raise ConfigError("an mqtt alert channel needs a broker: set STREETSENSE_MQTT_URL")
-        parts = urlsplit(url)
-        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-            raise ConfigError(f"mqtt.url {url!r} must look like mqtt://host:1883 or mqtts://...")
+        target = settings.broker()
         self.timeout_s = timeout_s
         self.client = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=f"streetsense-alerts-{uuid.uuid4().hex[:8]}"
+            CallbackAPIVersion.VERSION2,
+            client_id=f"streetsense-alerts-{uuid.uuid4().hex[:8]}",
+            protocol=mqtt.MQTTv5 if target.v5 else mqtt.MQTTv311,
+            transport=target.transport,  # type: ignore[arg-type]
         )
-        if settings.mqtt.username:
-            self.client.username_pw_set(settings.mqtt.username, settings.mqtt_password())
-        if parts.scheme == "mqtts":
-            context = ssl.create_default_context(cafile=settings.mqtt.ca_file or None)
-            if settings.mqtt.cert_file:
-                context.load_cert_chain(settings.mqtt.cert_file, settings.mqtt.key_file or None)
-            self.client.tls_set_context(context)
-        self.host = parts.hostname
-        self.port = parts.port or (8883 if parts.scheme == "mqtts" else 1883)
+        configure_client(self.client, target)
+        self.host, self.port = target.endpoint.host, target.endpoint.port
         self.connected = False
 
     def publish(self, topic: str, payload: bytes, qos: int) -> None:

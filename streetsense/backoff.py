@@ -12,6 +12,14 @@ from __future__ import annotations
 import random
 
 
+def full_jitter(failures: int, first_s: float, longest_s: float, rng: random.Random) -> float:
+    """Return the delay after `failures` failures in a row (1: the first), for callers that keep
+    the count themselves (in a database row, for example)."""
+    # the exponent is capped so a long outage cannot overflow the float
+    ceiling = min(longest_s, first_s * 2.0 ** min(max(failures - 1, 0), 64))
+    return rng.uniform(0.0, ceiling)
+
+
 class Backoff:
     """Delays drawn from [0, ceiling], the ceiling doubling from `first_s` up to `longest_s`."""
 
@@ -27,14 +35,12 @@ class Backoff:
 
     def ceiling(self) -> float:
         """Return the largest delay the next call may draw."""
-        # the exponent is capped so a long outage cannot overflow the float
         return min(self.longest_s, self.first_s * 2.0 ** min(self.failures, 64))
 
     def next_delay(self) -> float:
         """Return the delay before the next attempt, and count one more failure."""
-        delay = self._rng.uniform(0.0, self.ceiling())
         self.failures += 1
-        return delay
+        return full_jitter(self.failures, self.first_s, self.longest_s, self._rng)
 
     def reset(self) -> None:
         """Start again from the shortest ceiling after a success."""

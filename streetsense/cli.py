@@ -29,6 +29,7 @@ ROOM_EXTRAS: Final = {
     "simulators": "simulators",
     "dashboard": "dashboard",
     "feeds": "feeds",
+    "alerts": "server",
 }
 
 
