@@ -1,10 +1,11 @@
 """Exponential backoff with full jitter: one retry schedule for every reconnect and retry loop.
 
 Full jitter draws each delay uniformly between 0 and a ceiling that doubles per failure up to a
-cap. Of the usual schedules it spreads a crowd of clients that failed together (a street of
-agents that lost the same broker, several ingest processes after a database restart) the most
-evenly, so they do not return in step; "equal jitter" keeps half of every delay fixed and
-leaves them closer together (Brooker, "Exponential Backoff And Jitter", AWS Architecture Blog).
+cap. A crowd that failed together (a street of agents that lost the same broker, ingest
+processes after a database restart) then comes back spread out: in bench/backoff_spread.py a
+recovering broker sees 0.6x the peak of reconnects per 100 ms that "equal jitter" (half the
+ceiling fixed, half random) gives it, with 2-4% fewer attempts in all; the price is the last
+client back 1.2-1.3x later. Protecting the recovering service is what the schedule is for.
 """
 
 from __future__ import annotations
