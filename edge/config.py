@@ -53,7 +53,9 @@ class MqttSection:
     key_file: str = field(default="", metadata=_doc("client private key (PEM)"))
     keepalive_s: int = field(default=30, metadata=_doc("a dead link is found within 1.5x this"))
     connect_timeout_s: float = field(default=10.0, metadata=_doc("give up a connect after this"))
-    backoff_min_s: float = field(default=1.0, metadata=_doc("first reconnect delay"))
+    backoff_min_s: float = field(
+        default=1.0, metadata=_doc("first reconnect delay's ceiling (delays: full jitter)")
+    )
     backoff_max_s: float = field(default=60.0, metadata=_doc("longest reconnect delay"))
 
 
@@ -200,6 +202,11 @@ def validate(config: AgentConfig) -> None:
     _choice("buffer.confirm", config.buffer.confirm, CONFIRM_MODES)
     _choice("buffer.synchronous", config.buffer.synchronous, SYNC_MODES)
     config.broker()
+    if not 0 < config.mqtt.backoff_min_s <= config.mqtt.backoff_max_s:
+        raise ConfigError(
+            "settings 'mqtt.backoff_min_s' and 'mqtt.backoff_max_s' need "
+            f"0 < {config.mqtt.backoff_min_s} <= {config.mqtt.backoff_max_s}; e.g. 1 and 60"
+        )
     if config.driver.kind in ("replay", "serial-line") and not config.driver.path:
         raise ConfigError(f"driver '{config.driver.kind}' needs 'driver.path' (file or port)")
     if config.driver.kind == "command" and not config.driver.command:

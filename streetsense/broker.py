@@ -20,6 +20,7 @@ broker is accepted until clients fail over between them (issue 18).
 from __future__ import annotations
 
 import os
+import re
 import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +45,7 @@ SCHEMES: Final = {
 }
 PROTOCOLS: Final = ("5", "3.1.1")
 DEFAULT_WEBSOCKET_PATH: Final = "/mqtt"
+_HOST: Final = re.compile(r"[A-Za-z0-9._:%-]+")  # names, IPv4, IPv6 (with a zone)
 _EXAMPLE: Final = "mqtt://broker.example:1883 or mqtts://broker.example:8883"
 
 
@@ -236,6 +238,11 @@ def _check_tls_settings(target: BrokerTarget, key: str) -> None:
             f"{names} set, but {key} uses {target.scheme}://, which is plain text: use "
             f"{secure}://{target.endpoint.host}:{SCHEMES[secure].port} for TLS, or clear them"
         )
+    if target.password_file and not target.username:
+        raise ConfigError(
+            f"{target._key('password_file')} is set without {target._key('username')}: the "
+            "password would never be sent; set the user name too"
+        )
     if target.key_file and not target.cert_file:
         raise ConfigError(
             f"{target._key('key_file')} is set without {target._key('cert_file')}: give the "
@@ -299,6 +306,8 @@ def _endpoint(text: str, default_port: int, url: str, key: str) -> Endpoint:
         host, _colon, port_text = text.partition(":")
     if not host:
         raise ConfigError(f"{key} = {url!r} names no host; e.g. {_EXAMPLE}")
+    if not _HOST.fullmatch(host):
+        raise ConfigError(f"{key} = {url!r}: {host!r} is not a host name or IP address")
     if not port_text:
         return Endpoint(host, default_port)
     if not port_text.isdigit() or not 0 < int(port_text) <= 65_535:

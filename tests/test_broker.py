@@ -54,6 +54,7 @@ def test_urls_parse_to_scheme_endpoints_and_path(
         ("mqtt://user:secret@broker", "never in the URL"),
         ("mqtt://@broker", "empty user name"),
         ("mqtt://n1,,n2", "names no host"),
+        ("mqtt://bro ker:1883", "not a host name"),
     ],
 )
 def test_malformed_urls_name_the_key_and_the_fix(url: str, message: str) -> None:
@@ -85,6 +86,11 @@ def test_tls_files_with_a_plain_url_are_refused() -> None:
         target(url="ws://broker", cert_file="/etc/c.pem")
     with pytest.raises(ConfigError, match=r"mqtt\.key_file .* without .*mqtt\.cert_file"):
         target(url="mqtts://broker", key_file="/etc/k.pem")
+
+
+def test_a_password_file_without_a_user_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"password_file .* without mqtt\.username"):
+        target(url="mqtt://broker", password_file="/etc/pw")
 
 
 def test_a_list_of_brokers_is_parsed_but_refused_until_failover_exists() -> None:
@@ -121,14 +127,14 @@ def test_the_agent_config_is_checked_with_its_own_variables(tmp_path: Path) -> N
 def test_password_from_file_or_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     secret = tmp_path / "password"
     secret.write_text("s3cret\nignored\n")
-    assert target(url="mqtt://b", password_file=str(secret)).password() == "s3cret"
+    assert target(url="mqtt://u@b", password_file=str(secret)).password() == "s3cret"
     monkeypatch.setenv("STREETSENSE_MQTT_PASSWORD", "from-env")
     assert target(url="mqtt://b").password() == "from-env"
     secret.write_text("\n")
     with pytest.raises(ConfigError, match=r"mqtt\.password_file .* is empty"):
-        target(url="mqtt://b", password_file=str(secret)).password()
+        target(url="mqtt://u@b", password_file=str(secret)).password()
     with pytest.raises(ConfigError, match=r"mqtt\.password_file .* cannot be read"):
-        target(url="mqtt://b", password_file=str(tmp_path / "missing")).password()
+        target(url="mqtt://u@b", password_file=str(tmp_path / "missing")).password()
 
 
 def test_tls_context_checks_the_broker_and_names_bad_files(tmp_path: Path) -> None:

@@ -33,6 +33,7 @@ def _config(tmp_path: Path, text: str) -> Path:
         (GOOD + '[buffer]\nconfirm = "never"\n', "buffer.confirm"),
         (GOOD + "[buffer]\ncap_byte = 5\n", "did you mean 'buffer.cap_bytes'"),
         (GOOD + '[mqtt]\nurl = "http://x"\n', "mqtt.url"),
+        (GOOD + "[mqtt]\nbackoff_min_s = 90.0\n", "mqtt.backoff_min_s"),
         (GOOD + '[clock]\nvalid_after = "2025-01-01"\n', "UTC offset"),
     ],
 )
