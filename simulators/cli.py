@@ -51,6 +51,8 @@ def _add_run(run: Parser) -> None:
     run.add_argument("--speed", type=float, default=1.0,
                      help="simulated seconds per wall second while catching up; live data "
                      "never runs ahead of the real clock, so it needs --catch-up")
+    run.add_argument("--window", type=int, default=500,
+                     help="messages the broker may leave unacknowledged (default 500)")
     _agent_arguments(run, "leave out the devices of")
     run.set_defaults(handler=_lazy("run"))
 

@@ -90,7 +90,10 @@ def run(args: argparse.Namespace) -> int:
             "(e.g. --catch-up 6h --speed 60) or leave --speed at 1"
         )
     agents = frozenset(agent_devices(generated, args.agent_lots, args.agent_segments))
-    with PacedPublisher(settings, role="city", stop=stop.event) as publisher:
+    if args.window < 1:
+        raise ConfigError(f"--window {args.window}: give at least 1 unacknowledged message")
+    window = args.window
+    with PacedPublisher(settings, window, role="city", stop=stop.event) as publisher:
         if args.backfill > args.catch_up:
             _check_late_window(settings, args.backfill)
             end = time.time() - args.catch_up
