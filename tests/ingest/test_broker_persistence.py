@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import pwd
 import subprocess
-import time
+import threading
 from pathlib import Path
 
 import pytest
@@ -63,8 +63,10 @@ def test_queued_messages_survive_a_clean_broker_restart(tmp_path: Path) -> None:
     try:
         received: list[bytes] = []
         subscriber = mqtt_client(broker.url, "persist-probe")
+        subscribed = threading.Event()
+        subscriber.on_subscribe = lambda *_args: subscribed.set()
         subscriber.subscribe("probe/#", qos=1)
-        time.sleep(0.3)
+        assert subscribed.wait(10), "no SUBACK"  # the broker now keeps the session's queue
         close_client(subscriber)
         publisher = mqtt_client(broker.url)
         publisher.publish("probe/x", b"kept", qos=1).wait_for_publish(5)

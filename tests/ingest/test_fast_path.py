@@ -61,7 +61,8 @@ def test_every_message_of_a_backlog_takes_the_fast_path(
         assert wait_until(lambda: count(settings.database.url, stored) == sent, 60)
         client = service.link.client
         assert service.link.paho_messages == 0, "messages took paho's slow path"
-        assert client.taken_in_place + client.taken_from_paho == sent // 10
+        # every pack, and the retained acks ingest hears back (control), went the fast way
+        assert client.taken_in_place + client.taken_from_paho >= sent // 10
         # a burst arrives many packets per read: most must be taken in place
         assert client.taken_in_place > client.taken_from_paho
     assert exactly_once(settings.database.url) == (sent, sent)

@@ -27,6 +27,8 @@ class Collector:
         self.arrivals: list[float] = []  # wall time each of `received` arrived
         self._lock = threading.Lock()
         self._ready = threading.Event()
+        self._barrier = f"{topics.prefix}/collector-barrier/{uuid.uuid4().hex[:8]}"
+        self._barrier_seen = threading.Event()
         self.client = paho.Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=f"collector-{uuid.uuid4().hex[:8]}",
@@ -41,15 +43,24 @@ class Collector:
 
     def _on_message(self, _client: Any, _userdata: Any, message: paho.MQTTMessage) -> None:
         with self._lock:
+            if message.topic == self._barrier:
+                self._barrier_seen.set()
+                return
             self.received.append((message.topic, bytes(message.payload)))
             self.arrivals.append(time.time())
 
     def wait_for(self, count: int, timeout: float = 30.0) -> list[tuple[str, bytes]]:
-        """Wait until at least `count` messages arrived (or the timeout); return them all."""
+        """Wait until at least `count` messages arrived (or the timeout); return them all.
+
+        Then a marker of our own goes through the broker: it reaches us after everything the
+        broker had already acknowledged, so stragglers (duplicates, extras) are in the result.
+        """
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and len(self.received) < count:
             time.sleep(0.02)
-        time.sleep(0.2)  # let stragglers (duplicates, extras) arrive too
+        self._barrier_seen.clear()
+        self.client.publish(self._barrier, b"", qos=1)
+        assert self._barrier_seen.wait(10), "the broker did not pass the collector's marker"
         with self._lock:
             return list(self.received)
 
