@@ -17,10 +17,10 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from dashboard.controls import range_end
+from harness import simcity
 from store.lot_status import set_override
 from streetsense.hours import OpeningStatus
 from streetsense.lot_status import StatusOverride, lot_status
-from tests.dashboard import simcity
 from tests.dashboard.conftest import City, query
 
 Run = Callable[[str], AppTest]
