@@ -115,7 +115,7 @@ def freshness(conn: psycopg.Connection) -> Table:
         "h.heard_at AS sensors_heard, "
         "extract(epoch FROM now() - greatest(n.observed_at, "
         "    CASE WHEN n.observed_at IS NOT NULL THEN h.heard_at END))::float8 AS age_s "
-        "FROM lots l LEFT JOIN lot_now n USING (lot_id) "
+        "FROM lots l LEFT JOIN lot_live n USING (lot_id) "
         "LEFT JOIN lot_sensors_heard h USING (lot_id) WHERE l.active "
         "UNION ALL "
         "SELECT 'segment', s.segment_id, s.name, n.bucket + interval '5 minutes', NULL, "

@@ -87,11 +87,15 @@ def segments(conn: psycopg.Connection) -> Table:
 
 
 def lots_now(conn: psycopg.Connection) -> Table:
-    """Return every active lot with its latest occupancy (NULL when it never reported)."""
+    """Return every active lot with its live occupancy (NULL when it never reported).
+
+    Live: from the newest reading of each of its sensors (`lot_live`), as the open feeds count,
+    not from the rollups' last refresh.
+    """
     return fetch(
         conn,
         "SELECT l.lot_id, l.name, l.kind, l.area, l.lat, l.lon, l.capacity, n.occupied, "
-        "n.occupancy, n.observed_at FROM lots l LEFT JOIN lot_now n USING (lot_id) "
+        "n.occupancy, n.observed_at FROM lots l LEFT JOIN lot_live n USING (lot_id) "
         "WHERE l.active ORDER BY n.occupancy DESC NULLS LAST, l.lot_id",
     )
 
@@ -116,9 +120,9 @@ def city_kpis(conn: psycopg.Connection) -> dict[str, float]:
     row = fetch(
         conn,
         "SELECT "
-        " (SELECT coalesce(sum(greatest(n.capacity - n.occupied, 0)), 0) FROM lot_now n"
+        " (SELECT coalesce(sum(greatest(n.capacity - n.occupied, 0)), 0) FROM lot_live n"
         "   JOIN lots l USING (lot_id) WHERE l.active),"
-        " (SELECT count(*) FROM lot_now n JOIN lots l USING (lot_id)"
+        " (SELECT count(*) FROM lot_live n JOIN lots l USING (lot_id)"
         "   WHERE l.active AND n.occupancy >= %(full)s),"
         " (SELECT count(*) "
         + SEGMENTS_LATEST

@@ -48,9 +48,11 @@ def render_now() -> None:
     alerts = data.alerts_on_map(url)
     st.pydeck_chart(charts.city_map(lots_now, segments_now, alerts), height=480)
     st.caption(
-        "Lots: green empty to red full (grey: no data, or closed). Roads: green at the speed "
-        f"limit to red at standstill. Rings: active alerts ({len(alerts)} places; see Alerts). "
-        f"Refreshed every {REFRESH_S} s."
+        "Lots: green empty to red full (grey: no data, or closed), live from each sensor's "
+        "newest reading, counted as the open feeds count them. Roads: green at the speed limit "
+        "to red at standstill, from the latest complete 5-minute interval the analytics job has "
+        f"rolled up (every {settings.analytics.interval_s // 60} min). Rings: active alerts "
+        f"({len(alerts)} places; see Alerts). This view re-reads all of it every {REFRESH_S} s."
     )
     fullest, slowest = st.columns(2)
     with fullest:

@@ -60,7 +60,7 @@ def test_city_now_kpis_and_map_show_what_the_rollups_and_device_state_say(
     [(free, full)] = query(
         city.url,
         "SELECT sum(greatest(capacity - occupied, 0)), count(*) FILTER (WHERE occupancy >= 0.9) "
-        "FROM lot_now WHERE NOT (lot_id = ANY(%s))",
+        "FROM lot_live WHERE NOT (lot_id = ANY(%s))",
         (closed,),
     )
     [(congested,)] = query(
@@ -84,7 +84,7 @@ def test_city_now_kpis_and_map_show_what_the_rollups_and_device_state_say(
     assert len(layers["ScatterplotLayer"]["data"]) == lots
     assert len(layers["PathLayer"]["data"]) == segments
     fullest = at.dataframe[0].value
-    [(top_lot,)] = query(city.url, "SELECT name FROM lots JOIN lot_now USING (lot_id) "
+    [(top_lot,)] = query(city.url, "SELECT name FROM lots JOIN lot_live USING (lot_id) "
                          "WHERE NOT (lot_id = ANY(%s)) ORDER BY occupancy DESC, lot_id LIMIT 1",
                          (closed,))  # fmt: skip
     assert fullest["name"].iloc[0] == top_lot
@@ -234,7 +234,7 @@ def test_devices_page_counts_health_rejections_and_stale_data(app: Run, city: Ci
     [(stale,)] = query(
         city.url,
         # a lot counts as heard from while any of its online sensors sent anything recently
-        "SELECT (SELECT count(*) FROM lots l LEFT JOIN lot_now n USING (lot_id) "
+        "SELECT (SELECT count(*) FROM lots l LEFT JOIN lot_live n USING (lot_id) "
         "  WHERE n.observed_at IS NULL OR greatest(n.observed_at, ("
         "    SELECT max(s.last_seen_at) FROM device_state s WHERE s.online AND s.device_id IN ("
         "      SELECT device_id FROM spots WHERE lot_id = l.lot_id UNION "
