@@ -12,6 +12,8 @@ import altair as alt
 import pandas as pd
 import pydeck as pdk
 
+from dashboard.basemap import area_outlines
+
 WEEKDAYS: Final = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 GREY: Final = [150, 150, 150, 160]
 # Strong, distinct hues: the default blues are hard to tell apart for a few series.
@@ -29,11 +31,23 @@ def ramp(value: float | None, *, good_high: bool) -> list[int]:
     return [red, green, 60, 200]
 
 
+AREA_FILL: Final = [120, 140, 170, 28]
+AREA_LINE: Final = [90, 100, 120, 160]
+
+
 def city_map(
-    lots_now: pd.DataFrame, segments_now: pd.DataFrame, alerts: pd.DataFrame | None = None
+    lots_now: pd.DataFrame,
+    segments_now: pd.DataFrame,
+    alerts: pd.DataFrame | None = None,
+    *,
+    map_style: str | None = "light",
 ) -> pdk.Deck:
     """Map lots coloured by occupancy and segments by speed relative to free flow; places
-    with active alerts get a ring in their most severe alert's colour."""
+    with active alerts get a ring in their most severe alert's colour.
+
+    Underneath, each area's outline and name from the registry: the base that stays when the
+    tile server (`map_style`, a MapLibre style URL or a Carto name) cannot be reached.
+    """
     lots = lots_now.assign(
         color=[ramp(v, good_high=False) for v in lots_now["occupancy"]],
         radius=(lots_now["capacity"].astype(float) ** 0.5) * 8 + 20,
@@ -43,10 +57,17 @@ def city_map(
         path=[_coordinates(c) for c in segments_now["coordinates"]],
         color=[ramp(v, good_high=True) for v in segments_now["speed_ratio"]],
         label=[_segment_label(r) for r in segments_now.itertuples()],
-    )[["path", "color", "label"]]
+    )[["path", "color", "label", "area"]]
+    areas = area_outlines(lots, paths)
     layers = [
-        pdk.Layer("PathLayer", paths, get_path="path", get_color="color", width_min_pixels=4,
-                  pickable=True),
+        pdk.Layer("PolygonLayer", areas, id="areas", get_polygon="outline",
+                  get_fill_color=AREA_FILL, get_line_color=AREA_LINE, line_width_min_pixels=1,
+                  stroked=True, filled=True),
+        pdk.Layer("TextLayer", areas, id="area-names", get_position=["lon", "lat"],
+                  get_text="area", get_size=13, get_color=[70, 80, 100],
+                  get_text_anchor='"middle"', get_alignment_baseline='"bottom"'),
+        pdk.Layer("PathLayer", paths[["path", "color", "label"]], get_path="path",
+                  get_color="color", width_min_pixels=4, pickable=True),
         pdk.Layer("ScatterplotLayer", lots[["lon", "lat", "color", "radius", "label"]],
                   get_position=["lon", "lat"], get_fill_color="color", get_radius="radius",
                   pickable=True, stroked=True, get_line_color=[40, 40, 40],
@@ -55,9 +76,8 @@ def city_map(
     if alerts is not None and not alerts.empty:
         layers.append(_alert_layer(alerts))
     view = _view(lots, paths)
-    # Carto's light basemap needs no token; offline, the lots and roads still draw on blank.
     return pdk.Deck(layers=layers, initial_view_state=view, tooltip={"text": "{label}"},
-                    map_style="light")  # fmt: skip
+                    map_style=map_style)  # fmt: skip
 
 
 ALERT_COLOURS = {"critical": [200, 0, 0], "warning": [240, 130, 0], "info": [30, 100, 220]}

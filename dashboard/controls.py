@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 import streamlit as st
+from streamlit.elements.lib.column_types import ColumnConfig
 
 from store.dashboard_reads import TIER_STEP, pick_tier
 
@@ -115,3 +116,8 @@ def local(frame: pd.DataFrame, columns: list[str], timezone: str) -> pd.DataFram
         if column in shown:
             shown[column] = pd.to_datetime(shown[column], utc=True).dt.tz_convert(timezone)
     return shown
+
+
+def when(label: str) -> ColumnConfig:
+    """Return the column format of a recent local time: weekday and time of day, no offset."""
+    return st.column_config.DatetimeColumn(label, format="ddd HH:mm")

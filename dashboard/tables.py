@@ -7,6 +7,7 @@ from typing import Final
 
 import pandas as pd
 import streamlit as st
+from streamlit.elements.lib.column_types import ColumnConfig
 
 LOT_SUMMARY_COLUMNS: Final = {
     "occupancy_now": st.column_config.NumberColumn("now", format="percent"),
@@ -33,6 +34,43 @@ def filter_places(
     if kinds and "kind" in frame:
         keep &= frame["kind"].isin(kinds)
     return frame[keep]
+
+
+def share_column(label: str, help: str | None = None) -> ColumnConfig:
+    """Return the column format of a 0-100 share drawn as a bar with a whole percentage."""
+    return st.column_config.ProgressColumn(
+        label, format="%.0f%%", min_value=0, max_value=100, help=help
+    )
+
+
+def fullest_lots(lots_now: pd.DataFrame) -> pd.DataFrame:
+    """Return the open lots reporting now, fullest first: name, spaces taken, share full, as of.
+
+    A closed lot has no occupancy (closed is not full) and is left out.
+    """
+    reporting = lots_now.dropna(subset=["occupancy"]).sort_values(
+        ["occupancy", "name"], ascending=[False, True]
+    )
+    return pd.DataFrame({
+        "name": reporting["name"],
+        "taken": [f"{o:,.0f} / {c:,}" for o, c in zip(reporting["occupied"],
+                                                      reporting["capacity"], strict=True)],
+        "full": (reporting["occupancy"].clip(0, 1) * 100).round(),
+        "observed_at": reporting["observed_at"],
+    })  # fmt: skip
+
+
+def slowest_roads(segments_now: pd.DataFrame) -> pd.DataFrame:
+    """Return the segments with data, slowest against their speed limit first (what is shown)."""
+    known = segments_now.dropna(subset=["speed_ratio"]).sort_values(["speed_ratio", "name"])
+    return pd.DataFrame({
+        "name": known["name"],
+        "of_limit": (known["speed_ratio"] * 100).round(),
+        "speed": [f"{v:.0f} / {limit:.0f} km/h" for v, limit in zip(known["mean_speed"],
+                                                                 known["speed_limit_kmh"],
+                                                                 strict=True)],
+        "bucket": known["bucket"],
+    })  # fmt: skip
 
 
 def lot_summary(

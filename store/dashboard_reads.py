@@ -17,7 +17,6 @@ TIERS: Final = ("5m", "1h", "1d")
 TIER_STEP: Final = {"5m": timedelta(minutes=5), "1h": timedelta(hours=1), "1d": timedelta(days=1)}
 # A segment whose speed falls below this share of its free-flow speed counts as congested.
 CONGESTED_SPEED_RATIO: Final = 0.5
-FULL_LOT: Final = 0.9
 # segment_now's rows (latest complete 5-minute bucket within a day) as one index probe per
 # segment: the view sorts a whole day of buckets, seconds at 5,000 segments.
 SEGMENTS_LATEST: Final = (
@@ -116,23 +115,22 @@ def segments_now(conn: psycopg.Connection) -> Table:
 
 
 def city_kpis(conn: psycopg.Connection) -> dict[str, float]:
-    """Return the city-wide figures: spaces free, full lots, congested segments, offline devices."""
+    """Return the city-wide figures beyond the lots: congested segments, offline devices.
+
+    The lots' figures come from `lots_now`, which the page reads anyway (one live read).
+    """
     row = fetch(
         conn,
         "SELECT "
-        " (SELECT coalesce(sum(greatest(n.capacity - n.occupied, 0)), 0) FROM lot_live n"
-        "   JOIN lots l USING (lot_id) WHERE l.active),"
-        " (SELECT count(*) FROM lot_live n JOIN lots l USING (lot_id)"
-        "   WHERE l.active AND n.occupancy >= %(full)s),"
         " (SELECT count(*) "
         + SEGMENTS_LATEST
         + "   WHERE s.active AND n.mean_speed < %(ratio)s * s.speed_limit_kmh),"
         + " (SELECT count(*) FROM devices d LEFT JOIN device_state ds USING (device_id)"
         "   WHERE d.active AND NOT coalesce(ds.online, false)),"
         " (SELECT count(*) FROM devices WHERE active)",
-        {"full": FULL_LOT, "ratio": CONGESTED_SPEED_RATIO},
+        {"ratio": CONGESTED_SPEED_RATIO},
     ).rows[0]
-    names = ("spaces_free", "lots_full", "segments_congested", "devices_offline", "devices")
+    names = ("segments_congested", "devices_offline", "devices")
     return {name: float(value) for name, value in zip(names, row, strict=True)}
 
 

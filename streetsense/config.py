@@ -140,6 +140,13 @@ class DashboardSettings:
 
     port: int = field(default=8501, metadata=_doc("HTTP port"))
     host: str = field(default="127.0.0.1", metadata=_doc("bind address"))
+    map_style: str = field(
+        default="light",
+        metadata=_doc(
+            "base map: a MapLibre style URL your planners' browsers reach (your city's tile "
+            "server), or light/dark/road (Carto's public basemaps); empty: none"
+        ),
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 import streamlit as st
 
-from dashboard import charts, controls, data, lot_status
+from dashboard import basemap, charts, controls, data, lot_status, tables
 from streetsense.errors import ServiceUnavailableError
 
 REFRESH_S = 30
@@ -13,6 +15,7 @@ FULL_AT = 0.9
 url, settings = data.page_context()
 zone = settings.city.timezone
 st.title(f"{settings.city.name}: now")
+st.caption(f"Times in {zone} (the city's time zone, setting city.timezone).")
 
 
 @st.fragment(run_every=REFRESH_S)
@@ -46,7 +49,10 @@ def render_now() -> None:
         help=f"of {int(kpis['devices'])} active devices, including never seen",
     )  # fmt: skip
     alerts = data.alerts_on_map(url)
-    st.pydeck_chart(charts.city_map(lots_now, segments_now, alerts), height=480)
+    style = basemap.style_url(settings.dashboard.map_style)
+    st.pydeck_chart(charts.city_map(lots_now, segments_now, alerts, map_style=style), height=480)
+    if style is None or not data.map_style_answers(style):
+        st.caption(base_map_note(style))
     st.caption(
         "Lots: green empty to red full (grey: no data, or closed), live from each sensor's "
         "newest reading, counted as the open feeds count them. Roads: green at the speed limit "
@@ -57,24 +63,43 @@ def render_now() -> None:
     fullest, slowest = st.columns(2)
     with fullest:
         st.subheader("Fullest lots")
-        shown = controls.local(lots_now[lots_now["occupancy"].notna()], ["observed_at"], zone)
         st.dataframe(
-            shown[["name", "area", "capacity", "occupied", "occupancy", "observed_at"]].head(15),
+            tables.fullest_lots(controls.local(lots_now, ["observed_at"], zone)).head(15),
             hide_index=True,
             column_config={
-                "occupancy": st.column_config.ProgressColumn(format="percent", min_value=0,
-                                                             max_value=1),
-                "occupied": st.column_config.NumberColumn(format="%.0f"),
+                "name": st.column_config.TextColumn("lot"),
+                "taken": st.column_config.TextColumn("taken", help="occupied of all spaces"),
+                "full": tables.share_column("full"),
+                "observed_at": controls.when("as of"),
             },
-        )  # fmt: skip
+        )
     with slowest:
         st.subheader("Slowest roads")
-        shown = controls.local(segments_now, ["bucket"], zone)
         st.dataframe(
-            shown[["name", "mean_speed", "speed_limit_kmh", "vehicle_count", "bucket"]].head(15),
+            tables.slowest_roads(controls.local(segments_now, ["bucket"], zone)).head(15),
             hide_index=True,
-            column_config={"mean_speed": st.column_config.NumberColumn(format="%.0f km/h")},
+            column_config={
+                "name": st.column_config.TextColumn("road"),
+                "of_limit": tables.share_column(
+                    "of limit", help="mean speed over the speed limit: the list's order"
+                ),
+                "speed": st.column_config.TextColumn("speed", help="mean speed / speed limit"),
+                "bucket": controls.when("5 min from"),
+            },
         )
+
+
+def base_map_note(style: str | None) -> str:
+    """Say why the map may have no streets under it, and which setting gives it some."""
+    where = "No base map is set" if style is None else (
+        f"The base map ({urlsplit(style).hostname}) did not answer from the dashboard's host: "
+        "if your browser cannot reach it either, the map shows only what the registry knows"
+    )  # fmt: skip
+    return (
+        f"{where} (area outlines, roads, lots). For streets underneath, set dashboard.map_style "
+        "(STREETSENSE_DASHBOARD_MAP_STYLE) to a MapLibre style your planners' browsers reach, "
+        "e.g. your city's tile server's style.json."
+    )
 
 
 now_view()

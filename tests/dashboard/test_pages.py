@@ -41,7 +41,7 @@ def test_city_now_kpis_and_map_show_what_the_rollups_and_device_state_say(
 ) -> None:
     # Closed lots (the stadium's garage closes at night; the fullest lot is closed by an
     # operator here) are neither free nor full.
-    [(fullest_id,)] = query(city.url, "SELECT lot_id FROM lot_now ORDER BY occupancy DESC, "
+    [(fullest_id,)] = query(city.url, "SELECT lot_id FROM lot_live ORDER BY occupancy DESC, "
                             "lot_id LIMIT 1")  # fmt: skip
     now = datetime.now(UTC)
     with psycopg.connect(city.url) as conn:

@@ -45,4 +45,5 @@ def test_city_now_shows_the_feeds_live_counts_before_any_rollup_refresh(
     fullest = page.dataframe[0].value.set_index("name")
     for lot in lots.values():
         if lot["occupied"] is not None:
-            assert fullest.loc[lot["name"], "occupied"] == lot["occupied"], lot["name"]
+            taken = f"{lot['occupied']:,} / {lot['capacity']:,}"
+            assert fullest.loc[lot["name"], "taken"] == taken, lot["name"]
