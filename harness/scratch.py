@@ -15,19 +15,24 @@ from streetsense.config import DatabaseSettings
 
 
 @contextmanager
-def scratch_database(prefix: str = "ss_bench") -> Iterator[str]:
-    """Create a migrated scratch database; yield its URL; drop it afterwards."""
-    admin = database_admin_url()
+def empty_database(admin_url: str, prefix: str) -> Iterator[str]:
+    """Create an empty database on the server of admin_url; yield its URL; drop it afterwards."""
     name = f"{prefix}_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(admin, autocommit=True) as conn:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = psycopg.conninfo.make_conninfo(admin, dbname=name)
     try:
-        with psycopg.connect(url) as conn:
-            migrate(conn, DatabaseSettings(timescale="off"))
-        yield url
+        yield psycopg.conninfo.make_conninfo(admin_url, dbname=name)
     finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
             conn.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
             )
+
+
+@contextmanager
+def scratch_database(prefix: str = "ss_bench") -> Iterator[str]:
+    """Create a migrated scratch database; yield its URL; drop it afterwards."""
+    with empty_database(database_admin_url(), prefix) as url:
+        with psycopg.connect(url) as conn:
+            migrate(conn, DatabaseSettings(timescale="off"))
+        yield url

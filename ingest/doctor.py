@@ -11,7 +11,6 @@ if TYPE_CHECKING:
     import paho.mqtt.client as mqtt
     import psycopg
 
-    from store.doctor_reads import TimescaleState
     from streetsense.broker import BrokerTarget
     from streetsense.config import Settings
 
@@ -93,11 +92,12 @@ def check_database(settings: Settings) -> list[Check]:
 
 
 def _database_facts(conn: psycopg.Connection, settings: Settings) -> list[Check]:
+    from ingest.doctor_timescale import timescale_checks  # noqa: PLC0415
     from store import doctor_reads  # noqa: PLC0415
 
     facts = doctor_reads.server_facts(conn)
     checks = [_version_check(facts.version, facts.version_num)]
-    checks.append(_timescale_check(doctor_reads.timescale_state(conn), settings))
+    checks += timescale_checks(conn, settings)
     checks.append(_privileges_check(conn, facts.user, facts.superuser))
     checks.append(_schema_check(conn))
     return checks
@@ -107,33 +107,6 @@ def _version_check(version: str, version_num: int) -> Check:
     if version_num < 140_000:
         return Check("PostgreSQL", FAIL, f"version {version}", "upgrade to PostgreSQL 14 or newer")
     return Check("PostgreSQL", OK, f"version {version}")
-
-
-def _timescale_check(state: TimescaleState, settings: Settings) -> Check:
-    installed, available = state.installed, state.available
-    mode = settings.database.timescale.lower()
-    if installed:
-        return Check("TimescaleDB", OK, f"extension {installed} installed")
-    if available:
-        return Check(
-            "TimescaleDB", OK, f"{available} available; `streetsense db migrate` installs it"
-        )
-    detail = "not available: plain PostgreSQL tables and rollups are used"
-    if mode == "on":
-        return Check(
-            "TimescaleDB",
-            FAIL,
-            detail,
-            "install TimescaleDB on the server, or set STREETSENSE_DATABASE_TIMESCALE=auto",
-        )
-    return Check(
-        "TimescaleDB",
-        WARN if mode == "auto" else OK,
-        detail,
-        "for a city's volumes install TimescaleDB (compression, chunking); see docs/deploy.md"
-        if mode == "auto"
-        else "",
-    )
 
 
 def _privileges_check(conn: psycopg.Connection, user: str, superuser: bool) -> Check:

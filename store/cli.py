@@ -69,7 +69,9 @@ def _status(args: argparse.Namespace) -> int:
     with connect(url, autocommit=True, timeout_s=settings.connect_timeout_s) as conn:
         caps = detect_capabilities(conn, settings)
         version = schema_version(conn)
-    sys.stdout.write(f"{describe_url(url)}: {caps.backend}, schema version {version}\n")
+    sys.stdout.write(
+        f"{describe_url(url)}: {caps.backend} ({caps.reason}), schema version {version}\n"
+    )
     return 0
 
 

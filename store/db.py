@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from store.backend import POSTGRESQL, TIMESCALE, choose_backend, read_timescale_facts
 from streetsense.config import DatabaseSettings
 from streetsense.errors import ConfigError, ServiceUnavailableError
 
@@ -68,39 +69,29 @@ class Capabilities:
 
     timescale: bool
     server_version: int
+    reason: str = ""  # why this backend: shown by `db migrate`, `db status` and `doctor`
+    create_extension: bool = False  # TimescaleDB is to be created in this database first
+    unused_timescale: bool = False  # the server has TimescaleDB, the schema does not use it
 
     @property
     def backend(self) -> str:
         """Name the storage backend for logs and `doctor`."""
-        return "TimescaleDB" if self.timescale else "PostgreSQL"
+        return TIMESCALE if self.timescale else POSTGRESQL
 
 
 def detect_capabilities(conn: psycopg.Connection, settings: DatabaseSettings) -> Capabilities:
-    """Detect TimescaleDB (installing the extension when available and allowed).
+    """Choose the backend from the server's state and `database.timescale`; changes nothing.
 
     Raises:
-        ConfigError: `timescale = "on"` but the server has no TimescaleDB.
+        ConfigError: the setting cannot be honoured on this server (the message says why and
+            what to change), e.g. `timescale = "on"` where TimescaleDB is not preloaded.
     """
-    mode = settings.timescale.lower()
-    if mode not in ("auto", "on", "off"):
-        raise ConfigError(f"database.timescale = {settings.timescale!r} must be auto, on or off")
-    installed = _scalar(conn, "SELECT count(*) FROM pg_extension WHERE extname = 'timescaledb'")
-    if not installed and mode != "off":
-        available = _scalar(
-            conn, "SELECT count(*) FROM pg_available_extensions WHERE name = 'timescaledb'"
-        )
-        if available:
-            conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
-            installed = 1
-    if mode == "on" and not installed:
-        raise ConfigError(
-            "database.timescale = 'on' but this server has no TimescaleDB extension; install "
-            "it or set STREETSENSE_DATABASE_TIMESCALE=auto to use plain PostgreSQL"
-        )
-    version = int(_scalar(conn, "SELECT current_setting('server_version_num')::int"))
-    return Capabilities(timescale=bool(installed) and mode != "off", server_version=version)
-
-
-def _scalar(conn: psycopg.Connection, query: str) -> int:
-    row = conn.execute(query).fetchone()
-    return int(row[0]) if row else 0
+    choice = choose_backend(settings.timescale, read_timescale_facts(conn))
+    row = conn.execute("SELECT current_setting('server_version_num')::int").fetchone()
+    return Capabilities(
+        timescale=choice.timescale,
+        server_version=int(row[0]) if row else 0,
+        reason=choice.reason,
+        create_extension=choice.create_extension,
+        unused_timescale=choice.unused_timescale,
+    )

@@ -27,14 +27,6 @@ class ServerFacts:
     superuser: bool
 
 
-@dataclass(frozen=True, slots=True)
-class TimescaleState:
-    """TimescaleDB installed in this database, and available on the server."""
-
-    installed: str | None
-    available: str | None
-
-
 def server_facts(conn: psycopg.Connection) -> ServerFacts:
     """Return the server version, current user and database."""
     row = conn.execute(
@@ -44,19 +36,6 @@ def server_facts(conn: psycopg.Connection) -> ServerFacts:
     ).fetchone()
     assert row is not None  # a SELECT without FROM returns one row
     return ServerFacts(str(row[0]), int(row[1]), str(row[2]), str(row[3]), bool(row[4]))
-
-
-def timescale_state(conn: psycopg.Connection) -> TimescaleState:
-    """Return TimescaleDB's installed and available versions (None when absent)."""
-    installed = conn.execute(
-        "SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'"
-    ).fetchone()
-    available = conn.execute(
-        "SELECT default_version FROM pg_available_extensions WHERE name = 'timescaledb'"
-    ).fetchone()
-    return TimescaleState(
-        str(installed[0]) if installed else None, str(available[0]) if available else None
-    )
 
 
 def can_create_in_public(conn: psycopg.Connection) -> bool:

@@ -65,9 +65,13 @@ def migrate(conn: psycopg.Connection, settings: DatabaseSettings) -> list[Migrat
         The migrations applied by this call (empty when the schema was current).
     """
     conn.autocommit = True
-    caps = detect_capabilities(conn, settings)
     conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
     try:
+        # Chosen under the lock: a concurrent migrate may be creating the schema right now.
+        caps = detect_capabilities(conn, settings)
+        log_backend(caps)
+        if caps.create_extension:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
         conn.execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations ("
             " version integer PRIMARY KEY, name text NOT NULL,"
@@ -88,6 +92,12 @@ def migrate(conn: psycopg.Connection, settings: DatabaseSettings) -> list[Migrat
         return applied
     finally:
         conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
+
+
+def log_backend(caps: Capabilities) -> None:
+    """Log which backend the schema uses and why; a warning when TimescaleDB is left unused."""
+    level = logging.WARNING if caps.unused_timescale else logging.INFO
+    log.log(level, "storage backend: %s, because %s", caps.backend, caps.reason)
 
 
 def _apply(

@@ -11,11 +11,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
-import psycopg
 import pytest
-from psycopg import sql
 
 from harness.mqtt import close_client
+from harness.scratch import empty_database
 from harness.services import Mosquitto, free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -60,14 +59,10 @@ def test_doctor_fails_on_closed_ports_and_says_what_to_fix(tmp_path: Path) -> No
     assert result.stdout.count("fix:") >= 2
 
 
-@pytest.fixture
-def empty_database(admin_url: str) -> Iterator[str]:
-    name = f"ss_doctor_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    yield psycopg.conninfo.make_conninfo(admin_url, dbname=name)
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+@pytest.fixture(name="empty_database")
+def _empty_database(admin_url: str) -> Iterator[str]:
+    with empty_database(admin_url, "ss_doctor") as url:
+        yield url
 
 
 def test_doctor_asks_for_a_migration_and_for_mqtt5_with_shared_groups(

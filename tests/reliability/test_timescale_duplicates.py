@@ -10,7 +10,12 @@ import pytest
 
 from store.rollups_writes import insert_readings
 from streetsense.readings import Reading
-from tests.timescale.conftest import timescale_server, timescale_url, tsdb  # noqa: F401
+from tests.timescale.conftest import (  # noqa: F401
+    timescale_native,
+    timescale_server,
+    timescale_url,
+    tsdb,
+)
 
 pytestmark = pytest.mark.timescale
 DAY = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=20)

