@@ -10,9 +10,11 @@ gets the right privileges without anyone remembering to grant them.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Final
 
 import psycopg
+import psycopg.errors
 from psycopg import sql
 
 log = logging.getLogger(__name__)
@@ -116,9 +118,28 @@ def _grant_role(conn: psycopg.Connection, role: str, relations: list[str], datab
         conn.execute(sql.SQL("REVOKE ALL ON {} FROM {}").format(table, who))
         privileges = _privileges(role, relation)
         if privileges:
-            conn.execute(sql.SQL("GRANT {} ON {} TO {}").format(sql.SQL(privileges), table, who))
+            _grant(conn, privileges, relation, who)
     if role in (INGEST, ANALYTICS, DASHBOARD, ALERTS):
         conn.execute(sql.SQL("GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {}").format(who))
+
+
+def _grant(conn: psycopg.Connection, privileges: str, relation: str, who: sql.Identifier) -> None:
+    grant = sql.SQL("GRANT {} ON {} TO {}")
+    table = sql.Identifier(relation)
+    try:
+        with conn.transaction():
+            conn.execute(grant.format(sql.SQL(privileges), table, who))
+    except psycopg.errors.UndefinedColumn:
+        # TimescaleDB up to 2.28 copies a column-level grant to the compressed hypertable,
+        # which has no columns (fixed in 2.29): the whole table is granted instead.
+        whole = re.sub(r"\s*\([^)]*\)", "", privileges)
+        log.warning(
+            "TimescaleDB refuses column-level privileges on %s (fixed in TimescaleDB 2.29);"
+            " granting %s on the whole table instead",
+            relation,
+            whole,
+        )
+        conn.execute(grant.format(sql.SQL(whole), table, who))
 
 
 def _privileges(role: str, relation: str) -> str:
