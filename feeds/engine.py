@@ -1,8 +1,9 @@
 """The feed engine: keeps an in-memory snapshot of every lot and segment and emits lot changes.
 
-A fast poll reads parking readings committed since the last one (so a change reaches stream
-subscribers well within 2 s); a periodic full read catches late deliveries and registry
-changes; trend baselines, flows and forecasts are refreshed less often.
+A fast poll asks which lots the transactions committed since the last one touched, and reads
+those lots' counts (so a change reaches stream subscribers well within 2 s); a periodic full
+read catches late deliveries and registry changes; trend baselines, flows and forecasts are
+refreshed less often. The database adds the sensors up: the engine sees lot counts only.
 """
 
 from __future__ import annotations
@@ -165,11 +166,12 @@ class FeedEngine:
         seen = list(self._seen)
         recent = await asyncio.to_thread(self._call, sources.read_recent, since, seen)
         touched: set[str] = set()
-        if recent.observations:
-            touched = self._live.apply(recent.observations)
-            newest = max(o.received_at for o in recent.observations)
+        transactions = recent.transactions.transactions
+        if transactions:
+            touched = self._live.apply(recent.transactions.lots, recent.lots)
+            newest = max(transactions.values())
             self._watermark = max(newest, self._watermark or newest)
-        self._remember(recent.transactions)
+        self._remember(transactions)
         if time.monotonic() >= self._next_stale_check:
             # Freshness flags and opening hours flip with the clock alone, and an operator's
             # override is a row of its own, so every lot is looked at now and then.
@@ -225,7 +227,10 @@ class FeedEngine:
         if self._conn is None or self._conn.closed:
             url = self.settings.database.url
             try:
-                self._conn = psycopg.connect(url, autocommit=True, connect_timeout=5)
+                # No JIT: compiling the small aggregate reads took longer than running them.
+                self._conn = psycopg.connect(
+                    url, autocommit=True, connect_timeout=5, options="-c jit=off"
+                )
             except psycopg.OperationalError as exc:
                 raise ServiceUnavailableError(
                     f"feeds cannot reach the database: {exc}; check database.url"

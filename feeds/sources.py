@@ -16,17 +16,16 @@ from store import feeds_reads
 from store.feeds_reads import (
     FlowRow,
     ForecastPoint,
+    LotParking,
     LotRow,
-    Observation,
     PublicOverride,
-    RecentReadings,
+    RecentTransactions,
     SegmentRow,
-    SensorMap,
 )
 
 __all__ = [
-    "Context", "LotRow", "RegistryData", "read_context", "read_full", "read_overrides",
-    "read_recent",
+    "Context", "LotRow", "RecentChanges", "RegistryData", "read_context", "read_full",
+    "read_overrides", "read_recent",
 ]  # fmt: skip
 
 RECENT_WINDOW_S: Final = 120.0  # fast-poll window of observed time; older ones: full read
@@ -43,7 +42,6 @@ class RegistryData:
 
     lots: list[LotRow]
     segments: list[SegmentRow]
-    sensors: SensorMap
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,21 +73,23 @@ def _missing(reason: str) -> Forecast:
     return Forecast(values=(None,) * len(HORIZONS_MIN), issued_at=None, reason=reason)
 
 
-def read_everything(conn: psycopg.Connection) -> tuple[RegistryData, list[Observation]]:
-    """Read the registry and the latest reading of every parking sensor."""
-    registry = RegistryData(
-        lots=feeds_reads.read_lots(conn),
-        segments=feeds_reads.read_segments(conn),
-        sensors=feeds_reads.read_sensor_map(conn),
-    )
-    return registry, feeds_reads.latest_parking_observations(conn)
+@dataclass(frozen=True, slots=True)
+class RecentChanges:
+    """What one fast poll found: the transactions seen and the fresh counts of the lots they
+    touched."""
+
+    transactions: RecentTransactions
+    lots: list[LotParking]
 
 
 def read_recent(
     conn: psycopg.Connection, since: datetime | None, seen: Collection[str]
-) -> RecentReadings:
-    """Read parking readings received since `since` (all of the recent window when None)."""
-    return feeds_reads.parking_observations_since(conn, since, RECENT_WINDOW_S, seen)
+) -> RecentChanges:
+    """Read which lots parking readings received since `since` touched (all of the recent
+    window when None), then those lots' counts."""
+    found = feeds_reads.parking_transactions_since(conn, since, RECENT_WINDOW_S, seen)
+    lots = feeds_reads.lot_parking(conn, found.lots) if found.lots else []
+    return RecentChanges(found, lots)
 
 
 def read_overrides(conn: psycopg.Connection) -> dict[str, PublicOverride]:
@@ -98,14 +98,13 @@ def read_overrides(conn: psycopg.Connection) -> dict[str, PublicOverride]:
 
 
 def read_full(conn: psycopg.Connection) -> tuple[RegistryData, LiveParking, datetime | None]:
-    """Read the registry and every sensor's latest reading; fold them into live counts.
-
-    Runs in the worker thread, so a big city's fold does not hold up the event loop.
-    """
-    registry, observations = read_everything(conn)
-    live = LiveParking(registry.sensors)
-    live.apply(observations)
-    return registry, live, max((o.received_at for o in observations), default=None)
+    """Read the registry and every lot's live counts; return them with the newest receive
+    time among the readings counted (where the fast poll picks up from)."""
+    registry = RegistryData(
+        lots=feeds_reads.read_lots(conn), segments=feeds_reads.read_segments(conn)
+    )
+    rows = feeds_reads.lot_parking(conn)
+    return registry, LiveParking(rows), max((row.received_at for row in rows), default=None)
 
 
 def read_context(conn: psycopg.Connection, capacities: dict[str, int]) -> Context:

@@ -1,7 +1,8 @@
-"""Reads behind the open feeds: registry, latest parking observations, rollups, flows.
+"""Reads behind the open feeds: registry, live lot counts, rollups, flows, forecasts.
 
-Only aggregates leave this module's callers; spot-level rows are read to compute lot counts and
-never returned by the feeds themselves.
+Everything here runs under the feeds' database role, which reads aggregates only: lots and
+segments, never a reading, device or spot (store.roles.FEEDS_READS; the database adds the
+spot sensors up, migration 045).
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from psycopg import sql
 
 from streetsense.hours import OpeningStatus
 
-PARKING_KINDS: Final = ("occupied", "occupied_spaces")
 RESOLUTIONS: Final = {"5m": "occupancy_5m", "1h": "occupancy_1h", "1d": "occupancy_1d"}
 
 
@@ -64,27 +64,30 @@ class SegmentRow:
 
 
 @dataclass(frozen=True, slots=True)
-class SensorMap:
-    """Which lot each spot sensor counts for, and each device (counters, unmapped sensors).
+class LotParking:
+    """A lot's live counts: each of its sources' newest reading, added up by the database.
 
-    `categories` holds the space category of every mapped spot sensor that is not general.
+    `counter` and `sensed` are the occupied spaces by gate counters and by spot sensors (None
+    when the lot has none that reported), `sensors` the spot sensors heard from, `categories`
+    the occupied spaces per space category by spot sensors.
     """
 
-    spots: dict[tuple[str, str], str]
-    devices: dict[str, str]
-    categories: dict[tuple[str, str], str] = field(default_factory=dict)
+    lot_id: str
+    counter: float | None
+    sensed: float | None
+    sensors: int
+    categories: dict[str, float]
+    observed_at: datetime
+    received_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
-class Observation:
-    """One parking reading: a spot's occupied flag or a counter's occupied spaces."""
+class RecentTransactions:
+    """What one poll found: the transactions (xmin) that wrote parking readings, with their
+    newest receive time, and the lots they touched."""
 
-    device_id: str
-    sub_id: str
-    kind: str
-    value: float
-    observed_at: datetime
-    received_at: datetime
+    transactions: dict[str, datetime]
+    lots: set[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,88 +166,45 @@ def _json(value: object) -> list[list[float]]:
     return json.loads(value) if isinstance(value, str) else value  # type: ignore[return-value]
 
 
-def read_sensor_map(conn: psycopg.Connection) -> SensorMap:
-    """Return the spot-sensor and device-to-lot mappings of active lots and devices."""
-    spots = conn.execute(
-        "SELECT s.device_id, s.sensor, s.lot_id, s.category FROM spots s "
-        "JOIN devices d ON d.device_id = s.device_id JOIN lots l ON l.lot_id = s.lot_id "
-        "WHERE d.active AND l.active"
-    ).fetchall()
-    devices = conn.execute(
-        "SELECT d.device_id, d.lot_id FROM devices d JOIN lots l ON l.lot_id = d.lot_id "
-        "WHERE d.active AND l.active"
-    ).fetchall()
-    return SensorMap(
-        spots={(device, sensor): lot for device, sensor, lot, _ in spots},
-        devices={device: lot for device, lot in devices},
-        categories={
-            (device, sensor): category
-            for device, sensor, _, category in spots
-            if category != "general"
-        },
-    )
+_LOT_PARKING: Final = (
+    "SELECT lot_id, counter, sensed, sensors, categories, observed_at, received_at "
+    "FROM lot_parking_live"
+)
 
 
-# Every parking source: mapped spots, devices' own readings, and whatever the rollups have
-# seen (gateways reporting sensors the registry does not map yet).
-_SOURCES = """
-SELECT device_id, 'occupied' AS kind, sensor AS sub_id FROM spots
-UNION
-SELECT device_id, k.kind, '' FROM devices
-CROSS JOIN (VALUES ('occupied'), ('occupied_spaces')) k (kind) WHERE lot_id IS NOT NULL
-"""
-_SERIES = " UNION SELECT device_id, kind, sub_id FROM occupancy_series"
-_LATEST = """
-SELECT src.device_id, src.sub_id, src.kind, r.value, r.observed_at, r.received_at
-FROM ({sources}) src
-CROSS JOIN LATERAL (
-    SELECT value, observed_at, received_at FROM readings
-    WHERE device_id = src.device_id AND kind = src.kind AND sub_id = src.sub_id
-    ORDER BY observed_at DESC LIMIT 1
-) r
-"""
+def lot_parking(
+    conn: psycopg.Connection, lot_ids: Collection[str] | None = None
+) -> list[LotParking]:
+    """Return the live counts of every lot that has any reading, or of `lot_ids` only."""
+    if lot_ids is None:
+        rows = conn.execute(_LOT_PARKING).fetchall()
+    else:  # the filter reaches the view's sources: only these lots' sensors are read
+        rows = conn.execute(_LOT_PARKING + " WHERE lot_id = ANY(%s)", (list(lot_ids),)).fetchall()
+    return [LotParking(*row) for row in rows]
 
 
-def latest_parking_observations(conn: psycopg.Connection) -> list[Observation]:
-    """Return the latest reading of every spot sensor and every lot counter (index probes)."""
-    sources = _SOURCES + (_SERIES if relation_exists(conn, "occupancy_series") else "")
-    query = sql.SQL(_LATEST).format(sources=sql.SQL(sources))
-    return [Observation(*row) for row in conn.execute(query).fetchall()]
-
-
-@dataclass(frozen=True, slots=True)
-class RecentReadings:
-    """Parking readings of one poll, and the transactions (xmin) that wrote them."""
-
-    observations: list[Observation]
-    transactions: dict[str, datetime]
-
-
-def parking_observations_since(
+def parking_transactions_since(
     conn: psycopg.Connection,
     received_after: datetime | None,
     window_s: float,
     seen_transactions: Collection[str] = (),
-) -> RecentReadings:
-    """Return parking readings received after a time and observed within the recent window.
+) -> RecentTransactions:
+    """Return the transactions that wrote parking readings received after a time and observed
+    within the recent window, and the lots they touched (lot ids only: no value, no device).
 
     The observed-time window lets the time index prune; readings observed earlier and
     delivered late are picked up by the periodic full read instead. A transaction commits
-    all its rows at once, so rows of transactions already seen are skipped by their xmin:
-    the caller can re-read an overlap (for batches committed after their receive time)
-    without fetching the same rows again.
+    all its rows at once, so transactions already seen are skipped by their xmin: the caller
+    can re-read an overlap (for batches committed after their receive time) for free.
     """
     rows = conn.execute(
-        "SELECT xmin::text, device_id, sub_id, kind, value, observed_at, received_at "
-        "FROM readings WHERE kind = ANY(%s) AND observed_at > now() - make_interval(secs => %s) "
-        "AND (%s::timestamptz IS NULL OR received_at > %s) AND NOT (xmin::text = ANY(%s)) "
-        "ORDER BY received_at",
-        (list(PARKING_KINDS), window_s, received_after, received_after, list(seen_transactions)),
+        "SELECT transaction_id, received_at, lot_ids FROM feeds_parking_transactions(%s, %s, %s)",
+        (received_after, window_s, list(seen_transactions)),
     ).fetchall()
-    transactions: dict[str, datetime] = {}
-    for row in rows:
-        transactions[row[0]] = max(row[6], transactions.get(row[0], row[6]))
-    return RecentReadings([Observation(*row[1:]) for row in rows], transactions)
+    return RecentTransactions(
+        transactions={xid: received for xid, received, _ in rows},
+        lots={lot for *_, lots in rows for lot in lots},
+    )
 
 
 def occupancy_at(conn: psycopg.Connection, moment: datetime) -> dict[str, float]:

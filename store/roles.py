@@ -1,6 +1,6 @@
 """Database roles per service: ingest writes raw data only, analytics writes derived data only,
-the dashboard reads (and acknowledges alerts), the open feeds read only what their live engine
-needs, the alerts service reads everything and writes only its own tables.
+the dashboard reads (and acknowledges alerts), the open feeds read lot and segment aggregates
+only, the alerts service reads everything and writes only its own tables.
 
 Roles are NOLOGIN groups; a deployment creates one login user per service and grants it the
 group (docs/deploy.md). Grants are recomputed after every migration, so a table added later
@@ -54,17 +54,16 @@ ALERTS_WRITES: Final = frozenset({"alerts", "alert_events", "alert_outbox"})
 ANALYTICS_CONSUMES: Final = {"rollup_invalidations": "DELETE"}
 # Bookkeeping between ingest and the rollup refresh that no reader needs.
 INTERNAL: Final = frozenset({"rollup_invalidations", "alert_outbox"})
-# Relations the open feeds never need: raw payloads of refused messages, device health and
-# delivery state. (The feeds' live engine does read parking readings and the spot mapping, to
-# publish a lot's change within 2 s of its commit; only lot aggregates leave the feeds, which
-# tests/feeds check on every response.)
-PRIVATE: Final = frozenset(
-    {"rejected_messages", "quarantine", "device_sequences", "device_state", "registry_versions",
-     "schema_migrations", "readings_located", "rejected_daily",
-     # who set an override is not for the public: the feeds read lot_status_public
-     "lot_status_overrides", "lot_status_audit",
-     "alerts", "alert_events", "alert_outbox"}
-) | INTERNAL  # fmt: skip
+# All the open feeds may read: the public registry and per-lot or per-segment aggregates, each
+# without a device or spot column (tests/security/test_roles_feeds.py checks every relation and
+# function the role can reach). A relation added later is closed to them until named here.
+FEEDS_READS: Final = frozenset(
+    {"lots", "segments", "lot_status_public", "lot_sensors_heard", "lot_parking_live",
+     "lot_now", "occupancy_now", "occupancy_5m", "occupancy_1h", "occupancy_1d",
+     "segment_now", "flow_5m", "flow_1h", "flow_1d", "forecast_runs", "forecasts"}
+)  # fmt: skip
+# Functions the feeds call; they run with their owner's rights and return lot ids only.
+FEEDS_EXECUTES: Final = ("feeds_parking_transactions(timestamptz, double precision, text[])",)
 
 
 def create_roles(conn: psycopg.Connection) -> None:
@@ -121,6 +120,11 @@ def _grant_role(conn: psycopg.Connection, role: str, relations: list[str], datab
             _grant(conn, privileges, relation, who)
     if role in (INGEST, ANALYTICS, DASHBOARD, ALERTS):
         conn.execute(sql.SQL("GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {}").format(who))
+    if role == FEEDS:
+        for function in FEEDS_EXECUTES:
+            if conn.execute("SELECT to_regprocedure(%s)", (function,)).fetchone() != (None,):
+                conn.execute(sql.SQL("GRANT EXECUTE ON FUNCTION {} TO {}").format(
+                    sql.SQL(function), who))  # fmt: skip
 
 
 def _grant(conn: psycopg.Connection, privileges: str, relation: str, who: sql.Identifier) -> None:
@@ -144,7 +148,7 @@ def _grant(conn: psycopg.Connection, privileges: str, relation: str, who: sql.Id
 
 def _privileges(role: str, relation: str) -> str:
     if role == FEEDS:
-        return "" if relation in PRIVATE else "SELECT"
+        return "SELECT" if relation in FEEDS_READS else ""
     if role == DASHBOARD and relation not in DASHBOARD_WRITES:
         return "" if relation in INTERNAL else "SELECT"
     writes = _writes(role, relation)

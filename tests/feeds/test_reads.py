@@ -1,4 +1,4 @@
-"""The live parking reads: overlap re-reads skip seen transactions; counts fold idempotently."""
+"""The live parking reads: the database adds lots up; overlap re-reads skip seen transactions."""
 
 from __future__ import annotations
 
@@ -7,31 +7,32 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 
 from feeds.live import LiveParking
-from store.feeds_reads import parking_observations_since, read_sensor_map
+from store.feeds_reads import lot_parking, parking_transactions_since
 from tests.feeds.conftest import counter, spot, write
 
 
 def test_overlap_reads_skip_transactions_already_seen(city: psycopg.Connection) -> None:
     since = datetime.now(UTC) - timedelta(minutes=1)
-    first = parking_observations_since(city, since, 120)
-    assert len(first.observations) == 4  # the city's four parking readings
-    again = parking_observations_since(city, since, 120, list(first.transactions))
-    assert again.observations == []
+    first = parking_transactions_since(city, since, 120)
+    assert first.lots == {"harbour", "market"}  # the city's four parking readings
+    again = parking_transactions_since(city, since, 120, list(first.transactions))
+    assert again.transactions == {} and again.lots == set()
     write(city, [counter("harbour-counter", 7, datetime.now(UTC))])
-    later = parking_observations_since(city, since, 120, list(first.transactions))
-    assert [o.value for o in later.observations] == [7.0]
+    later = parking_transactions_since(city, since, 120, list(first.transactions))
+    assert later.lots == {"harbour"}
+    assert len(later.transactions) == 1
 
 
-def test_live_counts_ignore_old_and_repeated_readings(city: psycopg.Connection) -> None:
-    live = LiveParking(read_sensor_map(city))
+def test_lots_count_each_sources_newest_reading(city: psycopg.Connection) -> None:
+    live = LiveParking(lot_parking(city))
+    market = live.lot("market")
+    assert market is not None and (market.sensed, market.sensors) == (2.0, 3)
+    assert live.occupied("harbour") is not None and live.lot("station") is None
     now = datetime.now(UTC)
-    readings = parking_observations_since(city, None, 120).observations
-    assert live.apply(readings) == {"harbour", "market"}
-    assert live.apply(readings) == set()  # the same readings again change nothing
     write(city, [spot("market-gw", "s1", False, now - timedelta(hours=1))])  # older: ignored
+    assert live.apply(["market"], lot_parking(city, ["market"])) == set()
     write(city, [spot("market-gw", "s2", False, now)])
-    newer = parking_observations_since(city, None, 7200).observations
-    assert live.apply(newer) == {"market"}
+    assert live.apply(["market", "station"], lot_parking(city, ["market", "station"])) == {"market"}
     found = live.occupied("market")
     assert found is not None and found[0] == 1
     assert live.occupied("station") is None

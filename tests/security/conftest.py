@@ -4,3 +4,6 @@ from __future__ import annotations
 
 # The open feeds: a test city in a fresh database and a real uvicorn server over it.
 from tests.feeds.conftest import busy_city, busy_feeds, city, feeds, start_server  # noqa: F401
+
+# Database roles: a login user in a service's group role, on this test's database.
+from tests.test_roles import login_as  # noqa: F401
