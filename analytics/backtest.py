@@ -1,46 +1,88 @@
-"""Rolling-origin backtest of many models over many series at once."""
+"""Rolling-origin backtest of many models over many series at once, on the points all share."""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import numpy as np
 
 from analytics.base import Matrix
 from analytics.metrics import Accumulator, seasonal_scale
 from analytics.models import build
-from analytics.panel import Panel
+from analytics.panel import SECONDS_PER_DAY, FloatArray, Panel
 from analytics.profile import Seasons
 
 logger = logging.getLogger(__name__)
 
+# Default origins span this many days, so every weekday and time of day is judged.
+DEFAULT_SPAN_DAYS = 14
+# Default spacing between origins: about this many per day, nudged so they walk through every
+# time of day instead of landing on the same few.
+ORIGINS_PER_DAY = 8
+
 
 @dataclass(frozen=True, slots=True)
 class Backtest:
-    """Accuracy of each model, with sums kept per series and horizon step."""
+    """Accuracy of each model on the points every model forecast, sums per series and step.
+
+    `own_points` counts, per model, the points it forecast whether or not the others did;
+    `origins` are the origin times (epoch seconds, the last observed slot) oldest first, and
+    `empty` those whose horizon held no truth at all.
+    """
 
     scores: dict[str, Accumulator]
     n_series: int
     n_points: int
     folds: int
+    own_points: dict[str, int] = field(default_factory=dict)
+    origins: tuple[int, ...] = ()
+    empty: tuple[int, ...] = ()
+    step: int = 0
+    labels: dict[str, str] = field(default_factory=dict)
 
     @property
     def best(self) -> str:
-        """Return the model with the lowest pooled MAE."""
+        """Return the model with the lowest MAE on the shared points."""
         return min(self.scores, key=lambda name: _or_inf(self.scores[name].pooled()["mae"]))
 
+    def label(self, name: str) -> str:
+        """Return the name a model is reported under (seasonal naive named by its season)."""
+        return self.labels.get(name, name)
+
     def summary(self) -> dict[str, object]:
-        """Return the pooled results in the documented JSON shape."""
+        """Return pooled and per-step results in the documented JSON shape."""
+        models: dict[str, object] = {}
+        for name, acc in self.scores.items():
+            pooled = {key: _finite_or_none(v) for key, v in acc.pooled().items()}
+            per_step = acc.reduce(0)
+            models[self.label(name)] = {
+                **pooled,
+                "points": self.own_points.get(name, 0),
+                "per_step": {
+                    "mae": [_finite_or_none(float(v)) for v in per_step["mae"]],
+                    "coverage80": [_finite_or_none(float(v)) for v in per_step["coverage80"]],
+                },
+            }
         return {
-            "models": {
-                name: {key: _finite_or_none(v) for key, v in acc.pooled().items()}
-                for name, acc in self.scores.items()
-            },
-            "best": self.best,
+            "models": models,
+            "best": self.label(self.best),
             "n_series": self.n_series,
             "n_points": self.n_points,
+            "shared_points": int(next(iter(self.scores.values())).sums["count"].sum())
+            if self.scores
+            else 0,
+            "step_seconds": self.step,
+            "origins": [_iso(t) for t in self.origins],
+            "empty_origins": [_iso(t) for t in self.empty],
         }
+
+
+def _iso(epoch: int) -> str:
+    """Return an epoch second as ISO 8601 UTC."""
+    return datetime.fromtimestamp(epoch, UTC).isoformat()
 
 
 def _finite_or_none(value: float) -> float | None:
@@ -59,44 +101,129 @@ def origins(length: int, horizon: int, folds: int, stride: int) -> list[int]:
     return sorted((o for o in offsets if o < length), reverse=True)
 
 
+def default_stride(step: int) -> int:
+    """Return slots between origins: about ORIGINS_PER_DAY a day, coprime with the day so
+    successive origins fall at every time of day."""
+    day = max(1, SECONDS_PER_DAY // step)
+    stride = max(1, day // ORIGINS_PER_DAY)
+    while day > 1 and math.gcd(stride, day) != 1:
+        stride += 1
+    return stride
+
+
+def default_folds(step: int, stride: int, span_days: int = DEFAULT_SPAN_DAYS) -> int:
+    """Return how many origins `stride` slots apart cover `span_days` days."""
+    return max(1, math.ceil(span_days * SECONDS_PER_DAY / (stride * step)))
+
+
+def season_labels(season_days: int) -> dict[str, str]:
+    """Return report names for the seasonal naive models: named by their actual season."""
+    if season_days == 7:
+        return {}
+    season = "day" if season_days == 1 else f"{season_days}d"
+    return {"snaive_week": f"snaive_{season}"}
+
+
+def aligned(panel: Panel) -> Matrix:
+    """Return the series as rows on one time grid, all ending at the latest series' end.
+
+    Series that ended earlier are padded with gaps on the right, so an origin is one moment
+    for every series.
+    """
+    data = Matrix.of(panel)
+    if panel.n_series == 0:
+        return data
+    last = int(panel.end.max())
+    behind = ((last - panel.end) // panel.step).astype(np.int64)
+    extra = int(behind.max())
+    if extra == 0:
+        return data
+    n, width = data.values.shape
+    values = np.full((n, width + extra), np.nan)
+    columns = np.arange(width)[None, :] + (extra - behind)[:, None]
+    values[np.arange(n)[:, None], columns] = data.values
+    return Matrix(values, panel.step, panel.capacity, np.full(n, last, dtype=np.int64))
+
+
 def backtest(
     panel: Panel,
     models: list[str],
     *,
     horizon: int,
-    folds: int = 5,
+    folds: int | None = None,
     stride: int | None = None,
     season_days: int = 7,
     timezone: str = "UTC",
 ) -> Backtest:
     """Evaluate each model from `folds` origins `stride` slots apart, last one h before the end.
 
+    Every model is scored on the same points: those with a truth that every model forecast.
+
     Args:
         panel: the series; a model never sees data after its origin.
         models: names from `analytics.models.MODELS`.
         horizon: steps forecast from each origin.
-        folds: number of origins.
-        stride: slots between origins; defaults to the horizon (test windows do not overlap).
+        folds: number of origins; default: enough to span 14 days.
+        stride: slots between origins; default: about 8 a day, at every time of day in turn.
         season_days: days in a season (7: weekly).
         timezone: IANA zone in which times of day and days of week are counted.
 
     Returns:
         Error sums per model, series and step.
     """
-    data = Matrix.of(panel)
+    data = aligned(panel)
     n, length = data.values.shape
     seasons = Seasons.of(panel.step, season_days)
-    offsets = origins(length, horizon, folds, stride or horizon)
+    stride = stride or default_stride(panel.step)
+    folds = folds or default_folds(panel.step, stride)
+    offsets = origins(length, horizon, folds, stride)
     scores = {name: Accumulator(n, horizon) for name in models}
+    own = dict.fromkeys(models, 0)
+    last = int(data.end[0]) if n else 0
+    times: list[int] = []
+    empty: list[int] = []
     points = 0
     for offset in offsets:
+        origin_time = last - offset * panel.step
+        times.append(origin_time)
         train = data.cut(offset)
         truth = data.values[:, length - offset : length - offset + horizon]
+        if not np.isfinite(truth).any():
+            empty.append(origin_time)
+            logger.warning(
+                "backtest: the origin at %s holds no truth in its %d steps (a gap in the data); "
+                "it scores nothing",
+                _iso(origin_time),
+                horizon,
+            )
+            continue
         points += int(np.isfinite(truth).sum())
         scale = seasonal_scale(train.values[:, -4 * seasons.week :], seasons.week)
+        forecasts = {}
         for name in models:
             model = build(name, season_days=season_days, horizon=horizon, timezone=timezone)
-            result = model.fit_matrix(train).predict(horizon)
-            scores[name].add(truth, result.mean, result.lo, result.hi, scale)
-        logger.info("backtest: origin %d slots before the end done", offset)
-    return Backtest(scores=scores, n_series=n, n_points=points, folds=len(offsets))
+            forecasts[name] = model.fit_matrix(train).predict(horizon)
+        shared = np.isfinite(truth)
+        for name, result in forecasts.items():
+            own[name] += int((np.isfinite(truth) & np.isfinite(result.mean)).sum())
+            shared &= np.isfinite(result.mean)
+        masked = np.where(shared, truth, np.nan)
+        for name, result in forecasts.items():
+            scores[name].add(masked, result.mean, result.lo, result.hi, scale)
+        logger.info("backtest: origin %s done", _iso(origin_time))
+    return Backtest(
+        scores=scores,
+        n_series=n,
+        n_points=points,
+        folds=len(offsets),
+        own_points=own,
+        origins=tuple(times),
+        empty=tuple(empty),
+        step=panel.step,
+        labels=season_labels(season_days),
+    )
+
+
+def per_step(acc: Accumulator, metric: str) -> FloatArray:
+    """Return one metric per horizon step, pooled over series."""
+    return acc.reduce(0)[metric]

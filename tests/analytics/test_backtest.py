@@ -67,7 +67,9 @@ def test_real_models_beat_baselines_on_seasonal_data() -> None:
     assert result.n_series == 20
     models = result.summary()["models"]
     assert isinstance(models, dict)
-    assert set(models["auto"]) == {"mae", "rmse", "mape", "mase", "coverage80"}
+    assert set(models["auto"]) == {
+        "mae", "rmse", "mape", "mase", "coverage80", "points", "per_step",
+    }  # fmt: skip
 
 
 def test_backtest_never_sees_the_future() -> None:

@@ -1,0 +1,211 @@
+"""Run every data set x protocol of issue 13 and print the goal table.
+
+Usage: python bench/forecast_goals.py [--model auto] [--only SUBSTRING] [--json OUT.json]
+
+Each case writes its data set as a backtest CSV, reads and screens it exactly as
+`streetsense forecast backtest` does, and backtests the model against persistence and weekly
+seasonal naive from the same origins, on the points all of them forecast. Cases are grouped by
+role: `dev` is what models are developed on, `check` a city they were not tuned on, `holdout`
+the last months of Gießen, looked at only to confirm. Goals (issue 13):
+- parking: MAE at least 12% below the better of persistence and weekly seasonal naive;
+- traffic: at least 12% below persistence pooled, 15% at 60 min;
+- 80% bands: 75-85% pooled, at least 70% at every step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from analytics.backtest import Backtest, backtest
+from analytics.csvio import parse_zone, read_csv
+from analytics.quality import screen
+from bench.forecast_sets import DataSet
+
+BASELINES = ("naive", "snaive_week")
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    """One data set under one protocol: grid step, steps ahead, origins (count, spacing)."""
+
+    name: str
+    role: str
+    kind: str  # 'parking' or 'traffic'
+    data: DataSet
+    step_min: int
+    horizon: int
+    folds: int
+    stride: int
+    timezone: str
+
+
+GIESSEN = "Europe/Berlin"
+AARHUS = "Europe/Copenhagen"
+CASES = (
+    # Gießen before its 40-day outage: what the models are developed on.
+    Case("giessen-30min-dayonly-10w", "dev", "parking",
+         DataSet("g-dev-10w", "giessen", "2024-04-14", "2024-06-24"), 30, 18, 84, 6, GIESSEN),
+    Case("giessen-15min-4w", "dev", "parking",
+         DataSet("g-dev-4w", "giessen", "2024-05-27", "2024-06-24"), 15, 8, 56, 24, GIESSEN),
+    Case("giessen-5min-4w", "dev", "parking",
+         DataSet("g-dev-4w", "giessen", "2024-05-27", "2024-06-24"), 5, 12, 56, 72, GIESSEN),
+    # Aarhus: a city the models were not tuned on.
+    Case("aarhus-parking-30min", "check", "parking",
+         DataSet("a-park", "aarhus_parking"), 30, 18, 84, 6, AARHUS),
+    Case("aarhus-parking-30min-dayonly-10w", "check", "parking",
+         DataSet("a-park-day", "aarhus_parking", "2014-08-26", "2014-11-05", day_only=True),
+         30, 18, 84, 6, AARHUS),
+    Case("aarhus-flow-5min", "check", "traffic",
+         DataSet("a-flow", "aarhus_flow"), 5, 12, 96, 37, AARHUS),
+    Case("aarhus-speed-5min", "check", "traffic",
+         DataSet("a-speed", "aarhus_speed"), 5, 12, 96, 37, AARHUS),
+    Case("aarhus-speed-5min-1w", "check", "traffic",
+         DataSet("a-speed-1w", "aarhus_speed", "2014-09-20", "2014-10-01"), 5, 12, 24, 37, AARHUS),
+    # The last months of Gießen: looked at only to confirm, never to tune.
+    Case("giessen-30min-dayonly-10w-holdout", "holdout", "parking",
+         DataSet("g-hold-10w", "giessen", "2024-10-06", "2024-12-21"), 30, 18, 84, 6, GIESSEN),
+    Case("giessen-15min-4w-holdout", "holdout", "parking",
+         DataSet("g-hold-4w", "giessen", "2024-11-09", "2024-12-07"), 15, 8, 56, 24, GIESSEN),
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Goals:
+    """One case's figures against the goals."""
+
+    case: str
+    kind: str
+    model: str
+    mae: float
+    baseline_mae: dict[str, float]
+    gain: float
+    gain_last_step: float
+    gain_steps: tuple[float, ...]
+    coverage: float
+    coverage_steps: tuple[float, ...]
+    points: int
+    empty_origins: int
+    seconds: float
+
+    @property
+    def accuracy_met(self) -> bool:
+        """Return whether the accuracy goal of the case's kind is met."""
+        return self.gain >= 0.12 and (self.kind == "parking" or self.gain_last_step >= 0.15)
+
+    @property
+    def bands_met(self) -> bool:
+        """Return whether the band goal is met (75-85% pooled, >= 70% per step)."""
+        return 0.75 <= self.coverage <= 0.85 and min(self.coverage_steps) >= 0.70
+
+
+def judge(case: Case, result: Backtest, model: str, seconds: float) -> Goals:
+    """Return the case's figures: gains against the baselines the goal names."""
+    pooled = {name: acc.pooled()["mae"] for name, acc in result.scores.items()}
+    steps = {name: acc.reduce(0)["mae"] for name, acc in result.scores.items()}
+    if case.kind == "parking":
+        reference = min(pooled[b] for b in BASELINES)
+        reference_steps = np.fmin(steps["naive"], steps["snaive_week"])
+    else:
+        reference = pooled["naive"]
+        reference_steps = steps["naive"]
+    gain_steps = 1.0 - steps[model] / reference_steps
+    coverage_steps = result.scores[model].reduce(0)["coverage80"]
+    return Goals(
+        case=case.name,
+        kind=case.kind,
+        model=model,
+        mae=pooled[model],
+        baseline_mae={b: pooled[b] for b in BASELINES},
+        gain=1.0 - pooled[model] / reference,
+        gain_last_step=float(gain_steps[-1]),
+        gain_steps=tuple(float(g) for g in gain_steps),
+        coverage=result.scores[model].pooled()["coverage80"],
+        coverage_steps=tuple(float(c) for c in coverage_steps),
+        points=int(result.scores[model].sums["count"].sum()),
+        empty_origins=len(result.empty),
+        seconds=seconds,
+    )
+
+
+def run_case(case: Case, model: str, workdir: Path) -> Goals:
+    """Write, read, screen and backtest one case."""
+    path = case.data.write(workdir / f"{case.data.name}.csv")
+    zone = parse_zone(case.timezone)
+    screened = screen(read_csv(path, case.step_min * 60, zone))
+    started = time.perf_counter()
+    models = [*BASELINES, model] if model not in BASELINES else list(BASELINES)
+    result = backtest(
+        screened.panel,
+        models,
+        horizon=case.horizon,
+        folds=case.folds,
+        stride=case.stride,
+        timezone=case.timezone,
+    )
+    return judge(case, result, model, time.perf_counter() - started)
+
+
+def table(rows: list[tuple[Case, Goals]]) -> str:
+    """Return the goal table as Markdown."""
+    lines = [
+        "| case | role | model MAE | naive | snaive_week | gain vs goal's baseline | "
+        "gain at last step | worst step gain | coverage80 | worst step coverage | points | "
+        "goals |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for case, g in rows:
+        met = ("accuracy" if g.accuracy_met else "") + (" bands" if g.bands_met else "")
+        lines.append(
+            f"| {case.name} | {case.role} | {g.mae:.3f} | {g.baseline_mae['naive']:.3f} | "
+            f"{g.baseline_mae['snaive_week']:.3f} | {g.gain:+.1%} | {g.gain_last_step:+.1%} | "
+            f"{min(g.gain_steps):+.1%} | {g.coverage:.1%} | {min(g.coverage_steps):.1%} | "
+            f"{g.points} | {met.strip() or 'none'} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    """Run the selected cases and print the table (and per-step figures with -v)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="auto")
+    parser.add_argument("--only", default="", help="run cases whose name contains this")
+    parser.add_argument("--role", default="", help="run cases of this role (dev, check, holdout)")
+    parser.add_argument("--json", type=Path, default=None, help="write every figure here")
+    parser.add_argument("-v", "--verbose", action="store_true", help="print per-step figures")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.ERROR)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="goals-") as tmp:
+        for case in CASES:
+            if args.only not in case.name or (args.role and case.role != args.role):
+                continue
+            goals = run_case(case, args.model, Path(tmp))
+            rows.append((case, goals))
+            print(
+                f"{case.name}: gain {goals.gain:+.1%}, coverage {goals.coverage:.1%} "
+                f"({goals.seconds:.0f} s)",
+                file=sys.stderr,
+            )
+            if args.verbose:
+                print(
+                    "  gain per step " + " ".join(f"{g:+.2f}" for g in goals.gain_steps)
+                    + "\n  coverage per step " + " ".join(f"{c:.2f}" for c in goals.coverage_steps),
+                    file=sys.stderr,
+                )  # fmt: skip
+    print(table(rows))
+    if args.json is not None:
+        args.json.write_text(json.dumps([asdict(g) for _, g in rows], indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
