@@ -7,7 +7,7 @@ import logging
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import ClassVar, Protocol, Self
 from zoneinfo import ZoneInfo
 
@@ -70,6 +70,7 @@ class Fitted:
     forecast: Forecast
     residuals: FloatArray
     shape: IntervalShape
+    state: dict[str, FloatArray] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -196,6 +197,13 @@ class SeriesModel(ABC):
         return copy.copy(self).fit(y).predict(h)
 
     @property
+    def state(self) -> dict[str, FloatArray]:
+        """Return what the last fit learnt per series beyond the forecasts (e.g. a decay)."""
+        if self._fitted is None:
+            raise RuntimeError(f"{self.name}: call fit() first")
+        return self._fitted.state
+
+    @property
     def residuals(self) -> FloatArray:
         """Return calibration residuals (n, origins, horizon) of the last fit."""
         if self._fitted is None:
@@ -207,7 +215,8 @@ class SeriesModel(ABC):
         (result,), fallback = evaluate([self], y, seasons, h, self.chunk_rows)
         shape = fit_shape(result.residuals, fallback)
         names = (self.name,) * y.values.shape[0]
-        return Fitted(y, h, finish(result.mean, shape, y.capacity, names), result.residuals, shape)
+        forecast = finish(result.mean, shape, y.capacity, names)
+        return Fitted(y, h, forecast, result.residuals, shape, result.state)
 
     def bounded(self, window: Window, clip: tuple[FloatArray, FloatArray]) -> FloatArray:
         """Return point forecasts, the last value where the model has none, within bounds."""
@@ -220,10 +229,12 @@ class SeriesModel(ABC):
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Evaluated:
-    """One model's point forecasts (n, h) and calibration residuals (n, origins, h)."""
+    """One model's point forecasts (n, h), calibration residuals (n, origins, h) and the state
+    its fit from the end left per series."""
 
     mean: FloatArray
     residuals: FloatArray
+    state: dict[str, FloatArray] = field(default_factory=dict)
 
 
 def evaluate(
@@ -262,6 +273,8 @@ def evaluate(
                 point = models[i].bounded(windows[start], clip)
                 if k == 0:
                     results[i].mean[rows] = point
+                    for key, value in windows[start].state.items():
+                        results[i].state.setdefault(key, np.full(n, np.nan))[rows] = value
                 else:
                     results[i].residuals[rows, k - 1] = block[:, end : end + h] - point
         with np.errstate(invalid="ignore"):

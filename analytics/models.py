@@ -7,6 +7,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from analytics.anchored import AnchoredProfile
 from analytics.base import Fitted, Matrix, SeriesModel, evaluate, finish
 from analytics.baselines import Persistence, SeasonalNaive, SeasonalNaiveDay, TimeOfWeekMean
 from analytics.intervals import fit_shape
@@ -24,7 +25,7 @@ BASELINES: tuple[type[SeriesModel], ...] = (
     SeasonalNaive,
     TimeOfWeekMean,
 )
-REAL: tuple[type[SeriesModel], ...] = (ProfileSmoothing, ProfileRidge)
+REAL: tuple[type[SeriesModel], ...] = (ProfileSmoothing, ProfileRidge, AnchoredProfile)
 # Each series needs this many calibration residuals before a choice is trusted.
 _MIN_RESIDUALS = 8
 
@@ -42,6 +43,7 @@ class Auto(SeriesModel):
         TimeOfWeekMean,
         ProfileSmoothing,
         ProfileRidge,
+        AnchoredProfile,
     )
 
     def history(self, seasons: Seasons) -> int:
@@ -80,7 +82,8 @@ class Auto(SeriesModel):
             {c.name: int((choice == i).sum()) for i, c in enumerate(self.candidates)},
         )
         shape = fit_shape(chosen, fallback_scale)
-        return Fitted(y, h, finish(mean, shape, y.capacity, names), chosen, shape)
+        state = {key: value for result in results for key, value in result.state.items()}
+        return Fitted(y, h, finish(mean, shape, y.capacity, names), chosen, shape, state)
 
 
 def _mae(residuals: FloatArray) -> FloatArray:

@@ -70,6 +70,8 @@ class Window:
         self._baselines: dict[int, Baseline] = {}
         self._row_mean: FloatArray | None = None
         self._last_value: FloatArray | None = None
+        # What a model learnt per row that outlives the fit (e.g. a fitted decay), by key.
+        self.state: dict[str, FloatArray] = {}
 
     @property
     def width(self) -> int:
