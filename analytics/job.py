@@ -18,7 +18,7 @@ from analytics.backtest import backtest
 from analytics.base import Forecast
 from analytics.models import Auto
 from analytics.panel import Panel
-from store.forecasts import Run, Score, write_run
+from store.forecasts import Anchors, Run, Score, write_run
 from store.series import SeriesArrays, active_ids, read_series
 from streetsense.config import AnalyticsSettings
 from streetsense.errors import StreetsenseError
@@ -116,25 +116,43 @@ def forecast_target(
         return None
     panel = to_panel(arrays, target.measure)
     horizon = int(target.horizon.total_seconds()) // step
-    result = Auto(horizon=horizon, timezone=timezone).fit(panel).predict(horizon)
+    model = Auto(horizon=horizon, timezone=timezone).fit(panel)
+    result = model.predict(horizon)
     scores = _scores(panel, horizon, backtest_folds, timezone) if backtest_folds else []
     run = Run(target.name, step, datetime.now(UTC), start, end, horizon, Auto.name)
+    anchors = anchors_of(panel, model.state)
     run_id = write_run(
-        conn, run, panel.ids, result.mean, result.lo, result.hi, result.model, scores
+        conn, run, panel.ids, result.mean, result.lo, result.hi, result.model, scores, anchors
     )
     logger.info("%s: stored run %d, %d series x %d steps", target.name, run_id, len(ids), horizon)
     if target.rate_product:
-        _write_rate(conn, replace(run, stream=target.rate_product), panel, result)
+        _write_rate(conn, replace(run, stream=target.rate_product), panel, result, anchors)
     return run_id
 
 
-def _write_rate(conn: psycopg.Connection, run: Run, panel: Panel, result: Forecast) -> None:
-    """Store the forecasts divided by capacity (series without one are left out)."""
+def anchors_of(panel: Panel, state: dict[str, npt.NDArray[np.float64]]) -> Anchors:
+    """Return each series' latest observation (slot start, value) and fitted half-life."""
+    matrix = panel.matrix()
+    finite = np.isfinite(matrix)
+    back = np.argmax(finite[:, ::-1], axis=1)
+    has = finite.any(axis=1)
+    rows = np.arange(matrix.shape[0])
+    value = np.where(has, matrix[rows, matrix.shape[1] - 1 - back], np.nan)
+    observed_at = np.where(has, (panel.end - back * panel.step).astype(np.float64), np.nan)
+    half_life = state.get("half_life_s", np.full(panel.n_series, np.inf))
+    return Anchors(observed_at, value.astype(np.float64), half_life)
+
+
+def _write_rate(
+    conn: psycopg.Connection, run: Run, panel: Panel, result: Forecast, anchors: Anchors
+) -> None:
+    """Store the forecasts and anchors divided by capacity (series without one left out)."""
     with np.errstate(invalid="ignore", divide="ignore"):
         per_unit = np.where(panel.capacity > 0, 1.0 / panel.capacity, np.nan)[:, None]
+    rate_anchors = replace(anchors, observed_value=anchors.observed_value * per_unit[:, 0])
     rate_id = write_run(
         conn, run, panel.ids, result.mean * per_unit, result.lo * per_unit,
-        result.hi * per_unit, result.model,
+        result.hi * per_unit, result.model, anchors=rate_anchors,
     )  # fmt: skip
     logger.info("%s: stored run %d", run.stream, rate_id)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -42,6 +42,28 @@ class Score:
     points: int
 
 
+@dataclass(frozen=True, slots=True)
+class Anchors:
+    """Per series, the observation a run's forecasts start from and how fast departures fade.
+
+    `observed_at` is in epoch seconds (NaN: the series had no observation, nothing stored);
+    `half_life_s` is NaN or infinite where a departure does not fade (stored as NULL).
+    """
+
+    observed_at: FloatArray
+    observed_value: FloatArray
+    half_life_s: FloatArray
+
+
+@dataclass(frozen=True, slots=True)
+class Anchor:
+    """One series' anchor as read back: time and value observed, half-life (None: no fade)."""
+
+    observed_at: datetime
+    observed_value: float
+    half_life_s: float | None
+
+
 def write_run(
     conn: psycopg.Connection,
     run: Run,
@@ -51,8 +73,9 @@ def write_run(
     hi: FloatArray,
     models: Sequence[str],
     scores: Sequence[Score] = (),
+    anchors: Anchors | None = None,
 ) -> int:
-    """Store one run's forecasts (n, h) and scores, replacing a run of the same window.
+    """Store one run's forecasts (n, h), scores and anchors, replacing a run of the same window.
 
     Rows whose forecast is NaN (a series without data) are not stored. Returns the run id.
     """
@@ -84,6 +107,8 @@ def write_run(
                         run_id, series_id, run.data_end + step * int(j), int(j) + 1,
                         float(mean[i, j]), float(lo[i, j]), float(hi[i, j]), models[i],
                     ))  # fmt: skip
+        if anchors is not None:
+            _write_anchors(conn, run_id, series_ids, anchors)
         if scores:
             with (
                 conn.cursor() as cur,
@@ -98,6 +123,60 @@ def write_run(
                         s.coverage80, s.points,
                     ))  # fmt: skip
     return run_id
+
+
+def _write_anchors(
+    conn: psycopg.Connection, run_id: int, series_ids: Sequence[str], anchors: Anchors
+) -> None:
+    """Copy the anchors of the series that had an observation."""
+    with (
+        conn.cursor() as cur,
+        cur.copy(
+            "COPY forecast_anchors (run_id, series_id, observed_at, observed_value, half_life_s) "
+            "FROM STDIN"
+        ) as copy,
+    ):
+        for i in np.flatnonzero(
+            np.isfinite(anchors.observed_at) & np.isfinite(anchors.observed_value)
+        ):
+            half_life = float(anchors.half_life_s[i])
+            copy.write_row((
+                run_id, series_ids[int(i)], datetime.fromtimestamp(float(anchors.observed_at[i]), UTC),
+                float(anchors.observed_value[i]),
+                half_life if np.isfinite(half_life) and half_life > 0 else None,
+            ))  # fmt: skip
+
+
+def latest_anchors(
+    conn: psycopg.Connection, stream: str, series_ids: Sequence[str]
+) -> dict[str, Anchor]:
+    """Return the anchor of each series' latest run of a stream (series without one left out)."""
+    rows = conn.execute(
+        "SELECT DISTINCT ON (a.series_id) a.series_id, a.observed_at, a.observed_value, "
+        "a.half_life_s FROM forecast_anchors a JOIN forecast_runs r USING (run_id) "
+        "WHERE r.stream = %s AND a.series_id = ANY(%s) "
+        "ORDER BY a.series_id, r.data_end DESC, r.issued_at DESC",
+        (stream, list(series_ids)),
+    ).fetchall()
+    return {row[0]: Anchor(row[1], float(row[2]), row[3]) for row in rows}
+
+
+def reanchor_shift(
+    anchor: Anchor, forecast_now: float, live: float, live_at: datetime, at: datetime
+) -> float:
+    """Return what to add to a forecast point (and its band) at `at`, given a live value.
+
+    `forecast_now` is the stored forecast at `live_at` (the anchor's value before the first
+    step). The live value's departure from it fades with the anchor's half-life; points before
+    `live_at` are not shifted.
+    """
+    if at < live_at:
+        return 0.0
+    departure = live - forecast_now
+    if anchor.half_life_s is None:
+        return departure
+    fade: float = 0.5 ** ((at - live_at).total_seconds() / anchor.half_life_s)
+    return departure * fade
 
 
 def latest_forecasts(

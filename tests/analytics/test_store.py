@@ -10,7 +10,16 @@ import psycopg
 import pytest
 
 from analytics.job import Target, forecast_target, run_once
-from store.forecasts import Run, Score, latest_forecasts, latest_scores, write_run
+from store.forecasts import (
+    Anchor,
+    Run,
+    Score,
+    latest_anchors,
+    latest_forecasts,
+    latest_scores,
+    reanchor_shift,
+    write_run,
+)
 from store.series import read_series
 
 START = datetime(2024, 1, 1, tzinfo=UTC)
@@ -166,3 +175,34 @@ def test_the_job_follows_the_analytics_settings(db: psycopg.Connection) -> None:
         "WHERE stream = 'occupancy'"
     ).fetchone()  # type: ignore[misc]
     assert (step, horizon, window) == (1800, 12, timedelta(days=2))
+
+
+def test_runs_store_their_anchors_and_readers_can_reanchor(db: psycopg.Connection) -> None:
+    """The job stores each series' latest observation and fitted half-life (m013)."""
+    add_lots(db, {"a": 100, "b": 100})
+    days = 9
+    t = np.arange(days * 288)
+    values = [float(v) for v in 50 + 30 * np.sin(2 * np.pi * t / 288)]
+    add_occupancy(db, "a", [*values[:-3], None, None, None])  # the last 15 minutes missing
+    add_occupancy(db, "b", [None] * len(values))
+    now = START + timedelta(days=days)
+    target = Target("occupancy", "occupied", 300, timedelta(hours=1), timedelta(days=days),
+                    rate_product="occupancy_rate")  # fmt: skip
+    assert forecast_target(db, target, now, backtest_folds=0) is not None
+    anchors = latest_anchors(db, "occupancy", ["a", "b"])
+    assert set(anchors) == {"a"}  # no observation, no anchor
+    anchor = anchors["a"]
+    assert anchor.observed_at == START + timedelta(minutes=5 * (len(values) - 4))
+    assert anchor.observed_value == pytest.approx(values[-4])
+    assert anchor.half_life_s is None or anchor.half_life_s > 0
+    rate = latest_anchors(db, "occupancy_rate", ["a"])["a"]
+    assert rate.observed_value == pytest.approx(values[-4] / 100)
+    # A reader with a live value 10 above the forecast shifts the next points by a fading 10.
+    fading = Anchor(anchor.observed_at, anchor.observed_value, 600.0)
+    assert reanchor_shift(fading, 40.0, 50.0, now, now) == pytest.approx(10.0)
+    assert reanchor_shift(fading, 40.0, 50.0, now, now + timedelta(minutes=10)) == pytest.approx(
+        5.0
+    )
+    assert reanchor_shift(fading, 40.0, 50.0, now, now - timedelta(minutes=5)) == 0.0
+    lasting = Anchor(anchor.observed_at, anchor.observed_value, None)
+    assert reanchor_shift(lasting, 40.0, 50.0, now, now + timedelta(days=1)) == 10.0
