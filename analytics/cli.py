@@ -24,14 +24,30 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "backtest",
         help="rolling-origin backtest of every model on a CSV of series",
         description="INPUT.csv has the header series_id,timestamp,value (optionally capacity); "
-        "timestamps are ISO 8601, without an offset taken as local time in --timezone.",
+        "timestamps are ISO 8601, without an offset taken as local time in --timezone. "
+        "capacity, when given, bounds forecasts and bands to [0, capacity] (clipping) and "
+        "screens readings: values outside it are masked as gaps, and a series above it in more "
+        "than 20%% of readings is left out as a broken counter. Every model is scored on the "
+        "points all of them forecast, from origins spread over every time of day.",
     )
     backtest.add_argument("input", type=Path, metavar="INPUT.csv")
     backtest.add_argument("--freq", required=True, help="grid step, e.g. 5min, 30min, 1h")
-    backtest.add_argument("--horizon", type=int, required=True, help="steps ahead per origin")
-    backtest.add_argument("--folds", type=int, default=5, help="number of origins (default 5)")
     backtest.add_argument(
-        "--stride", type=int, default=None, help="steps between origins (default: horizon)"
+        "--horizon",
+        required=True,
+        help="how far ahead each origin forecasts: steps (12) or a duration (9h, 90min, 1d)",
+    )
+    backtest.add_argument(
+        "--folds",
+        type=int,
+        default=None,
+        help="number of origins (default: enough to cover the last 14 days)",
+    )
+    backtest.add_argument(
+        "--stride",
+        default=None,
+        help="steps (6) or time (3h) between origins (default: about 3 h, shifted so that "
+        "origins fall at every time of day in turn)",
     )
     backtest.add_argument("--season-days", type=int, default=7, help="season length in days")
     backtest.add_argument(
@@ -41,7 +57,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "counted, so daily patterns stay put across daylight saving changes; timestamps "
         "without an offset are read in it (default UTC)",
     )
-    backtest.add_argument("--output", type=Path, default=None, help="write pooled JSON here")
+    backtest.add_argument(
+        "--output", type=Path, default=None, help="write pooled and per-step JSON here"
+    )
     backtest.set_defaults(handler=run_backtest)
 
 
@@ -112,27 +130,43 @@ def run_backtest(args: argparse.Namespace) -> int:
     """Read the CSV, backtest every model, print a table and write the JSON."""
     # numpy and scipy load only when a forecast command runs, so `streetsense` starts fast.
     from analytics.backtest import backtest  # noqa: PLC0415
-    from analytics.csvio import InputError, parse_freq, parse_zone, read_csv  # noqa: PLC0415
+    from analytics.csvio import (  # noqa: PLC0415
+        InputError,
+        parse_freq,
+        parse_steps,
+        parse_zone,
+        read_csv,
+    )
     from analytics.models import MODELS  # noqa: PLC0415
     from analytics.quality import screen  # noqa: PLC0415
 
-    if args.horizon < 1 or args.folds < 1 or args.season_days < 1:
-        raise InputError("--horizon, --folds and --season-days must be positive integers")
+    if (args.folds is not None and args.folds < 1) or args.season_days < 1:
+        raise InputError("--folds and --season-days must be positive integers")
     step = parse_freq(args.freq)
+    horizon = parse_steps(args.horizon, step, "--horizon")
+    stride = None if args.stride is None else parse_steps(args.stride, step, "--stride")
     zone = parse_zone(args.timezone)
     screened = screen(read_csv(args.input, step, zone))
     if screened.panel.n_series == 0:
         raise InputError(f"{args.input}: no usable series left after screening")
+    models = [m for m in MODELS if not (args.season_days == 1 and m == "snaive_day")]
     result = backtest(
         screened.panel,
-        list(MODELS),
-        horizon=args.horizon,
+        models,
+        horizon=horizon,
         folds=args.folds,
-        stride=args.stride,
+        stride=stride,
         season_days=args.season_days,
         timezone=args.timezone,
     )
     summary = result.summary()
+    if result.empty:
+        logger.warning(
+            "%d of %d origins held no truth (night, outage or the end of the data) and scored "
+            "nothing",
+            len(result.empty),
+            result.folds,
+        )
     sys.stdout.write(format_table(summary))
     if args.output is not None:
         args.output.write_text(json.dumps(summary, indent=2, allow_nan=False, default=str) + "\n")
@@ -141,14 +175,21 @@ def run_backtest(args: argparse.Namespace) -> int:
 
 
 def format_table(summary: dict[str, Any]) -> str:
-    """Return the pooled scores as a plain-text table, best model marked."""
-    lines = [f"{'model':<15}" + "".join(f"{c:>12}" for c in _COLUMNS)]
+    """Return the scores on the shared points as a plain-text table, best model marked."""
+    lines = [f"{'model':<15}" + "".join(f"{c:>12}" for c in _COLUMNS) + f"{'points':>9}"]
     for name, scores in summary["models"].items():
         mark = " *" if name == summary["best"] else ""
         cells = "".join(f"{_cell(scores[c]):>12}" for c in _COLUMNS)
-        lines.append(f"{name:<15}{cells}{mark}")
+        lines.append(f"{name:<15}{cells}{scores['points']:>9}{mark}")
+    best = summary["models"][summary["best"]]["per_step"]
+    lines.append(f"{summary['best']} per step, MAE: " + " ".join(_cell(v) for v in best["mae"]))
+    lines.append(
+        f"{summary['best']} per step, coverage80: " + " ".join(_cell(v) for v in best["coverage80"])
+    )
     lines.append(
         f"best: {summary['best']}  series: {summary['n_series']}  points: {summary['n_points']}"
+        f"  scored on the {summary['shared_points']} points every model forecast"
+        f"  origins: {len(summary['origins'])} ({len(summary['empty_origins'])} without truth)"
     )
     return "\n".join(lines) + "\n"
 

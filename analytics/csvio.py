@@ -48,6 +48,32 @@ def parse_freq(text: str) -> int:
     return seconds
 
 
+def parse_steps(text: str, step: int, option: str) -> int:
+    """Return a number of grid steps given as steps ('12') or a duration ('9h', '90min').
+
+    Raises:
+        InputError: not positive, or a duration that is not a whole number of steps.
+    """
+    if text.strip().isdigit():
+        steps = int(text)
+    else:
+        match = _FREQ.match(text)
+        if match is None:
+            raise InputError(
+                f"{option} '{text}': give a number of steps (12) or a duration (9h, 90min, 1d)"
+            )
+        seconds = int(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()]
+        if seconds % step:
+            raise InputError(
+                f"{option} '{text}' is not a whole number of {step // 60}-minute steps; "
+                "give a multiple of --freq"
+            )
+        steps = seconds // step
+    if steps < 1:
+        raise InputError(f"{option} must be at least one step")
+    return steps
+
+
 def parse_time(text: str, zone: tzinfo = UTC) -> float:
     """Return the epoch seconds of an ISO 8601 timestamp; one without offset is in `zone`.
 

@@ -112,7 +112,7 @@ def test_register_adds_forecast_backtest() -> None:
     register(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["forecast", "backtest", "x.csv", "--freq", "5min", "--horizon", "3"])
     assert callable(args.handler)
-    assert args.folds == 5 and args.season_days == 7 and args.output is None
+    assert args.folds is None and args.season_days == 7 and args.output is None
 
 
 def test_backtest_counts_seasons_in_the_given_time_zone(tmp_path: Path) -> None:
@@ -140,3 +140,91 @@ def test_backtest_counts_seasons_in_the_given_time_zone(tmp_path: Path) -> None:
     # On the local wall clock the pattern is exact; on UTC the peak moved an hour.
     assert mae["Europe/Copenhagen"] == pytest.approx(0.0, abs=1e-9)
     assert mae["UTC"] > 1.0
+
+
+def test_horizon_in_time_equals_horizon_in_steps(tmp_path: Path) -> None:
+    source = tmp_path / "in.csv"
+    write_series(source)
+    results = []
+    for horizon in ("6", "3h", "180min"):
+        output = tmp_path / f"{horizon}.json"
+        done = run(
+            str(source), "--freq", "30min", "--horizon", horizon, "--folds", "3",
+            "--stride", "1h", "--output", str(output),
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        results.append(json.loads(output.read_text()))
+    assert results[0] == results[1] == results[2]
+    assert len(results[0]["models"]["auto"]["per_step"]["mae"]) == 6
+
+
+def test_default_origins_cover_two_weeks_at_every_time_of_day() -> None:
+    from analytics.backtest import backtest
+    from tests.analytics.synthetic import panel
+
+    result = backtest(panel(seasonal(n=2, weeks=4)), ["naive", "snaive_week"], horizon=4)
+    times = [datetime.fromtimestamp(t, UTC) for t in result.origins]
+    assert times[-1] - times[0] >= timedelta(days=13, hours=20)
+    assert len({(t.hour, t.minute) for t in times}) == 48  # every half hour of the day
+    summary = result.summary()
+    for scores in summary["models"].values():  # type: ignore[attr-defined]
+        assert scores["points"] == summary["shared_points"] > 0
+        assert len(scores["per_step"]["coverage80"]) == 4
+
+
+def test_origins_without_truth_are_reported(tmp_path: Path) -> None:
+    """Day-only data: origins in the evening see only the night ahead."""
+    source, output = tmp_path / "in.csv", tmp_path / "out.json"
+    values = seasonal(n=2, weeks=3, seed=7)
+    start = datetime(2024, 3, 4, tzinfo=UTC)
+    lines = ["series_id,timestamp,value"]
+    for i, row in enumerate(values):
+        for t, value in enumerate(row):
+            stamp = start + timedelta(minutes=30 * t)
+            if 9 <= stamp.hour < 21:
+                lines.append(f"lot-{i},{stamp.isoformat()},{value:.2f}")
+    source.write_text("\n".join(lines) + "\n")
+    done = run(
+        str(source), "--freq", "30min", "--horizon", "3h", "--folds", "8", "--stride", "3h",
+        "--output", str(output),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result = json.loads(output.read_text())
+    # Origins every 3 h back from 17:30 (the last reading is at 20:30): those at 20:30, 23:30,
+    # 02:30 and 05:30 see only the night.
+    assert len(result["empty_origins"]) == 4
+    assert set(result["empty_origins"]) <= set(result["origins"])
+    assert "holds no truth" in done.stderr and "held no truth" in done.stderr
+
+
+def test_seasonal_naive_is_named_by_its_season(tmp_path: Path) -> None:
+    source, output = tmp_path / "in.csv", tmp_path / "out.json"
+    write_series(source)
+    done = run(
+        str(source), "--freq", "30min", "--horizon", "4", "--folds", "2", "--season-days", "1",
+        "--output", str(output),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    names = set(json.loads(output.read_text())["models"])
+    assert "snaive_day" in names and "snaive_week" not in names
+
+
+def test_help_says_what_capacity_does() -> None:
+    done = run("--help")
+    assert done.returncode == 0
+    text = " ".join(done.stdout.split())
+    assert "bounds forecasts and bands to [0, capacity]" in text
+    assert "masked as gaps" in text and "9h" in text
+
+
+@pytest.mark.parametrize(
+    ("horizon", "message"),
+    [("45min", "not a whole number of 30-minute steps"), ("soon", "--horizon 'soon'"),
+     ("0", "at least one step")],
+)  # fmt: skip
+def test_bad_horizon_exits_2_with_reason(tmp_path: Path, horizon: str, message: str) -> None:
+    source = tmp_path / "in.csv"
+    write_series(source, n=1)
+    done = run(str(source), "--freq", "30min", "--horizon", horizon)
+    assert done.returncode == 2
+    assert message in done.stderr and "Traceback" not in done.stderr
