@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import Final
 
 from feeds.checks import checked_category, checked_occupied
 from feeds.live import GENERAL, LiveLot
@@ -15,6 +16,7 @@ from streetsense.lot_status import lot_status
 from streetsense.registry import SpaceCategory
 
 CLOSED_AHEAD = "the lot is closed then"
+_ORDER: Final = {category.value: index for index, category in enumerate(SpaceCategory)}
 
 
 def build_lot_view(
@@ -66,7 +68,8 @@ def _categories(
     """Return each category's capacity and, where spot sensors watch it, its occupancy."""
     if not lot.spaces and (live is None or set(live.categories) <= {GENERAL}):
         return (), ()  # a lot without categories publishes its total only
-    capacities = {c.value: n for c, n in ((SpaceCategory(k), v) for k, v in lot.spaces.items())}
+    # jsonb keeps its own key order: publish categories in the registry's order
+    capacities = dict(sorted(lot.spaces.items(), key=lambda item: _ORDER[item[0]]))
     general = lot.capacity - sum(capacities.values())
     ordered = {GENERAL: general, **capacities} if general > 0 else capacities
     views, checks = [], []

@@ -85,7 +85,7 @@ def _status(lot: LotView) -> list[str]:
 
 def _opening_hours(lot: LotView, timezone: str) -> list[dict[str, str]]:
     """Return the coming week's opening hours as schema.org OpeningHoursSpecification."""
-    now = lot.observed_at or datetime.now(UTC)
+    now = datetime.now(UTC)
     return [
         {
             "dayOfWeek": _DAYS[period.weekday],

@@ -97,24 +97,31 @@ def _lots(document: Any) -> list[dict[str, Any]]:
     return document["lots"] if isinstance(document, dict) else document
 
 
+def _live(lot: dict[str, Any]) -> bool:
+    """A lot is live when fresh and, if open, has a free count and a forecast (a closed lot
+    has neither: it is closed, not full)."""
+    if lot["stale"] or lot["occupied"] is None:
+        return False
+    if lot["status"] == "closed":
+        return lot["available"] is None and lot["forecast"]["available_15m"] is None
+    return lot["available"] is not None and lot["forecast"]["available_15m"] is not None
+
+
 def check_live_city(demo: DemoRun) -> None:
-    """Through the feeds API: every lot live (not stale) with a forecast, segments flowing."""
+    """Through the feeds API: every lot live (not stale) with a forecast, segments flowing; the
+    demo's operator closure of lot-003 shows."""
     demo.wait_running()
     deadline = time.monotonic() + 85
     lots: list[dict[str, Any]] = []
     while time.monotonic() < deadline and demo.process.poll() is None:
         lots = _lots(demo.get("/v1/parking/lots"))
-        ready = all(
-            not lot["stale"] and lot["available"] is not None
-            and lot["forecast"]["available_15m"] is not None
-            for lot in lots
-        )  # fmt: skip
-        if lots and ready:
+        if lots and all(_live(lot) for lot in lots):
             break
         time.sleep(2)
     assert len(lots) == 4, demo.output
-    assert all(not lot["stale"] and lot["available"] is not None for lot in lots), lots
-    assert all(lot["forecast"]["available_15m"] is not None for lot in lots), lots
+    assert all(_live(lot) for lot in lots), lots
+    closed = {lot["id"]: lot["status_source"] for lot in lots if lot["status"] == "closed"}
+    assert closed.get("lot-003") == "operator", lots
     segments = demo.get("/v1/traffic/segments")
     segments = segments["segments"] if isinstance(segments, dict) else segments
     assert any(segment["vehicle_count"] is not None for segment in segments), segments

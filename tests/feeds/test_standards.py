@@ -41,7 +41,7 @@ CITY: dict[str, list[dict[str, Any]]] = {
     "lot": [
         # counted by its gate, two disabled spaces watched by spot sensors
         {"id": "garage", "site": "c", "name": "Garage & <Co>", "kind": "off_street",
-         "capacity": 100, "lat": 56.15, "lon": 10.21, "spaces": {"disabled": 2, "ev_charging": 4},
+         "capacity": 100, "lat": 56.15, "lon": 10.21, "spaces": {"disabled": 2, "ev_charging": 4, "bus": 1},
          "opening_hours": "24/7", "operator": "Harbour Parking", "address": "Havnegade 1",
          "max_height_m": 2.1, "park_and_ride": True, "fee": "3 EUR/h",
          "tariff_url": "https://city.example/fees", "phone": "+45 89 40 20 00",
@@ -118,6 +118,10 @@ def test_our_json_carries_status_categories_facts(standards: Server) -> None:
     assert (garage["status"], garage["available"], garage["status_source"]) == (
         "open", 60, "opening_hours",
     )  # fmt: skip
+    # in the registry's category order (the database's jsonb would put "bus" first)
+    assert [c["category"] for c in garage["categories"]] == [
+        "general", "disabled", "ev_charging", "bus",
+    ]  # fmt: skip
     disabled = next(c for c in garage["categories"] if c["category"] == "disabled")
     assert disabled == {"category": "disabled", "capacity": 2, "available": 1, "occupied": 1}
     ev = next(c for c in garage["categories"] if c["category"] == "ev_charging")
