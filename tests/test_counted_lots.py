@@ -44,8 +44,6 @@ def test_a_counted_lot_is_not_double_counted(db: psycopg.Connection, settings: S
     refresh(db, settings)
     row = db.execute("SELECT occupied FROM lot_now WHERE lot_id = 'garage'").fetchone()
     assert row == (20.0,)  # the old view summed the counter and the sensors: 22
-    live = LiveParking(feeds_reads.read_sensor_map(db))
-    live.apply(feeds_reads.latest_parking_observations(db))
-    found = live.lot("garage")
+    found = LiveParking(feeds_reads.lot_parking(db)).lot("garage")
     assert found is not None
     assert (found.occupied, found.sensed, found.categories) == (20.0, 2.0, {"disabled": 2.0})
