@@ -30,14 +30,22 @@ class Report:
     skipped: bool = False  # another evaluation held the lock
 
 
-def run_once(conn: psycopg.Connection, rules: RuleSet, now: datetime, timezone: str) -> Report:
-    """Evaluate every rule at `now` in one transaction and queue the notifications.
+def run_once(
+    conn: psycopg.Connection,
+    rules: RuleSet,
+    now: datetime,
+    timezone: str,
+    last_run: dict[str, datetime] | None = None,
+) -> Report:
+    """Evaluate every rule that is due at `now` in one transaction; queue the notifications.
 
     Args:
         conn: a connection (not in a transaction).
         rules: the rules, channels and maintenance windows.
         now: the evaluation time (timezone-aware UTC).
         timezone: the city's IANA zone, where quiet hours are counted.
+        last_run: when each rule was last evaluated, kept by the caller between rounds: a rule
+            with `every_min` is skipped until it is due (None: every rule is due).
     """
     started = time.perf_counter()
     with conn.transaction():
@@ -47,9 +55,13 @@ def run_once(conn: psycopg.Connection, rules: RuleSet, now: datetime, timezone: 
         snap = Snapshot(conn, now, timezone)
         outcomes = {}
         for rule in rules.rules:
+            if last_run is not None and not _due(rule, last_run, now):
+                continue
             findings = evaluate(rule, snap)
             frozen = _frozen(rule, rules, findings, now)
             outcomes[rule.name] = apply(conn, rule, findings, frozen, now)
+            if last_run is not None:
+                last_run[rule.name] = now
         queued = queue_notifications(conn, rules, now, timezone)
     seconds = time.perf_counter() - started
     fired = sum(o.fired for o in outcomes.values())
@@ -59,6 +71,11 @@ def run_once(conn: psycopg.Connection, rules: RuleSet, now: datetime, timezone: 
         seconds, fired, resolved, queued,
     )  # fmt: skip
     return Report(now, outcomes, queued, seconds)
+
+
+def _due(rule: Rule, last_run: dict[str, datetime], now: datetime) -> bool:
+    last = last_run.get(rule.name)
+    return last is None or (now - last).total_seconds() >= rule.every_s or now < last
 
 
 def _frozen(rule: Rule, rules: RuleSet, findings: Findings, now: datetime) -> set[tuple[str, str]]:

@@ -116,25 +116,30 @@ def traffic_incident(params: Any, snap: Snapshot) -> Iterator[Candidate]:
     row_of = {segment: i for i, segment in enumerate(ids)}
     first = snap.last_bucket.timestamp() - (k - 1) * STEP.total_seconds()
 
-    def matrix(cols: Columns, name: str) -> np.ndarray:
-        out = np.full((len(ids), k), np.nan)
-        rows = np.fromiter((row_of.get(s, -1) for s in cols["id"]), np.int64, len(cols["id"]))
+    def matrices(cols: Columns, names: tuple[str, ...]) -> list[np.ndarray]:
+        # one dictionary look-up per segment, not per row
+        found, inverse = np.unique(cols["id"].astype(str), return_inverse=True)
+        rows = np.array([row_of.get(s, -1) for s in found], dtype=np.int64)[inverse]
         slots = np.rint((cols["at" if "at" in cols else "bucket"] - first) / STEP.total_seconds())
         ok = (rows >= 0) & (slots >= 0) & (slots < k)
-        out[rows[ok], slots[ok].astype(np.int64)] = cols[name][ok]
+        out = []
+        for name in names:
+            values = np.full((len(ids), k), np.nan)
+            values[rows[ok], slots[ok].astype(np.int64)] = cols[name][ok]
+            out.append(values)
         return out
 
-    data = snap.intervals(k)
     band, run_id = snap.speed_band(k)
-    step_h = STEP.total_seconds() / 3600.0
+    speed, count, occupancy = matrices(
+        snap.intervals(k), ("mean_speed", "vehicle_count", "detector_occupancy")
+    )
+    [lo80] = matrices(band, ("lo80",))
     flags = detect(
-        matrix(data, "mean_speed"), matrix(band, "lo80"),
-        matrix(data, "vehicle_count") / step_h, matrix(data, "detector_occupancy"),
-        segs["capacity_vph"],
-        IncidentParams(int(params["intervals"]), params["below_band_kmh"],
-                       params["collapse_flow_share"], params["collapse_occupancy"]),
+        speed, lo80, count / (STEP.total_seconds() / 3600.0), occupancy, segs["capacity_vph"],
+        IncidentParams(k, params["below_band_kmh"], params["collapse_flow_share"],
+                       params["collapse_occupancy"]),
     )  # fmt: skip
-    speed_now = matrix(data, "mean_speed")[:, -1]
+    speed_now = speed[:, -1]
     for i in np.flatnonzero(flags.hold):
         below = flags.below_kmh[i]
         why = (

@@ -21,7 +21,7 @@ from alerts.kinds import AUDIENCES, KINDS, SEVERITIES
 from streetsense.errors import ConfigError
 
 RULE_KEYS: Final = frozenset(
-    {"name", "kind", "severity", "audience", "for_min", "clear_for_min", "notify",
+    {"name", "kind", "severity", "audience", "for_min", "clear_for_min", "every_min", "notify",
      "quiet_hours", "scope", "enabled"}
 )  # fmt: skip
 SCOPE_KEYS: Final = ("sites", "areas", "lots", "segments", "devices", "device_kinds")
@@ -79,6 +79,7 @@ class Rule:
     params: MappingProxyType[str, float]
     for_s: float = 0.0
     clear_for_s: float = 0.0
+    every_s: float = 0.0  # evaluate at most this often (0: every round)
     notify: tuple[str, ...] = ()
     quiet_hours: QuietHours | None = None
     scope: Scope = field(default_factory=Scope)
@@ -298,7 +299,7 @@ def _rule(  # noqa: PLR0912 - one check per key, in the order a reader meets the
             f"rule '{name}': audience {audience!r} must be one of {', '.join(AUDIENCES)}",
         )
     durations = {}
-    for key in ("for_min", "clear_for_min"):
+    for key in ("for_min", "clear_for_min", "every_min"):
         value = item.get(key, 0)
         if (
             isinstance(value, bool)
@@ -326,7 +327,8 @@ def _rule(  # noqa: PLR0912 - one check per key, in the order a reader meets the
     return Rule(
         name=name, kind=kind.name, severity=severity, audience=audience,
         params=MappingProxyType(_derived(kind.name, params)), for_s=durations["for_min"],
-        clear_for_s=durations["clear_for_min"], notify=notify, quiet_hours=quiet, scope=scope,
+        clear_for_s=durations["clear_for_min"], every_s=durations["every_min"], notify=notify,
+        quiet_hours=quiet, scope=scope,
     )  # fmt: skip
 
 

@@ -36,10 +36,12 @@ def one_round(
     rules: RuleSet,
     settings: Settings,
     metrics: AlertsMetrics | None = None,
+    last_run: dict[str, datetime] | None = None,
 ) -> None:
-    """Refresh the rollups, evaluate once and deliver what is due (autocommit connection)."""
+    """Refresh the rollups, evaluate the rules that are due and deliver what is due
+    (autocommit connection); `last_run` is kept between rounds (run_once)."""
     rollups.refresh(conn, settings)
-    report = run_once(conn, rules, now_utc(), settings.city.timezone)
+    report = run_once(conn, rules, now_utc(), settings.city.timezone, last_run)
     result = deliver(conn, rules, settings, now_utc, Backoff(most_s=settings.alerts.retry_max_s))
     if result.sent or result.failed:
         log.info("delivered %d notifications, %d failed", result.sent, result.failed)
@@ -58,12 +60,13 @@ def run_forever(
     metrics = AlertsMetrics()
     metrics.serve(settings.alerts.metrics_host, settings.alerts.metrics_port)
     conn: psycopg.Connection | None = None
+    last_run: dict[str, datetime] = {}
     try:
         while not stop.stopping:
             try:
                 if conn is None or conn.closed:
                     conn = open_connection()
-                one_round(conn, rules, settings, metrics)
+                one_round(conn, rules, settings, metrics, last_run)
             except (psycopg.OperationalError, ServiceUnavailableError) as exc:
                 metrics.failures.inc()
                 log.warning("alerts round failed, retrying next interval: %s", exc)

@@ -60,12 +60,18 @@ class Snapshot:
 
     def intervals(self, count: int) -> Columns:
         """Return the last `count` complete 5-minute intervals of every active segment."""
-        if count not in self._intervals:
-            end = self.last_bucket + STEP
-            self._intervals[count] = alerts_inputs.segment_intervals(
-                self.conn, end - STEP * count, end
-            )
-        return self._intervals[count]
+        if count in self._intervals:
+            return self._intervals[count]
+        end = self.last_bucket + STEP
+        wider = [k for k in self._intervals if k > count]
+        if wider:  # a rule read more intervals already: keep the newest `count`
+            cols = self._intervals[min(wider)]
+            keep = cols["bucket"] >= (end - STEP * count).timestamp()
+            found = {name: values[keep] for name, values in cols.items()}
+        else:
+            found = alerts_inputs.segment_intervals(self.conn, end - STEP * count, end)
+        self._intervals[count] = found
+        return found
 
     def speed_band(self, intervals: int) -> tuple[Columns, int | None]:
         """Speed forecasts for the last `intervals` intervals, all from the newest run whose

@@ -243,3 +243,25 @@ def test_a_closed_lot_is_never_full(
     assert states(city) == [("garage-full", "garage", "resolved")]
     evaluate(LOT_FULL, at(40))
     assert len(states(city)) == 1
+
+
+def test_a_rule_with_every_min_is_evaluated_only_when_due(
+    db: psycopg.Connection, database_url: str
+) -> None:
+    from alerts.engine import run_once
+
+    load_city(db)
+    slow = rules('[[rule]]\nname = "offline"\nkind = "device_offline"\nevery_min = 15\n')
+    last_run: dict[str, datetime] = {}
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        health(db, ["counter"], at(0))
+        run_once(conn, slow, at(1), "UTC", last_run)
+        health(db, ["gw"], at(0))
+        skipped = run_once(conn, slow, at(30), "UTC", last_run)
+        assert "offline" in skipped.outcomes  # 29 min later: due
+        health(db, ["loop"], at(0))
+        skipped = run_once(conn, slow, at(40), "UTC", last_run)
+        assert skipped.outcomes == {}  # 10 min after: not due, nothing read or changed
+        assert {s[1] for s in states(db)} == {"counter", "gw"}
+        run_once(conn, slow, at(45), "UTC", last_run)
+    assert {s[1] for s in states(db)} == {"counter", "gw", "loop"}
