@@ -133,11 +133,13 @@ def traffic_incident(params: Any, snap: Snapshot) -> Iterator[Candidate]:
     speed, count, occupancy = matrices(
         snap.intervals(k), ("mean_speed", "vehicle_count", "detector_occupancy")
     )
-    [lo80] = matrices(band, ("lo80",))
+    lo80, yhat = matrices(band, ("lo80", "yhat"))
     flags = detect(
-        speed, lo80, count / (STEP.total_seconds() / 3600.0), occupancy, segs["capacity_vph"],
-        IncidentParams(k, params["below_band_kmh"], params["collapse_flow_share"],
+        speed, lo80, yhat, count, occupancy, segs["capacity_vph"],
+        IncidentParams(k, params["below_band_kmh"], params["below_forecast_share"],
+                       params["min_vehicles"], params["collapse_flow_share"],
                        params["collapse_occupancy"]),
+        STEP.total_seconds(),
     )  # fmt: skip
     speed_now = speed[:, -1]
     for i in np.flatnonzero(flags.hold):

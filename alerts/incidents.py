@@ -17,6 +17,8 @@ class IncidentParams:
 
     intervals: int = 2
     below_band_kmh: float = 3.0
+    below_forecast_share: float = 0.8
+    min_vehicles: float = 10.0
     collapse_flow_share: float = 0.3
     collapse_occupancy: float = 35.0
 
@@ -35,21 +37,34 @@ class IncidentFlags:
 def detect(
     speed: FloatMatrix,
     lo80: FloatMatrix,
-    flow_vph: FloatMatrix,
+    yhat: FloatMatrix,
+    vehicles: FloatMatrix,
     occupancy: FloatMatrix,
     capacity_vph: FloatMatrix,
     params: IncidentParams,
+    interval_s: float = 300.0,
 ) -> IncidentFlags:
     """Flag segments whose last `intervals` intervals were all slow or collapsed.
 
+    An interval is slow when enough vehicles were measured (`min_vehicles`: a few cars at
+    night say little) and their speed is both more than `below_band_kmh` under the forecast's
+    lower 80% edge and under `below_forecast_share` of the forecast itself (a narrow band alone
+    would flag ordinary noise).
+
     Args:
-        speed, lo80, flow_vph, occupancy: (segments, k) matrices, the newest interval last;
-            NaN where unknown (no data, no forecast yet). A missing band never flags speed.
+        speed, lo80, yhat, vehicles, occupancy: (segments, k) matrices, the newest interval
+            last; NaN where unknown (no data, no forecast yet). A missing band never flags speed.
         capacity_vph: (segments,) the road's capacity.
         params: the rule's thresholds.
+        interval_s: the length of one interval.
     """
+    flow_vph = vehicles * 3600.0 / interval_s
     with np.errstate(invalid="ignore"):
-        slow = speed < lo80 - params.below_band_kmh
+        slow = (
+            (vehicles >= params.min_vehicles)
+            & (speed < lo80 - params.below_band_kmh)
+            & (speed < params.below_forecast_share * yhat)
+        )
         collapse = (flow_vph < params.collapse_flow_share * capacity_vph[:, None]) & (
             occupancy > params.collapse_occupancy
         )

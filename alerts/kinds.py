@@ -58,6 +58,8 @@ _ALL: Final = (
         "occupied, for `intervals` 5-minute intervals in a row",
         intervals=Param(2.0, 1.0, 12.0, "consecutive 5-minute intervals"),
         below_band_kmh=Param(3.0, 0.0, 100.0, "how far below the band's lower edge counts"),
+        below_forecast_share=Param(0.8, 0.0, 1.0, "and below this share of the forecast"),
+        min_vehicles=Param(10.0, 0.0, 1e6, "vehicles an interval needs for its speed to count"),
         collapse_flow_share=Param(0.3, 0.0, 1.0, "flow below this share of the road's capacity"),
         collapse_occupancy=Param(35.0, 0.0, 100.0, "with detector occupancy above this (%)"),
     ),

@@ -20,7 +20,8 @@ import csv
 import json
 import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -46,16 +47,25 @@ AARHUS = Path("/work/shared/data/aarhus_traffic_158324.csv")
 
 
 @dataclass
+class Band:
+    """Per interval and segment: the forecast's lower 80% edge and the forecast itself."""
+
+    lo: np.ndarray
+    mean: np.ndarray
+
+
+@dataclass
 class Roads:
     """Per 5-minute interval (rows) and segment (columns): what the detectors reported."""
 
     starts: np.ndarray
     speed: np.ndarray
-    flow_vph: np.ndarray
+    vehicles: np.ndarray
     occupancy: np.ndarray
     capacity_vph: np.ndarray
     limits: np.ndarray
     ids: list[str]
+    congested: np.ndarray | None = None  # the simulator's queue: demand above capacity
 
 
 def simulate(segments: int, seed: int, start: float, days: int, incidents: list[Incident]) -> Roads:
@@ -78,19 +88,21 @@ def simulate(segments: int, seed: int, start: float, days: int, incidents: list[
         total = counts.sum(axis=1)
         with np.errstate(invalid="ignore"):
             speed[:, i] = np.nansum(speeds * counts, axis=1) / np.where(total > 0, total, np.nan)
-        flow[:, i] = total * 3600.0 / STEP
+        flow[:, i] = total
         occupancy[:, i] = occ.mean(axis=1)
     return Roads(starts, speed, flow, occupancy,
                  np.array([s.capacity_vph for s in city.segments]),
-                 np.array([s.speed_limit_kmh for s in city.segments]), ids)  # fmt: skip
+                 np.array([s.speed_limit_kmh for s in city.segments]), ids,
+                 intervals.congested)  # fmt: skip
 
 
 def hourly_bands(speed: np.ndarray, starts: np.ndarray, limits: np.ndarray, first: int,
-                 timezone: str) -> np.ndarray:  # fmt: skip
-    """Return (intervals, segments) lower 80% speed band for every interval from `first` on,
-    each from the newest hourly run whose data ended before the interval before it."""
+                 timezone: str) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Return (intervals, segments) lower 80% speed band and forecast for every interval from
+    `first` on, each from the newest hourly run whose data ended before the interval before it."""
     history = HISTORY_DAYS * DAY // STEP
     lo = np.full(speed.shape, np.nan)
+    mean = np.full(speed.shape, np.nan)
     n = speed.shape[1]
     per_run = RUN_EVERY // STEP
     for run_end in range(first - per_run, speed.shape[0], per_run):
@@ -106,9 +118,10 @@ def hourly_bands(speed: np.ndarray, starts: np.ndarray, limits: np.ndarray, firs
             row = run_end + step
             if first <= row < speed.shape[0]:
                 lo[row] = forecast.lo[:, step]
+                mean[row] = forecast.mean[:, step]
         print(f"  forecast run {datetime.fromtimestamp(starts[run_end], UTC):%m-%d %H:%M}",
               file=sys.stderr, end="\r")  # fmt: skip
-    return lo
+    return lo, mean
 
 
 def episodes(bad: np.ndarray, intervals: int) -> list[tuple[int, int]]:
@@ -135,22 +148,21 @@ def episodes(bad: np.ndarray, intervals: int) -> list[tuple[int, int]]:
     return found
 
 
-def bad_rows(roads: Roads, lo: np.ndarray, params: IncidentParams) -> np.ndarray:
+def bad_rows(roads: Roads, band: Band, params: IncidentParams) -> np.ndarray:
     """Return (intervals, segments) whether each interval is slow or collapsed."""
-    flags = np.zeros(roads.speed.shape, dtype=bool)
-    for row in range(roads.speed.shape[0]):
-        one = detect(roads.speed[row : row + 1].T, lo[row : row + 1].T,
-                     roads.flow_vph[row : row + 1].T, roads.occupancy[row : row + 1].T,
-                     roads.capacity_vph, IncidentParams(1, params.below_band_kmh,
-                     params.collapse_flow_share, params.collapse_occupancy))  # fmt: skip
-        flags[row] = one.hold
-    return flags
+    one = replace(params, intervals=1)
+    # every interval judged on its own: rows become the detector's segments
+    n, m = roads.speed.shape
+    flat = detect(roads.speed.reshape(-1, 1), band.lo.reshape(-1, 1), band.mean.reshape(-1, 1),
+                  roads.vehicles.reshape(-1, 1), roads.occupancy.reshape(-1, 1),
+                  np.tile(roads.capacity_vph, n), one, STEP)  # fmt: skip
+    return flat.hold.reshape(n, m)
 
 
-def judge(roads: Roads, lo: np.ndarray, incidents: list[Incident], quiet: tuple[int, int],
+def judge(roads: Roads, band: Band, incidents: list[Incident], quiet: tuple[int, int],
           busy: tuple[int, int], params: IncidentParams) -> dict[str, object]:  # fmt: skip
     """Score detection on the incident days and false alarms on the quiet days."""
-    bad = bad_rows(roads, lo, params)
+    bad = bad_rows(roads, band, params)
     column = {s: i for i, s in enumerate(roads.ids)}
     by_segment = {s: episodes(bad[:, i], params.intervals) for s, i in column.items()}
     delays = []
@@ -172,6 +184,14 @@ def judge(roads: Roads, lo: np.ndarray, incidents: list[Incident], quiet: tuple[
                        for i in incidents):  # fmt: skip
                 false_busy += 1
     found = [d for d in delays if d is not None]
+    # an incident that leaves more capacity than demand forms no queue: no detector can see it
+    congesting = [
+        i for i, incident in enumerate(incidents)
+        if roads.congested is not None and roads.congested[
+            (roads.starts >= incident.start - STEP) & (roads.starts < incident.end),
+            column[incident.segment]].any()
+    ]  # fmt: skip
+    seen = [delays[i] for i in congesting if delays[i] is not None]
     weeks_quiet = (quiet[1] - quiet[0]) * STEP / (7 * DAY)
     weeks_busy = (busy[1] - busy[0]) * STEP / (7 * DAY)
     n = len(roads.ids)
@@ -179,6 +199,11 @@ def judge(roads: Roads, lo: np.ndarray, incidents: list[Incident], quiet: tuple[
         "incidents": len(incidents),
         "detected_within_10_min": round(sum(d <= 10.0 for d in found) / max(len(incidents), 1), 4),
         "detected_at_all": round(len(found) / max(len(incidents), 1), 4),
+        "incidents_congesting": len(congesting),
+        "congesting_detected_within_10_min": round(
+            sum(d <= 10.0 for d in seen) / max(len(congesting), 1), 4
+        ),
+        "congesting_detected_at_all": round(len(seen) / max(len(congesting), 1), 4),
         "delay_min_median": round(float(np.median(found)), 1) if found else None,
         "delay_min_p90": round(float(np.percentile(found, 90)), 1) if found else None,
         "false_alarms_per_segment_week_quiet_days": round(quiet_alarms / (n * weeks_quiet), 3),
@@ -193,12 +218,41 @@ def default_params() -> IncidentParams:
     """Return the shipped traffic_incident rule's parameters."""
     d = {k: v.default for k, v in KINDS["traffic_incident"].params.items()}
     return IncidentParams(
-        int(d["intervals"]), d["below_band_kmh"], d["collapse_flow_share"], d["collapse_occupancy"]
+        int(d["intervals"]),
+        d["below_band_kmh"],
+        d["below_forecast_share"],
+        d["min_vehicles"],
+        d["collapse_flow_share"],
+        d["collapse_occupancy"],
     )
 
 
-def simulated(segments: int, seed: int) -> dict[str, object]:
-    """Run the synthetic scenario and score it with the default rule and its two halves."""
+def variants() -> dict[str, IncidentParams]:
+    """Return the shipped rule and the variants it is compared with."""
+    d = default_params()
+    return {
+        "default_rule": d,
+        "band_edge_only": replace(d, below_forecast_share=1e9, min_vehicles=0.0,
+                                  collapse_flow_share=0.0),
+        "one_interval": replace(d, intervals=1),
+        "speed_half_only": replace(d, collapse_flow_share=0.0),
+        "flow_collapse_half_only": replace(d, below_forecast_share=0.0),
+    }  # fmt: skip
+
+
+def cached(path: Path | None, build: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Return arrays from an .npz cache, building (and saving) them when it is absent."""
+    if path is not None and path.exists():
+        with np.load(path) as data:
+            return {k: data[k] for k in data.files}
+    arrays = build()
+    if path is not None:
+        np.savez_compressed(path, **arrays)  # type: ignore[arg-type]
+    return arrays
+
+
+def simulated(segments: int, seed: int, cache: Path | None) -> dict[str, object]:
+    """Run the synthetic scenario and score the shipped rule and its variants on it."""
     start = datetime(2026, 8, 3, tzinfo=UTC).timestamp()  # a Monday
     quiet_days, busy_days = 7, 7
     total = HISTORY_DAYS + quiet_days + busy_days
@@ -207,65 +261,68 @@ def simulated(segments: int, seed: int) -> dict[str, object]:
     incidents = schedule([s.id for s in city.segments],
                          [busy_from + d * DAY for d in range(busy_days)],
                          np.random.default_rng(seed + 1000))  # fmt: skip
-    roads = simulate(segments, seed, start, total, incidents)
     first = HISTORY_DAYS * DAY // STEP
-    lo = hourly_bands(roads.speed, roads.starts, roads.limits, first, "Europe/Copenhagen")
+
+    def build() -> dict[str, np.ndarray]:
+        roads = simulate(segments, seed, start, total, incidents)
+        lo, mean = hourly_bands(roads.speed, roads.starts, roads.limits, first,
+                                "Europe/Copenhagen")  # fmt: skip
+        return {"starts": roads.starts, "speed": roads.speed, "vehicles": roads.vehicles,
+                "occupancy": roads.occupancy, "capacity": roads.capacity_vph,
+                "limits": roads.limits, "lo": lo, "mean": mean,
+                "congested": roads.congested}  # fmt: skip
+
+    a = cached(cache, build)
+    roads = Roads(a["starts"], a["speed"], a["vehicles"], a["occupancy"], a["capacity"],
+                  a["limits"], [s.id for s in city.segments], a["congested"])  # fmt: skip
+    band = Band(a["lo"], a["mean"])
     quiet = (first, first + quiet_days * DAY // STEP)
     busy = (quiet[1], roads.starts.size)
-    params = default_params()
-    no_band = np.full(lo.shape, np.nan)
     return {
         "segments": segments,
-        "default_rule": judge(roads, lo, incidents, quiet, busy, params),
-        "speed_band_only": judge(
-            roads,
-            lo,
-            incidents,
-            quiet,
-            busy,
-            IncidentParams(params.intervals, params.below_band_kmh, 0.0, 100.0),
-        ),
-        "flow_collapse_only": judge(roads, no_band, incidents, quiet, busy, params),
-    }
+        **{name: judge(roads, band, incidents, quiet, busy, params)
+           for name, params in variants().items()},
+    }  # fmt: skip
 
 
-def aarhus() -> dict[str, object]:
+def aarhus(cache: Path | None) -> dict[str, object]:
     """Alarm rate of the speed rule on the Aarhus segment (no detector occupancy there)."""
     rows = list(csv.DictReader(AARHUS.open()))
-    zone_start = datetime.fromisoformat(rows[0]["TIMESTAMP"]).replace(tzinfo=UTC).timestamp()
     times = np.array([datetime.fromisoformat(r["TIMESTAMP"]).replace(tzinfo=UTC).timestamp()
                       for r in rows])  # fmt: skip
-    first_slot = int(zone_start // STEP * STEP)
+    first_slot = int(times.min() // STEP * STEP)
     length = int((times.max() - first_slot) // STEP) + 1
     speed = np.full((length, 1), np.nan)
-    flow = np.full((length, 1), np.nan)
+    vehicles = np.full((length, 1), np.nan)
     slots = ((times - first_slot) // STEP).astype(int)
     speed[slots, 0] = [float(r["avgSpeed"]) for r in rows]
-    flow[slots, 0] = [float(r["vehicleCount"]) * 12.0 for r in rows]
+    vehicles[slots, 0] = [float(r["vehicleCount"]) for r in rows]
     starts = first_slot + np.arange(length) * STEP
     first = HISTORY_DAYS * DAY // STEP
     if length <= first + DAY // STEP:
         return {"error": "recording shorter than the history needed"}
-    lo = hourly_bands(speed, starts, np.array([speed[:, 0][np.isfinite(speed[:, 0])].max()]),
-                      first, "Europe/Copenhagen")  # fmt: skip
-    roads = Roads(starts, speed, flow, np.full((length, 1), np.nan), np.array([np.inf]),
+    ceiling = np.array([np.nanmax(speed)])
+    a = cached(cache, lambda: dict(zip(("lo", "mean"), hourly_bands(
+        speed, starts, ceiling, first, "Europe/Copenhagen"), strict=True)))  # fmt: skip
+    roads = Roads(starts, speed, vehicles, np.full((length, 1), np.nan), np.array([np.inf]),
                   np.array([130.0]), ["158324"])  # fmt: skip
-    params = default_params()
-    params = IncidentParams(params.intervals, params.below_band_kmh, 0.0, 100.0)
-    bad = bad_rows(roads, lo, params)[:, 0]
-    eps = [(a, b) for a, b in episodes(bad, params.intervals) if a >= first]
     weeks = (length - first) * STEP / (7 * DAY)
-    observed = float(np.isfinite(speed[first:, 0]).mean())
-    return {
+    result: dict[str, object] = {
         "evaluated_days": round((length - first) * STEP / DAY, 1),
-        "share_of_intervals_with_data": round(observed, 3),
-        "alarms": len(eps),
-        "alarms_per_segment_week": round(len(eps) / weeks, 2),
-        "alarm_minutes_median": round(float(np.median([(b - a + 1) * 5 for a, b in eps])), 1)
-        if eps else None,
-        "alarm_times_utc": [f"{datetime.fromtimestamp(starts[a], UTC):%Y-%m-%d %H:%M}"
-                            for a, _ in eps][:30],
-    }  # fmt: skip
+        "share_of_intervals_with_data": round(float(np.isfinite(speed[first:, 0]).mean()), 3),
+    }
+    for name, params in variants().items():
+        if name == "flow_collapse_half_only":
+            continue  # no detector occupancy in the recording
+        bad = bad_rows(roads, Band(a["lo"], a["mean"]), params)[:, 0]
+        eps = [(x, y) for x, y in episodes(bad, params.intervals) if x >= first]
+        result[name] = {
+            "alarms": len(eps),
+            "alarms_per_segment_week": round(len(eps) / weeks, 2),
+            "alarm_starts_utc": [f"{datetime.fromtimestamp(starts[x], UTC):%m-%d %H:%M}"
+                                 for x, _ in eps][:20],
+        }  # fmt: skip
+    return result
 
 
 def main() -> int:
@@ -273,13 +330,21 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--segments", type=int, default=20)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--cache", type=Path, default=None,
+                        help="folder keeping the simulated roads and forecast bands between "
+                        "runs (they take most of the time)")  # fmt: skip
     args = parser.parse_args()
     started = time.perf_counter()
+    folder = args.cache
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+    sim_cache = folder / f"sim-{args.segments}-{args.seed}.npz" if folder else None
     result = {
-        "simulated": simulated(args.segments, args.seed),
-        "aarhus": aarhus() if AARHUS.exists() else {"error": f"{AARHUS} not found"},
+        "simulated": simulated(args.segments, args.seed, sim_cache),
+        "aarhus": aarhus(folder / "aarhus.npz" if folder else None)
+        if AARHUS.exists() else {"error": f"{AARHUS} not found"},
         "seconds": 0.0,
-    }
+    }  # fmt: skip
     result["seconds"] = round(time.perf_counter() - started, 1)
     print(json.dumps(result, indent=1))
     return 0

@@ -98,6 +98,8 @@ def service_steps(city: CityPlan, feeds_port: int, dashboard_port: int) -> list[
     )
     steps = [
         ChildSpec("analytics", streetsense_command("analytics", "run")),
+        # the shipped default rules: the Alerts page and the map's rings show them
+        ChildSpec("alerts", streetsense_command("alerts", "run")),
         ChildSpec("feeds", streetsense_command("feeds", "serve", "--port", str(feeds_port))),
         ChildSpec("dashboard", streetsense_command("dashboard", "--port", str(dashboard_port))),
         ChildSpec("devices", live),

@@ -150,6 +150,8 @@ def _service_env(
     env["STREETSENSE_INGEST_LATE_WINDOW_S"] = str(late_window_s)
     if settings.ingest.metrics_port:
         env["STREETSENSE_INGEST_METRICS_PORT"] = str(free_port())
+    if settings.alerts.metrics_port:
+        env["STREETSENSE_ALERTS_METRICS_PORT"] = str(free_port())
     return env
 
 

@@ -70,3 +70,9 @@ def test_an_operator_closes_a_lot_for_half_an_hour_as_the_city_goes_live() -> No
     assert argv[argv.index("registry") + 1 :][:2] == ["close", "lot-003"]
     assert _option(argv, "--until") == "2026-12-07T12:30:00+00:00"
     assert _option(argv, "--by") == "demo operator"
+
+
+def test_the_alerts_service_runs_with_the_city() -> None:
+    steps = {step.name: step.argv for step in plan.service_steps(_city(), 1, 2)}
+    alerts = steps["alerts"]
+    assert alerts[alerts.index("alerts") + 1] == "run"
