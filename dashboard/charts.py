@@ -84,14 +84,16 @@ ALERT_COLOURS = {"critical": [200, 0, 0], "warning": [240, 130, 0], "info": [30,
 
 
 def _alert_layer(alerts: pd.DataFrame) -> pdk.Layer:
-    rings = alerts.dropna(subset=["lon", "lat"]).assign(
-        color=[ALERT_COLOURS.get(s, [120, 120, 120]) for s in alerts.dropna(
-            subset=["lon", "lat"])["severity"]],
-        label=[f"{n} alert(s): {s}" for n, s in alerts.dropna(subset=["lon", "lat"])[
-            ["alerts", "summary"]].itertuples(index=False)],
-    )[["lon", "lat", "color", "label"]]  # fmt: skip
+    placed = alerts.dropna(subset=["lon", "lat"])
+    rings = placed.assign(
+        color=[ALERT_COLOURS.get(s, [120, 120, 120]) for s in placed["severity"]],
+        # around a lot's own circle (same size rule as city_map), or a road's middle
+        radius=[(float(c) ** 0.5) * 8 + 55 if pd.notna(c) else 60.0 for c in placed["capacity"]],
+        label=[f"{n} alert(s): {s}" for n, s in placed[["alerts", "summary"]].itertuples(
+            index=False)],
+    )[["lon", "lat", "color", "radius", "label"]]  # fmt: skip
     return pdk.Layer("ScatterplotLayer", rings, id="alerts", get_position=["lon", "lat"],
-                     get_radius=60, radius_min_pixels=9, filled=False, stroked=True,
+                     get_radius="radius", radius_min_pixels=9, filled=False, stroked=True,
                      get_line_color="color", line_width_min_pixels=3, pickable=True)  # fmt: skip
 
 

@@ -64,7 +64,7 @@ def rule_counts(conn: psycopg.Connection, since: datetime) -> Table:
 
 def on_map(conn: psycopg.Connection) -> Table:
     """Return active alerts about lots and segments with a position: lon, lat (a segment's
-    middle point), the most severe alert of each place and how many it has."""
+    middle point), the most severe alert of each place, how many it has, a lot's capacity."""
     return fetch(
         conn,
         "WITH a AS (SELECT subject_kind, subject_id, count(*) AS alerts, "
@@ -76,7 +76,7 @@ def on_map(conn: psycopg.Connection) -> Table:
         "coalesce(l.lon, (s.coordinates -> (jsonb_array_length(s.coordinates) / 2) ->> 0)::float8) "
         "AS lon, "
         "coalesce(l.lat, (s.coordinates -> (jsonb_array_length(s.coordinates) / 2) ->> 1)::float8) "
-        "AS lat "
+        "AS lat, l.capacity "
         "FROM a LEFT JOIN lots l ON a.subject_kind = 'lot' AND l.lot_id = a.subject_id "
         "LEFT JOIN segments s ON a.subject_kind = 'segment' AND s.segment_id = a.subject_id "
         "ORDER BY a.subject_kind, a.subject_id",

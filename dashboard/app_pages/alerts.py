@@ -10,7 +10,6 @@ from dashboard import access, controls, data
 
 SHOWN = 500
 HISTORY_DAYS = 30
-SEVERITY_ICON = {"critical": "🔴", "warning": "🟠", "info": "🔵"}
 
 url, settings = data.page_context()
 zone = settings.city.timezone
@@ -32,10 +31,9 @@ if active.empty:
     st.success("No active alerts.")
 else:
     shown = controls.local(active, ["fired_at", "acked_at"], zone)
-    shown.insert(0, "", [SEVERITY_ICON.get(s, "") for s in shown["severity"]])
     st.dataframe(
-        shown[["", "alert_id", "state", "rule", "summary", "area", "fired_at", "acked_by",
-               "ack_note"]],
+        shown[["alert_id", "severity", "state", "rule", "summary", "area", "fired_at",
+               "acked_by", "ack_note"]],
         hide_index=True,
     )  # fmt: skip
     st.caption(f"Firing first, then by severity and newest; at most {SHOWN} shown.")

@@ -23,6 +23,7 @@ PAGES = {
     "forecast_quality": ("forecast_quality", "Model chosen per series"),
     "devices": ("devices", "Data freshness"),
     "export": ("export", "Download occupancy_history.csv"),
+    "alerts": ("alerts", "Per rule, last 30 days"),
 }
 pytestmark = [
     pytest.mark.browser,
