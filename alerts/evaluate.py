@@ -138,7 +138,7 @@ def traffic_incident(params: Any, snap: Snapshot) -> Iterator[Candidate]:
         speed, lo80, yhat, count, occupancy, segs["capacity_vph"],
         IncidentParams(k, params["below_band_kmh"], params["below_forecast_share"],
                        params["min_vehicles"], params["collapse_flow_share"],
-                       params["collapse_occupancy"]),
+                       params["collapse_occupancy"], params["severe_share"]),
         STEP.total_seconds(),
     )  # fmt: skip
     speed_now = speed[:, -1]

@@ -21,6 +21,7 @@ class IncidentParams:
     min_vehicles: float = 10.0
     collapse_flow_share: float = 0.3
     collapse_occupancy: float = 35.0
+    severe_share: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +50,8 @@ def detect(
     An interval is slow when enough vehicles were measured (`min_vehicles`: a few cars at
     night say little) and their speed is both more than `below_band_kmh` under the forecast's
     lower 80% edge and under `below_forecast_share` of the forecast itself (a narrow band alone
-    would flag ordinary noise).
+    would flag ordinary noise). An interval under `severe_share` of the forecast fires at once:
+    a road at a third of its usual speed needs no second interval to be believed.
 
     Args:
         speed, lo80, yhat, vehicles, occupancy: (segments, k) matrices, the newest interval
@@ -68,11 +70,15 @@ def detect(
         collapse = (flow_vph < params.collapse_flow_share * capacity_vph[:, None]) & (
             occupancy > params.collapse_occupancy
         )
+        # so far below the forecast that one interval is enough (0: always wait for `intervals`)
+        severe = slow & (speed < params.severe_share * yhat)
     bad = slow | collapse
     k = params.intervals
     fire: BoolArray = (
         np.all(bad[:, -k:], axis=1) if bad.shape[1] >= k else np.zeros(len(bad), dtype=bool)
     )
+    if bad.shape[1]:
+        fire |= severe[:, -1]
     return IncidentFlags(
         fire=fire,
         hold=bad[:, -1] if bad.shape[1] else np.zeros(len(bad), dtype=bool),

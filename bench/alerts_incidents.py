@@ -124,11 +124,11 @@ def hourly_bands(speed: np.ndarray, starts: np.ndarray, limits: np.ndarray, firs
     return lo, mean
 
 
-def episodes(bad: np.ndarray, intervals: int) -> list[tuple[int, int]]:
+def episodes(bad: np.ndarray, intervals: int, severe: np.ndarray) -> list[tuple[int, int]]:
     """Return (first row it fired on, last row) of each alert episode of one segment.
 
-    The lifecycle: fires when the last `intervals` rows are bad; resolves once no row was bad
-    for CLEAR_FOR_S (its clearing period).
+    The lifecycle: fires when the last `intervals` rows are bad or this one is severe;
+    resolves once no row was bad for CLEAR_FOR_S (its clearing period).
     """
     found: list[tuple[int, int]] = []
     clear_rows = CLEAR_FOR_S // STEP
@@ -136,7 +136,7 @@ def episodes(bad: np.ndarray, intervals: int) -> list[tuple[int, int]]:
     quiet = 0
     for row in range(bad.size):
         if open_at < 0:
-            if row >= intervals - 1 and bad[row - intervals + 1 : row + 1].all():
+            if severe[row] or (row >= intervals - 1 and bad[row - intervals + 1 : row + 1].all()):
                 open_at, quiet = row, 0
             continue
         quiet = 0 if bad[row] else quiet + 1
@@ -148,23 +148,25 @@ def episodes(bad: np.ndarray, intervals: int) -> list[tuple[int, int]]:
     return found
 
 
-def bad_rows(roads: Roads, band: Band, params: IncidentParams) -> np.ndarray:
-    """Return (intervals, segments) whether each interval is slow or collapsed."""
-    one = replace(params, intervals=1)
-    # every interval judged on its own: rows become the detector's segments
+def bad_rows(roads: Roads, band: Band, params: IncidentParams) -> tuple[np.ndarray, np.ndarray]:
+    """Return (intervals, segments) whether each interval is slow or collapsed, and whether
+    it is severe enough to fire alone."""
+    # every interval judged on its own: rows become the detector's segments; with one column
+    # and `intervals` of 2, `fire` is the severe path alone
     n, m = roads.speed.shape
     flat = detect(roads.speed.reshape(-1, 1), band.lo.reshape(-1, 1), band.mean.reshape(-1, 1),
                   roads.vehicles.reshape(-1, 1), roads.occupancy.reshape(-1, 1),
-                  np.tile(roads.capacity_vph, n), one, STEP)  # fmt: skip
-    return flat.hold.reshape(n, m)
+                  np.tile(roads.capacity_vph, n), replace(params, intervals=2), STEP)  # fmt: skip
+    return flat.hold.reshape(n, m), flat.fire.reshape(n, m)
 
 
 def judge(roads: Roads, band: Band, incidents: list[Incident], quiet: tuple[int, int],
           busy: tuple[int, int], params: IncidentParams) -> dict[str, object]:  # fmt: skip
     """Score detection on the incident days and false alarms on the quiet days."""
-    bad = bad_rows(roads, band, params)
+    bad, severe = bad_rows(roads, band, params)
     column = {s: i for i, s in enumerate(roads.ids)}
-    by_segment = {s: episodes(bad[:, i], params.intervals) for s, i in column.items()}
+    by_segment = {s: episodes(bad[:, i], params.intervals, severe[:, i])
+                  for s, i in column.items()}  # fmt: skip
     delays = []
     for incident in incidents:
         # an alert fires when its second interval's data is in: the end of that interval
@@ -314,8 +316,9 @@ def aarhus(cache: Path | None) -> dict[str, object]:
     for name, params in variants().items():
         if name == "flow_collapse_half_only":
             continue  # no detector occupancy in the recording
-        bad = bad_rows(roads, Band(a["lo"], a["mean"]), params)[:, 0]
-        eps = [(x, y) for x, y in episodes(bad, params.intervals) if x >= first]
+        bad, severe = bad_rows(roads, Band(a["lo"], a["mean"]), params)
+        eps = [(x, y) for x, y in episodes(bad[:, 0], params.intervals, severe[:, 0])
+               if x >= first]  # fmt: skip
         result[name] = {
             "alarms": len(eps),
             "alarms_per_segment_week": round(len(eps) / weeks, 2),
