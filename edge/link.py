@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import queue
-import ssl
 import threading
 import time
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from edge.config import AgentConfig
 from streetsense.backoff import Backoff
-from streetsense.broker import configure_client
+from streetsense.broker import configure_client, connect_error
 from streetsense.broker_reasons import explain
 from streetsense.readings import Reading, encode_readings, epoch_to_datetime
 from streetsense.senml import encode_pack
@@ -138,14 +137,15 @@ class Link:
         self._thread.join(timeout=5.0)
 
     def _run(self) -> None:
-        endpoint = self.config.broker().endpoint
+        target = self.config.broker()
+        endpoint = target.endpoint
         while not self._stop.is_set():
             try:
                 self._client.connect(
                     endpoint.host, endpoint.port, ping_interval(self.config.mqtt.keepalive_s)
                 )
-            except (OSError, ssl.SSLError, ValueError) as exc:
-                self.last_error = f"cannot connect to {endpoint}: {exc}"
+            except (OSError, ValueError) as exc:
+                self.last_error = f"cannot connect: {connect_error(exc, target)}"
                 log.warning("%s", self.last_error)
             else:
                 self._loop()

@@ -210,14 +210,9 @@ def probe_broker(settings: Settings) -> list[Check]:
     try:
         probe.client.connect(endpoint.host, endpoint.port, keepalive=settings.mqtt.keepalive_s)
     except OSError as exc:
-        return [
-            Check(
-                "broker",
-                FAIL,
-                f"{where} unreachable: {exc}",
-                "start the broker (systemctl start mosquitto) or fix STREETSENSE_MQTT_URL",
-            )
-        ]
+        from streetsense.broker import connect_error  # noqa: PLC0415
+
+        return [Check("broker", FAIL, f"{where}: cannot connect", connect_error(exc, target))]
     probe.client.loop_start()
     try:
         return _broker_checks(probe, settings, where)

@@ -6,6 +6,7 @@ import json
 import logging
 import socket
 import struct
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -21,7 +22,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from ingest.inbox import Inbox, Message
 from ingest.metrics import IngestMetrics
 from streetsense.backoff import Backoff
-from streetsense.broker import configure_client
+from streetsense.broker import configure_client, connect_error
 from streetsense.broker_reasons import explain
 from streetsense.config import Settings
 from streetsense.topics import Channel, Topics
@@ -245,6 +246,7 @@ class BrokerLink:
         )
         configure_client(client, self.target)
         client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         client.fast_handler = self._on_publish
@@ -291,6 +293,11 @@ class BrokerLink:
             getattr(flags, "session_present", "?"),
             topic_filter,
         )
+
+    def _on_connect_fail(self, _client: mqtt.Client, _userdata: Any) -> None:
+        # paho calls this while handling the connect's OSError, and passes no error of its own
+        error = sys.exc_info()[1] or OSError("unknown error")
+        log.error("cannot connect to the broker: %s", connect_error(error, self.target))
 
     def _on_subscribe(
         self, _client: mqtt.Client, _userdata: Any, _mid: int, reasons: Any, _properties: Any

@@ -13,7 +13,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
-from streetsense.broker import configure_client
+from streetsense.broker import configure_client, connect_error
 from streetsense.broker_reasons import explain
 from streetsense.config import Settings
 from streetsense.errors import ServiceUnavailableError
@@ -67,6 +67,7 @@ class PacedPublisher:
         stop: threading.Event | None = None,
     ) -> None:
         self.client, self.host, self.port = make_client(settings, role)
+        self.target = settings.broker()
         self.stop = stop
         # A flush that timed out: the broker is not answering, nothing more is waited for.
         self.gave_up = False
@@ -86,10 +87,7 @@ class PacedPublisher:
         try:
             self.client.connect(self.host, self.port, keepalive=30)
         except OSError as exc:
-            raise ServiceUnavailableError(
-                f"cannot reach the MQTT broker at {self.host}:{self.port}: {exc}; "
-                "start it or fix mqtt.url"
-            ) from exc
+            raise ServiceUnavailableError(connect_error(exc, self.target)) from exc
         self.client.loop_start()
         if not self._connected.wait(10):
             self.client.loop_stop()

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,6 +75,21 @@ class MqttClient(Protocol):
     def username_pw_set(self, username: str | None, password: str | None = None) -> None: ...
     def tls_set_context(self, context: ssl.SSLContext | None = None) -> None: ...
     def ws_set_options(self, path: str = ...) -> None: ...
+
+
+class _ClosedOnFailedHandshake(ssl.SSLSocket):
+    """A TLS socket that closes itself when its handshake fails.
+
+    paho-mqtt (2.2) drops the socket of a failed handshake (an untrusted broker, a plain-text
+    port) without closing it, so its file descriptor lives until garbage collection.
+    """
+
+    def do_handshake(self, block: bool = False) -> None:
+        try:
+            super().do_handshake(block)
+        except BaseException:
+            self.close()
+            raise
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +177,7 @@ class BrokerTarget:
             return None
         try:
             context = ssl.create_default_context(cafile=self.ca_file or None)
+            context.sslsocket_class = _ClosedOnFailedHandshake
         except (OSError, ssl.SSLError) as exc:
             raise ConfigError(
                 f"{self._key('ca_file')} = {self.ca_file!r} cannot be loaded ({exc}); "
@@ -313,6 +330,30 @@ def _endpoint(text: str, default_port: int, url: str, key: str) -> Endpoint:
     if not port_text.isdigit() or not 0 < int(port_text) <= 65_535:
         raise ConfigError(f"{key} = {url!r}: port {port_text!r} is not a TCP port (1-65535)")
     return Endpoint(host, int(port_text))
+
+
+def connect_error(error: BaseException, target: BrokerTarget) -> str:
+    """Say why connecting to the broker failed and what fixes it (for logs and doctor)."""
+    where = f"{target.scheme}://{target.endpoint}"
+    if isinstance(error, ssl.SSLCertVerificationError):
+        return (
+            f"{where}: the broker's certificate is not trusted ({error.verify_message}); set "
+            f"{target._key('ca_file')} to the CA that signed it, and give a host in mqtt.url "
+            "that the certificate names"
+        )
+    if isinstance(error, ssl.SSLError):
+        said = getattr(error, "reason", None) or error
+        return (
+            f"{where}: TLS failed ({said}); is it a TLS listener? Use mqtt:// for a plain one, "
+            "or check the client certificate and key"
+        )
+    if isinstance(error, ConnectionRefusedError):
+        return f"{where} refused the connection: start the broker, or fix the port in mqtt.url"
+    if isinstance(error, socket.gaierror):
+        return f"{where}: {target.endpoint.host!r} does not resolve ({error}); fix mqtt.url or DNS"
+    if isinstance(error, TimeoutError):
+        return f"{where} did not answer in time: check the address and the firewall"
+    return f"{where} cannot be reached: {error}"
 
 
 def configure_client(client: MqttClient, target: BrokerTarget) -> None:

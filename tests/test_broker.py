@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import socket
 import ssl
 from pathlib import Path
 
 import pytest
 
 from edge.config import load_config
-from streetsense.broker import BrokerTarget, Endpoint, broker_target, parse_url
+from streetsense.broker import BrokerTarget, Endpoint, broker_target, connect_error, parse_url
 from streetsense.broker_reasons import explain, reason
 from streetsense.config import MqttSettings, load_settings
 from streetsense.errors import ConfigError
@@ -168,3 +169,12 @@ def test_reason_codes_are_named_with_their_own_fix() -> None:
     assert "client_id" in reason(0x8E).fix  # session taken over
     assert reason(0x9E).name == "shared subscriptions not supported"
     assert reason(0xFE).name == "reason code 254"
+
+
+def test_connect_errors_say_what_to_fix() -> None:
+    tls = target(url="mqtts://broker:8883")
+    assert "start the broker" in connect_error(ConnectionRefusedError(111, "refused"), tls)
+    assert "does not resolve" in connect_error(socket.gaierror(-2, "Name unknown"), tls)
+    wrong_port = ssl.SSLError(1, "[SSL: WRONG_VERSION_NUMBER] wrong version number")
+    assert "is it a TLS listener? Use mqtt://" in connect_error(wrong_port, tls)
+    assert "did not answer in time" in connect_error(TimeoutError(), tls)
