@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,7 +16,16 @@ import psycopg
 import pytest
 
 from harness.edge import agent_config
-from harness.ingest import REPO, SITE, Publisher, readings, settings_env, wait_log
+from harness.ingest import (
+    REPO,
+    SITE,
+    Publisher,
+    count,
+    readings,
+    settings_env,
+    wait_log,
+    wait_until,
+)
 from harness.services import free_port
 from streetsense.config import Settings, with_overrides
 from streetsense.topics import Topics
@@ -36,15 +44,21 @@ def _with_password(url: str, password: str, port: int | None = None) -> str:
 
 
 def _run(
-    command: list[str], env: dict[str, str], log_path: Path, ready: str, during: Callable[[], None]
+    command: list[str],
+    env: dict[str, str],
+    log_path: Path,
+    ready: str,
+    during: Callable[[], None],
+    done: Callable[[str], bool],
 ) -> str:
-    """Run a service at DEBUG until `ready` is logged, call `during`, let it work; stop it."""
+    """Run a service at DEBUG until `ready` is logged, call `during`, wait until `done(log)`
+    says it did the work whose logging is checked; stop it."""
     with log_path.open("wb") as log:
         process = subprocess.Popen(command, env=env, cwd=REPO, stdout=log, stderr=log)
     try:
-        wait_log(log_path, ready, 20)
+        assert wait_log(log_path, ready, 20), log_path.read_text(errors="replace")
         during()
-        time.sleep(3.0)
+        assert wait_until(lambda: done(log_path.read_text(errors="replace")), 30)
     finally:
         process.terminate()
         process.wait(30)
@@ -64,8 +78,13 @@ def _ingest(settings: Settings, topics: Topics, tmp_path: Path, database_up: boo
         publisher.send_readings(SITE, "dev-secret", readings("dev-secret", 1, 5))
         publisher.close()
 
+    def done(text: str) -> bool:
+        if database_up:  # the unknown device's message is quarantined: the database was used
+            return bool(count(settings.database.url, "SELECT count(*) FROM quarantine"))
+        return text.count("cannot reach PostgreSQL") >= 2  # a retry logged its error again
+
     ready = "subscribed" if database_up else "cannot reach PostgreSQL"
-    return _run(command, env, tmp_path / "ingest.log", ready, publish)
+    return _run(command, env, tmp_path / "ingest.log", ready, publish, done)
 
 
 @pytest.mark.parametrize("database_up", [True, False], ids=["services-up", "database-down"])
@@ -105,9 +124,11 @@ def test_edge_agent_logs_no_password_at_debug(
                           mqtt={"username": "gw-1", "password_file": str(secret_file)})  # fmt: skip
     edge = [sys.executable, "-m", "edge.cli", "--log-level", "DEBUG"]
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)}
+    linked = "link up" if broker_up else "cannot connect"  # with the password, or failing
     text = _run(
-        [*edge, "run", "--config", str(config)], env, tmp_path / "run.log", "running", lambda: None
-    )
+        [*edge, "run", "--config", str(config)], env, tmp_path / "run.log", "running",
+        lambda: None, lambda log: linked in log,
+    )  # fmt: skip
     checked = subprocess.run(
         [*edge, "check", "--config", str(config)], env=env, cwd=REPO, capture_output=True,
         text=True, timeout=60, check=False,
