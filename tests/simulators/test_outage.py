@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import threading
-import time
 from pathlib import Path
 
 import pytest
 
+from harness.ingest import wait_until
 from harness.services import Mosquitto
 from simulators.city import CitySpec, generate_city
 from simulators.demand import Calendar
@@ -28,7 +29,7 @@ FAST = Cadence(
 
 @pytest.mark.faults
 def test_live_run_resumes_after_the_broker_is_killed_and_restarted(
-    tmp_path: Path, topics: Topics
+    tmp_path: Path, topics: Topics, caplog: pytest.LogCaptureFixture
 ) -> None:
     broker = Mosquitto(tmp_path / "broker").start()
     settings = with_overrides(
@@ -37,33 +38,42 @@ def test_live_run_resumes_after_the_broker_is_killed_and_restarted(
     city = generate_city(CitySpec(seed=4, lots=3, segments=2))
     tallies: list[Tally] = []
     failures: list[BaseException] = []
+    stop = StopSignal()
 
     def run() -> None:
         try:
             with PacedPublisher(settings, window=20, ack_timeout_s=1.0) as publisher:
                 tallies.append(
                     live(
-                        city, Calendar(seed=4), topics, publisher, SequenceBook(), StopSignal(),
-                        duration_s=14.0, chunk_s=1.0, window_s=1.0, cadence=FAST,
+                        city, Calendar(seed=4), topics, publisher, SequenceBook(), stop,
+                        chunk_s=1.0, window_s=1.0, cadence=FAST,
                     )
                 )  # fmt: skip
         except BaseException as exc:  # the test reports it below
             failures.append(exc)
 
     thread = threading.Thread(target=run, daemon=True)
+    caplog.set_level(logging.WARNING, "simulators.mqtt")
     try:
+        before = Collector(broker.url, topics)
         thread.start()
-        time.sleep(3)
+        try:
+            assert before.wait_for(1, timeout=30), "the city did not start publishing"
+        finally:
+            before.close()
         broker.kill()
-        time.sleep(3)
+        # the publisher noticed the broker's death before the broker comes back
+        assert wait_until(lambda: "disconnected from the broker" in caplog.text, 30)
         broker.start()
         collector = Collector(broker.url, topics)
         try:
-            received = collector.wait_for(5, timeout=12)
+            received = collector.wait_for(5, timeout=30)
         finally:
             collector.close()
+        stop.stop()
         thread.join(40)
     finally:
+        stop.stop()
         broker.stop()
     assert not thread.is_alive() and failures == []
     assert tallies and tallies[0].messages > 0
