@@ -13,6 +13,7 @@ from typing import Any
 from edge.buffer import Buffer
 from edge.clock import ClockGuard
 from edge.config import AgentConfig, apply_remote
+from edge.confirmations import Confirmations
 from edge.drivers import SensorDriver, make_driver
 from edge.health import Health, memory_bytes, temperature
 from edge.link import Link, LinkEvent
@@ -57,6 +58,9 @@ class Agent:
             min_free_bytes=config.buffer.min_free_bytes,
         )
         self.link = Link(config)
+        self.confirmations = Confirmations(
+            config.device.site, config.device.id, config.confirm_key()
+        )
         topics = Topics(config.mqtt.topic_prefix)
         self.sender = Sender(self.buffer, self.link, topics, config.device.site, config.buffer)
         self.reply_topic = topics.device(config.device.site, config.device.id, Channel.CONFIG_REPLY)
@@ -130,15 +134,11 @@ class Agent:
             self._on_remote_config(event.payload)
 
     def _on_ack(self, payload: bytes) -> None:
-        try:
-            document = json.loads(payload)
-            upto = document["seq"]
-            if isinstance(upto, bool) or not isinstance(upto, int):
-                raise TypeError("seq is not an integer")
-        except (ValueError, KeyError, TypeError) as exc:
-            log.error("ignoring a malformed ack %r: %s", payload[:80], exc)
-            return
-        self.sender.on_ack(upto)
+        if not payload:
+            return  # the retained ack cleared
+        ack = self.confirmations.verify(payload)
+        if ack is not None:
+            self.sender.on_ack(ack.seq)
 
     def _on_remote_config(self, payload: bytes) -> None:
         if not payload or payload == self._last_config:
@@ -190,6 +190,8 @@ class Agent:
         if traffic.lanes:  # a traffic counter: how many detections came late, and were lost
             values["late_detections"] = float(traffic.late)
             values["late_dropped"] = float(traffic.dropped)
+        if self.confirmations.refused:
+            values["acks_refused"] = float(self.confirmations.refused)
         celsius = temperature()
         if celsius is not None:
             values["temperature"] = celsius
@@ -224,6 +226,9 @@ class Agent:
             "seq_floor": self.buffer.seq_floor(),
             "next_seq": stats.next_seq,
             "acked": stats.acked,
+            "confirm_key": self.confirmations.key is not None,
+            "acks_refused": self.confirmations.refused,
+            "last_ack_at_ms": self.confirmations.last_at_ms,
             "accepted": self.accepted,
             "published": self.sender.published,
             "resent": self.sender.resent,

@@ -13,7 +13,8 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from edge.config import AgentConfig, load_config
+from edge.config import CONFIRM_KEY_ENV, AgentConfig, load_config
+from edge.confirmations import NO_KEY
 from edge.link import make_client
 from streetsense.broker_reasons import explain
 from streetsense.errors import ConfigError
@@ -31,6 +32,7 @@ def run_checks(path: str) -> Iterator[Result]:
         return
     yield True, f"config {path} is valid (device {config.device.site}/{config.device.id})"
     yield from _check_buffer(config)
+    yield _check_confirm_key(config)
     yield from _check_driver(config)
     target = config.broker()
     host, port = target.endpoint.host, target.endpoint.port
@@ -61,6 +63,17 @@ def run_checks(path: str) -> Iterator[Result]:
         if not tls[0]:
             return
     yield _check_mqtt(config)
+
+
+def _check_confirm_key(config: AgentConfig) -> Result:
+    try:
+        key = config.confirm_key()
+    except ConfigError as exc:
+        return False, str(exc)
+    if key is None:
+        return False, NO_KEY
+    where = config.device.confirm_key_file or CONFIRM_KEY_ENV
+    return True, f"confirmation key loaded from {where}"
 
 
 def _check_buffer(config: AgentConfig) -> Iterator[Result]:

@@ -11,11 +11,13 @@ from typing import Any, Final
 
 from streetsense.broker import BrokerTarget, broker_target
 from streetsense.config import load_dataclass, read_toml
+from streetsense.confirm import parse_key
 from streetsense.errors import ConfigError
 from streetsense.ids import describe_bad_id, is_valid_id
 
 ENV_PREFIX: Final = "STREETSENSE_EDGE_"
 DEFAULT_CONFIG: Final = "/etc/streetsense-edge/agent.toml"
+CONFIRM_KEY_ENV: Final = ENV_PREFIX + "DEVICE_CONFIRM_KEY"
 DRIVERS: Final = ("simulated", "replay", "serial-line", "command")
 CONFIRM_MODES: Final = ("ingest", "broker")
 SYNC_MODES: Final = ("full", "normal")
@@ -31,6 +33,13 @@ class DeviceSection:
 
     site: str = field(default="", metadata=_doc("site id (topic level 2)"))
     id: str = field(default="", metadata=_doc("device id (topic level 3)"))
+    confirm_key_file: str = field(
+        default="",
+        metadata=_doc(
+            "file holding this device's confirmation key (`streetsense registry key <id>`); "
+            "without it no confirmation is trusted and nothing leaves the buffer"
+        ),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +181,25 @@ class AgentConfig:
             ConfigError: mqtt.url or the TLS settings are wrong; names the key and the fix.
         """
         return broker_target(self.mqtt, ENV_PREFIX)
+
+    def confirm_key(self) -> bytes | None:
+        """Read the confirmation key from its file or $STREETSENSE_EDGE_DEVICE_CONFIRM_KEY.
+
+        Raises:
+            ConfigError: the file cannot be read, or does not hold a key.
+        """
+        path = self.device.confirm_key_file
+        if not path:
+            text = os.environ.get(CONFIRM_KEY_ENV)
+            return parse_key(text, CONFIRM_KEY_ENV) if text else None
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(
+                f"setting 'device.confirm_key_file' = {path!r} cannot be read ({exc.strerror}); "
+                "give the agent's user read access to it"
+            ) from exc
+        return parse_key(text, f"device.confirm_key_file {path!r}")
 
     def valid_after_epoch(self) -> float:
         """Return `clock.valid_after` as epoch seconds."""

@@ -23,10 +23,13 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from harness.mqtt import close_client
+from streetsense.confirm import device_key, key_text, sign_ack
 from streetsense.readings import datetime_to_epoch, decode_readings
 from streetsense.topics import Channel, DeviceTopic, Topics
 
 REPO = Path(__file__).resolve().parents[1]
+# The city secret the peer below plays ingest with; agent_config gives agents their keys from it.
+PEER_SECRET = bytes(range(32))
 
 
 def wait_for(condition: Callable[[], Any], timeout: float, what: str) -> Any:
@@ -148,15 +151,34 @@ class IngestPeer:
             return
         device.acked = high
         topic = self.topics.device(site, device_id, Channel.ACK)
-        self._client.publish(topic, json.dumps({"seq": high}), qos=1, retain=True)
+        payload = sign_ack(device_key(PEER_SECRET, device_id), site, device_id, high, 0)
+        self._client.publish(topic, payload, qos=1, retain=True)
 
 
 def agent_config(
-    path: Path, broker: str, topics: Topics, device: str = "gw-1", **sections: dict[str, Any]
+    path: Path,
+    broker: str,
+    topics: Topics,
+    device: str = "gw-1",
+    *,
+    secret: bytes | None = PEER_SECRET,
+    key_file: Path | None = None,
+    **sections: dict[str, Any],
 ) -> Path:
-    """Write an agent TOML file for a test: fast rates, small timeouts."""
+    """Write an agent TOML file for a test: fast rates, small timeouts.
+
+    The agent's confirmation key is `key_file`, or else derived from `secret`: the peer's by
+    default; real ingest's is `ingest_secret(database_url)`; None gives the agent no key.
+    """
+    device_section: dict[str, Any] = {"site": "central", "id": device}
+    if key_file is not None:
+        device_section["confirm_key_file"] = str(key_file)
+    elif secret is not None:
+        key_file = path.parent / f"{device}.key"
+        key_file.write_text(key_text(device_key(secret, device)) + "\n")
+        device_section["confirm_key_file"] = str(key_file)
     values: dict[str, dict[str, Any]] = {
-        "device": {"site": "central", "id": device},
+        "device": device_section,
         "mqtt": {"url": broker, "topic_prefix": topics.prefix, "keepalive_s": 4,
                  "backoff_min_s": 0.2, "backoff_max_s": 1.0},
         "buffer": {"path": str(path.parent / f"{device}.sqlite"), "resend_timeout_s": 2.0},
@@ -250,3 +272,13 @@ def missing_and_duplicates(log: DeviceLog, first: int, last: int) -> tuple[list[
     missing = [seq for seq in range(first, last + 1) if seq not in log.counts]
     twice = len(log.counts) - len(set(log.keys.values()))
     return missing, twice
+
+
+def ingest_secret(database_url: str) -> bytes:
+    """Return the confirmation secret real ingest signs with in this database."""
+    import psycopg
+
+    from store.confirm_secret import read_confirm_secret
+
+    with psycopg.connect(database_url) as conn:
+        return read_confirm_secret(conn)

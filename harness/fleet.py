@@ -15,7 +15,7 @@ from typing import Any
 
 import psycopg
 
-from harness.edge import AgentProcess, agent_config, wait_for
+from harness.edge import AgentProcess, agent_config, ingest_secret, wait_for
 from harness.ingest import IngestProcess, wait_log
 from harness.ingest_services import persistent_mosquitto
 from streetsense.config import Settings, with_overrides
@@ -51,7 +51,7 @@ def replay_file(path: Path, count: int, spacing_ms: int) -> Path:
 
 
 def start_agents(
-    run: FleetRun, broker_url: str, topics: Topics, workdir: Path
+    run: FleetRun, broker_url: str, topics: Topics, workdir: Path, secret: bytes
 ) -> list[AgentProcess]:
     """Start one agent process per device, each replaying its own file."""
     agents = []
@@ -62,6 +62,7 @@ def start_agents(
             broker_url,
             topics,
             device=device,
+            secret=secret,
             buffer={"confirm": run.confirm, "resend_timeout_s": 3.0, "drain_rate": 5_000.0,
                     "max_inflight": 40},
             driver={"kind": "replay", "retime": True,
@@ -140,7 +141,7 @@ def run_fleet(run: FleetRun, settings: Settings, topics: Topics, workdir: Path) 
         broker.stop()
         broker.start()
         started = time.monotonic()
-        agents = start_agents(run, broker.url, topics, workdir)
+        agents = start_agents(run, broker.url, topics, workdir, ingest_secret(url))
         time.sleep(run.kill_after_s)
         # From the agents' state files (written every 0.5 s): about what was read before the kill.
         before_kill = sum(a.state()["next_seq"] - a.state()["first_seq"] for a in agents)

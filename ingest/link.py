@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import socket
 import struct
@@ -351,11 +350,11 @@ class BrokerLink:
         self.client.ack_many(mids)
         return len(mids)
 
-    def publish_acks(self, acks: dict[str, tuple[str, int]]) -> None:
-        """Publish each device's highest seq handled without a gap (retained, QoS 1)."""
-        for device_id, (site, seq) in acks.items():
+    def publish_acks(self, acks: dict[str, tuple[str, bytes]]) -> None:
+        """Publish each device's signed ack payload (retained, QoS 1)."""
+        for device_id, (site, payload) in acks.items():
             topic = self.topics.device(site, device_id, Channel.ACK)
-            self.client.publish(topic, json.dumps({"seq": seq}), qos=1, retain=True)
+            self.client.publish(topic, payload, qos=1, retain=True)
         self.metrics.acks_published.inc(len(acks))
 
     def stop(self) -> None:

@@ -15,6 +15,7 @@ import psycopg
 from ingest.batch import Batch
 from ingest.classify import Classifier
 from ingest.commit import CommitResult, commit_batch, resolve_unknown
+from ingest.confirmations import AckSigner
 from ingest.inbox import Inbox, Message
 from ingest.isolate import (
     OUTAGES,
@@ -28,6 +29,7 @@ from ingest.isolate import (
 )
 from ingest.link import BrokerLink
 from ingest.metrics import IngestMetrics
+from store.confirm_secret import read_confirm_secret
 from store.db import connect, require_url
 from store.quarantine import active_devices
 from store.writes import ReadingWriter, Rejection
@@ -84,6 +86,7 @@ class IngestService:
         self.payload_cap = ingest.rejected_payload_cap
         self.totals = Totals()
         self._known_at = 0.0
+        self.signer: AckSigner | None = None  # once the database gave the secret
         # Classified batches waiting for or in their commit, oldest first (one commit thread).
         self._pipeline: deque[Batch] = deque()
         self._commits: queue.Queue[Batch | None] = queue.Queue(maxsize=1)
@@ -180,8 +183,11 @@ class IngestService:
         if result is None:
             return False
         self.metrics.acked.inc(self.link.ack(batch.messages))
-        if result.acks:
-            self.link.publish_acks(result.acks)
+        if result.acks and self.signer is not None:
+            sign = self.signer.payload
+            self.link.publish_acks(
+                {d: (site, sign(site, d, seq)) for d, (site, seq) in result.acks.items()}
+            )
         self._count(batch, result)
         return True
 
@@ -286,7 +292,9 @@ class IngestService:
         """Wait for the database at startup; False when stopped first."""
         while not self.stop.stopping:
             try:
-                self._refresh_known(self._connection())
+                conn = self._connection()
+                self.signer = AckSigner(read_confirm_secret(conn))
+                self._refresh_known(conn)
                 return True
             except OUTAGES as exc:
                 delay = self.db_backoff.next_delay()

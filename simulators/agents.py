@@ -149,11 +149,21 @@ class CityDriver:
 def agent_config(
     settings: Settings, site: str, device_id: str, state_dir: Path, **sections: dict[str, object]
 ) -> AgentConfig:
-    """Return an edge agent configuration for one simulated device on the city's broker."""
+    """Return an edge agent configuration for one simulated device on the city's broker.
+
+    Its confirmation key is `<state_dir>/keys/<device>.key`, as `streetsense registry key
+    --out <state_dir>/keys` writes it (without it the agent trusts no confirmation).
+    """
     config = AgentConfig()
+    key_file = state_dir / "keys" / f"{device_id}.key"
     config = replace(
         config,
-        device=replace(config.device, site=site, id=device_id),
+        device=replace(
+            config.device,
+            site=site,
+            id=device_id,
+            confirm_key_file=str(key_file) if key_file.exists() else "",
+        ),
         mqtt=replace(
             config.mqtt,
             url=settings.mqtt.url,

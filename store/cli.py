@@ -14,6 +14,8 @@ if TYPE_CHECKING:  # the CLI imports only the stdlib at module level
 
     from store.export import ExportRequest
 
+from store.cli_keys import register_key
+
 log = logging.getLogger(__name__)
 
 
@@ -41,6 +43,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     load.add_argument("file", help="registry file (see README, 'City registry')")
     load.set_defaults(handler=_load)
     _register_overrides(registry_actions)
+    register_key(registry_actions)
 
 
 def _migrate(args: argparse.Namespace) -> int:

@@ -54,6 +54,8 @@ ALERTS_WRITES: Final = frozenset({"alerts", "alert_events", "alert_outbox"})
 ANALYTICS_CONSUMES: Final = {"rollup_invalidations": "DELETE"}
 # Bookkeeping between ingest and the rollup refresh that no reader needs.
 INTERNAL: Final = frozenset({"rollup_invalidations", "alert_outbox"})
+# Secrets: ingest alone reads them (store.confirm_secret); no other role sees them at all.
+SECRETS: Final = frozenset({"confirm_secret"})
 # All the open feeds may read: the public registry and per-lot or per-segment aggregates, each
 # without a device or spot column (tests/security/test_roles_feeds.py checks every relation and
 # function the role can reach). A relation added later is closed to them until named here.
@@ -115,7 +117,10 @@ def _grant_role(conn: psycopg.Connection, role: str, relations: list[str], datab
     for relation in relations:
         table = sql.Identifier(relation)
         conn.execute(sql.SQL("REVOKE ALL ON {} FROM {}").format(table, who))
-        privileges = _privileges(role, relation)
+        if relation in SECRETS:
+            privileges = "SELECT" if role == INGEST else ""
+        else:
+            privileges = _privileges(role, relation)
         if privileges:
             _grant(conn, privileges, relation, who)
     if role in (INGEST, ANALYTICS, DASHBOARD, ALERTS):

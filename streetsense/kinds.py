@@ -150,6 +150,7 @@ _ALL: Final = (
         1e12,
         "vehicle detections too late to revise their interval (traffic.revise_within_s): lost",
     ),
+    _kind("acks_refused", Stream.STATUS, "count", 0, 1e12, "confirmations not signed for it"),
     _kind("cpu", Stream.STATUS, "%", 0, 100, "agent CPU use of one core"),
     _kind("memory", Stream.STATUS, "B", 0, 1e13, "agent resident memory"),
     _kind("temperature", Stream.STATUS, "Cel", -60, 150, "device temperature"),

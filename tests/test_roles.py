@@ -94,3 +94,13 @@ def test_analytics_writes_derived_data_but_not_raw(login_as) -> None:  # type: i
         assert _denied(conn, "DELETE FROM readings")
         assert _denied(conn, INSERT_READING)
         assert _denied(conn, "UPDATE lots SET capacity = 1")
+
+
+@pytest.mark.parametrize("role", [ANALYTICS, DASHBOARD, FEEDS])
+def test_only_ingest_reads_the_confirmation_secret(login_as, role: str) -> None:  # type: ignore[no-untyped-def]
+    # whoever reads it can forge the acks that delete data from devices' buffers
+    with login_as(INGEST) as conn:
+        assert conn.execute("SELECT octet_length(secret) FROM confirm_secret").fetchone() == (32,)
+    with login_as(role) as conn:
+        assert _denied(conn, "SELECT secret FROM confirm_secret")
+        assert _denied(conn, "UPDATE confirm_secret SET secret = secret")

@@ -70,6 +70,17 @@ def registry_step(city: CityPlan) -> ChildSpec:
     return ChildSpec("registry", streetsense_command("registry", "load", str(city.registry_path)))
 
 
+def keys_step(city: CityPlan) -> ChildSpec:
+    """Write every device's confirmation key where `simulate agents` looks for them."""
+    argv = streetsense_command("registry", "key", "--all", "--out", str(agent_keys(city.state_dir)))
+    return ChildSpec("keys", argv)
+
+
+def agent_keys(state_dir: Path) -> Path:
+    """Where `simulate agents --state-dir DIR` reads its devices' confirmation keys."""
+    return state_dir / "agents" / "keys"
+
+
 def backfill_step(city: CityPlan) -> ChildSpec:
     """Publish the history through the normal ingest path, in accelerated time, then stop."""
     argv = streetsense_command(

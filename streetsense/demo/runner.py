@@ -185,6 +185,8 @@ def _run(
     if not prepared:
         supervisor.run(plan.city_step(city))
     supervisor.run(plan.registry_step(city))
+    if city.agent_lots or city.agent_segments:
+        supervisor.run(plan.keys_step(city))  # as an installer provisions a device
     supervisor.start(plan.ingest_step())
     if not prepared and city.history_s > 0:
         _say(f"backfilling {city.history_s / 86_400:g} days of history...\n")

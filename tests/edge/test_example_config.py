@@ -14,3 +14,9 @@ def test_the_shipped_example_loads_and_validates() -> None:
     validate(config)
     assert config.mqtt.protocol == "5"
     assert config.mqtt.url.startswith("mqtts://")
+
+
+def test_the_shipped_example_trusts_only_signed_confirmations() -> None:
+    # a forged ack must not delete data on any shipped configuration (issue 14)
+    config = load_config(EXAMPLE, environ={})
+    assert config.device.confirm_key_file

@@ -16,7 +16,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from harness.edge import AgentProcess, agent_config, report, wait_for
+from harness.edge import AgentProcess, agent_config, ingest_secret, report, wait_for
 from harness.faultproxy import FaultProxy
 from harness.ingest import IngestProcess
 from harness.services import Mosquitto
@@ -108,6 +108,7 @@ def test_broker_killed_and_restarted_loses_nothing_with_end_to_end_confirmation(
         tmp_path / "agent.toml",
         private_broker.url,
         topics,
+        secret=ingest_secret(settings.database.url),
         buffer={"confirm": confirm, "resend_timeout_s": 2.0},
         driver={"event_rate": 100.0},
     )
@@ -162,6 +163,7 @@ def test_half_open_link_is_detected_and_the_backlog_drains_in_order_beside_live_
         tmp_path / "agent.toml",
         proxy.url,
         topics,
+        secret=ingest_secret(settings.database.url),
         mqtt={"keepalive_s": keepalive},
         buffer={"drain_rate": 40.0},
         driver={"event_rate": 50.0},
@@ -207,7 +209,10 @@ def test_power_cut_while_writing_the_buffer_loses_and_doubles_nothing(
 ) -> None:
     ingest = _ingest(settings, broker, tmp_path).start()
     cleanup.append(ingest)
-    config = agent_config(tmp_path / "agent.toml", broker, topics, driver={"event_rate": 300.0})
+    config = agent_config(
+        tmp_path / "agent.toml", broker, topics,
+        secret=ingest_secret(settings.database.url), driver={"event_rate": 300.0},
+    )  # fmt: skip
     chance = random.Random(8)
     first_seq = None
     for _cut in range(5):
@@ -255,6 +260,7 @@ def test_disk_full_drops_the_oldest_counts_and_reports_them(
         tmp_path / "agent.toml",
         broker,
         topics,
+        secret=ingest_secret(settings.database.url),
         # The cap is far above the disk: the disk fills first, and must not stop the agent.
         buffer={"path": str(small_disk / "gw-1.sqlite"), "cap_bytes": 50_000_000,
                 "min_free_bytes": 600_000, "drain_rate": 5000.0},

@@ -19,7 +19,7 @@ import psycopg
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from harness.edge import AgentProcess, agent_config, wait_for
+from harness.edge import AgentProcess, agent_config, ingest_secret, wait_for
 from harness.ingest import ingest_thread
 from harness.mqtt import close_client
 from streetsense.config import Settings, with_overrides
@@ -85,6 +85,7 @@ def test_agent_on_mqtt_311_is_stored_confirmed_and_marked_offline_by_its_will(
     recording.write_text("time,name,value\n" + "\n".join(rows) + "\n")
     config = agent_config(
         tmp_path / "agent.toml", broker_311, topics,
+        secret=ingest_secret(settings.database.url),
         mqtt={"protocol": "3.1.1"},
         driver={"kind": "replay", "path": str(recording), "speed": 40.0},
     )  # fmt: skip

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.edge import AgentProcess, agent_config, wait_for
+from harness.edge import AgentProcess, agent_config, ingest_secret, wait_for
 from harness.ingest import IngestProcess, count, wait_log
 from streetsense.config import Settings, with_overrides
 from streetsense.topics import Topics
@@ -30,7 +30,10 @@ def test_a_real_agent_that_lost_nothing_shows_no_sequence_loss(
 ) -> None:
     settings = with_overrides(settings, ingest={"auto_register": True})
     ingest = IngestProcess(settings, "ingest-seq", tmp_path / "ingest.log").start()
-    config = agent_config(tmp_path / "agent.toml", broker, topics, driver={"event_rate": 50.0})
+    config = agent_config(
+        tmp_path / "agent.toml", broker, topics,
+        secret=ingest_secret(settings.database.url), driver={"event_rate": 50.0},
+    )  # fmt: skip
     agent = AgentProcess(config)
     try:
         assert wait_log(ingest.log_path, "subscribed; ingesting")

@@ -13,6 +13,7 @@ import psycopg
 from edge.config import AgentConfig, TrafficSection
 from edge.drivers import PRESENCE, VEHICLE, SensorDriver
 from edge.processing import TrafficCounter
+from harness.edge import ingest_secret
 from harness.ingest import ingest_thread
 from simulators.agents import AgentFleet, CityDriver, agent_config
 from simulators.city import City, CitySpec, generate_city
@@ -20,6 +21,7 @@ from simulators.demand import Calendar
 from simulators.registry_file import registry_tables
 from store.registry import store_registry
 from streetsense.config import Settings
+from streetsense.confirm import device_key, key_text
 from streetsense.readings import Reading, decode_readings
 from streetsense.registry import LotKind, Registry, parse_registry
 from streetsense.topics import DeviceTopic, Topics
@@ -144,6 +146,10 @@ def test_agents_through_ingest_store_every_confirmed_reading_once(
         store_registry(conn, registry_of(city), "simulated city")
     gateway = next(lot for lot in city.lots if lot.kind is LotKind.ON_STREET)
     devices = [gateway.device_id, city.segments[0].counter_id]
+    secret = ingest_secret(settings.database.url)
+    (tmp_path / "keys").mkdir()
+    for device in devices:  # where agent_config looks, as `streetsense registry key` writes
+        (tmp_path / "keys" / f"{device}.key").write_text(key_text(device_key(secret, device)))
     start = _recent_rush()
     members = [
         (
