@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from ingest.batch import Batch, DeviceActivity
 from ingest.fastdecode import fast_rows
 from ingest.inbox import Message
+from ingest.quarantine_gate import QuarantineGate
 from store.quarantine import QuarantinedMessage
 from store.reading_rows import epoch_us
 from store.writes import Rejection
@@ -39,12 +42,27 @@ _FIX_PAYLOAD: Final = (
 class Classifier:
     """Validate messages into a batch; keeps the per-process caches (topics, known devices)."""
 
-    def __init__(self, settings: IngestSettings, topics: Topics, known: set[str]) -> None:
+    def __init__(
+        self,
+        settings: IngestSettings,
+        topics: Topics,
+        known: dict[str, str],
+        gate: QuarantineGate | None = None,
+    ) -> None:
         self.settings = settings
         self.topics = topics
-        self.known = known
+        self.known = known  # device id -> registered site
+        # Registered spot sensors by device; readings of others are refused unless devices
+        # register themselves (ingest.auto_register: a pilot trusts what devices say).
+        self.spots: dict[str, frozenset[str]] = {}
+        self.spot_allowed = None if settings.auto_register else self._spot_allowed
+        self.gate = gate or QuarantineGate(
+            settings.quarantine_devices_per_site, settings.quarantine_max_bytes
+        )
         self.limiter = KeyedBuckets(settings.device_rate_per_s, settings.device_burst)
         self._topic_cache: dict[str, DeviceTopic | FeedTopic] = {}
+        # Record refusals of the message in hand past MAX_RECORD_ROWS, by reason code.
+        self._overflow: Counter[str] = Counter()
 
     def add(self, message: Message, batch: Batch) -> None:
         """Classify one message into the batch (unknown devices wait in batch.unresolved)."""
@@ -73,7 +91,16 @@ class Classifier:
         self.accept(message, parsed, batch)
 
     def quarantine(self, message: Message, topic: DeviceTopic, batch: Batch) -> None:
-        """Keep a whole message of an unknown device, to replay once it is registered."""
+        """Keep a whole message of an unknown device, to replay once it is registered.
+
+        Within the bounds a known device has (size, rate) and quarantine's own (ids per site,
+        bytes in all); a message outside them is refused with the reason.
+        """
+        refusal = self._quarantine_refusal(message, topic)
+        if refusal is not None:
+            code, reason = refusal
+            batch.reject(self._rejection(message, code, reason, topic.device_id))
+            return
         batch.quarantine.append(
             QuarantinedMessage(
                 received_at=datetime.fromtimestamp(message.received, UTC),
@@ -88,8 +115,39 @@ class Classifier:
         )
         batch.reasons["unknown_device"] += 1
 
+    def _quarantine_refusal(self, message: Message, topic: DeviceTopic) -> tuple[str, str] | None:
+        size = len(message.payload)
+        settings = self.settings
+        if size > settings.max_payload_bytes:
+            return "too_large", (
+                f"payload is {size} bytes, more than ingest.max_payload_bytes = "
+                f"{settings.max_payload_bytes} (device '{topic.device_id}' is unknown: it "
+                "would have been quarantined); split it into smaller packs"
+            )
+        if not self.limiter.allow(topic.device_id, message.received):
+            return "rate_limited", (
+                f"unknown device '{topic.device_id}' sends faster than ingest.device_rate_per_s "
+                f"= {settings.device_rate_per_s:g} msg/s (burst {settings.device_burst}); "
+                "register it, and slow it down"
+            )
+        return self.gate.refusal(topic.site, topic.device_id, size)
+
     def accept(self, message: Message, topic: DeviceTopic, batch: Batch) -> None:
         """Validate a message of a known device into readings and rejections."""
+        registered = self.known.get(topic.device_id)
+        if registered is not None and registered != topic.site:
+            batch.reject(
+                self._rejection(
+                    message,
+                    "wrong_site",
+                    f"device '{topic.device_id}' is registered at site '{registered}', not "
+                    f"'{topic.site}'; publish on {self.topics.prefix}/{registered}/"
+                    f"{topic.device_id}/{topic.channel.value}, or correct the registry. "
+                    "Not confirmed: the agent keeps it",
+                    topic.device_id,
+                )
+            )
+            return
         activity = batch.activity(topic, message.received)
         activity.saw(message.received)
         settings = self.settings
@@ -126,7 +184,10 @@ class Classifier:
             received_us - settings.late_window_s * 1_000_000,
             received_us + settings.future_tolerance_s * 1_000_000,
         )
-        fast = fast_rows(message.payload, topic.device_id, stream, message.received, window_us)
+        fast = fast_rows(
+            message.payload, topic.device_id, stream, message.received, window_us,
+            self.spot_allowed,
+        )  # fmt: skip
         if fast is not None:
             batch.rows.extend(topic.device_id, fast.encoded, fast.count, fast.earliest_us)
             activity.seqs += fast.seqs
@@ -176,11 +237,18 @@ class Classifier:
         newest: datetime | None = None
         said_online = False
         kept = 0
+        self._overflow.clear()
         for reading in result.readings:
             observed = reading.observed_at
+            refused = self._refused_record(reading, topic)
             if observed > latest or observed < earliest:
                 kept = self._reject_time(message, reading, observed > latest, batch, kept)
                 activity.rejected += 1
+            elif refused is not None:
+                kept = self._reject_record(message, reading, refused, batch, kept)
+                activity.rejected += 1
+                # an untrusted offline notice is no sign of life either
+                said_online = said_online or reading.kind == "online"
             elif reading.revision:
                 batch.revisions.add(reading, received_at)
             else:
@@ -237,25 +305,28 @@ class Classifier:
                 )
             else:
                 batch.reasons[code] += 1
+                self._overflow[code] += 1
             kept += 1
-        if kept > MAX_RECORD_ROWS:
-            batch.rejections.append(
-                self._rejection(
-                    message,
-                    "bad_record",
-                    f"{kept - MAX_RECORD_ROWS} more records of this message "
-                    "were rejected; the first rows name the reasons",
-                    topic.device_id,
-                    with_payload=False,
-                )
+        for code, more in sorted(self._overflow.items()):
+            # one row stands for the rest of each reason (its `repeats`)
+            summary = self._rejection(
+                message,
+                code,
+                f"{more} more records of this message were refused for this reason; "
+                "the first rows name them",
+                topic.device_id,
+                with_payload=False,
             )
+            batch.rejections.append(replace(summary, repeats=more))
         return kept
 
     def _reject_time(
         self, message: Message, reading: Reading, future: bool, batch: Batch, kept: int
     ) -> int:
         if kept >= MAX_RECORD_ROWS:
-            batch.reasons["future" if future else "too_late"] += 1
+            code = "future" if future else "too_late"
+            batch.reasons[code] += 1
+            self._overflow[code] += 1
             return kept + 1
         when = reading.observed_at.isoformat()
         if future:
@@ -275,6 +346,61 @@ class Classifier:
         batch.reject(
             self._rejection(
                 message, code, reason, reading.device_id, None, reading.seq, with_payload=kept == 0
+            )
+        )
+        return kept + 1
+
+    def _refused_record(self, reading: Reading, topic: DeviceTopic) -> tuple[str, str] | None:
+        """Return (code, reason) when the registry or the broker's trust refuses a reading."""
+        kind = reading.kind
+        if kind == "occupied" and self.spot_allowed is not None:
+            sensor = reading.sub_id or ""
+            if not self.spot_allowed(reading.device_id, sensor):
+                return "unknown_spot", (
+                    f"spot sensor '{sensor}' of device '{reading.device_id}' is not in the "
+                    "registry; add it to the registry's spots (sensor = "
+                    f"'{sensor}') and run `streetsense registry load`"
+                )
+        elif (
+            kind == "online"
+            and reading.value < 0.5
+            and not self.settings.trust_offline_status
+            and topic.channel is Channel.STATUS
+        ):
+            return "untrusted_offline", (
+                "online=false is not trusted from this broker: anyone who may publish on the "
+                "device's status topic could send it. Set ingest.trust_offline_status = true "
+                "where the broker authenticates devices and binds their topics "
+                "(deploy/mosquitto/secure.conf)"
+            )
+        return None
+
+    def _spot_allowed(self, device_id: str, sensor: str) -> bool:
+        # A device's own reading ('') maps to its own lot; a gateway's sub-ids must be spots.
+        return not sensor or sensor in self.spots.get(device_id, ())
+
+    def _reject_record(
+        self,
+        message: Message,
+        reading: Reading,
+        refused: tuple[str, str],
+        batch: Batch,
+        kept: int,
+    ) -> int:
+        code, reason = refused
+        if kept >= MAX_RECORD_ROWS:
+            batch.reasons[code] += 1
+            self._overflow[code] += 1
+            return kept + 1
+        batch.reject(
+            self._rejection(
+                message,
+                code,
+                f"{reading.name}: {reason}",
+                reading.device_id,
+                None,
+                reading.seq,
+                with_payload=kept == 0,
             )
         )
         return kept + 1

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Final
 
 import psycopg
 
@@ -15,7 +17,11 @@ from store.quarantine import auto_register, known_among, write_quarantine
 from store.revisions import write_revisions
 from store.rollup_invalidations import is_late, note_late_commit
 from store.sequences import SequenceRow, lock_sequences, save_sequences
-from store.writes import ReadingWriter, write_rejections
+from store.writes import Conflict, ReadingWriter, Rejection, write_rejections
+from streetsense.kinds import KINDS
+
+# Rows refusing conflicting duplicates kept per batch; the rest are summed in one more row.
+MAX_CONFLICT_ROWS: Final = 100
 
 
 @dataclass(slots=True)
@@ -41,7 +47,6 @@ def resolve_unknown(
         return
     ids = {topic.device_id for _, topic in batch.unresolved}
     found = known_among(conn, ids)
-    registered: set[str] = set()
     if auto:
         new: dict[str, tuple[str, str, str]] = {}
         for _, topic in batch.unresolved:
@@ -50,8 +55,8 @@ def resolve_unknown(
                 new.setdefault(topic.device_id, (topic.device_id, topic.site, AUTO_KIND[stream]))
         with conn.transaction():
             auto_register(conn, list(new.values()))
-        registered = set(new)
-    classifier.known |= found | registered
+        found |= {device: site for device, site, _ in new.values()}
+    classifier.known |= found
     pending, batch.unresolved = batch.unresolved, []
     for message, topic in pending:
         if topic.device_id in classifier.known:
@@ -70,7 +75,10 @@ def commit_batch(
         # then queue behind each other instead of deadlocking.
         sites = {d: a.site_id for d, a in batch.devices.items() if a.seqs or a.floor is not None}
         locked = lock_sequences(conn, sites, FIRST_CONTIGUOUS)
-        counts = writer.write(conn, batch.rows)
+        conflicts: list[Conflict] = []
+        counts = writer.write(conn, batch.rows, conflicts)
+        if conflicts:
+            batch.rejections += conflict_rejections(batch, conflicts)
         revised = write_revisions(conn, batch.revisions)
         for device_id, new in revised.new.items():
             counts[device_id] = counts.get(device_id, 0) + new
@@ -110,3 +118,47 @@ def commit_batch(
             note_late_commit(conn, set(batch.rows.per_device) | batch.revisions.devices, earliest)
     result.written = sum(counts.values())
     return result
+
+
+def conflict_rejections(batch: Batch, conflicts: list[Conflict]) -> list[Rejection]:
+    """Refuse, with the reason, the copies of readings the batch held with different values."""
+    rejections = []
+    for conflict in conflicts[:MAX_CONFLICT_ROWS]:
+        name = f"{conflict.sub_id}/{conflict.kind}" if conflict.sub_id else conflict.kind
+        rejections.append(
+            Rejection(
+                received_at=datetime.now(UTC),
+                topic=_topic_of(batch, conflict),
+                reason_code="conflicting_duplicate",
+                reason=(
+                    f"{name} observed at {conflict.observed_at.isoformat()} came "
+                    f"{conflict.copies} times with different values ({conflict.lowest:g} .. "
+                    f"{conflict.highest:g}); the first was stored, the others refused: a "
+                    "device sends one value per reading (fix its clock resolution or its pack)"
+                ),
+                payload=b"",
+                device_id=conflict.device_id,
+                repeats=conflict.copies - 1,
+            )
+        )
+    batch.reasons["conflicting_duplicate"] += sum(c.copies - 1 for c in conflicts)
+    if len(conflicts) > MAX_CONFLICT_ROWS:
+        rest = conflicts[MAX_CONFLICT_ROWS:]
+        rejections.append(
+            replace(
+                rejections[-1],
+                reason=f"{len(rest)} more readings of this batch came twice with different "
+                "values; the rows before name some",
+                repeats=sum(c.copies - 1 for c in rest),
+            )
+        )
+    return rejections
+
+
+def _topic_of(batch: Batch, conflict: Conflict) -> str:
+    stream = KINDS[conflict.kind].stream.value if conflict.kind in KINDS else ""
+    needle, tail = f"/{conflict.device_id}/", f"/{stream}"
+    for message in batch.messages:
+        if needle in message.topic and message.topic.endswith(tail):
+            return message.topic
+    return ""

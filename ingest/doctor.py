@@ -100,6 +100,9 @@ def _database_facts(conn: psycopg.Connection, settings: Settings) -> list[Check]
     checks += timescale_checks(conn, settings)
     checks.append(_privileges_check(conn, facts.user, facts.superuser))
     checks.append(_schema_check(conn))
+    from ingest.doctor_refusals import refusals_check  # noqa: PLC0415  (imports this module)
+
+    checks += refusals_check(conn, settings.ingest)
     return checks
 
 

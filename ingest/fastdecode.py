@@ -13,6 +13,7 @@ generated packs that an answer from here is byte for byte the rows of the kernel
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final, TypeAlias
 
@@ -30,6 +31,7 @@ _DEVICE_CACHE_SIZE: Final = 100_000
 _NAMES_PER_DEVICE: Final = 1_000
 # A series as the hot loop needs it: the COPY prefix of its rows, its kind, whether boolean.
 _Series: TypeAlias = tuple[bytes, Kind, bool]
+SpotCheck: TypeAlias = Callable[[str, str], bool]
 # (device id, stream) -> full name -> series; only names that passed every check the kernel
 # makes of a name, sub-id and device id.
 _names: dict[tuple[str, Stream], dict[str, _Series]] = {}
@@ -57,6 +59,7 @@ def fast_rows(
     stream: Stream,
     received: float,
     window_us: tuple[int, int, int],
+    spot_allowed: SpotCheck | None = None,
 ) -> FastRows | None:
     """Encode a simple SenML JSON pack as COPY rows, or return None to use the kernel.
 
@@ -67,6 +70,8 @@ def fast_rows(
         received: epoch seconds of receipt ("now" for relative SenML times).
         window_us: (received, earliest, latest) in microseconds since the Unix epoch: the
             receive time stored with each row and the observed times accepted.
+        spot_allowed: (device, sensor) -> whether an `occupied` reading of that spot sensor
+            is accepted; checked once per name, when it enters the name cache.
     """
     if stream is Stream.STATUS or payload[:1] != b"[":
         return None  # status readings update device health: the general path does that
@@ -74,7 +79,7 @@ def fast_rows(
         raw = orjson.loads(payload)
         if not raw or len(raw) > MAX_RECORDS:
             return None
-        return _rows(raw, device_id, stream, received, window_us)
+        return _rows(raw, device_id, stream, received, window_us, spot_allowed)
     except (
         _NotSimpleError,
         orjson.JSONDecodeError,
@@ -92,6 +97,7 @@ def _rows(  # noqa: PLR0912, PLR0915  (inlined on purpose: see the first comment
     stream: Stream,
     now: float,
     window_us: tuple[int, int, int],
+    spot_allowed: SpotCheck | None,
 ) -> FastRows:
     # The hot loop of ingest, some 2 us per reading: each function call or global lookup
     # saved here is a few per cent, so the common cases (a boolean, a sequence number, a
@@ -134,7 +140,7 @@ def _rows(  # noqa: PLR0912, PLR0915  (inlined on purpose: see the first comment
             name = base_name
         series = names.get(name)
         if series is None:
-            series = _name(name, device_id, stream, names)
+            series = _name(name, device_id, stream, names, spot_allowed)
         prefix, spec, boolean = series
         offset = item.get("t", 0.0)
         if type(offset) is not float and type(offset) is not int:
@@ -201,7 +207,18 @@ def _series_names(device_id: str, stream: Stream) -> dict[str, _Series]:
     return names
 
 
-def _name(name: str, device_id: str, stream: Stream, names: dict[str, _Series]) -> _Series:
+def forget_names() -> None:
+    """Forget every cached name: the registry changed (a spot may be gone)."""
+    _names.clear()
+
+
+def _name(
+    name: str,
+    device_id: str,
+    stream: Stream,
+    names: dict[str, _Series],
+    spot_allowed: SpotCheck | None,
+) -> _Series:
     """Check a name as the kernel does and remember its series; raise if it is not simple."""
     from streetsense.senml import _NAME_RE  # noqa: PLC0415  (the kernel's own name rule)
 
@@ -219,6 +236,8 @@ def _name(name: str, device_id: str, stream: Stream, names: dict[str, _Series]) 
         raise _NotSimpleError
     if sub_id and not is_valid_id(sub_id):
         raise _NotSimpleError
+    if spot_allowed is not None and kind_name == "occupied" and not spot_allowed(device_id, sub_id):
+        raise _NotSimpleError  # not a registered spot: the general path refuses it with a reason
     if len(names) >= _NAMES_PER_DEVICE:
         names.clear()
     prefix = series_prefix(device_id, spec.name, sub_id)

@@ -63,7 +63,9 @@ def unlimited(classifier: Classifier) -> Classifier:
     Messages classified a second time (a batch rebuilt or split) were rate-limited once already.
     """
     settings = replace(classifier.settings, device_rate_per_s=0.0)  # 0: no rate limit
-    return Classifier(settings, classifier.topics, classifier.known)
+    again = Classifier(settings, classifier.topics, classifier.known, classifier.gate)
+    again.spots = classifier.spots
+    return again
 
 
 def classify(classifier: Classifier, again: Classifier, messages: list[Message]) -> list[Batch]:

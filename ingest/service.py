@@ -16,9 +16,12 @@ from ingest.batch import Batch
 from ingest.classify import Classifier
 from ingest.commit import CommitResult, commit_batch, resolve_unknown
 from ingest.confirmations import AckSigner
+from ingest.fastdecode import forget_names
 from ingest.inbox import Inbox, Message
 from ingest.isolate import (
+    INGEST_ERROR,
     OUTAGES,
+    STORE_REFUSED,
     Refusal,
     classify,
     drop_readings,
@@ -29,9 +32,11 @@ from ingest.isolate import (
 )
 from ingest.link import BrokerLink
 from ingest.metrics import IngestMetrics
+from ingest.prune import Pruner
+from ingest.refusals import RefusalThrottle
 from store.confirm_secret import read_confirm_secret
 from store.db import connect, require_url
-from store.quarantine import active_devices
+from store.quarantine import active_devices, quarantine_usage, registered_sites, spot_sensors
 from store.writes import ReadingWriter, Rejection
 from streetsense.backoff import Backoff
 from streetsense.config import Settings
@@ -74,7 +79,11 @@ class IngestService:
         # Read at scrape time, so the lag shows even while a commit is stuck.
         self.metrics.lag_messages.set_function(self._lag_messages)
         self.metrics.lag_seconds.set_function(self._lag_seconds)
-        self.classifier = Classifier(ingest, Topics(settings.mqtt.topic_prefix), set())
+        self.classifier = Classifier(ingest, Topics(settings.mqtt.topic_prefix), {})
+        self.refusals = RefusalThrottle(
+            ingest.refusals_kept_per_minute, frozenset({STORE_REFUSED, INGEST_ERROR})
+        )
+        self.pruner = Pruner(ingest)
         # Classifies messages a second time (ingest.isolate): they were rate-limited once.
         self.again = unlimited(self.classifier)
         # A refused message is kept whole, so it can be replayed once its cause is fixed.
@@ -134,6 +143,12 @@ class IngestService:
                 if self.stop.stopping and not messages:
                     return
         finally:
+            # the refusals counted but not kept whole so far: their summaries are stored too
+            summaries = self.refusals.summaries(time.time(), closing=True)
+            if summaries:
+                last = Batch(rejections=summaries)
+                self._pipeline.append(last)
+                self._hand_over(last, committer)
             self._hand_over(None, committer)
             committer.join()
 
@@ -141,6 +156,9 @@ class IngestService:
         self.metrics.received.inc(len(messages))
         # More than one batch only when a classification raised (ingest.isolate.classify).
         batches = classify(self.classifier, self.again, messages)
+        now = time.time()
+        for batch in batches:
+            batch.rejections = self.refusals.filter(batch.rejections, now)
         self._pipeline.extend(batches)
         return batches
 
@@ -173,6 +191,8 @@ class IngestService:
             if not stored:
                 return  # stopped while the database was away: the broker keeps the messages
             self._pipeline.popleft()
+            if self.pruner.due() and self.conn is not None:
+                self.pruner.prune(self.conn)
 
     def _settle(self, batch: Batch, result: CommitResult | None) -> bool:
         """Acknowledge a committed batch, publish its sequence acks, count it.
@@ -268,7 +288,12 @@ class IngestService:
             try:
                 conn = self._connection()
                 self._refresh_known(conn)
+                before = len(batch.rejections)
                 resolve_unknown(conn, classifier, batch, self.settings.ingest.auto_register)
+                # refusals of unknown devices are made here: kept within the same bound
+                batch.rejections[before:] = self.refusals.filter(
+                    batch.rejections[before:], time.time()
+                )
                 started = time.perf_counter()
                 result = commit_batch(conn, batch, payload_cap, self.writer)
                 self.metrics.commit_seconds.observe(time.perf_counter() - started)
@@ -321,6 +346,9 @@ class IngestService:
     def _refresh_known(self, conn: psycopg.Connection) -> None:
         if time.monotonic() - self._known_at >= KNOWN_REFRESH_S:
             self.classifier.known = self.again.known = active_devices(conn)
+            self.classifier.spots = self.again.spots = spot_sensors(conn)
+            self.classifier.gate.load(quarantine_usage(conn), registered_sites(conn))
+            forget_names()  # names were checked against the registry as it was
             self._known_at = time.monotonic()
 
     def _count(self, batch: Batch, result: CommitResult) -> None:

@@ -45,7 +45,7 @@ def _key(args: argparse.Namespace) -> int:
         secret = read_confirm_secret(conn)
         known = known_among(conn, args.devices)
         devices = sorted(active_devices(conn)) if args.all else args.devices
-    for device in sorted(set(args.devices) - known):
+    for device in sorted(set(args.devices) - known.keys()):
         log.warning("device %s is not in the registry (yet): check its id", device)
     if args.out is None:
         if len(devices) != 1:

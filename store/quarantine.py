@@ -21,20 +21,56 @@ class QuarantinedMessage:
     payload: bytes
 
 
-def active_devices(conn: psycopg.Connection) -> set[str]:
-    """Return the ids of every active device."""
-    return {row[0] for row in conn.execute("SELECT device_id FROM devices WHERE active")}
+@dataclass(frozen=True, slots=True)
+class QuarantineUsage:
+    """What quarantine holds now (unreleased): distinct device ids per site, payload bytes."""
+
+    devices_by_site: dict[str, set[str]]
+    payload_bytes: int
 
 
-def known_among(conn: psycopg.Connection, device_ids: Iterable[str]) -> set[str]:
-    """Return which of these device ids are active registered devices."""
+def active_devices(conn: psycopg.Connection) -> dict[str, str]:
+    """Return the registered site of every active device, by device id."""
+    rows = conn.execute("SELECT device_id, site_id FROM devices WHERE active")
+    return {row[0]: row[1] for row in rows}
+
+
+def known_among(conn: psycopg.Connection, device_ids: Iterable[str]) -> dict[str, str]:
+    """Return the registered site of those of these device ids that are active devices."""
     ids = sorted(set(device_ids))
     if not ids:
-        return set()
+        return {}
     rows = conn.execute(
-        "SELECT device_id FROM devices WHERE active AND device_id = ANY(%s)", (ids,)
+        "SELECT device_id, site_id FROM devices WHERE active AND device_id = ANY(%s)", (ids,)
     ).fetchall()
-    return {row[0] for row in rows}
+    return {row[0]: row[1] for row in rows}
+
+
+def registered_sites(conn: psycopg.Connection) -> set[str]:
+    """Return the ids of the registry's sites."""
+    return {row[0] for row in conn.execute("SELECT site_id FROM sites")}
+
+
+def spot_sensors(conn: psycopg.Connection) -> dict[str, frozenset[str]]:
+    """Return the registered spot sensors of each device ('' for a device that is one spot)."""
+    sensors: dict[str, set[str]] = {}
+    for device_id, sensor in conn.execute("SELECT device_id, sensor FROM spots"):
+        sensors.setdefault(device_id, set()).add(sensor)
+    return {device: frozenset(names) for device, names in sensors.items()}
+
+
+def quarantine_usage(conn: psycopg.Connection) -> QuarantineUsage:
+    """Return the device ids per site and the payload bytes quarantine holds unreleased."""
+    by_site: dict[str, set[str]] = {}
+    total = 0
+    rows = conn.execute(
+        "SELECT site_id, device_id, sum(octet_length(payload)) FROM quarantine "
+        "WHERE released_at IS NULL GROUP BY site_id, device_id"
+    )
+    for site_id, device_id, size in rows:
+        by_site.setdefault(site_id, set()).add(device_id)
+        total += int(size)
+    return QuarantineUsage(by_site, total)
 
 
 def auto_register(conn: psycopg.Connection, devices: Sequence[tuple[str, str, str]]) -> None:

@@ -1,8 +1,9 @@
-"""Rejected messages that our side refused, read back to be published again once fixed."""
+"""Rejected messages: read back to be published again once fixed, summed for doctor, pruned."""
 
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from datetime import datetime
 
 import psycopg
 
@@ -38,3 +39,16 @@ def mark_replayed(conn: psycopg.Connection, ids: Sequence[int]) -> int:
         "UPDATE rejected_messages SET replayed_at = now() WHERE id = ANY(%s)", (list(ids),)
     )
     return cur.rowcount
+
+
+def refusals_since(conn: psycopg.Connection, since: datetime) -> dict[str, int]:
+    """Return how many messages or records were refused since `since`, by reason code.
+
+    A summary row of throttled refusals counts for the `repeats` it stands for.
+    """
+    rows = conn.execute(
+        "SELECT reason_code, sum(repeats) FROM rejected_messages WHERE received_at >= %s "
+        "GROUP BY reason_code ORDER BY 2 DESC",
+        (since,),
+    )
+    return {row[0]: int(row[1]) for row in rows}

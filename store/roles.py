@@ -33,8 +33,8 @@ REGISTRY_TABLES: Final = frozenset(
 INGEST_WRITES: Final = {
     # UPDATE only of what a revision replaces (store.revisions), never a reading's identity.
     "readings": "INSERT, UPDATE (value, revision, seq, clock_suspect, received_at)",
-    "rejected_messages": "INSERT",
-    "quarantine": "INSERT",
+    "rejected_messages": "INSERT, DELETE",  # DELETE: retention (ingest.prune)
+    "quarantine": "INSERT, DELETE",
     "devices": "INSERT",  # auto-registration, when enabled
     "device_sequences": "INSERT, UPDATE",
     "device_state": "INSERT, UPDATE",

@@ -27,6 +27,27 @@ WITH new AS (
 )
 SELECT device_id, count(*) FROM new GROUP BY device_id
 """
+# The same reading (unique key) more than once in a batch with different values: the merge keeps
+# the first, so the others are refused with a reason. Only staged batches can hold one: a
+# direct COPY of such a batch fails on the unique key and takes the staged path.
+_CONFLICTS = """
+SELECT device_id, kind, sub_id, observed_at, count(*), min(value), max(value)
+FROM readings_stage GROUP BY device_id, kind, sub_id, observed_at
+HAVING min(value) <> max(value)
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Conflict:
+    """One reading sent more than once in a batch with different values; the first was kept."""
+
+    device_id: str
+    kind: str
+    sub_id: str
+    observed_at: datetime
+    copies: int
+    lowest: float
+    highest: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +62,7 @@ class Rejection:
     device_id: str | None = None
     record_index: int | None = None
     seq: int | None = None
+    repeats: int = 1  # >1: a summary of this many refusals (ingest.refusals)
 
 
 def write_readings(
@@ -79,24 +101,36 @@ class ReadingWriter:
         self.staged_after_conflict = staged_after_conflict
         self._staged_left = 0
 
-    def write(self, conn: psycopg.Connection, rows: ReadingRows) -> dict[str, int]:
-        """Write rows in the caller's transaction; return how many were new per device."""
+    def write(
+        self, conn: psycopg.Connection, rows: ReadingRows, conflicts: list[Conflict] | None = None
+    ) -> dict[str, int]:
+        """Write rows in the caller's transaction; return how many were new per device.
+
+        Readings sent twice in the batch with different values are appended to `conflicts`.
+        """
         if not rows:
             return {}
         if self._staged_left > 0:
             self._staged_left -= 1
-            return write_reading_rows(conn, rows)
+            return write_reading_rows(conn, rows, conflicts)
         try:
             with conn.transaction(), conn.cursor() as cur, cur.copy(_COPY_DIRECT) as copy:
                 copy.write(rows.copy_data())
         except psycopg.errors.UniqueViolation:
             self._staged_left = self.staged_after_conflict
-            return write_reading_rows(conn, rows)
+            return write_reading_rows(conn, rows, conflicts)
         return dict(rows.per_device)
 
 
-def write_reading_rows(conn: psycopg.Connection, rows: ReadingRows) -> dict[str, int]:
+def write_reading_rows(
+    conn: psycopg.Connection, rows: ReadingRows, conflicts: list[Conflict] | None = None
+) -> dict[str, int]:
     """Write reading rows in the caller's transaction; duplicates are skipped.
+
+    Args:
+        conn: a connection inside a transaction the caller commits.
+        rows: the rows.
+        conflicts: where to append readings sent twice with different values (None: unchecked).
 
     Returns:
         How many rows were new per device id (devices with none new are absent).
@@ -107,6 +141,8 @@ def write_reading_rows(conn: psycopg.Connection, rows: ReadingRows) -> dict[str,
         cur.execute(_STAGE)
         with cur.copy(_COPY_STAGE) as copy:
             copy.write(rows.copy_data())
+        if conflicts is not None:
+            conflicts += [Conflict(*row) for row in cur.execute(_CONFLICTS).fetchall()]
         cur.execute(_MERGE_COUNTED)
         counts = {device: int(count) for device, count in cur.fetchall()}
         cur.execute("TRUNCATE readings_stage")
@@ -122,8 +158,8 @@ def write_rejections(
     with conn.cursor() as cur:
         cur.executemany(
             "INSERT INTO rejected_messages (received_at, topic, device_id, reason_code, reason,"
-            " record_index, seq, payload, payload_bytes) VALUES (%s, %s, %s, %s, %s, %s, %s, %s,"
-            " %s)",
+            " record_index, seq, payload, payload_bytes, repeats)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
             [
                 (
                     r.received_at,
@@ -135,6 +171,7 @@ def write_rejections(
                     r.seq,
                     r.payload[:payload_cap],
                     len(r.payload),
+                    r.repeats,
                 )
                 for r in rejections
             ],

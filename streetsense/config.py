@@ -104,6 +104,31 @@ class IngestSettings:
     device_burst: int = field(default=2_000, metadata=_doc("messages a device may send at once"))
     metrics_port: int = field(default=9108, metadata=_doc("Prometheus metrics port; 0: off"))
     metrics_host: str = field(default="127.0.0.1", metadata=_doc("metrics bind address"))
+    quarantine_devices_per_site: int = field(
+        default=1_000,
+        metadata=_doc("unknown device ids quarantine keeps per site; messages of more are refused"),
+    )
+    quarantine_max_bytes: int = field(
+        default=256_000_000,
+        metadata=_doc("payload bytes quarantine keeps in all; beyond it messages are refused"),
+    )
+    quarantine_retention_days: int = field(
+        default=30, metadata=_doc("quarantined messages older than this are deleted; 0: kept")
+    )
+    rejected_retention_days: int = field(
+        default=30, metadata=_doc("rejected_messages older than this are deleted; 0: kept")
+    )
+    trust_offline_status: bool = field(
+        default=False,
+        metadata=_doc(
+            "accept online=false (a Last Will) on status topics: only where the broker "
+            "authenticates devices and binds their topics, as deploy/mosquitto/secure.conf does"
+        ),
+    )
+    refusals_kept_per_minute: int = field(
+        default=20,
+        metadata=_doc("refusals of one device and reason kept whole per minute; the rest summed"),
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -77,7 +77,8 @@ def test_agent_on_mqtt_311_is_stored_confirmed_and_marked_offline_by_its_will(
     settings = with_overrides(
         settings,
         mqtt={"url": broker_311, "protocol": "3.1.1", "shared_group": ""},
-        ingest={"auto_register": True},
+        # its will is trusted as from a broker that authenticates devices (tests/security)
+        ingest={"auto_register": True, "trust_offline_status": True},
     )
     recording = tmp_path / "lamp.csv"
     start = time.time() - 120

@@ -25,7 +25,7 @@ T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)
 def committed(settings: Settings, topics: Topics, held_s: float) -> list[tuple[object, ...]]:
     """Classify and commit one message received `held_s` ago; return the notes left."""
     register(settings.database.url, ["gw1", "gw2"])
-    classifier = Classifier(settings.ingest, topics, {"gw1", "gw2"})
+    classifier = Classifier(settings.ingest, topics, {"gw1": SITE, "gw2": SITE})
     batch = Batch()
     received = time.time() - held_s
     for number, device in enumerate(("gw1", "gw2")):

@@ -166,7 +166,7 @@ def test_a_message_that_breaks_classification_is_rejected_alone(
     register(database_url, ["d1", "d2"])
     # The rate limit is not under test (and an absurd receive time throws a bucket off).
     ingest = replace(settings.ingest, device_rate_per_s=0.0)
-    classifier = Classifier(ingest, topics, {"d1", "d2"})
+    classifier = Classifier(ingest, topics, {"d1": SITE, "d2": SITE})
     now = time.time()
 
     def received(device: str, seq: int, at: float = now) -> Message:
