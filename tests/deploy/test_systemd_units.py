@@ -83,3 +83,31 @@ def test_systemd_accepts_the_units(tmp_path: Path) -> None:
     ]
     assert complaints == []
     assert result.returncode == 0, result.stderr
+
+
+def _credentials(unit: Path) -> list[str]:
+    return [
+        line.split("=", 1)[1].split(":", 1)[1]
+        for line in unit.read_text().splitlines()
+        if line.startswith("LoadCredential=")
+    ]
+
+
+SERVER_UNITS = [unit for unit in UNITS if unit.name != "streetsense-edge.service"]
+
+
+def test_each_service_has_its_own_user_and_its_own_credential_files() -> None:
+    # issue 14: the units shared one Unix user and one ~/.pgpass, so a hole in the dashboard
+    # read ingest's database password
+    users = {}
+    files: dict[str, str] = {}
+    for unit in SERVER_UNITS:
+        service = _service(unit)
+        assert service.get("DynamicUser") == "yes", unit.name
+        users[unit.name] = service["User"]
+        assert "PGPASSFILE=%d/pgpass" in unit.read_text(), unit.name
+        for source in _credentials(unit):
+            assert source.startswith("/etc/streetsense/secrets/"), source
+            assert files.setdefault(source, unit.name) == unit.name, f"{source} shared"
+    assert len(set(users.values())) == len(users), users
+    assert "streetsense" not in users.values()
