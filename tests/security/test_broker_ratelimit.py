@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.services import REPO
+from harness.services import REPO
 
 RULES = REPO / "deploy" / "mosquitto" / "nftables-ratelimit.conf"
 PROBE = Path(__file__).with_name("ratelimit_probe.py")

@@ -22,13 +22,13 @@ import psycopg
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from harness.edge import AgentProcess, agent_config, wait_for
+from harness.ingest import ingest_thread, settings_env
+from harness.mqtt import close_client
+from harness.services import REPO
 from streetsense.config import Settings, with_overrides
 from streetsense.confirm import device_key, sign_ack
 from streetsense.topics import Channel, Topics
-from tests.edge.support import AgentProcess, agent_config, wait_for
-from tests.ingest.support import ingest_thread, settings_env
-from tests.support.mqtt import close_client
-from tests.support.services import REPO
 
 DEVICE = "gw-1"
 SITE = "central"

@@ -16,14 +16,14 @@ from typing import Any
 import psycopg
 import pytest
 
+from harness.ingest import SITE, count, ingest_thread, mqtt_client, register, wait_until
+from harness.mqtt import close_client
 from ingest.service import IngestService
 from streetsense.config import Settings, with_overrides
 from streetsense.readings import Reading, encode_readings
 from streetsense.senml import encode_pack
 from streetsense.topics import Channel, Topics
 from tests.deploy.test_doctor import doctor
-from tests.ingest.support import SITE, count, ingest_thread, mqtt_client, register, wait_until
-from tests.support.mqtt import close_client
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 

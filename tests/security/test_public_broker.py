@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.services import free_port, wait_port
 from tests.support.secure_broker import (
     DEPLOY,
     HAVE_MOSQUITTO,
@@ -26,7 +27,6 @@ from tests.support.secure_broker import (
     seen_before_marker,
     start_secure_broker,
 )
-from tests.support.services import free_port, wait_port
 
 pytestmark = pytest.mark.skipif(not HAVE_MOSQUITTO, reason="no Mosquitto")
 APPS = 50
