@@ -25,6 +25,7 @@ from streetsense.hours import OpeningStatus
 from streetsense.lot_status import StatusOverride
 from streetsense.registry import parse_registry
 from tests.feeds.conftest import Server, counter, feeds_settings, spot, write
+from tests.feeds.test_sdm import _check as check_sdm
 
 SCHEMAS = Path(__file__).resolve().parents[3] / "shared" / "schemas" / "parkapi"
 NS = {
@@ -41,7 +42,8 @@ CITY: dict[str, list[dict[str, Any]]] = {
     "lot": [
         # counted by its gate, two disabled spaces watched by spot sensors
         {"id": "garage", "site": "c", "name": "Garage & <Co>", "kind": "off_street",
-         "capacity": 100, "lat": 56.15, "lon": 10.21, "spaces": {"disabled": 2, "ev_charging": 4, "bus": 1},
+         "capacity": 100, "lat": 56.15, "lon": 10.21,
+         "spaces": {"disabled": 2, "ev_charging": 4, "bus": 1},
          "opening_hours": "24/7", "operator": "Harbour Parking", "address": "Havnegade 1",
          "max_height_m": 2.1, "park_and_ride": True, "fee": "3 EUR/h",
          "tariff_url": "https://city.example/fees", "phone": "+45 89 40 20 00",
@@ -199,6 +201,8 @@ def test_ngsi_ld_status_and_categories(standards: Server) -> None:
     with standards.client() as client:
         entities = client.get("/v1/parking/lots?format=jsonld").json()
     by_id = {e["id"].split(":")[-1]: e for e in entities}
+    for entity in entities:  # every new property validates against the Smart Data Models
+        check_sdm(entity)
     assert by_id["night"]["status"] == ["closed"]
     assert "availableSpotNumber" not in by_id["night"]
     assert by_id["garage"]["status"] == ["open", "spacesAvailable"]
