@@ -361,3 +361,9 @@ def closed_lots(url: str, timezone: str, country: str) -> frozenset[str]:
 def map_style_answers(url: str) -> bool:
     """Tell whether the base map's style answers from this host (checked every 10 minutes)."""
     return basemap.style_answers(url)
+
+
+@st.cache_data(ttl=NOW_TTL_S, max_entries=16, show_spinner=False)
+def live_counts(url: str, lot_ids: tuple[str, ...]) -> pd.DataFrame:
+    """Return some lots' live counts by gate counter and by spot sensors."""
+    return _read(url, dashboard_parking.live_counts, list(lot_ids))

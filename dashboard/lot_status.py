@@ -3,25 +3,51 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
 import pandas as pd
 import streamlit as st
 
+from streetsense.lot_checks import checked_occupied
 from streetsense.lot_status import Override, lot_status
 
 STATUS_COLUMNS: Final = {
     "decided_by": st.column_config.TextColumn("decided by"),
     "free": st.column_config.NumberColumn("free now", format="%d"),
     "spaces": st.column_config.TextColumn("spaces per category"),
+    "checks": st.column_config.TextColumn("meaning checks failed"),
 }
+
+
+@dataclass(frozen=True, slots=True)
+class _Counts:
+    occupied: float
+    counter: float | None
+    sensed: float | None
+    sensors: int
+
+
+def check_reasons(capacity: int, live: pd.DataFrame, lot_id: str) -> str:
+    """Return the reasons of the meaning checks a lot's live counts fail ('' when none), the
+    same checks the open feeds publish."""
+    rows = live[live["lot_id"] == lot_id]
+    if rows.empty:
+        return ""
+    row = rows.iloc[0]
+    counter = None if pd.isna(row["counter"]) else float(row["counter"])
+    sensed = None if pd.isna(row["sensed"]) else float(row["sensed"])
+    occupied = counter if counter is not None else (sensed or 0.0)
+    _, checks = checked_occupied(capacity, _Counts(occupied, counter, sensed, int(row["sensors"])))
+    return "; ".join(check.reason for check in checks)
 
 
 def status_table(
     details: pd.DataFrame,
     categories: pd.DataFrame,
     lots_now: pd.DataFrame,
+    live: pd.DataFrame,
     overrides: Mapping[str, Override],
     now: datetime,
     timezone: str,
@@ -51,10 +77,11 @@ def status_table(
                 "reason": found.reason,
                 "free": free,
                 "spaces": free_by_category(lot.lot_id, lot.spaces, categories, closed),
+                "checks": check_reasons(lot.capacity, live, lot.lot_id),
             }
         )
     return pd.DataFrame(rows, columns=["lot_id", "name", "status", "decided_by", "reason",
-                                       "free", "spaces"])  # fmt: skip
+                                       "free", "spaces", "checks"])  # fmt: skip
 
 
 def free_by_category(

@@ -4,7 +4,7 @@ Same arithmetic as the `lot_now` rollup (each source's newest value, summed per 
 soon as readings are committed instead of at the rollup refresh cadence: the full read takes
 every lot, each poll re-reads only the lots that new transactions touched. A lot with a gate
 counter is counted by it; its spot sensors then give the categories and are checked against it
-(see feeds.checks). The feeds never see a spot's state, only these sums (migration 045).
+(see streetsense.lot_checks). The feeds never see a spot's state, only these sums (migration 045).
 """
 
 from __future__ import annotations

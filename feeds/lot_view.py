@@ -6,12 +6,12 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Final
 
-from feeds.checks import checked_category, checked_occupied
 from feeds.live import GENERAL, LiveLot
-from feeds.model import HORIZONS_MIN, CategoryView, Check, Forecast, LotView, trend_of
+from feeds.model import HORIZONS_MIN, CategoryView, Forecast, LotView, trend_of
 from store.feeds_reads import LotRow, PublicOverride
 from streetsense.config import CitySettings
 from streetsense.hours import OpeningStatus
+from streetsense.lot_checks import Check, checked_category, checked_occupied
 from streetsense.lot_status import lot_status
 from streetsense.registry import SpaceCategory
 

@@ -8,6 +8,7 @@ from enum import StrEnum
 from typing import Any, Final
 
 from streetsense.hours import OpeningStatus
+from streetsense.lot_checks import Check
 
 HORIZONS_MIN: Final = (15, 30, 60)
 FORECAST_PENDING: Final = (
@@ -45,14 +46,6 @@ class Forecast:
     issued_at: datetime | None
     reason: str | None
     statuses: tuple[OpeningStatus, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class Check:
-    """A meaning check that failed on a lot's counts, with the reason in words."""
-
-    code: str
-    reason: str
 
 
 @dataclass(frozen=True, slots=True)

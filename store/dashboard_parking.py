@@ -30,3 +30,13 @@ def category_now(conn: psycopg.Connection, lot_ids: list[str]) -> Table:
         "WHERE s.lot_id = ANY(%s) GROUP BY s.lot_id, s.category ORDER BY 1, 2",
         (lot_ids,),
     )
+
+
+def live_counts(conn: psycopg.Connection, lot_ids: list[str]) -> Table:
+    """Return some lots' live counts by gate counter and by spot sensors (lot_parking_live),
+    for the meaning checks."""
+    return fetch(
+        conn,
+        "SELECT lot_id, counter, sensed, sensors FROM lot_parking_live WHERE lot_id = ANY(%s)",
+        (lot_ids,),
+    )

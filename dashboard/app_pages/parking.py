@@ -82,7 +82,7 @@ st.subheader("Opening status and spaces")
 now = datetime.now(UTC)
 status = lot_status.status_table(
     data.lot_details(url, lot_ids), data.category_now(url, lot_ids), lots_now,
-    data.overrides(url), now, zone, settings.city.country,
+    data.live_counts(url, lot_ids), data.overrides(url), now, zone, settings.city.country,
 )  # fmt: skip
 st.dataframe(status, hide_index=True, column_config=lot_status.STATUS_COLUMNS)
 for row in status.itertuples(index=False):

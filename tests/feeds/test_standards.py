@@ -16,12 +16,12 @@ import jsonschema
 import psycopg
 import pytest
 
-from feeds.checks import checked_occupied
 from feeds.live import LiveLot
 from store.lot_status import set_override
 from store.registry import store_registry
 from streetsense.config import Settings
 from streetsense.hours import OpeningStatus
+from streetsense.lot_checks import checked_occupied
 from streetsense.lot_status import StatusOverride
 from streetsense.registry import parse_registry
 from tests.feeds.conftest import Server, counter, feeds_settings, spot, write

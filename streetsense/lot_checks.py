@@ -2,15 +2,14 @@
 
 Free is never above capacity and occupied never below zero (clamped, with the reason), a
 category never holds more than its spaces, and a lot counted by a gate counter is checked
-against its own spot sensors. Failed checks travel with the lot in every feed.
+against its own spot sensors. Failed checks travel with the lot in every feed and on the
+dashboard, so both rooms read them from here.
 """
 
 from __future__ import annotations
 
-from typing import Final
-
-from feeds.live import LiveLot
-from feeds.model import Check
+from dataclasses import dataclass
+from typing import Final, Protocol
 
 # Counters drift by a car or two between recalibrations: disagreements smaller than this are
 # normal, not a fault.
@@ -18,7 +17,35 @@ TOLERANCE_SHARE: Final = 0.05
 TOLERANCE_MIN: Final = 2.0
 
 
-def checked_occupied(capacity: int, live: LiveLot) -> tuple[int, tuple[Check, ...]]:
+@dataclass(frozen=True, slots=True)
+class Check:
+    """A meaning check that failed on a lot's counts, with the reason in words."""
+
+    code: str
+    reason: str
+
+
+class Counts(Protocol):
+    """A lot's raw counts, before any clamping."""
+
+    @property
+    def occupied(self) -> float:
+        """Spaces taken as counted (the gate counter's when there is one)."""
+
+    @property
+    def counter(self) -> float | None:
+        """Spaces taken by the gate counter, when the lot has one that reported."""
+
+    @property
+    def sensed(self) -> float | None:
+        """Spaces taken by spot sensors, when the lot has any that reported."""
+
+    @property
+    def sensors(self) -> int:
+        """Spot sensors heard from."""
+
+
+def checked_occupied(capacity: int, live: Counts) -> tuple[int, tuple[Check, ...]]:
     """Return the occupied spaces to publish (within 0..capacity) and the checks that failed."""
     checks: list[Check] = []
     raw = round(live.occupied)
@@ -42,7 +69,7 @@ def checked_occupied(capacity: int, live: LiveLot) -> tuple[int, tuple[Check, ..
     return max(0, min(raw, capacity)), tuple(checks)
 
 
-def _counter_against_sensors(capacity: int, live: LiveLot) -> list[Check]:
+def _counter_against_sensors(capacity: int, live: Counts) -> list[Check]:
     if live.counter is None or live.sensed is None:
         return []
     tolerance = max(TOLERANCE_MIN, TOLERANCE_SHARE * capacity)
