@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
+from xml.etree import ElementTree
 
 import psycopg
 import pytest
@@ -97,6 +98,10 @@ def _lots(document: Any) -> list[dict[str, Any]]:
     return document["lots"] if isinstance(document, dict) else document
 
 
+FAC = "{http://datex2.eu/schema/3/facilities}"
+PRK = "{http://datex2.eu/schema/3/parking}"
+
+
 def _live(lot: dict[str, Any]) -> bool:
     """A lot is live when fresh and, if open, has a free count and a forecast (a closed lot
     has neither: it is closed, not full)."""
@@ -122,6 +127,19 @@ def check_live_city(demo: DemoRun) -> None:
     assert all(_live(lot) for lot in lots), lots
     closed = {lot["id"]: lot["status_source"] for lot in lots if lot["status"] == "closed"}
     assert closed.get("lot-003") == "operator", lots
+    # the same closure for National Access Points and ParkAPI apps
+    sites = {
+        s["original_uid"]: s for s in demo.get("/v1/parking/parkapi/v3/parking-sites")["items"]
+    }
+    assert sites["lot-003"]["realtime_opening_status"] == "CLOSED", sites["lot-003"]
+    url = f"http://127.0.0.1:{demo.feeds_port}/v1/parking/datex2/status"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        status = ElementTree.fromstring(response.read())
+    opening = {
+        element.find(f"{FAC}reference").get("id"): element.findtext(f"{FAC}openingStatus")  # type: ignore[union-attr]
+        for element in status.iter(f"{PRK}parkingStatusInformation")
+    }
+    assert opening["lot-003"] == "closed" and len(opening) >= 4, opening
     segments = demo.get("/v1/traffic/segments")
     segments = segments["segments"] if isinstance(segments, dict) else segments
     assert any(segment["vehicle_count"] is not None for segment in segments), segments
