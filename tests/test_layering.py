@@ -174,3 +174,23 @@ def test_no_room_imports_the_harness_or_the_benchmarks(room: str) -> None:
         if _imports(path) & {"harness", "bench", "tests"}
     }
     assert offending == {}
+
+
+# Setting up an MQTT connection's TLS and credentials is the kernel's job (streetsense/broker.py)
+BROKER_SETUP_CALLS = {"tls_set", "tls_set_context", "username_pw_set", "tls_insecure_set"}
+
+
+@pytest.mark.parametrize("room", ROOMS)
+def test_only_the_kernel_sets_up_broker_tls_and_credentials(room: str) -> None:
+    offending = {}
+    for path in (REPO / room).rglob("*.py"):
+        if path == REPO / "streetsense" / "broker.py":
+            continue
+        calls = {
+            node.func.attr
+            for node in ast.walk(ast.parse(path.read_text(), filename=str(path)))
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+        }
+        if calls & BROKER_SETUP_CALLS:
+            offending[str(path.relative_to(REPO))] = sorted(calls & BROKER_SETUP_CALLS)
+    assert offending == {}, "use streetsense.broker.configure_client"
