@@ -233,6 +233,10 @@ class BrokerLink:
         self.paho_messages = 0
         self.connected = threading.Event()
         self.client = self._client(client_id or settings.mqtt.client_id or default_client_id())
+        paths = metrics.receive_path
+        paths.labels("in_place").set_function(lambda: self.client.taken_in_place)
+        paths.labels("paho_reader").set_function(lambda: self.client.taken_from_paho)
+        paths.labels("paho_message").set_function(lambda: self.paho_messages)
 
     def _client(self, client_id: str) -> BufferedClient:
         client = BufferedClient(

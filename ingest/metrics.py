@@ -77,6 +77,14 @@ class IngestMetrics:
         self.broker_connects = Counter(
             f"{_NS}_broker_connects", "broker (re)connections", registry=r
         )
+        # in_place and paho_reader are the fast path; paho_message (QoS 2, topic aliases, or a
+        # paho release without the internals it needs) is paho's slower one
+        self.receive_path = Gauge(
+            f"{_NS}_receive_path_messages",
+            "messages received since start, by receive path",
+            ["path"],
+            registry=r,
+        )
         self._server: Any = None
 
     def serve(self, host: str, port: int) -> None:
