@@ -20,6 +20,7 @@ from feeds.negotiate import MEDIA_TYPES, Format, choose
 from feeds.runtime import Runtime, require_ready
 from feeds.schemas import History, Lot, LotForecastDocument, LotPage, LtaPage, documented
 from streetsense.hours import OpeningStatus
+from streetsense.registry import SpaceCategory
 
 router = APIRouter(tags=["parking"])
 LIVE_MAX_AGE: Final = 5
@@ -46,13 +47,27 @@ def select_lots(
     near: Near | None,
     min_free: int | None,
     kind: str | None,
+    category: SpaceCategory | None = None,
+    status: OpeningStatus | None = None,
 ) -> list[tuple[LotView, float | None]]:
-    """Filter lots; with `near`, sort them by distance and return it alongside."""
+    """Filter lots; with `near`, sort them by distance and return it alongside.
+
+    With `category`, only lots that have such spaces, and `min_free` counts that category's
+    free spaces (a closed lot, or a category no sensor watches, has none to count).
+    """
 
     def keep(lot: LotView) -> bool:
         if kind is not None and lot.kind != kind:
             return False
-        return min_free is None or (lot.available is not None and lot.available >= min_free)
+        if status is not None and lot.status is not status:
+            return False
+        available = lot.available
+        if category is not None:
+            found = lot.category(category.value)
+            if found is None:
+                return False
+            available = found.available
+        return min_free is None or (available is not None and available >= min_free)
 
     return select(lots, lambda lot: ((lot.lon, lot.lat),), box, near, keep)
 
@@ -69,6 +84,11 @@ async def list_lots(
     radius_m: RadiusQuery = 1000.0,
     min_free: Annotated[int | None, Query(ge=0, le=100_000)] = None,
     kind: Annotated[str | None, Query(pattern="^(off_street|on_street)$")] = None,
+    category: Annotated[
+        SpaceCategory | None,
+        Query(description="only lots with such spaces; `min_free` then counts these"),
+    ] = None,
+    status: Annotated[OpeningStatus | None, Query(description="open, closed or unknown")] = None,
     limit: LimitQuery = DEFAULT_LIMIT,
     offset: OffsetQuery = 0,
     format: FormatQuery = None,
@@ -77,13 +97,14 @@ async def list_lots(
     runtime = require_ready(request)
     chosen = choose(request, format, LOT_FORMATS)
     snapshot = runtime.engine.snapshot
-    params = (bbox, near, radius_m, min_free, kind, limit, offset)
+    params = (bbox, near, radius_m, min_free, kind, category, status, limit, offset)
     key = ("lots", snapshot.lots_version, chosen, params)
 
     def build() -> Rendered:
         picked = select_lots(
-            snapshot.lots, parse_bbox(bbox), parse_near(near, radius_m), min_free, kind
-        )
+            snapshot.lots, parse_bbox(bbox), parse_near(near, radius_m), min_free, kind,
+            category, status,
+        )  # fmt: skip
         return _render_lots(request, runtime, chosen, picked, limit, offset)
 
     rendered = runtime.cache.get(key, build)

@@ -145,6 +145,24 @@ def test_our_json_carries_status_categories_facts(standards: Server) -> None:
     assert "set_by" not in json.dumps(lots) and "ops" not in json.dumps(market)
 
 
+def test_apps_ask_for_a_free_disabled_space(standards: Server) -> None:
+    """ "2 disabled spaces free" is an answer an app can ask for, not only read."""
+    with standards.client() as client:
+
+        def ids(query: str) -> list[str]:
+            response = client.get(f"/v1/parking/lots?{query}")
+            assert response.status_code == 200, response.text
+            return sorted(lot["id"] for lot in response.json()["lots"])
+
+        assert ids("category=disabled") == ["garage", "kerb"]
+        assert ids("category=disabled&min_free=1") == ["garage"]  # kerb's is taken
+        assert ids("category=ev_charging&min_free=0") == []  # no sensor: unknown, not free
+        assert ids("status=closed") == ["market", "night"]
+        assert ids("min_free=0") == ["garage", "kerb", "old"]  # closed lots are not "0 free"
+        refused = client.get("/v1/parking/lots?category=vip")
+        assert refused.status_code == 400 and "category" in refused.json()["detail"]
+
+
 def test_more_taken_than_capacity_is_flagged_and_clamped(
     standards: Server, db: psycopg.Connection
 ) -> None:
