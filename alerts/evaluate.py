@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from alerts.incidents import IncidentParams, detect
+from alerts.incidents import IncidentParams, detect, widen
 from alerts.rules import Rule, Scope
 from alerts.snapshot import STEP, Snapshot
 from store.alerts_inputs import Columns
@@ -113,32 +113,37 @@ def traffic_incident(params: Any, snap: Snapshot) -> Iterator[Candidate]:
     segs = snap.segments
     ids = list(segs["id"])
     k = int(params["intervals"])
+    shift = int(params["shift_intervals"])
     row_of = {segment: i for i, segment in enumerate(ids)}
-    first = snap.last_bucket.timestamp() - (k - 1) * STEP.total_seconds()
 
-    def matrices(cols: Columns, names: tuple[str, ...]) -> list[np.ndarray]:
+    def matrices(cols: Columns, names: tuple[str, ...], width: int, pad: int) -> list[np.ndarray]:
+        # columns: the `width` intervals ending `pad` after the newest judged one
+        first = snap.last_bucket.timestamp() - (width - 1 - pad) * STEP.total_seconds()
         # one dictionary look-up per segment, not per row
         found, inverse = np.unique(cols["id"].astype(str), return_inverse=True)
         rows = np.array([row_of.get(s, -1) for s in found], dtype=np.int64)[inverse]
         slots = np.rint((cols["at" if "at" in cols else "bucket"] - first) / STEP.total_seconds())
-        ok = (rows >= 0) & (slots >= 0) & (slots < k)
+        ok = (rows >= 0) & (slots >= 0) & (slots < width)
         out = []
         for name in names:
-            values = np.full((len(ids), k), np.nan)
+            values = np.full((len(ids), width), np.nan)
             values[rows[ok], slots[ok].astype(np.int64)] = cols[name][ok]
             out.append(values)
         return out
 
-    band, run_id = snap.speed_band(k)
+    band, run_id = snap.speed_band(k, shift)
     speed, count, occupancy = matrices(
-        snap.intervals(k), ("mean_speed", "vehicle_count", "detector_occupancy")
+        snap.intervals(k), ("mean_speed", "vehicle_count", "detector_occupancy"), k, 0
     )
-    lo80, yhat = matrices(band, ("lo80", "yhat"))
+    lo80, yhat = (
+        widen(m, shift)[:, shift : shift + k]
+        for m in matrices(band, ("lo80", "yhat"), k + 2 * shift, shift)
+    )
     flags = detect(
         speed, lo80, yhat, count, occupancy, segs["capacity_vph"],
         IncidentParams(k, params["below_band_kmh"], params["below_forecast_share"],
                        params["min_vehicles"], params["collapse_flow_share"],
-                       params["collapse_occupancy"], params["severe_share"]),
+                       params["collapse_occupancy"], params["severe_share"], shift),
         STEP.total_seconds(),
     )  # fmt: skip
     speed_now = speed[:, -1]

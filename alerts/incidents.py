@@ -22,6 +22,7 @@ class IncidentParams:
     collapse_flow_share: float = 0.3
     collapse_occupancy: float = 35.0
     severe_share: float = 0.0
+    shift_intervals: int = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +34,23 @@ class IncidentFlags:
     hold: BoolArray
     below_kmh: FloatMatrix
     collapse: BoolArray
+
+
+def widen(values: FloatMatrix, shift: int, axis: int = 1) -> FloatMatrix:
+    """Return the lowest value within `shift` steps either side along an axis (NaN ignored).
+
+    Applied to the forecast band, a speed counts as slow only when it is under the band at its
+    own time and at the times around it: the morning rush arriving ten minutes early is not
+    an incident.
+    """
+    out = values.copy()
+    moved = np.moveaxis(out, axis, 0)
+    source = np.moveaxis(values, axis, 0)
+    with np.errstate(invalid="ignore"):
+        for step in range(1, shift + 1):
+            moved[step:] = np.fmin(moved[step:], source[:-step])
+            moved[:-step] = np.fmin(moved[:-step], source[step:])
+    return out
 
 
 def detect(

@@ -73,11 +73,13 @@ class Snapshot:
         self._intervals[count] = found
         return found
 
-    def speed_band(self, intervals: int) -> tuple[Columns, int | None]:
-        """Speed forecasts for the last `intervals` intervals, all from the newest run whose
-        data ended before the first of them (and that run's id; None: no forecast yet)."""
-        buckets = [self.last_bucket - STEP * k for k in range(intervals)]
-        return alerts_inputs.forecast_band(self.conn, "speed", buckets)
+    def speed_band(self, intervals: int, shift: int = 0) -> tuple[Columns, int | None]:
+        """Speed forecasts for the last `intervals` intervals and `shift` either side, all from
+        the newest run whose data ended before the first judged interval (and that run's id;
+        None: no forecast yet)."""
+        buckets = [self.last_bucket - STEP * k for k in range(-shift, intervals + shift)]
+        judged_first = self.last_bucket - STEP * (intervals - 1)
+        return alerts_inputs.forecast_band(self.conn, "speed", buckets, judged_first)
 
     def stale_segments(self, after: timedelta) -> dict[str, float]:
         """Return the active segments without data since `after` ago, with their newest data

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from alerts.incidents import IncidentParams, detect
+from alerts.incidents import IncidentParams, detect, widen
 from alerts.kinds import KINDS
 from analytics.models import Auto
 from analytics.panel import Panel
@@ -154,7 +154,10 @@ def bad_rows(roads: Roads, band: Band, params: IncidentParams) -> tuple[np.ndarr
     # every interval judged on its own: rows become the detector's segments; with one column
     # and `intervals` of 2, `fire` is the severe path alone
     n, m = roads.speed.shape
-    flat = detect(roads.speed.reshape(-1, 1), band.lo.reshape(-1, 1), band.mean.reshape(-1, 1),
+    # the band's lowest within shift_intervals either side (each row from its own hourly run)
+    lo = widen(band.lo, params.shift_intervals, axis=0)
+    mean = widen(band.mean, params.shift_intervals, axis=0)
+    flat = detect(roads.speed.reshape(-1, 1), lo.reshape(-1, 1), mean.reshape(-1, 1),
                   roads.vehicles.reshape(-1, 1), roads.occupancy.reshape(-1, 1),
                   np.tile(roads.capacity_vph, n), replace(params, intervals=2), STEP)  # fmt: skip
     return flat.hold.reshape(n, m), flat.fire.reshape(n, m)
@@ -235,8 +238,9 @@ def variants() -> dict[str, IncidentParams]:
     return {
         "default_rule": d,
         "band_edge_only": replace(d, below_forecast_share=1e9, min_vehicles=0.0,
-                                  collapse_flow_share=0.0),
+                                  collapse_flow_share=0.0, shift_intervals=0),
         "one_interval": replace(d, intervals=1),
+        "no_time_shift": replace(d, shift_intervals=0),
         "speed_half_only": replace(d, collapse_flow_share=0.0),
         "flow_collapse_half_only": replace(d, below_forecast_share=0.0),
     }  # fmt: skip

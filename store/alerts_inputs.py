@@ -92,19 +92,19 @@ def segment_latest(
 
 
 def forecast_band(
-    conn: psycopg.Connection, stream: str, at: Sequence[datetime]
+    conn: psycopg.Connection, stream: str, at: Sequence[datetime], ended_by: datetime
 ) -> tuple[Columns, int | None]:
     """Return the forecasts (id, at, yhat, lo80, hi80) of a stream at the given times.
 
-    They come from the newest run whose data ended by the earliest time, so a forecast never
-    saw the data it is compared with. Returns the columns and the run id (None: no run yet).
+    They come from the newest run whose data ended by `ended_by`, so a forecast never saw the
+    data it is compared with. Returns the columns and the run id (None: no run yet).
     """
     if not at:
         return _empty_band(), None
     row = conn.execute(
         "SELECT run_id FROM forecast_runs WHERE stream = %s AND data_end <= %s "
         "ORDER BY data_end DESC, issued_at DESC LIMIT 1",
-        (stream, min(at)),
+        (stream, ended_by),
     ).fetchone()
     if row is None:
         return _empty_band(), None
