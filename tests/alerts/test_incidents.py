@@ -20,9 +20,9 @@ def flags(
     params: IncidentParams = DEFAULT,
     occupancy: list[float] | None = None,
 ) -> IncidentFlags:
-    row = np.array([speed])
-    return detect(row, np.array([lo]), np.array([yhat]), np.array([vehicles]),
-                  np.array([occupancy or [5.0] * len(speed)]), np.array([1800.0]), params)  # fmt: skip
+    occupied = np.array([occupancy or [5.0] * len(speed)])
+    arrays = (np.array([values]) for values in (speed, lo, yhat, vehicles))
+    return detect(*arrays, occupied, np.array([1800.0]), params)
 
 
 def test_two_slow_intervals_fire_one_does_not() -> None:
