@@ -15,8 +15,9 @@ from typing import Final
 import psycopg
 
 from alerts import email, webhook
+from alerts.channels import Channel
 from alerts.mqtt import Publisher
-from alerts.rules import Channel, RuleSet
+from alerts.rules import RuleSet
 from alerts.webhook import DeliveryError
 from store import alerts as store
 from streetsense.backoff import full_jitter

@@ -6,10 +6,9 @@ reported at once so one `streetsense alerts check` run is enough to correct them
 
 from __future__ import annotations
 
-import difflib
 import re
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time
 from importlib import resources
@@ -17,7 +16,9 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final
 
+from alerts.channels import Channel, read_channels
 from alerts.kinds import AUDIENCES, KINDS, SEVERITIES
+from alerts.problems import NAME_RE, Problems, line_of, strings, suggest
 from streetsense.errors import ConfigError
 
 RULE_KEYS: Final = frozenset(
@@ -25,15 +26,7 @@ RULE_KEYS: Final = frozenset(
      "quiet_hours", "scope", "enabled"}
 )  # fmt: skip
 SCOPE_KEYS: Final = ("sites", "areas", "lots", "segments", "devices", "device_kinds")
-CHANNEL_TYPES: Final = MappingProxyType(
-    {
-        "webhook": {"url", "secret_env", "timeout_s"},
-        "email": {"host", "port", "sender", "to", "starttls", "username", "password_env"},
-        "mqtt": {"topic", "qos"},
-    }
-)
 MAINTENANCE_KEYS: Final = frozenset({"name", "start", "end", "rules", *SCOPE_KEYS})
-_NAME_RE: Final = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}\Z")
 _HOURS_RE: Final = re.compile(r"(\d{2}):(\d{2})-(\d{2}):(\d{2})\Z")
 
 
@@ -86,15 +79,6 @@ class Rule:
 
 
 @dataclass(frozen=True, slots=True)
-class Channel:
-    """Where notifications go: a webhook, an e-mail address list or an MQTT topic."""
-
-    name: str
-    type: str
-    options: MappingProxyType[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
 class Maintenance:
     """A window in which matching subjects raise no new alerts (work on site, planned outage)."""
 
@@ -120,49 +104,6 @@ class RuleSet:
     def rule(self, name: str) -> Rule:
         """Return the rule with this name."""
         return next(r for r in self.rules if r.name == name)
-
-
-class _Locator:
-    """Find the line of a key in the TOML text, for error messages (tomllib keeps none)."""
-
-    def __init__(self, text: str) -> None:
-        self.lines = text.splitlines()
-
-    def line(self, header: str, index: int | None, key: str | None) -> int | None:
-        """Return the 1-based line of `key` in the index-th `[[header]]` (or `[header]`) table."""
-        pattern = re.compile(r"\s*\[\[?\s*" + re.escape(header) + r"\s*\]\]?\s*(#.*)?\Z")
-        seen = -1
-        start = None
-        for number, line in enumerate(self.lines, 1):
-            if pattern.match(line):
-                seen += 1
-                if index is None or seen == index:
-                    start = number
-                    break
-        if start is None:
-            return None
-        if key is None:
-            return start
-        key_re = re.compile(r"\s*" + re.escape(key) + r"\s*[=.]")
-        for number in range(start + 1, len(self.lines) + 1):
-            text = self.lines[number - 1]
-            if text.lstrip().startswith("["):
-                break
-            if key_re.match(text):
-                return number
-        return start
-
-
-class _Problems:
-    def __init__(self, source: str, text: str) -> None:
-        self.source = source
-        self.locate = _Locator(text)
-        self.messages: list[str] = []
-
-    def add(self, header: str, index: int | None, key: str | None, message: str) -> None:
-        line = self.locate.line(header, index, key)
-        where = f"{self.source}:{line}" if line else self.source
-        self.messages.append(f"{where}: {message}")
 
 
 def load_rules(path: str | Path | None, *, with_defaults: bool = True) -> RuleSet:
@@ -205,33 +146,23 @@ def parse_rules(text: str, source: str = "<rules>") -> RuleSet:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: not valid TOML: {exc}. Fix the syntax there") from exc
-    problems = _Problems(source, text)
+    problems = Problems(source, text)
     for key in data:
         if key not in ("rule", "channel", "maintenance", "defaults"):
-            hint = _suggest(key, ("rule", "channel", "maintenance", "defaults"))
+            hint = suggest(key, ("rule", "channel", "maintenance", "defaults"))
             problems.add(key, None, None, f"unknown table or key '{key}'{hint}")
-    channels = _channels(data.get("channel", {}), problems)
+    channels = read_channels(data.get("channel", {}), problems)
     rules = _rules(data.get("rule", []), set(channels), problems)
     windows = _maintenance(data.get("maintenance", []), {r.name for r in rules}, problems)
     if problems.messages:
         raise ConfigError(
             f"{len(problems.messages)} mistake(s) in the alert rules:\n  "
-            + "\n  ".join(sorted(problems.messages, key=_line_of))
+            + "\n  ".join(sorted(problems.messages, key=line_of))
         )
     return RuleSet(tuple(rules), MappingProxyType(channels), tuple(windows))
 
 
-def _line_of(message: str) -> int:
-    match = re.match(r"[^:]*:(\d+):", message)
-    return int(match[1]) if match else 0
-
-
-def _suggest(key: str, choices: Sequence[str]) -> str:
-    close = difflib.get_close_matches(key, list(choices), n=1)
-    return f"; did you mean '{close[0]}'?" if close else f"; use one of: {', '.join(choices)}"
-
-
-def _rules(items: Any, channels: set[str], problems: _Problems) -> list[Rule]:
+def _rules(items: Any, channels: set[str], problems: Problems) -> list[Rule]:
     if not isinstance(items, list):
         problems.add("rule", None, None, "rules are written [[rule]] (an array of tables)")
         return []
@@ -248,14 +179,14 @@ def _rules(items: Any, channels: set[str], problems: _Problems) -> list[Rule]:
 
 
 def _rule(  # noqa: PLR0912 - one check per key, in the order a reader meets them
-    index: int, item: Mapping[str, Any], channels: set[str], p: _Problems
+    index: int, item: Mapping[str, Any], channels: set[str], p: Problems
 ) -> Rule | None:
     def bad(key: str | None, message: str) -> None:
         p.add("rule", index, key, message)
 
     before = len(p.messages)
     name = item.get("name")
-    if not isinstance(name, str) or not _NAME_RE.match(name):
+    if not isinstance(name, str) or not NAME_RE.match(name):
         bad("name", "every rule needs `name`: lower-case letters, digits, '-' or '_' (max 63)")
         name = f"#{index + 1}"
     kind_name = item.get("kind")
@@ -263,7 +194,7 @@ def _rule(  # noqa: PLR0912 - one check per key, in the order a reader meets the
     if kind is None:
         bad(
             "kind",
-            f"rule '{name}': kind {kind_name!r} is unknown{_suggest(str(kind_name), list(KINDS))}",
+            f"rule '{name}': kind {kind_name!r} is unknown{suggest(str(kind_name), list(KINDS))}",
         )
         return None
     for key in item:
@@ -271,7 +202,7 @@ def _rule(  # noqa: PLR0912 - one check per key, in the order a reader meets the
             choices = sorted(RULE_KEYS | set(kind.params))
             bad(
                 key,
-                f"rule '{name}': unknown key '{key}' for kind {kind.name}{_suggest(key, choices)}",
+                f"rule '{name}': unknown key '{key}' for kind {kind.name}{suggest(key, choices)}",
             )
     params = {}
     for key, spec in kind.params.items():
@@ -309,7 +240,7 @@ def _rule(  # noqa: PLR0912 - one check per key, in the order a reader meets the
             bad(key, f"rule '{name}': {key} = {value!r} must be minutes between 0 and 10080")
             value = 0
         durations[key] = float(value) * 60.0
-    notify = _strings(item.get("notify", []), lambda m: bad("notify", f"rule '{name}': notify {m}"))
+    notify = strings(item.get("notify", []), lambda m: bad("notify", f"rule '{name}': notify {m}"))
     for channel in notify:
         if channel not in channels:
             known = ", ".join(sorted(channels)) or "none defined"
@@ -341,15 +272,6 @@ def _derived(kind: str, params: dict[str, float]) -> dict[str, float]:
     return params
 
 
-def _strings(value: Any, complain: Any) -> tuple[str, ...]:
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        complain(f"= {value!r} must be a list of names")
-        return ()
-    return tuple(value)
-
-
 def _quiet_hours(value: Any, complain: Any) -> QuietHours | None:
     if value is None:
         return None
@@ -371,83 +293,17 @@ def _scope(value: Any, complain: Any) -> Scope:
     lists = {}
     for key in value:
         if key not in SCOPE_KEYS:
-            complain("scope", f"has unknown key '{key}'{_suggest(key, SCOPE_KEYS)}")
+            complain("scope", f"has unknown key '{key}'{suggest(key, SCOPE_KEYS)}")
     for key in SCOPE_KEYS:
-        lists[key] = _strings(value.get(key, []), lambda m, k=key: complain("scope", f"{k} {m}"))
+
+        def named(message: str, key: str = key) -> None:
+            complain("scope", f"{key} {message}")
+
+        lists[key] = strings(value.get(key, []), named)
     return Scope(**lists)
 
 
-def _channels(items: Any, problems: _Problems) -> dict[str, Channel]:
-    if not isinstance(items, Mapping):
-        problems.add("channel", None, None, "channels are written [channel.NAME] tables")
-        return {}
-    channels = {}
-    for name, options in items.items():
-        header = f"channel.{name}"
-
-        def bad(key: str | None, message: str, header: str = header) -> None:
-            problems.add(header, None, key, message)
-
-        if not _NAME_RE.match(name) or not isinstance(options, Mapping):
-            bad(None, f"channel '{name}': name it with lower-case letters, digits, '-', '_'")
-            continue
-        kind = str(options.get("type"))
-        if kind not in CHANNEL_TYPES:
-            bad(
-                "type", f"channel '{name}': type {kind!r} must be one of {', '.join(CHANNEL_TYPES)}"
-            )
-            continue
-        allowed = CHANNEL_TYPES[kind] | {"type"}
-        for key in options:
-            if key not in allowed:
-                bad(
-                    key,
-                    f"channel '{name}': unknown key '{key}' for a {kind}"
-                    + _suggest(key, sorted(allowed)),
-                )
-        for message, key in _channel_mistakes(kind, options):
-            bad(key, f"channel '{name}': {message}")
-        channels[name] = Channel(name, kind, MappingProxyType(dict(options)))
-    return channels
-
-
-def _channel_mistakes(kind: str, options: Mapping[str, Any]) -> list[tuple[str, str]]:
-    mistakes = []
-    if kind == "webhook":
-        url = options.get("url")
-        if not isinstance(url, str) or not re.match(r"https?://[^\s/]+", url):
-            mistakes.append(("url must be an http:// or https:// address", "url"))
-        secret = options.get("secret_env")
-        if not isinstance(secret, str) or not re.match(r"[A-Z_][A-Z0-9_]*\Z", secret):
-            mistakes.append(
-                ("secret_env must name the environment variable holding the HMAC secret "
-                 "(the secret itself never goes in this file)", "secret_env")
-            )  # fmt: skip
-    elif kind == "email":
-        if not isinstance(options.get("host"), str):
-            mistakes.append(("host must name the SMTP server", "host"))
-        port = options.get("port", 25)
-        if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65_536:
-            mistakes.append(("port must be a TCP port (1-65535)", "port"))
-        if not isinstance(options.get("sender"), str) or "@" not in options.get("sender", ""):
-            mistakes.append(("sender must be an e-mail address", "sender"))
-        to = options.get("to")
-        if (
-            not isinstance(to, list)
-            or not to
-            or not all(isinstance(a, str) and "@" in a for a in to)
-        ):
-            mistakes.append(("to must be a list of e-mail addresses", "to"))
-    elif kind == "mqtt":
-        topic = options.get("topic")
-        if not isinstance(topic, str) or not topic or any(c in topic for c in "#+\0"):
-            mistakes.append(("topic must be a topic name without wildcards", "topic"))
-        if options.get("qos", 1) not in (0, 1, 2):
-            mistakes.append(("qos must be 0, 1 or 2", "qos"))
-    return mistakes
-
-
-def _maintenance(items: Any, rules: set[str], problems: _Problems) -> list[Maintenance]:
+def _maintenance(items: Any, rules: set[str], problems: Problems) -> list[Maintenance]:
     if not isinstance(items, list):
         problems.add("maintenance", None, None, "windows are written [[maintenance]]")
         return []
@@ -462,7 +318,7 @@ def _maintenance(items: Any, rules: set[str], problems: _Problems) -> list[Maint
             if key not in MAINTENANCE_KEYS:
                 bad(
                     key,
-                    f"maintenance: unknown key '{key}'{_suggest(key, sorted(MAINTENANCE_KEYS))}",
+                    f"maintenance: unknown key '{key}'{suggest(key, sorted(MAINTENANCE_KEYS))}",
                 )
         name = str(item.get("name", f"#{index + 1}"))
         start, end = item.get("start"), item.get("end")
@@ -478,7 +334,7 @@ def _maintenance(items: Any, rules: set[str], problems: _Problems) -> list[Maint
             and end <= start
         ):
             bad("end", f"maintenance '{name}': end must come after start")
-        names = _strings(item.get("rules", []), lambda m: bad("rules", f"maintenance rules {m}"))
+        names = strings(item.get("rules", []), lambda m: bad("rules", f"maintenance rules {m}"))
         for rule in names:
             if rule not in rules:
                 bad("rules", f"maintenance '{name}': rule '{rule}' is not defined")
