@@ -23,6 +23,7 @@ class IncidentParams:
     collapse_occupancy: float = 35.0
     severe_share: float = 0.0
     shift_intervals: int = 2
+    history_weeks: int = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +63,7 @@ def detect(
     capacity_vph: FloatMatrix,
     params: IncidentParams,
     interval_s: float = 300.0,
+    usual_low: FloatMatrix | None = None,
 ) -> IncidentFlags:
     """Flag segments whose last `intervals` intervals were all slow or collapsed.
 
@@ -77,6 +79,9 @@ def detect(
         capacity_vph: (segments,) the road's capacity.
         params: the rule's thresholds.
         interval_s: the length of one interval.
+        usual_low: (segments, k) the speed this road fell to at the same time of week in at
+            least two of the last weeks (recurrent_low); an interval no slower is recurrent
+            congestion, not an incident. NaN or None: no such history, no such check.
     """
     flow_vph = vehicles * 3600.0 / interval_s
     with np.errstate(invalid="ignore"):
@@ -85,6 +90,8 @@ def detect(
             & (speed < lo80 - params.below_band_kmh)
             & (speed < params.below_forecast_share * yhat)
         )
+        if usual_low is not None:
+            slow &= ~(speed >= usual_low - params.below_band_kmh)
         collapse = (flow_vph < params.collapse_flow_share * capacity_vph[:, None]) & (
             occupancy > params.collapse_occupancy
         )
@@ -103,3 +110,29 @@ def detect(
         below_kmh=(lo80 - speed)[:, -1] if bad.shape[1] else np.full(len(bad), np.nan),
         collapse=collapse[:, -1] if bad.shape[1] else np.zeros(len(bad), dtype=bool),
     )
+
+
+def recurrent_low(
+    weekly: FloatMatrix, vehicles: FloatMatrix, shift: int, min_vehicles: float
+) -> FloatMatrix:
+    """Return the speed a road fell to at the same time of week in at least two past weeks.
+
+    Args:
+        weekly: (segments, weeks, k + 2 * shift) speeds at the judged intervals' times of week
+            (and `shift` either side), one row per past week.
+        vehicles: the vehicles counted in those intervals (too few: the speed is ignored).
+        shift: intervals either side a time of week may move.
+        min_vehicles: vehicles an interval needs for its speed to count.
+
+    Returns:
+        (segments, k): the second lowest of the weeks' lowest speeds near each judged time
+        (one bad week, such as last week's incident, does not make a slowdown usual); NaN
+        with fewer than two weeks of data.
+    """
+    with np.errstate(invalid="ignore"):
+        speeds = np.where(vehicles >= min_vehicles, weekly, np.nan)
+    lowest = widen(speeds, shift, axis=2)[:, :, shift : speeds.shape[2] - shift]
+    ordered = np.sort(lowest, axis=1)  # NaN last
+    if ordered.shape[1] < 2:
+        return np.full((ordered.shape[0], ordered.shape[2]), np.nan)
+    return ordered[:, 1, :]

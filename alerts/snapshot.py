@@ -81,6 +81,16 @@ class Snapshot:
         judged_first = self.last_bucket - STEP * (intervals - 1)
         return alerts_inputs.forecast_band(self.conn, "speed", buckets, judged_first)
 
+    def weekly_speeds(self, intervals: int, shift: int, weeks: int) -> Columns:
+        """Return speeds and counts at the last `intervals` intervals' times of week (and
+        `shift` either side) in each of the past `weeks` weeks."""
+        buckets = [
+            self.last_bucket - STEP * k - timedelta(weeks=week)
+            for week in range(1, weeks + 1)
+            for k in range(-shift, intervals + shift)
+        ]
+        return alerts_inputs.segment_speeds_at(self.conn, buckets)
+
     def stale_segments(self, after: timedelta) -> dict[str, float]:
         """Return the active segments without data since `after` ago, with their newest data
         time (epoch s) within the last week (NaN: none)."""

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from alerts.incidents import IncidentParams, detect, widen
+from alerts.incidents import IncidentParams, detect, recurrent_low, widen
 from alerts.kinds import KINDS
 from analytics.models import Auto
 from analytics.panel import Panel
@@ -157,10 +157,39 @@ def bad_rows(roads: Roads, band: Band, params: IncidentParams) -> tuple[np.ndarr
     # the band's lowest within shift_intervals either side (each row from its own hourly run)
     lo = widen(band.lo, params.shift_intervals, axis=0)
     mean = widen(band.mean, params.shift_intervals, axis=0)
+    usual = usual_lows(roads, params).reshape(-1, 1) if params.history_weeks else None
     flat = detect(roads.speed.reshape(-1, 1), lo.reshape(-1, 1), mean.reshape(-1, 1),
                   roads.vehicles.reshape(-1, 1), roads.occupancy.reshape(-1, 1),
-                  np.tile(roads.capacity_vph, n), replace(params, intervals=2), STEP)  # fmt: skip
+                  np.tile(roads.capacity_vph, n), replace(params, intervals=2), STEP,
+                  usual)  # fmt: skip
     return flat.hold.reshape(n, m), flat.fire.reshape(n, m)
+
+
+def shifted(values: np.ndarray, rows: int) -> np.ndarray:
+    """Return values moved `rows` later (row r holds row r - rows), NaN where none."""
+    out = np.full(values.shape, np.nan)
+    if rows >= 0:
+        out[rows:] = values[: values.shape[0] - rows]
+    else:
+        out[:rows] = values[-rows:]
+    return out
+
+
+def usual_lows(roads: Roads, params: IncidentParams) -> np.ndarray:
+    """Return (intervals, segments) `recurrent_low` of each interval, as the rule computes it
+    from the same times of week in the past `history_weeks` weeks."""
+    week = 7 * DAY // STEP
+    s = params.shift_intervals
+    offsets = range(-s, s + 1)
+    speeds = np.stack([np.stack([shifted(roads.speed, w * week - o) for o in offsets], axis=-1)
+                       for w in range(1, params.history_weeks + 1)], axis=-2)  # fmt: skip
+    counts = np.stack([np.stack([shifted(roads.vehicles, w * week - o) for o in offsets], axis=-1)
+                       for w in range(1, params.history_weeks + 1)], axis=-2)  # fmt: skip
+    n, m = roads.speed.shape
+    low = recurrent_low(speeds.reshape(n * m, params.history_weeks, 2 * s + 1),
+                        counts.reshape(n * m, params.history_weeks, 2 * s + 1), s,
+                        params.min_vehicles)  # fmt: skip
+    return low.reshape(n, m)
 
 
 def judge(roads: Roads, band: Band, incidents: list[Incident], quiet: tuple[int, int],
@@ -238,9 +267,11 @@ def variants() -> dict[str, IncidentParams]:
     return {
         "default_rule": d,
         "band_edge_only": replace(d, below_forecast_share=1e9, min_vehicles=0.0,
-                                  collapse_flow_share=0.0, shift_intervals=0),
+                                  collapse_flow_share=0.0, shift_intervals=0, history_weeks=0),
         "one_interval": replace(d, intervals=1),
         "no_time_shift": replace(d, shift_intervals=0),
+        "no_weekly_history": replace(d, history_weeks=0),
+        "one_interval_no_weekly_history": replace(d, intervals=1, history_weeks=0),
         "speed_half_only": replace(d, collapse_flow_share=0.0),
         "flow_collapse_half_only": replace(d, below_forecast_share=0.0),
     }  # fmt: skip

@@ -76,6 +76,17 @@ def segment_intervals(conn: psycopg.Connection, start: datetime, end: datetime) 
     )
 
 
+def segment_speeds_at(conn: psycopg.Connection, buckets: Sequence[datetime]) -> Columns:
+    """Return the 5-minute speed and vehicle count of active segments at the given buckets."""
+    return _columns(
+        conn,
+        "SELECT f.segment_id AS id, extract(epoch FROM f.bucket)::float8 AS bucket, "
+        "f.mean_speed, f.vehicle_count FROM flow_5m f JOIN segments s USING (segment_id) "
+        "WHERE s.active AND f.bucket = ANY(%s)",
+        (list(buckets),),
+    )
+
+
 def segment_latest(
     conn: psycopg.Connection, since: datetime, ids: Sequence[str] | None = None
 ) -> Columns:

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from alerts.incidents import IncidentFlags, IncidentParams, detect, widen
+from alerts.incidents import IncidentFlags, IncidentParams, detect, recurrent_low, widen
 
 NAN = np.nan
 DEFAULT = IncidentParams()
@@ -58,3 +58,20 @@ def test_widened_band_forgives_a_rush_that_comes_a_little_early() -> None:
     narrow = flags(speed, list(lo[0, judged]), [48, 48], [50, 50])
     wide = flags(speed, list(widen(lo, 2)[0, judged]), [30, 30], [50, 50])
     assert narrow.fire[0] and not wide.fire[0]
+
+
+def test_a_slowdown_seen_in_two_past_weeks_is_usual_one_bad_week_is_not() -> None:
+    shift = 0
+    # four past weeks at this time of week: two congested (18 km/h), two free (45 km/h)
+    weekly = np.array([[[18.0], [45.0], [18.0], [45.0]]])
+    counted = np.full(weekly.shape, 50.0)
+    usual = recurrent_low(weekly, counted, shift, 10.0)
+    assert usual.tolist() == [[18.0]]
+    now = detect(np.array([[18.0, 18.0]]), np.array([[40.0, 40.0]]), np.array([[45.0, 45.0]]),
+                 np.array([[50.0, 50.0]]), np.array([[5.0, 5.0]]), np.array([1800.0]),
+                 DEFAULT, usual_low=np.repeat(usual, 2, axis=1))  # fmt: skip
+    assert not now.fire[0]  # recurrent congestion
+    once = recurrent_low(np.array([[[18.0], [45.0], [44.0], [46.0]]]), counted, shift, 10.0)
+    assert once.tolist() == [[44.0]]  # last week's incident alone does not make 18 usual
+    none = recurrent_low(np.array([[[np.nan], [np.nan], [18.0], [np.nan]]]), counted, shift, 10.0)
+    assert np.isnan(none).all()  # one week of history: no judgement
