@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
+import time
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -70,3 +72,62 @@ def test_embedded_postgres_is_reused_and_started_over_with_fresh(demo_dir: Path)
         assert not third.reused
         with psycopg.connect(third.url()) as conn:
             assert conn.execute("SELECT to_regclass('kept')").fetchone() == (None,)
+
+
+def test_clients_connecting_while_others_subscribe_are_all_served(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The demo's first start: the backfill leaves hundreds of retained acks under ingest's
+    # wildcard subscriptions, then the real agents connect and subscribe at the same moment.
+    # On each CONNECT amqtt 0.12 sends the retained messages of every filter, awaiting inside
+    # its loop over the filters; a filter added meanwhile killed the connecting client's
+    # handler ("dictionary changed size during iteration"): no SUBACK, then a take-over.
+    joiners = 12
+    with EmbeddedBroker() as broker:
+        publisher = _client("backfill", broker.port)
+        for n in range(400):
+            publisher.publish(f"city/d{n}/ack", b'{"seq":1}', qos=1, retain=True).wait_for_publish(
+                10
+            )
+        watchers = _client("ingest", broker.port)
+        watching = threading.Semaphore(0)
+        watchers.on_subscribe = lambda *_args: watching.release()
+        for pattern in ("city/#", "city/+/ack", "+/+/ack", "#"):
+            watchers.subscribe(pattern, qos=1)
+        assert all(watching.acquire(timeout=10) for _ in range(4))
+        served = threading.Semaphore(0)
+        agents: list[mqtt.Client] = []
+        for n in range(joiners):
+            agent = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"agent-{n}",
+                                protocol=mqtt.MQTTv311, clean_session=False)  # fmt: skip
+            agent.on_subscribe = lambda *_args: served.release()
+            agent.on_connect = lambda client, *_args, n=n: client.subscribe(
+                f"city/agent-{n}/ack", 1
+            )
+            agents.append(agent)
+        # New filters keep arriving, one after the other, for as long as the agents connect.
+        churn = _client("churn", broker.port)
+        done = threading.Event()
+        acked = threading.Semaphore(0)
+        churn.on_subscribe = lambda *_args: acked.release()
+
+        def keep_subscribing() -> None:
+            for n in itertools.count():
+                churn.subscribe(f"churn/{n}", qos=1)
+                if done.is_set() or not acked.acquire(timeout=5):
+                    return
+
+        churning = threading.Thread(target=keep_subscribing)
+        churning.start()
+        for agent in agents:
+            agent.connect_async("127.0.0.1", broker.port)
+            agent.loop_start()
+        deadline = time.monotonic() + 30
+        answered = sum(served.acquire(timeout=max(0.0, deadline - time.monotonic()))
+                       for _ in range(joiners))  # fmt: skip
+        done.set()
+        churning.join(10)
+        for client in (*agents, churn, watchers, publisher):
+            close_client(client)
+    assert answered == joiners
+    assert not [r for r in caplog.records if "changed size" in r.getMessage() + str(r.exc_info)]
