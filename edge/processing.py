@@ -130,7 +130,7 @@ class TrafficCounter:
             if current.whole:
                 out.extend(self._close(current))
                 self._sent.append(current)
-            else:
+            elif self._lanes:
                 log.info(
                     "traffic interval from %.0f not sent: the agent started listening %.0f s "
                     "into it, so its counts are partial", current.start,
