@@ -117,7 +117,9 @@ def test_broker_killed_and_restarted_loses_nothing_with_end_to_end_confirmation(
     wait_for(lambda: agent.state()["acked"] > 0, 30, "ingest's first confirmation")
     if not ingest_online:
         ingest.terminate()  # its persistent session queues in the broker meanwhile
-    time.sleep(1.5)
+    # readings flow (100 a second) and are in flight when the broker dies
+    flowing = agent.state()["published"] + 100
+    wait_for(lambda: agent.state()["published"] >= flowing, 30, "100 more readings published")
     private_broker.kill()
     killed_at = time.monotonic()
     time.sleep(2.0)  # the agent buffers while the broker is down
@@ -126,8 +128,14 @@ def test_broker_killed_and_restarted_loses_nothing_with_end_to_end_confirmation(
         ingest.start()
     wait_for(lambda: agent.state()["link"] == "up", 30, "the agent to reconnect")
     if confirm == "broker":
-        # Deleted on PUBACK: nothing waits for ingest, so there is nothing to settle.
-        time.sleep(4.0)
+        # Deleted on PUBACK: nothing waits for ingest. Once a reading made after the restart is
+        # stored, the older ones are stored or gone for good.
+        after = agent.state()["next_seq"]
+        wait_for(
+            lambda: max(stored(settings.database.url), default=0) >= after,
+            30,
+            "a reading made after the restart to be stored",
+        )
         agent.stop()
         state = agent.state()
         rows = stored(settings.database.url)
