@@ -77,7 +77,7 @@ def test_live_catches_up_at_speed_never_ahead_of_the_clock_and_leaves_agents_out
     agents = set(agent_devices(city, 1, 1))
     live_from = began - 3_600 + 120  # after the backfill's end, with a margin
     observed: list[float] = []
-    time.sleep(0.5)
+    collector.wait_for(0)  # everything the broker acknowledged has reached the collector
     for (topic, payload), arrived in zip(collector.received, collector.arrivals, strict=True):
         parsed = topics.parse(topic)
         assert isinstance(parsed, DeviceTopic)
