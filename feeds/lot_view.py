@@ -75,6 +75,8 @@ def _categories(
     views, checks = [], []
     for name, capacity in ordered.items():
         raw = None if live is None else live.categories.get(name)
+        if lot.sensed_spaces.get(name, 0) < capacity:
+            raw = None  # sensors watch only some of these spaces: how many are free is unknown
         occupied, check = (None, None) if raw is None else checked_category(name, capacity, raw)
         if check is not None:
             checks.append(check)

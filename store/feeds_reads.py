@@ -36,6 +36,7 @@ class LotRow:
     opening_hours: str = ""
     spaces: dict[str, int] = field(default_factory=dict, hash=False)
     facts: dict[str, Any] = field(default_factory=dict, hash=False)
+    sensed_spaces: dict[str, int] = field(default_factory=dict, hash=False)  # spot sensors
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +123,10 @@ def read_lots(conn: psycopg.Connection) -> list[LotRow]:
     """Return every active lot, ordered by id."""
     rows = conn.execute(
         "SELECT lot_id, site_id, name, kind, capacity, lat, lon, area, opening_hours, spaces, "
-        "facts FROM lots WHERE active ORDER BY lot_id"
+        "facts, coalesce(s.sensed, '{}') FROM lots "
+        "LEFT JOIN (SELECT lot_id, jsonb_object_agg(category, spots) AS sensed "
+        "           FROM lot_category_sensors GROUP BY lot_id) s USING (lot_id) "
+        "WHERE active ORDER BY lot_id"
     ).fetchall()
     return [LotRow(*row) for row in rows]
 

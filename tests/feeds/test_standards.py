@@ -59,6 +59,9 @@ CITY: dict[str, list[dict[str, Any]]] = {
          "lat": 56.18, "lon": 10.24, "spaces": {"disabled": 1, "motorcycle": 1}},
         {"id": "old", "site": "c", "name": "Old data", "kind": "off_street", "capacity": 50,
          "lat": 56.19, "lon": 10.25},
+        # one sensor on two disabled spaces: how many of the two are free is unknown
+        {"id": "partial", "site": "c", "name": "Partly sensed", "kind": "on_street",
+         "capacity": 4, "lat": 56.20, "lon": 10.26, "spaces": {"disabled": 2}},
     ],
     "device": [
         {"id": "garage-gate", "site": "c", "kind": "counter", "lot": "garage"},
@@ -67,6 +70,7 @@ CITY: dict[str, list[dict[str, Any]]] = {
         {"id": "night-gate", "site": "c", "kind": "counter", "lot": "night"},
         {"id": "kerb-gw", "site": "c", "kind": "parking", "lot": "kerb"},
         {"id": "old-gate", "site": "c", "kind": "counter", "lot": "old"},
+        {"id": "partial-gw", "site": "c", "kind": "parking", "lot": "partial"},
     ],
     "spot": [
         {"id": "g-d1", "lot": "garage", "device": "garage-gw", "sensor": "d1",
@@ -79,6 +83,10 @@ CITY: dict[str, list[dict[str, Any]]] = {
         {"id": "k-2", "lot": "kerb", "device": "kerb-gw", "sensor": "b", "category": "disabled"},
         {"id": "k-3", "lot": "kerb", "device": "kerb-gw", "sensor": "c",
          "category": "motorcycle"},
+        {"id": "p-d", "lot": "partial", "device": "partial-gw", "sensor": "d",
+         "category": "disabled"},
+        {"id": "p-1", "lot": "partial", "device": "partial-gw", "sensor": "a"},
+        {"id": "p-2", "lot": "partial", "device": "partial-gw", "sensor": "b"},
     ],
 }  # fmt: skip
 
@@ -100,6 +108,7 @@ def standards(
         counter("night-gate", 10, now - timedelta(seconds=20)),
         *(spot("kerb-gw", s, True, now - timedelta(seconds=10)) for s in "abc"),
         counter("old-gate", 5, now - timedelta(hours=3)),
+        *(spot("partial-gw", s, s == "a", now - timedelta(seconds=10)) for s in "dab"),
     ])  # fmt: skip
     set_override(
         db, StatusOverride("market", OpeningStatus.CLOSED, "street market", "ops", now), "cli"
@@ -143,6 +152,10 @@ def test_our_json_carries_status_categories_facts(standards: Server) -> None:
     assert [c["available"] for c in kerb["categories"]] == [0, 0, 0]
     assert old["stale"] is True
     assert "set_by" not in json.dumps(lots) and "ops" not in json.dumps(market)
+    partial = {c["category"]: c for c in lots["partial"]["categories"]}
+    assert partial["general"] == {"category": "general", "capacity": 2, "available": 1,
+                                  "occupied": 1}  # fmt: skip
+    assert partial["disabled"]["available"] is None  # 1 sensor on 2 spaces: not "2 free"
 
 
 def test_apps_ask_for_a_free_disabled_space(standards: Server) -> None:
@@ -154,11 +167,11 @@ def test_apps_ask_for_a_free_disabled_space(standards: Server) -> None:
             assert response.status_code == 200, response.text
             return sorted(lot["id"] for lot in response.json()["lots"])
 
-        assert ids("category=disabled") == ["garage", "kerb"]
+        assert ids("category=disabled") == ["garage", "kerb", "partial"]
         assert ids("category=disabled&min_free=1") == ["garage"]  # kerb's is taken
         assert ids("category=ev_charging&min_free=0") == []  # no sensor: unknown, not free
         assert ids("status=closed") == ["market", "night"]
-        assert ids("min_free=0") == ["garage", "kerb", "old"]  # closed lots are not "0 free"
+        assert ids("min_free=0") == ["garage", "kerb", "old", "partial"]  # closed: not "0 free"
         refused = client.get("/v1/parking/lots?category=vip")
         assert refused.status_code == 400 and "category" in refused.json()["detail"]
 
