@@ -57,12 +57,19 @@ def describe(state: dict[str, Any], now: float | None = None) -> list[str]:
         f"dropped at cap:   {state.get('buffer_dropped')}",
         f"last publish:     {_age_s(state.get('last_publish'), now)}",
         f"last confirmed:   seq {state.get('acked')} (next seq {state.get('next_seq')})",
+        f"refused acks:     {state.get('acks_refused', 0)} (confirmations not signed for this "
+        f"device; key {'installed' if state.get('confirm_key', True) else 'MISSING'})",
         f"clock:            {'suspect' if state.get('clock_suspect') else 'ok'}",
     ]
     if not running:
         lines.append("fix: start the agent (systemctl start streetsense-edge) and read its log")
     elif state.get("link") != "up":
         lines.append("fix: run `streetsense-edge check --config ...` to test the broker link")
+    elif state.get("confirm_key") is False:
+        lines.append(
+            "fix: install the confirmation key (`streetsense registry key <device id>` on the "
+            "ingest side, into device.confirm_key_file): until then nothing leaves the buffer"
+        )
     return lines
 
 

@@ -142,3 +142,12 @@ def test_an_agent_without_a_key_keeps_every_reading_and_check_says_why(
     )
     assert checked.returncode != 0
     assert "streetsense registry key" in checked.stdout + checked.stderr
+    status = subprocess.run(
+        [sys.executable, "-m", "edge.cli", "status", "--config", str(config)],
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout
+    assert "key MISSING" in status
+    assert "fix: install the confirmation key" in status
