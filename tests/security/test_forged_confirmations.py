@@ -133,21 +133,20 @@ def test_an_agent_without_a_key_keeps_every_reading_and_check_says_why(
     assert state["confirm_key"] is False
     assert state["acked"] == 0
     assert state["buffer_depth"] == state["accepted"]  # every reading still held
-    checked = subprocess.run(
-        [sys.executable, "-m", "edge.cli", "check", "--config", str(config)],
+    checked = _edge("check", config)
+    assert checked.returncode != 0
+    assert "streetsense registry key" in checked.stdout + checked.stderr
+    status = _edge("status", config).stdout
+    assert "key MISSING" in status
+    assert "fix: install the confirmation key" in status
+
+
+def _edge(command: str, config: Path) -> subprocess.CompletedProcess[str]:
+    """Run `streetsense-edge COMMAND --config CONFIG`, as a field engineer would."""
+    return subprocess.run(
+        [sys.executable, "-m", "edge.cli", command, "--config", str(config)],
         env={**os.environ, "PYTHONPATH": str(REPO)},
         capture_output=True,
         text=True,
         check=False,
     )
-    assert checked.returncode != 0
-    assert "streetsense registry key" in checked.stdout + checked.stderr
-    status = subprocess.run(
-        [sys.executable, "-m", "edge.cli", "status", "--config", str(config)],
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout
-    assert "key MISSING" in status
-    assert "fix: install the confirmation key" in status
