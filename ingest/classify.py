@@ -99,7 +99,9 @@ class Classifier:
         refusal = self._quarantine_refusal(message, topic)
         if refusal is not None:
             code, reason = refusal
-            batch.reject(self._rejection(message, code, reason, topic.device_id))
+            # No device id: invented ids must not each get rows of their own (ingest.refusals
+            # sums refusals per device); the topic and the reason name the sender.
+            batch.reject(self._rejection(message, code, reason))
             return
         batch.quarantine.append(
             QuarantinedMessage(
