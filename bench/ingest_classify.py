@@ -55,7 +55,7 @@ def main() -> None:
     args = parser.parse_args()
     settings = IngestSettings(device_rate_per_s=0.0)
     known = {f"gw-{d}": SITE for d in range(args.devices)}
-    classifier = Classifier(settings, Topics(), known)  # type: ignore[arg-type]
+    classifier = Classifier(settings, Topics(), known)
     sensors = frozenset(f"S{s}" for s in range(args.pack))
     if hasattr(classifier, "spots"):  # versions that check spot sensors against the registry
         classifier.spots = dict.fromkeys(known, sensors)
