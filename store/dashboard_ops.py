@@ -78,10 +78,13 @@ def device_health(conn: psycopg.Connection, limit: int) -> Table:
 
 
 def rejections_by_reason(conn: psycopg.Connection, start: datetime, end: datetime) -> Table:
-    """Return rejected messages in [start, end) counted by reason, most frequent first."""
+    """Return rejected messages in [start, end) counted by reason, most frequent first.
+
+    A summary row counts for the refusals it stands for (`repeats`).
+    """
     return fetch(
         conn,
-        "SELECT reason_code, count(*) AS messages, count(DISTINCT device_id) AS devices, "
+        "SELECT reason_code, sum(repeats) AS messages, count(DISTINCT device_id) AS devices, "
         "max(received_at) AS last_at FROM rejected_messages "
         "WHERE received_at >= %s AND received_at < %s "
         "GROUP BY reason_code ORDER BY messages DESC, reason_code",

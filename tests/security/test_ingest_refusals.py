@@ -95,6 +95,9 @@ def test_an_unknown_device_gets_the_rate_limit_and_size_cap_of_a_known_one(
     assert count(url, "SELECT count(*) FROM rejected_messages") <= 4 * (5 + 1)
     biggest = count(url, "SELECT max(octet_length(payload)) FROM rejected_messages")
     assert biggest <= strict.ingest.rejected_payload_cap
+    # the reports count every refusal, not the rows
+    daily = count(url, "SELECT sum(messages) FROM rejected_daily")
+    assert daily == refused["rate_limited"] + refused["too_large"]
     # the operator is told: `streetsense doctor` names the bounds that were hit
     said = doctor(tmp_path, database_url=url, mqtt_url=broker).stdout
     assert "[warn] refused data: last 24 h:" in said
