@@ -26,6 +26,7 @@ from feeds.republish import Republisher
 from feeds.runtime import Runtime, runtime_of
 from streetsense import __version__
 from streetsense.config import Settings
+from streetsense.hours import check_city
 
 log = logging.getLogger(__name__)
 SHUTDOWN_S = 2.0
@@ -38,7 +39,12 @@ DESCRIPTION = (
 
 
 def create_app(settings: Settings) -> FastAPI:
-    """Build the feeds application for `settings` (background tasks start with its lifespan)."""
+    """Build the feeds application for `settings` (background tasks start with its lifespan).
+
+    Raises:
+        ConfigError: city.timezone or city.country cannot evaluate opening hours.
+    """
+    check_city(settings.city.timezone, settings.city.country)
     runtime = Runtime(settings=settings, engine=FeedEngine(settings))
     app = FastAPI(
         title=f"{settings.city.name} open parking and traffic feeds",

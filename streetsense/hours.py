@@ -177,3 +177,12 @@ def _week(text: str, day: str, timezone: str, country: str) -> tuple[OpenPeriod,
             )
             moment = until
     return tuple(periods)
+
+
+def check_city(timezone: str, country: str) -> None:
+    """Fail fast on a city.timezone or city.country the opening hours cannot use.
+
+    Raises:
+        ConfigError: names the setting and the fix.
+    """
+    hours_state("Mo-Fr 08:00-18:00; PH off", datetime.now(zone("UTC")), timezone, country)

@@ -16,10 +16,12 @@ import jsonschema
 import psycopg
 import pytest
 
+from feeds.app import create_app
 from feeds.live import LiveLot
 from store.lot_status import set_override
 from store.registry import store_registry
-from streetsense.config import Settings
+from streetsense.config import Settings, with_overrides
+from streetsense.errors import ConfigError
 from streetsense.hours import OpeningStatus
 from streetsense.lot_checks import checked_occupied
 from streetsense.lot_status import StatusOverride
@@ -338,3 +340,11 @@ def test_a_closed_lot_is_never_full_anywhere(standards: Server) -> None:
             assert "full" not in entity.get("status", []) and "availableSpotNumber" not in entity
         stream = client.get("/v1/parking/lots/market/forecast").json()
         assert stream["capacity"] == 2
+
+
+def test_a_wrong_city_country_stops_the_feeds_at_start(settings: Settings) -> None:
+    """A typo in city.country would make every lot with opening hours fail later: refuse it
+    when the service starts, naming the setting."""
+    wrong = with_overrides(settings, city={"country": "XX"})
+    with pytest.raises(ConfigError, match=r"city\.country 'XX'"):
+        create_app(wrong)
