@@ -111,8 +111,13 @@ class CityDriver:
                 fresh += self._vehicles(at, int(reading.value), reading.sub_id, speed)
             else:
                 fresh += self._raw(reading)
-        # A sensor reports nothing from before it was switched on.
-        fresh = [event for event in fresh if event.at >= self._origin]
+        # A sensor reports nothing from before it was switched on: no vehicle that passed
+        # earlier, and a spot's state as it was found at switch-on.
+        fresh = [
+            event if event.at >= self._origin else replace(event, at=self._origin)
+            for event in fresh
+            if event.at >= self._origin or event.name != VEHICLE
+        ]
         merged = sorted([*self._events, *fresh], key=lambda e: e.at)
         self._events = deque(merged)
 

@@ -45,10 +45,13 @@ def test_city_driver_is_a_sensor_driver_with_raw_events() -> None:
     assert all(0 < e.duration < 5 and e.value > 0 for e in events)
     assert [e.at for e in events] == sorted(e.at for e in events)
     gateway = next(lot for lot in city.lots if lot.kind is LotKind.ON_STREET)
-    spots = CityDriver(city, Calendar(seed=8), gateway.device_id, speed=600.0, start=TUESDAY_RUSH)
+    # Switched on between two minutes (as the demo's agents are): every spot's state as found.
+    switched_on = TUESDAY_RUSH + 37.5
+    spots = CityDriver(city, Calendar(seed=8), gateway.device_id, speed=600.0, start=switched_on)
     first = spots.poll(0.1)
     assert {e.name for e in first} == {PRESENCE}
     assert {e.sub_id for e in first} == set(gateway.sensors)
+    assert min(e.at for e in first) == switched_on
 
 
 def test_city_driver_hands_every_vehicle_over_before_its_interval_is_sent() -> None:
