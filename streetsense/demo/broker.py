@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import threading
 import warnings
 from collections.abc import Iterator
@@ -12,19 +11,13 @@ from concurrent.futures import Future
 from types import TracebackType
 from typing import Any, Final
 
+from streetsense.demo.ports import free_port
 from streetsense.errors import ServiceUnavailableError
 
 log = logging.getLogger(__name__)
 START_TIMEOUT_S: Final = 15.0
 STOP_TIMEOUT_S: Final = 10.0
 DRAIN_S: Final = 2.0
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """Return a TCP port on host that is free right now."""
-    with socket.socket() as probe:
-        probe.bind((host, 0))
-        return int(probe.getsockname()[1])
 
 
 class SnapshotDict(dict[Any, Any]):

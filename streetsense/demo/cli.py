@@ -86,8 +86,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--fresh", action="store_true", help="delete the embedded demo data and start over"
     )
-    parser.add_argument("--dashboard-port", type=int, default=0, help="default: a free port")
-    parser.add_argument("--feeds-port", type=int, default=0, help="default: a free port")
+    parser.add_argument(
+        "--dashboard-port", type=int, default=None,
+        help="default: 8501, or a free port when 8501 is taken (the demo says which)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--feeds-port", type=int, default=None,
+        help="default: 8000, or a free port when 8000 is taken (the demo says which)",
+    )  # fmt: skip
     parser.add_argument(
         "--data-dir",
         default=None,

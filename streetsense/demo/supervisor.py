@@ -52,6 +52,7 @@ class Child:
     spec: ChildSpec
     process: subprocess.Popen[bytes]
     log_path: Path
+    log_start: int = 0  # where this run's lines begin: the log keeps earlier runs' lines
 
     @property
     def name(self) -> str:
@@ -59,8 +60,8 @@ class Child:
         return self.spec.name
 
     def tail(self, lines: int = TAIL_LINES) -> list[str]:
-        """Return the last lines of the child's log."""
-        return tail_lines(self.log_path, lines)
+        """Return the last lines this run wrote to the child's log."""
+        return tail_lines(self.log_path, lines, self.log_start)
 
     def describe_exit(self) -> str:
         """Say how the child ended, with its last log lines."""
@@ -70,12 +71,12 @@ class Child:
         return f"{self.name} exited ({how}); last lines of {self.log_path}:\n    {last}"
 
 
-def tail_lines(path: Path, lines: int) -> list[str]:
-    """Return the last `lines` lines of a text file (empty when it does not exist)."""
+def tail_lines(path: Path, lines: int, start: int = 0) -> list[str]:
+    """Return the last `lines` lines of a text file after byte `start` (none if it is absent)."""
     try:
         with path.open("rb") as handle:
             handle.seek(0, os.SEEK_END)
-            handle.seek(max(0, handle.tell() - 64 * 1024))
+            handle.seek(max(start, handle.tell() - 64 * 1024))
             text = handle.read().decode("utf-8", errors="replace")
     except OSError:
         return []
@@ -112,8 +113,9 @@ class Supervisor:
         """Start a long-running child, its output going to `<log_dir>/<name>.log`."""
         log_path = self.log_dir / f"{spec.name}.log"
         with log_path.open("ab") as output:
+            start = output.tell()
             process = self._popen(spec, output)
-        child = Child(spec, process, log_path)
+        child = Child(spec, process, log_path, start)
         self.children.append(child)
         log.info("started %s (pid %d), log %s", spec.name, process.pid, log_path)
         return child
@@ -125,8 +127,9 @@ class Supervisor:
             ChildFailedError: it exited non-zero, timed out, or a stop was asked for.
         """
         log_path = self.log_dir / f"{spec.name}.log"
+        start = log_path.stat().st_size if log_path.exists() else 0
         process = self._popen(spec, subprocess.PIPE)
-        child = Child(spec, process, log_path)
+        child = Child(spec, process, log_path, start)
         pump = threading.Thread(target=_copy, args=(process, log_path, echo), daemon=True)
         pump.start()
         try:
