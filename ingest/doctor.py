@@ -49,9 +49,37 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def _doctor(args: argparse.Namespace) -> int:
     from streetsense.config import load_settings  # noqa: PLC0415  (keep the CLI light)
 
-    settings = load_settings(args.config)
+    settings = with_running_demo(load_settings(args.config), sys.stdout)
     checks = check_database(settings) + check_broker(settings)
     return report(checks, sys.stdout)
+
+
+def with_running_demo(settings: Settings, out: TextIO) -> Settings:
+    """Point unconfigured settings at the demo running on this machine, when there is one.
+
+    With neither a broker nor a database configured, the user most likely runs the demo
+    (`scripts/demo`): its running.json says where its services are.
+    """
+    if settings.database.url or settings.mqtt.url:
+        return settings
+    from streetsense.config import with_overrides  # noqa: PLC0415
+    from streetsense.demo import discovery  # noqa: PLC0415
+
+    demo = discovery.find()
+    if demo is None:
+        return settings
+    out.write(f"no broker or database configured: checking the running demo (pid {demo.pid}, "
+              f"data in {demo.data_dir})\n")  # fmt: skip
+    values = demo.settings
+    return with_overrides(
+        settings,
+        database={"url": values.get("STREETSENSE_DATABASE_URL", "")},
+        mqtt={
+            key.removeprefix("STREETSENSE_MQTT_").lower(): value
+            for key, value in values.items()
+            if key.startswith("STREETSENSE_MQTT_")
+        },
+    )
 
 
 def report(checks: list[Check], out: TextIO) -> int:

@@ -81,10 +81,12 @@ def agent_keys(state_dir: Path) -> Path:
     return state_dir / "agents" / "keys"
 
 
-def backfill_step(city: CityPlan) -> ChildSpec:
-    """Publish the history through the normal ingest path, in accelerated time, then stop."""
+def backfill_step(city: CityPlan, span_s: float | None = None) -> ChildSpec:
+    """Publish the history (or the last `span_s` of it) through the normal ingest path, in
+    accelerated time, then stop."""
+    span = city.history_s if span_s is None else min(span_s, city.history_s)
     argv = streetsense_command(
-        "simulate", "run", *_city_args(city), "--backfill", _seconds(city.history_s),
+        "simulate", "run", *_city_args(city), "--backfill", _seconds(span),
         "--duration", "0s", *_catch_up_args(city),
     )  # fmt: skip
     return ChildSpec("backfill", argv)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import collections
 import contextlib
-import json
 import logging
 import os
+import re
 import sys
 import time
 import webbrowser
@@ -16,9 +16,11 @@ from pathlib import Path
 from typing import Final
 
 from streetsense.config import Settings, load_settings
-from streetsense.demo import plan
-from streetsense.demo.broker import EmbeddedBroker, free_port
+from streetsense.config_cli import mask_credentials
+from streetsense.demo import discovery, field, plan, ports, state
+from streetsense.demo.broker import EmbeddedBroker
 from streetsense.demo.database import EmbeddedPostgres, default_data_dir
+from streetsense.demo.ports import free_port
 from streetsense.demo.summary import (
     Snapshot,
     SummaryScreen,
@@ -35,8 +37,11 @@ SERVICE_START_TIMEOUT_S: Final = 120.0
 SUMMARY_EVERY_S: Final = 2.0
 RATE_WINDOW_S: Final = 60.0
 METRICS_WAIT_S: Final = 20.0
-STATE_FILE: Final = "state.json"
 LATE_MARGIN_S: Final = 86_400
+# How often the demo notes how far its city has run (a restart fills the gap from there on),
+# and the smallest gap worth a backfill.
+LIVE_MARK_EVERY_S: Final = 10.0
+MIN_GAP_S: Final = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,10 +62,20 @@ class DemoOptions:
     config: str | None
     agent_lots: int = 0
     agent_segments: int = 0
+    port_notes: tuple[str, ...] = ()
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> DemoOptions:
-        """Build the options from parsed arguments."""
+        """Build the options from parsed arguments.
+
+        Raises:
+            ConfigError: a port given on the command line is taken.
+        """
+        dashboard_port, dashboard_note = ports.choose(
+            "dashboard", args.dashboard_port, ports.DASHBOARD, "--dashboard-port"
+        )
+        feeds_port, feeds_note = ports.choose("feeds API", args.feeds_port, ports.FEEDS,
+                                              "--feeds-port")  # fmt: skip
         return cls(
             lots=args.lots,
             segments=args.segments,
@@ -69,13 +84,14 @@ class DemoOptions:
             duration_s=args.duration,
             open_browser=not args.no_browser,
             fresh=args.fresh,
-            dashboard_port=args.dashboard_port or free_port(),
-            feeds_port=args.feeds_port or free_port(),
+            dashboard_port=dashboard_port,
+            feeds_port=feeds_port,
             data_dir=Path(args.data_dir) if args.data_dir else default_data_dir(),
             seed=args.seed,
             config=args.config,
             agent_lots=min(args.agent_lots, args.lots),
             agent_segments=min(args.agent_segments, args.segments),
+            port_notes=tuple(note for note in (dashboard_note, feeds_note) if note),
         )
 
 
@@ -181,17 +197,14 @@ def _run(
         )  # fmt: skip
     _say("preparing the database and the city...\n")
     supervisor.run(plan.migrate_step())
-    prepared = _is_prepared(options, city, env)
-    if not prepared:
+    identity = _city_state(city, env)
+    if not state.is_prepared(options.data_dir, identity) or not city.registry_path.is_file():
         supervisor.run(plan.city_step(city))
+    site = field.add_to_registry(city.registry_path)
     supervisor.run(plan.registry_step(city))
-    if city.agent_lots or city.agent_segments:
-        supervisor.run(plan.keys_step(city))  # as an installer provisions a device
+    supervisor.run(plan.keys_step(city))  # as an installer provisions each device
     supervisor.start(plan.ingest_step())
-    if not prepared and city.history_s > 0:
-        _say(f"backfilling {city.history_s / 86_400:g} days of history...\n")
-        supervisor.run(plan.backfill_step(city), echo=sys.stderr, timeout_s=3600)
-    _mark_prepared(options, city, env)
+    _backfill(supervisor, city, options.data_dir, identity)
     endpoints = _endpoints(options, env)
     # what ingest wrote before the devices go live, so the summary counts live readings only
     baseline = _first_reading_count(endpoints.metrics, stop) if endpoints.metrics else None
@@ -199,13 +212,102 @@ def _run(
         supervisor.start(spec)
     supervisor.run(plan.closure_step(city))
     _wait_ready(supervisor, endpoints, stop)
-    agents = city.agent_lots + city.agent_segments
-    devices = f"devices       {agents} real edge agents (MQTT), the rest simulated"
-    _say("\n".join(["", "streetsense demo is running:", *endpoints.lines(), devices, ""]) + "\n")
+    running = _running(options, endpoints, env, city, site)
+    running.write()
+    _say("\n".join(banner(running, city, options.port_notes)) + "\n")
     log.info("demo ready %.1f s after start", time.monotonic() - started)
     if options.open_browser and _has_desktop():
         webbrowser.open(endpoints.dashboard)
-    return _watch(supervisor, endpoints, options, stop, baseline)
+    try:
+        return _watch(supervisor, endpoints, options, stop, baseline)
+    finally:
+        discovery.clear(options.data_dir)
+        state.mark_live(options.data_dir)
+
+
+def _backfill(
+    supervisor: Supervisor, city: plan.CityPlan, data_dir: Path, identity: dict[str, object]
+) -> None:
+    """Backfill the whole history of a new city, or the time since a prepared one last ran."""
+    if not state.is_prepared(data_dir, identity) or not city.registry_path.is_file():
+        if city.history_s > 0:
+            _say(f"backfilling {city.history_s / 86_400:g} days of history...\n")
+            supervisor.run(plan.backfill_step(city), echo=sys.stderr, timeout_s=3600)
+        state.mark_prepared(data_dir, identity)
+        return
+    gap = state.gap_s(data_dir)
+    if city.history_s > 0 and gap >= MIN_GAP_S:
+        span = min(gap, city.history_s)
+        _say(f"filling the {_span(span)} since the demo last ran...\n")
+        supervisor.run(plan.backfill_step(city, span), echo=sys.stderr, timeout_s=3600)
+    state.mark_live(data_dir)
+
+
+def _span(seconds: float) -> str:
+    if seconds >= 2 * 86_400:
+        return f"{seconds / 86_400:.1f} days"
+    if seconds >= 2 * 3600:
+        return f"{seconds / 3600:.1f} hours"
+    return f"{seconds / 60:.0f} minutes"
+
+
+def _running(
+    options: DemoOptions,
+    endpoints: Endpoints,
+    env: dict[str, str],
+    city: plan.CityPlan,
+    site: str,
+) -> discovery.RunningDemo:
+    """Describe the running demo, and write the field engineer's agent config."""
+    mqtt = {
+        "url": env["STREETSENSE_MQTT_URL"],
+        "protocol": env.get("STREETSENSE_MQTT_PROTOCOL", "5"),
+        "topic_prefix": env.get("STREETSENSE_MQTT_TOPIC_PREFIX", "streetsense/v1"),
+    }
+    config = field.write_agent_config(
+        options.data_dir / field.CONFIG_FILE, site, mqtt, plan.agent_keys(city.state_dir),
+        options.data_dir / "field-agent",
+    )  # fmt: skip
+    shared = ("STREETSENSE_DATABASE_URL", "STREETSENSE_MQTT_URL", "STREETSENSE_MQTT_PROTOCOL",
+              "STREETSENSE_MQTT_SHARED_GROUP", "STREETSENSE_MQTT_TOPIC_PREFIX")  # fmt: skip
+    return discovery.RunningDemo(
+        pid=os.getpid(),
+        data_dir=str(options.data_dir),
+        dashboard=endpoints.dashboard,
+        feeds=endpoints.feeds,
+        broker=mqtt["url"],
+        database=env["STREETSENSE_DATABASE_URL"],
+        agent_config=str(config),
+        settings={key: env[key] for key in shared if key in env},
+        metrics=endpoints.metrics or "",
+    )
+
+
+def _shown(url: str) -> str:
+    """Return a URL fit to print: no password, and no empty one pretending to be hidden."""
+    return mask_credentials(re.sub(r"^([a-z]+://[^:/@]*):@", r"\1@", url))
+
+
+def banner(
+    running: discovery.RunningDemo, city: plan.CityPlan, notes: tuple[str, ...]
+) -> list[str]:
+    """Return what the demo says once it runs: every URL, and how to add an agent of your own."""
+    protocol = running.settings.get("STREETSENSE_MQTT_PROTOCOL", "5")
+    agents = city.agent_lots + city.agent_segments
+    return [
+        "",
+        "streetsense demo is running:",
+        f"dashboard     {running.dashboard}",
+        f"feeds         {running.feeds}/v1/parking/lots",
+        f"OpenAPI docs  {running.feeds}/docs",
+        f"broker        {_shown(running.broker)} (MQTT {protocol})",
+        f"database      {_shown(running.database)}",
+        *([f"metrics       {running.metrics}"] if running.metrics else []),
+        f"devices       {agents} real edge agents (MQTT), the rest simulated",
+        f"your agent    streetsense-edge run --config {running.agent_config}",
+        *(f"note          {note}" for note in notes),
+        "",
+    ]
 
 
 def _first_reading_count(metrics_url: str, stop: StopSignal) -> float | None:
@@ -277,7 +379,11 @@ def _watch(
     live_since = time.monotonic()
     # devices report in bursts (a pack per interval): the rate is taken over a minute
     recent: collections.deque[Snapshot] = collections.deque()
+    marked = time.monotonic()
     while not stop.stopping:
+        if time.monotonic() - marked >= LIVE_MARK_EVERY_S:
+            marked = time.monotonic()
+            state.mark_live(options.data_dir)
         elapsed = time.monotonic() - live_since
         if options.duration_s is not None and elapsed >= options.duration_s:
             log.info("--duration %.0f s reached: stopping", options.duration_s)
@@ -301,7 +407,8 @@ def _raise_if_dead(supervisor: Supervisor) -> None:
         raise ChildFailedError("\n".join(child.describe_exit() for child in dead))
 
 
-def _state(city: plan.CityPlan, env: dict[str, str]) -> dict[str, object]:
+def _city_state(city: plan.CityPlan, env: dict[str, str]) -> dict[str, object]:
+    """What identifies a prepared city in its data folder."""
     return {
         "database": env.get("STREETSENSE_DATABASE_URL", ""),
         "lots": city.lots,
@@ -309,21 +416,6 @@ def _state(city: plan.CityPlan, env: dict[str, str]) -> dict[str, object]:
         "seed": city.seed,
         "history_s": city.history_s,
     }
-
-
-def _is_prepared(options: DemoOptions, city: plan.CityPlan, env: dict[str, str]) -> bool:
-    """Tell whether this data folder already holds this city, loaded and backfilled."""
-    path = options.data_dir / STATE_FILE
-    try:
-        saved = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return bool(saved == _state(city, env) and city.registry_path.is_file())
-
-
-def _mark_prepared(options: DemoOptions, city: plan.CityPlan, env: dict[str, str]) -> None:
-    path = options.data_dir / STATE_FILE
-    path.write_text(json.dumps(_state(city, env), indent=2) + "\n", encoding="utf-8")
 
 
 def _say(text: str) -> None:

@@ -13,6 +13,7 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 from xml.etree import ElementTree
@@ -21,14 +22,16 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from edge.config import load_config
 from harness.services import free_port
 
 REPO = Path(__file__).resolve().parents[2]
-# 90 s: a real agent's lot has no fresher data than the backfill at quiet hours (its spots did
-# not change for the last 15 min) until the agent confirms each spot's state, which for a free
-# spot takes parking.free_after_s (60 s) after the agent starts.
-DEMO_ARGS = ("--duration", "90", "--no-browser", "--lots", "4", "--segments", "3")
+DEMO_ARGS = ("--no-browser", "--lots", "4", "--segments", "3")
 HISTORY = ("--history", "3d")
+# A real agent's first confirmed readings take a while: a lot's spots are confirmed
+# parking.free_after_s (60 s) after the agent starts, a traffic counter sends its first whole
+# minute up to two minutes after it started.
+AGENTS_CONFIRMED_S = 240
 pytestmark = pytest.mark.slow
 
 
@@ -74,6 +77,11 @@ class DemoRun:
             assert time.monotonic() - began < timeout_s, f"demo never came up:\n{self.output}"
             time.sleep(0.5)
         return time.monotonic() - began
+
+    def stop(self, timeout_s: float = 90) -> int:
+        """Stop the demo as Ctrl-C does; return its exit code."""
+        self.process.send_signal(signal.SIGINT)
+        return self.finish(timeout_s)
 
     def finish(self, timeout_s: float = 180) -> int:
         """Wait for the demo to end by itself (--duration); return its exit code."""
@@ -145,15 +153,38 @@ def check_live_city(demo: DemoRun) -> None:
     assert any(segment["vehicle_count"] is not None for segment in segments), segments
 
 
-def check_real_agents(data_dir: Path, output: str) -> None:
-    """The real edge agents (2 lots, 1 segment by default) published and ingest confirmed."""
-    assert "3 real edge agents" in output, output
-    states = [json.loads(p.read_text()) for p in (data_dir / "devices" / "agents").glob("*.json")]
-    assert len(states) == 3, states
-    published = [state for state in states if state["published"] > 0]
-    assert published, states
-    # confirmed by ingest's ack (through the demo's MQTT 3.1.1 broker), not just sent
-    assert all(state["acked"] >= state["first_seq"] for state in published), states
+def agent_states(data_dir: Path) -> list[dict[str, Any]]:
+    """Return the state files of the demo's real edge agents."""
+    return [json.loads(p.read_text()) for p in (data_dir / "devices" / "agents").glob("*.json")]
+
+
+def wait_agents_confirmed(demo: DemoRun, data_dir: Path) -> None:
+    """Wait until each real edge agent (2 lots, 1 segment by default) has readings that ingest
+    confirmed (its ack through the broker), not just sent; on a timeout, say what each did."""
+    assert "3 real edge agents" in demo.output, demo.output
+    deadline = time.monotonic() + AGENTS_CONFIRMED_S
+    states: list[dict[str, Any]] = []
+    while time.monotonic() < deadline and demo.process.poll() is None:
+        states = agent_states(data_dir)
+        if len(states) == 3 and all(
+            state["published"] > 0 and state["acked"] >= state["first_seq"] for state in states
+        ):
+            return
+        time.sleep(1)
+    logs = {name: (data_dir / "logs" / f"{name}.log").read_text(errors="replace")[-3000:]
+            for name in ("agents", "ingest")}  # fmt: skip
+    raise AssertionError(f"agents not all confirmed: {states}\n{logs}")
+
+
+def check_field_agent(demo: DemoRun, data_dir: Path) -> None:
+    """The banner says where the broker and the database are, and gives an agent config."""
+    assert re.search(r"^broker +mqtt://", demo.output, re.M), demo.output
+    assert re.search(r"^database +postgresql://", demo.output, re.M), demo.output
+    config = data_dir / "edge-agent.toml"
+    assert f"streetsense-edge run --config {config}" in demo.output
+    agent = load_config(config, environ={})
+    assert agent.device.id == "field-agent-1" and agent.device.confirm_key_file
+    assert (data_dir / "running.json").is_file()
 
 
 def live_readings(output: str) -> int:
@@ -166,21 +197,31 @@ def test_demo_on_embedded_defaults(tmp_path: Path, demo_dir: Path) -> None:
     demo = DemoRun(tmp_path, demo_dir, {}, *DEMO_ARGS, *HISTORY)
     try:
         check_live_city(demo)
-        assert demo.finish() == 0, demo.output
+        check_field_agent(demo, demo_dir)
+        wait_agents_confirmed(demo, demo_dir)
+        assert demo.stop() == 0, demo.output
     finally:
         demo.kill()
     assert live_readings(demo.output) > 0, demo.output
     assert "Data and logs are in" in demo.output
-    check_real_agents(demo_dir, demo.output)
-    # the next run reuses the data folder: no new city, no second backfill
-    again = DemoRun(tmp_path, demo_dir, {}, "--duration", "5", "--no-browser", "--lots", "4",
-                    "--segments", "3", *HISTORY)  # fmt: skip
+    assert "Traceback" not in demo.output
+    assert not (demo_dir / "running.json").exists()
+    # The next run reuses the data folder: no new city, no second backfill, but the hours
+    # since the last run (two, as if it stopped then) are filled, so charts have no hole.
+    state_file = demo_dir / "state.json"
+    saved = json.loads(state_file.read_text())
+    state_file.write_text(json.dumps({**saved, "live_until": time.time() - 7200}))
+    again = DemoRun(tmp_path, demo_dir, {}, "--duration", "5", *DEMO_ARGS, *HISTORY)
     try:
         assert again.finish() == 0, again.output
     finally:
         again.kill()
     assert "demo PostgreSQL reused" in again.output
     assert "backfilling" not in again.output
+    assert "filling the 2.0 hours since the demo last ran" in again.output, again.output
+    [start] = re.findall(r"backfill: .* observed (\S+) to ", again.output)
+    filled_from = datetime.fromisoformat(start).timestamp()
+    assert time.time() - 3 * 3600 < filled_from < time.time() - 7200 + 300, start
 
 
 @pytest.fixture
@@ -209,12 +250,12 @@ def test_demo_on_real_mosquitto_and_postgresql(
     demo = DemoRun(tmp_path, demo_dir, env, *DEMO_ARGS, *HISTORY)
     try:
         check_live_city(demo)
-        assert demo.finish() == 0, demo.output
+        wait_agents_confirmed(demo, demo_dir)
+        assert demo.stop() == 0, demo.output
     finally:
         demo.kill()
     assert live_readings(demo.output) > 0, demo.output
     assert "demo MQTT broker" not in demo.output
-    check_real_agents(demo_dir, demo.output)
     assert "demo PostgreSQL" not in demo.output
     with psycopg.connect(own_database) as conn:
         row = conn.execute("SELECT count(*) FROM readings").fetchone()
@@ -244,7 +285,8 @@ def test_ctrl_c_stops_every_child_and_says_where_the_data_are(
         demo.wait_running()
         # each child leads its own process group (Streamlit's server runs inside one)
         groups = {int(pid) for pid in re.findall(r"started \w+ \(pid (\d+)\)", demo.output)}
-        assert len(groups) == 6, demo.output  # ingest, analytics, feeds, dashboard, devices, agents
+        # ingest, analytics, alerts, feeds, dashboard, devices, agents
+        assert len(groups) == 7, demo.output
         assert _groups_alive(groups) == groups
         demo.process.send_signal(signal.SIGINT)
         assert demo.finish(90) == 0, demo.output
