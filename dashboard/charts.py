@@ -227,12 +227,15 @@ def fundamental_diagram(frame: pd.DataFrame) -> alt.Chart:
     return chart
 
 
-def backtest_errors(frame: pd.DataFrame, metric: str) -> alt.Chart:
-    """Draw a backtest error metric by horizon, one line per model."""
+def backtest_errors(frame: pd.DataFrame, metric: str, name: str, unit: str) -> alt.Chart:
+    """Draw a backtest error metric by horizon (minutes ahead), one line per model."""
+    title = name if metric in ("mase", "coverage80") else f"{name} ({unit})"
+    axis = alt.Axis(format="%") if metric == "coverage80" else alt.Axis()
     chart: alt.Chart = alt.Chart(frame).mark_line(point=True).encode(
-        x=alt.X("horizon:Q", title="horizon (steps ahead)"),
-        y=alt.Y(f"{metric}:Q", title=metric),
+        x=alt.X("horizon_min:Q", title="minutes ahead"),
+        y=alt.Y(f"{metric}:Q", title=title, axis=axis),
         color=alt.Color("model:N", title=None),
-        tooltip=["model", "horizon", metric],
+        tooltip=["model", alt.Tooltip("horizon_min:Q", title="minutes ahead"),
+                 alt.Tooltip(f"{metric}:Q", title=name, format=".2f")],
     ).properties(height=260)  # fmt: skip
     return chart

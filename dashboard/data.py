@@ -212,6 +212,12 @@ def device_health(url: str, limit: int) -> pd.DataFrame:
     return _read(url, dashboard_ops.device_health, limit)
 
 
+@st.cache_data(ttl=NOW_TTL_S, max_entries=8, show_spinner=False)
+def quarantine(url: str, limit: int) -> pd.DataFrame:
+    """Return the devices whose messages wait in quarantine."""
+    return _read(url, dashboard_ops.quarantine_summary, limit)
+
+
 @st.cache_data(ttl=NOW_TTL_S, max_entries=16, show_spinner=False)
 def rejections(url: str, start: datetime, end: datetime) -> pd.DataFrame:
     """Return rejected messages counted by reason."""

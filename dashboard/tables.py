@@ -108,13 +108,23 @@ def forecast_as_occupancy(forecast: pd.DataFrame, lots_now: pd.DataFrame) -> pd.
     return shares
 
 
-SCORE_COLUMNS: Final = {
-    "mae": st.column_config.NumberColumn("MAE", format="%.2f"),
-    "rmse": st.column_config.NumberColumn("RMSE", format="%.2f"),
-    "mape": st.column_config.NumberColumn("MAPE", format="%.1f"),
-    "mase": st.column_config.NumberColumn("MASE", format="%.2f"),
-    "coverage80": st.column_config.NumberColumn("80% coverage", format="percent"),
-}
+METRIC_NAMES: Final = {"mae": "MAE", "rmse": "RMSE", "mase": "MASE",
+                       "coverage80": "80% band coverage"}  # fmt: skip
+
+
+def score_columns(unit: str) -> dict[str, ColumnConfig]:
+    """Return the backtest score columns, errors labelled with their unit."""
+    return {
+        "mae": st.column_config.NumberColumn(f"MAE ({unit})", format="%.2f"),
+        "rmse": st.column_config.NumberColumn(f"RMSE ({unit})", format="%.2f"),
+        "mape": st.column_config.NumberColumn(
+            "MAPE (%)", format="%.0f", help="percent of what was observed: huge near zero"
+        ),
+        "mase": st.column_config.NumberColumn("MASE", format="%.2f", help="below 1 beats naive"),
+        "coverage80": st.column_config.NumberColumn("80% coverage", format="percent"),
+    }
+
+
 _SCORES: Final = ["mae", "rmse", "mape", "mase", "coverage80", "points"]
 
 

@@ -61,18 +61,42 @@ def device_summary(conn: psycopg.Connection, low_battery_v: float) -> dict[str, 
     return {name: int(value) for name, value in zip(names, row, strict=True)}
 
 
+# Per device: its health as its agent last reported it, and whether any of its readings in the
+# last hour carried clock_suspect (found through the receive-time BRIN index).
+_DEVICE_HEALTH = """
+SELECT d.device_id, d.kind, d.site_id, coalesce(d.lot_id, d.segment_id, '') AS place,
+       ds.device_id IS NOT NULL AS seen, coalesce(ds.online, false) AS online, ds.last_seen_at,
+       (ds.status->>'uptime') IS NOT NULL AS agent,
+       (ds.status->>'buffer_depth')::float8 AS buffer_depth,
+       (ds.status->>'buffer_oldest_age')::float8 AS buffer_oldest_age_s,
+       (ds.status->>'buffer_dropped')::float8 AS buffer_dropped,
+       (ds.status->>'late_dropped')::float8 AS late_dropped,
+       (ds.status->>'battery')::float8 AS battery_v, (ds.status->>'rssi')::float8 AS rssi_dbm,
+       coalesce(c.suspect, false) AS clock_suspect, ds.readings_total, ds.rejected_total
+FROM devices d LEFT JOIN device_state ds USING (device_id)
+LEFT JOIN (
+    SELECT DISTINCT device_id, true AS suspect FROM readings
+    WHERE clock_suspect AND received_at > now() - interval '1 hour'
+) c USING (device_id)
+WHERE d.active
+ORDER BY d.device_id LIMIT %s
+"""
+
+
 def device_health(conn: psycopg.Connection, limit: int) -> Table:
-    """Return the active devices with their health, offline and longest silent first."""
+    """Return the active devices with their health and agent figures (NULL where unknown)."""
+    return fetch(conn, _DEVICE_HEALTH, (limit,))
+
+
+def quarantine_summary(conn: psycopg.Connection, limit: int) -> Table:
+    """Return the devices whose messages wait in quarantine (unknown to the registry)."""
     return fetch(
         conn,
-        "SELECT d.device_id, d.kind, d.site_id, coalesce(d.lot_id, d.segment_id, '') AS place, "
-        "coalesce(ds.online, false) AS online, ds.last_seen_at, "
-        "(ds.status->>'buffer_depth')::float8 AS buffer_depth, "
-        "(ds.status->>'buffer_dropped')::float8 AS buffer_dropped, "
-        "(ds.status->>'battery')::float8 AS battery_v, (ds.status->>'rssi')::float8 AS rssi_dbm, "
-        "ds.readings_total, ds.rejected_total "
-        "FROM devices d LEFT JOIN device_state ds USING (device_id) WHERE d.active "
-        "ORDER BY coalesce(ds.online, false), ds.last_seen_at NULLS FIRST, d.device_id LIMIT %s",
+        "SELECT device_id, site_id, count(*) AS messages, min(received_at) AS first_at, "
+        "max(received_at) AS last_at, (array_agg(topic ORDER BY id DESC))[1] AS last_topic, "
+        "(array_agg(reason ORDER BY id DESC))[1] AS reason "
+        "FROM quarantine WHERE released_at IS NULL GROUP BY device_id, site_id "
+        "ORDER BY last_at DESC LIMIT %s",
         (limit,),
     )
 

@@ -202,7 +202,8 @@ def test_forecast_quality_shows_the_latest_backtest_and_chosen_models(app: Run, 
     assert list(pooled["mae"]) == pytest.approx([r[1] for r in rows])
     shown = metrics(at)
     assert shown["Best model"] == rows[0][0]
-    assert shown["Its MAE"] == f"{rows[0][1]:.2f}"
+    assert shown["Its MAE"] == f"{rows[0][1]:.1f} spaces"  # the unit of an occupancy error
+    assert "judge the models by MASE and MAE, not by MAPE" in "\n".join(c.value for c in at.caption)
     counts = at.dataframe[2].value.set_index("model")["series"].to_dict()
     expected = dict(query(
         city.url,
@@ -213,6 +214,7 @@ def test_forecast_quality_shows_the_latest_backtest_and_chosen_models(app: Run, 
     at.radio[0].set_value("Traffic flow").run()
     assert not at.exception
     assert len(at.dataframe[2].value) >= 1
+    assert metrics(at)["Its MAE"].endswith(" vehicles per 5 min")
 
 
 def test_devices_page_counts_health_rejections_and_stale_data(app: Run, city: City) -> None:
@@ -224,12 +226,18 @@ def test_devices_page_counts_health_rejections_and_stale_data(app: Run, city: Ci
     assert number(shown["Never seen"]) == 0
     assert number(shown["Low battery"]) == 1
     assert number(shown["Dropped readings"]) == 1
-    agents = at.dataframe[0].value
-    assert len(agents) == devices
-    assert set(agents.loc[~agents["online"], "device_id"]) == set(city.filled.offline)
-    reasons = at.dataframe[1].value.set_index("reason_code")["messages"].to_dict()
+    # Devices in trouble first, worst first; then every device (no agent health in this city).
+    troubled, others = at.dataframe[0].value, at.dataframe[1].value
+    assert len(others) == devices
+    assert number(shown["In trouble"]) == len(troubled) == offline + 2
+    assert set(troubled["device_id"][:offline]) == set(city.filled.offline)
+    said = dict(zip(troubled["device_id"], troubled["trouble"], strict=True))
+    assert said[city.filled.devices[1]] == "battery low (3.10 V)"
+    assert said[city.filled.devices[2]] == "dropped 12 readings at its cap"
+    assert all(said[device] == "offline" for device in city.filled.offline)
+    reasons = at.dataframe[2].value.set_index("reason_code")["messages"].to_dict()
     assert reasons == {"bad_payload": 2, "out_of_range": 1}
-    examples = at.dataframe[2].value
+    examples = at.dataframe[3].value
     assert "{not json" in set(examples["payload"])
     [(stale,)] = query(
         city.url,

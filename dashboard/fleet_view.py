@@ -1,0 +1,56 @@
+"""Pure shaping for the Sensors and devices page: which devices are in trouble, and why.
+
+A field engineer reads this page to decide where to go first: devices that stopped talking,
+then those losing data, then those about to. Each trouble is said in words with its figure.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import pandas as pd
+
+# A buffer whose oldest reading has waited this long is growing: the link or ingest is away.
+BUFFER_WAIT_S: Final = 300.0
+# Rank of each trouble: lower comes first.
+_RANKS: Final = {"never seen": 0, "offline": 1, "dropped": 2, "late": 3, "buffer": 4,
+                 "battery": 5, "clock": 6}  # fmt: skip
+
+
+def _troubles(row: Any, low_battery_v: float) -> list[tuple[int, str]]:
+    found: list[tuple[int, str]] = []
+    if not row.seen:
+        found.append((_RANKS["never seen"], "never seen"))
+    elif not row.online:
+        found.append((_RANKS["offline"], "offline"))
+    if row.buffer_dropped and row.buffer_dropped > 0:
+        found.append((_RANKS["dropped"], f"dropped {row.buffer_dropped:,.0f} readings at its cap"))
+    if row.late_dropped and row.late_dropped > 0:
+        found.append((_RANKS["late"], f"{row.late_dropped:,.0f} vehicle detections too late"))
+    if row.buffer_oldest_age_s and row.buffer_oldest_age_s > BUFFER_WAIT_S:
+        waiting = (
+            f"{row.buffer_depth:,.0f} readings, oldest {row.buffer_oldest_age_s / 60:,.0f} min"
+        )
+        found.append((_RANKS["buffer"], f"buffer growing: {waiting}"))
+    if row.battery_v is not None and not pd.isna(row.battery_v) and row.battery_v < low_battery_v:
+        found.append((_RANKS["battery"], f"battery low ({row.battery_v:.2f} V)"))
+    if row.clock_suspect:
+        found.append((_RANKS["clock"], "clock suspect (readings flagged in the last hour)"))
+    return found
+
+
+def with_troubles(devices: pd.DataFrame, low_battery_v: float) -> pd.DataFrame:
+    """Return the devices with a `trouble` column, the ones in trouble first, worst first."""
+    ranks, words = [], []
+    for row in devices.itertuples(index=False):
+        found = sorted(_troubles(row, low_battery_v))
+        ranks.append(found[0][0] if found else len(_RANKS))
+        words.append("; ".join(text for _, text in found))
+    shown = devices.assign(trouble=words, rank=ranks)
+    ordered = shown.sort_values(["rank", "last_seen_at", "device_id"], na_position="first")
+    return ordered.drop(columns="rank").reset_index(drop=True)
+
+
+def rows_height(rows: int) -> int:
+    """Return the pixel height that shows every row of a table (no scrolling inside it)."""
+    return 38 + 35 * max(rows, 1)
