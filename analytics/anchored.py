@@ -2,9 +2,11 @@
 
 forecast(t) = profile(t) + level + (deviation_now - level) * 0.5 ** (age(t) / half_life)
 
-- The profile weights each past week by `memory ** weeks_back`, with `memory` chosen per series
-  by how well the earlier weeks foretold the latest one, so a series whose demand moves week to
-  week leans on the recent weeks and a steady one averages many.
+- The profile weights each past week by `memory ** weeks_back`. `memory` is fitted for the group
+  of series fitted together (a city's lots, its segments), on how well each memory's profile of
+  earlier weeks foretold the latest two, every series' misses relative to its own typical miss:
+  one series' single week is too little evidence, and a city whose demand moves week to week
+  then leans on the recent weeks while a steady one averages many.
 - `deviation_now` is the latest observation minus the profile at its time; `age(t)` is the time
   from that observation (not from the origin) to t, so the correction carries across gaps, nights
   and irregular sampling and decays in time.
@@ -23,9 +25,9 @@ from typing import ClassVar
 import numpy as np
 from scipy.signal import lfilter
 
-from analytics.base import SeriesModel
-from analytics.panel import FloatArray, IntArray
-from analytics.profile import Observed, Seasons, fill_missing, slot_sums_at, smooth_circular
+from analytics.base import Matrix, SeriesModel
+from analytics.panel import BoolArray, FloatArray, IntArray
+from analytics.profile import Seasons, fill_missing, slot_sums_at
 from analytics.window import Window
 
 # Weight of a week relative to the week after it; 0 keeps the latest week alone.
@@ -36,30 +38,48 @@ DECAY_HOURS = np.array([0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 48.0, np.inf])
 LEVEL_HOURS = np.array([0.0, 12.0, 36.0, 96.0, 240.0])
 SMOOTH_SECONDS = 900
 TUNE_WEEKS = 2
+# The level and decay are tuned on at most this many recent slots (a week at 5 min).
+DYNAMICS_SLOTS = 2_016
 
 
 class AnchoredProfile(SeriesModel):
     """Recency-weighted time-of-week profile plus a level and a decaying anchor correction."""
 
     name: ClassVar[str] = "anchored"
+    pooled: ClassVar[bool] = True
 
     def history(self, seasons: Seasons) -> int:
         """Return the weeks the profile may use."""
         return seasons.week * self.weeks
 
+    _memory: float | None = None
+
+    def prepare(self, y: Matrix, seasons: Seasons, h: int) -> None:
+        """Choose one week memory for the whole group of series, on every series' errors."""
+        width = min(y.values.shape[1], self.history(seasons))
+        end = y.values.shape[1]
+        half = _half_width(seasons)
+        pooled = np.zeros(MEMORIES.size)
+        for rows in y.chunks(self.chunk_rows):
+            window = Window(y.values[rows, end - width :], seasons, h, y.slots(rows, end, width, h))
+            errors = _Weeks(window, half).memory_errors()
+            typical = errors.mean(axis=1)
+            pooled += (errors / np.where(typical > 0, typical, 1.0)[:, None]).sum(axis=0)
+        self._memory = float(MEMORIES[int(pooled.argmin())])
+
     def _fit_predict(self, window: Window) -> FloatArray:
-        """Fit profile memory, level and decay per row; forecast h steps."""
+        """Fit level and decay per row; forecast h steps."""
         seasons, h = window.seasons, window.h
         step_hours = 24.0 / seasons.day
-        half = int(SMOOTH_SECONDS // (86_400 // seasons.day))
-        weeks = _Weeks(window, half)
-        memory = weeks.tune_memory()
-        daily = window.ahead(seasons.day, half)
+        weeks = _Weeks(window, _half_width(seasons))
+        n = window.values.shape[0]
+        memory = np.full(n, 1.0 if self._memory is None else self._memory)
+        daily = window.ahead(seasons.day, _half_width(seasons))
         mean = np.broadcast_to(window.row_mean(), daily.shape)
         ahead = weeks.profile(memory, -1)[:, window.slots.ahead(h, seasons.week)]
         ahead = fill_missing(ahead, daily, mean)
         deviation = weeks.deviation(memory)
-        level_alpha, phi = _tune_dynamics(deviation, step_hours, h)
+        level_alpha, phi = _tune_dynamics(deviation[:, -DYNAMICS_SLOTS:], step_hours, h)
         level = _level(deviation, level_alpha)
         last, gap = _last_finite(deviation)
         steps = gap[:, None] + np.arange(1, h + 1)[None, :]
@@ -75,37 +95,42 @@ class _Weeks:
         """Index the window's columns; `half` neighbouring slots each side pool a profile."""
         self.window = window
         self.period = window.seasons.week
-        self.half = half
         self.columns = window.slots.columns(window.width, self.period)
         self.age = (window.width - 1 - np.arange(window.width)) // self.period
         self.tuned_ages = [a for a in range(TUNE_WEEKS) if (self.age > a).any()]
+        self.weeks = int(self.age.max(initial=0)) + 1
+        # Slot sums of each week alone, (n, weeks, period): every weighted profile is a
+        # weighted sum of these, so the columns are summed once per window.
+        total, count = slot_sums_at(
+            window.observed, self.age * self.period + self.columns, self.weeks * self.period
+        )
+        n = window.values.shape[0]
+        # Pooling neighbouring slots is linear, so it is done once here, not per profile.
+        self.total = _circular_sum(total.reshape(n, self.weeks, self.period), half)
+        self.count = _circular_sum(count.reshape(n, self.weeks, self.period), half)
 
     def profile(self, memory: FloatArray, newer_than: int) -> FloatArray:
         """Return (n, period) profiles of the weeks older than `newer_than`, each weighted by
         memory ** (weeks between it and week `newer_than`, less one); NaN where a slot has none."""
-        older = self.age > newer_than
-        power = np.maximum(self.age - newer_than - 1, 0).astype(np.float64)
-        weights = np.where(older[None, :], memory[:, None] ** power[None, :], 0.0)
-        observed = self.window.observed
-        w_finite = weights * observed.finite
-        total, count = slot_sums_at(
-            Observed(w_finite, w_finite * observed.filled),
-            self.columns,
-            self.period,
-        )
-        total, count = smooth_circular(total, self.half), smooth_circular(count, self.half)
+        ages = np.arange(self.weeks)
+        power = np.maximum(ages - newer_than - 1, 0).astype(np.float64)
+        # Older weeks keep a token weight, so they fill in where the recent ones have a gap.
+        weights = np.maximum(memory[:, None] ** power[None, :], 1e-3)
+        weights[:, ages <= newer_than] = 0.0
+        total = np.einsum("nk,nkp->np", weights, self.total)
+        count = np.einsum("nk,nkp->np", weights, self.count)
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(count > 1e-12, total / count, np.nan)
 
-    def tune_memory(self) -> FloatArray:
-        """Return per row the memory whose profiles of earlier weeks best foretold the latest."""
+    def memory_errors(self) -> FloatArray:
+        """Return (n, memories): how far each memory's profiles of earlier weeks missed the
+        tuned weeks (sum of absolute misses; 0 without tuned weeks)."""
         n = self.window.values.shape[0]
         if not self.tuned_ages:
-            return np.ones(n)
-        errors = np.stack(
+            return np.zeros((n, MEMORIES.size))
+        return np.stack(
             [_abs_sum(self.deviation(np.full(n, memory))) for memory in MEMORIES], axis=1
         )
-        return np.asarray(MEMORIES[errors.argmin(axis=1)], dtype=np.float64)
 
     def deviation(self, memory: FloatArray) -> FloatArray:
         """Return the tuned weeks' values minus the profile of the weeks before each (NaN where
@@ -118,6 +143,24 @@ class _Weeks:
             guess = self.profile(memory, a)[:, self.columns[cols]]
             out[:, cols - first] = values[:, cols] - guess
         return out
+
+
+def _circular_sum(x: FloatArray, half: int) -> FloatArray:
+    """Return the circular moving sum over +-half slots along the last axis, by cumulative sums
+    (the work does not grow with `half`)."""
+    if half <= 0:
+        return x
+    extended = np.concatenate([x[..., -half:], x, x[..., :half]], axis=-1)
+    cumulative = np.cumsum(extended, axis=-1)
+    zero = np.zeros((*x.shape[:-1], 1))
+    cumulative = np.concatenate([zero, cumulative], axis=-1)
+    out: FloatArray = cumulative[..., 2 * half + 1 :] - cumulative[..., : -2 * half - 1]
+    return out
+
+
+def _half_width(seasons: Seasons) -> int:
+    """Return the neighbouring slots each side that a profile pools."""
+    return int(SMOOTH_SECONDS // (86_400 // seasons.day))
 
 
 def _abs_sum(x: FloatArray) -> FloatArray:
@@ -157,7 +200,12 @@ def _horizons(h: int, width: int) -> list[int]:
 def _tune_dynamics(
     deviation: FloatArray, step_hours: float, h: int
 ) -> tuple[FloatArray, FloatArray]:
-    """Return per row the level alpha (0: none) and per-step decay with the least error."""
+    """Return per row the level alpha (0: none) and per-step decay with the least error.
+
+    For a level L and decay phi, the error of forecasting d[t+k] from d[t] is
+    sum over pairs (both observed) of ((d[t+k] - L[t]) - phi^k (d[t] - L[t]))^2; it expands into
+    sums of products that are computed once per (level, k), then evaluated for every phi.
+    """
     n, width = deviation.shape
     finite = np.isfinite(deviation)
     filled = np.where(finite, deviation, 0.0)
@@ -165,27 +213,45 @@ def _tune_dynamics(
     alphas = np.where(
         LEVEL_HOURS > 0, 1.0 - 0.5 ** (step_hours / np.maximum(LEVEL_HOURS, 1e-9)), 0.0
     )
+    pairs = []
+    for k in _horizons(h, width):
+        both = (finite[:, :-k] & finite[:, k:]).astype(np.float64)
+        later, now = both * filled[:, k:], both * filled[:, :-k]
+        fixed = (
+            np.einsum("ij,ij->i", later, filled[:, k:]),
+            np.einsum("ij,ij->i", later, filled[:, :-k]),
+            np.einsum("ij,ij->i", now, filled[:, :-k]),
+        )
+        pairs.append((k, both, later, now, fixed))
     error = np.zeros((n, alphas.size, phis.size))
     for a, alpha in enumerate(alphas):
-        if alpha > 0:
-            num = _ewm(filled, float(alpha))
-            den = _ewm(finite.astype(np.float64), float(alpha))
-            with np.errstate(invalid="ignore", divide="ignore"):
-                level = np.where(den > 1e-9, num / den, 0.0)
-        else:
-            level = np.zeros_like(filled)
-        for k in _horizons(h, width):
-            pair = finite[:, :-k] & finite[:, k:]
-            e = np.where(pair, filled[:, k:] - level[:, :-k], 0.0)
-            g = np.where(pair, filled[:, :-k] - level[:, :-k], 0.0)
-            ee = np.einsum("ij,ij->i", e, e)
-            eg = np.einsum("ij,ij->i", e, g)
-            gg = np.einsum("ij,ij->i", g, g)
+        level = _smoothed_level(filled, finite, float(alpha))
+        square = level * level
+        for k, both, later, now, (dd_later, dd_cross, dd_now) in pairs:
+            lagged = level[:, :-k]
+            later_level = np.einsum("ij,ij->i", later, lagged)
+            now_level = np.einsum("ij,ij->i", now, lagged)
+            level_level = np.einsum("ij,ij->i", both, square[:, :-k])
+            ee = dd_later - 2 * later_level + level_level
+            eg = dd_cross - later_level - now_level + level_level
+            gg = dd_now - 2 * now_level + level_level
             damp = (phis**k)[None, :]
             error[:, a, :] += ee[:, None] - 2 * damp * eg[:, None] + damp**2 * gg[:, None]
     best = error.reshape(n, -1).argmin(axis=1)
     a_best, p_best = np.divmod(best, phis.size)
     return alphas[a_best], phis[p_best]
+
+
+def _smoothed_level(filled: FloatArray, finite: BoolArray, alpha: float) -> FloatArray:
+    """Return the exponentially weighted mean of observed deviations at every column (0 for
+    alpha 0 or before any observation)."""
+    if alpha <= 0:
+        return np.zeros_like(filled)
+    num = _ewm(filled, alpha)
+    den = _ewm(finite.astype(np.float64), alpha)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        level: FloatArray = np.where(den > 1e-9, num / den, 0.0)
+    return level
 
 
 def _last_finite(x: FloatArray) -> tuple[FloatArray, IntArray]:

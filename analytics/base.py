@@ -143,6 +143,8 @@ class SeriesModel(ABC):
     """
 
     name: ClassVar[str]
+    # True when some parameters are fitted for the whole group of series fitted together.
+    pooled: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -218,6 +220,13 @@ class SeriesModel(ABC):
         forecast = finish(result.mean, shape, y.capacity, names)
         return Fitted(y, h, forecast, result.residuals, shape, result.state)
 
+    def prepare(self, y: Matrix, seasons: Seasons, h: int) -> None:
+        """Fit parameters shared by a group of series (all of `y`) before the per-row fits.
+
+        The default model has none. Called once per fit, on the data the fit sees.
+        """
+        del y, seasons, h
+
     def bounded(self, window: Window, clip: tuple[FloatArray, FloatArray]) -> FloatArray:
         """Return point forecasts, the last value where the model has none, within bounds."""
         if window.width == 0:
@@ -255,6 +264,8 @@ def evaluate(
     width = min(length, max(histories) + int(offsets.max(initial=0)))
     lower, upper = bounds(y.capacity)
     results = [Evaluated(np.empty((n, h)), np.full((n, offsets.size, h), np.nan)) for _ in models]
+    for model in models:
+        model.prepare(y, seasons, h)
     fallback = np.empty(n)
     ends = [length, *(length - int(offset) for offset in offsets)]
     # Later models in a catalogue need the widest shared intermediates; computing theirs first

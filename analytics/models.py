@@ -38,6 +38,7 @@ class Auto(SeriesModel):
     """
 
     name: ClassVar[str] = "auto"
+    pooled: ClassVar[bool] = True
     candidates: ClassVar[tuple[type[SeriesModel], ...]] = (
         SeasonalNaive,
         TimeOfWeekMean,

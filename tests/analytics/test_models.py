@@ -18,6 +18,7 @@ def test_model_contract(name: str) -> None:
     values[1, -5:] = np.nan  # a series whose last readings are gaps
     values[2, :] = np.nan  # a series with nothing at all
     values[3, : -2 * DAY] = np.nan  # a short series
+    values[5, :] = 42.0  # a constant series
     capacity = np.array([np.nan, 200.0, np.nan, 100.0, 60.0, np.nan])
     data = panel(values, capacity)
     before = data.values.copy()
@@ -39,18 +40,21 @@ def test_model_contract(name: str) -> None:
     again = build(name, horizon=HORIZON).forecast(data, HORIZON)
     np.testing.assert_allclose(again.mean, result.mean, equal_nan=True)
     np.testing.assert_allclose(again.hi, result.hi, equal_nan=True)
+    np.testing.assert_allclose(result.mean[5], 42.0)  # constant in, the constant out
     shorter = model.predict(3)
     np.testing.assert_allclose(shorter.mean, result.mean[:, :3], equal_nan=True)
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_model_is_vectorised_not_coupled(name: str) -> None:
-    """A series' point forecast does not depend on which other series share the panel."""
+    """A series' point forecast does not depend on which other series share the panel, unless
+    the model fits some parameters for the group (then it still forecasts a series alone)."""
     values = seasonal(n=4, weeks=3, seed=3)
     together = build(name, horizon=HORIZON).fit(panel(values)).predict(HORIZON)
     alone = build(name, horizon=HORIZON).fit(panel(values[1:2])).predict(HORIZON)
-    if name != "auto":  # auto may choose differently, but per series only
+    if not MODELS[name].pooled:
         np.testing.assert_allclose(together.mean[1], alone.mean[0])
+    assert np.isfinite(alone.mean).all()
 
 
 def test_persistence_repeats_last_value() -> None:
@@ -131,3 +135,27 @@ def test_chunking_does_not_change_forecasts(name: str) -> None:
     pieces = build(name, horizon=HORIZON, chunk_rows=2).fit(panel(values)).predict(HORIZON)
     np.testing.assert_array_equal(whole.mean, pieces.mean)
     np.testing.assert_array_equal(whole.hi, pieces.hi)
+
+
+def test_anchored_starts_from_the_latest_observation_and_fades_in_time() -> None:
+    values = seasonal(n=2, weeks=4, seed=8)
+    clean = values.copy()
+    values[0, -7:] += 40.0  # the last hours far above the usual
+    values[0, -3:] = np.nan  # the last 1.5 h missing: the anchor is older than the origin
+    model = build("anchored", horizon=DAY).fit(panel(values))
+    result = model.predict(DAY)
+    usual = build("anchored", horizon=DAY).fit(panel(clean)).predict(DAY).mean[0]
+    lift = result.mean[0] - usual
+    assert lift[0] > 15  # starts near the latest observation, not at the profile
+    assert lift[-1] < lift[0] / 2  # the departure fades over the day
+    half_life = model.state["half_life_s"]
+    assert half_life.shape == (2,) and (half_life > 0).all()
+
+
+def test_anchored_follows_a_level_shift_within_days() -> None:
+    values = seasonal(n=1, weeks=5, seed=9)
+    shifted = values.copy()
+    shifted[0, -4 * DAY :] += 25.0  # a new tenant four days ago
+    before = build("anchored", horizon=DAY).fit(panel(values)).predict(DAY).mean[0]
+    after = build("anchored", horizon=DAY).fit(panel(shifted)).predict(DAY).mean[0]
+    assert (after - before)[DAY // 2 :].mean() > 10  # still up half a day ahead
