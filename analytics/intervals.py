@@ -17,6 +17,8 @@ from analytics.panel import FloatArray
 # Normal 10%/90% quantile over mean absolute error (sqrt(pi/2) * 1.2816), used without residuals.
 _NORMAL_Q90_PER_MAE = 1.6063
 _MAX_POOLED = 20_000
+# The newest 1/RECENT_SHARE of calibration origins judge whether misses are growing.
+RECENT_SHARE = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,13 +37,26 @@ class IntervalShape:
 
 
 def series_scale(residuals: FloatArray, fallback: FloatArray) -> FloatArray:
-    """Return each series' mean absolute residual, or `fallback` where it has none."""
+    """Return each series' mean absolute residual, or `fallback` where it has none.
+
+    Adaptive: when the misses at the most recent calibration origins (the first quarter along
+    axis 1, newest first) are larger than over all origins, their mean is the scale, so the
+    bands widen as soon as a series starts to surprise.
+    """
+    overall = _mean_abs(residuals)
+    recent = _mean_abs(residuals[:, : max(1, residuals.shape[1] // RECENT_SHARE)])
+    scale = np.where(np.isfinite(overall), np.fmax(overall, recent), fallback)
+    return np.nan_to_num(scale, nan=0.0)
+
+
+def _mean_abs(residuals: FloatArray) -> FloatArray:
+    """Return each series' mean absolute residual over all origins and steps, NaN if none."""
     finite = ~np.isnan(residuals)
     count = finite.reshape(finite.shape[0], -1).sum(axis=1)
     total = np.where(finite, np.abs(residuals), 0.0).reshape(finite.shape[0], -1).sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        scale = np.where(count > 0, total / np.maximum(count, 1), fallback)
-    return np.nan_to_num(scale, nan=0.0)
+        mean: FloatArray = np.where(count > 0, total / np.maximum(count, 1), np.nan)
+    return mean
 
 
 def fit_shape(residuals: FloatArray, fallback: FloatArray, coverage: float = 0.8) -> IntervalShape:
