@@ -1,6 +1,6 @@
 """Run every data set x protocol of issue 13 and print the goal table.
 
-Usage: python bench/forecast_goals.py [--model auto] [--only SUBSTRING] [--json OUT.json]
+Usage: python bench/forecast_goals.py [--model auto,anchored] [--only SUBSTRING] [--json OUT.json]
 
 Each case writes its data set as a backtest CSV, reads and screens it exactly as
 `streetsense forecast backtest` does, and backtests the model against persistence and weekly
@@ -136,13 +136,13 @@ def judge(case: Case, result: Backtest, model: str, seconds: float) -> Goals:
     )
 
 
-def run_case(case: Case, model: str, workdir: Path) -> Goals:
-    """Write, read, screen and backtest one case."""
+def run_case(case: Case, names: list[str], workdir: Path) -> list[Goals]:
+    """Write, read, screen and backtest one case; judge each named model."""
     path = case.data.write(workdir / f"{case.data.name}.csv")
     zone = parse_zone(case.timezone)
     screened = screen(read_csv(path, case.step_min * 60, zone))
     started = time.perf_counter()
-    models = [*BASELINES, model] if model not in BASELINES else list(BASELINES)
+    models = [*BASELINES, *(m for m in names if m not in BASELINES)]
     result = backtest(
         screened.panel,
         models,
@@ -151,21 +151,23 @@ def run_case(case: Case, model: str, workdir: Path) -> Goals:
         stride=case.stride,
         timezone=case.timezone,
     )
-    return judge(case, result, model, time.perf_counter() - started)
+    seconds = time.perf_counter() - started
+    return [judge(case, result, model, seconds) for model in names]
 
 
 def table(rows: list[tuple[Case, Goals]]) -> str:
     """Return the goal table as Markdown."""
     lines = [
-        "| case | role | model MAE | naive | snaive_week | gain vs goal's baseline | "
+        "| case | role | model | MAE | naive | snaive_week | gain vs goal's baseline | "
         "gain at last step | worst step gain | coverage80 | worst step coverage | points | "
         "goals |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for case, g in rows:
         met = ("accuracy" if g.accuracy_met else "") + (" bands" if g.bands_met else "")
         lines.append(
-            f"| {case.name} | {case.role} | {g.mae:.3f} | {g.baseline_mae['naive']:.3f} | "
+            f"| {case.name} | {case.role} | {g.model} | {g.mae:.3f} | "
+            f"{g.baseline_mae['naive']:.3f} | "
             f"{g.baseline_mae['snaive_week']:.3f} | {g.gain:+.1%} | {g.gain_last_step:+.1%} | "
             f"{min(g.gain_steps):+.1%} | {g.coverage:.1%} | {min(g.coverage_steps):.1%} | "
             f"{g.points} | {met.strip() or 'none'} |"
@@ -176,7 +178,7 @@ def table(rows: list[tuple[Case, Goals]]) -> str:
 def main() -> int:
     """Run the selected cases and print the table (and per-step figures with -v)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="auto")
+    parser.add_argument("--model", default="auto", help="model(s) to judge, comma-separated")
     parser.add_argument("--only", default="", help="run cases whose name contains this")
     parser.add_argument("--role", default="", help="run cases of this role (dev, check, holdout)")
     parser.add_argument("--json", type=Path, default=None, help="write every figure here")
@@ -188,19 +190,20 @@ def main() -> int:
         for case in CASES:
             if args.only not in case.name or (args.role and case.role != args.role):
                 continue
-            goals = run_case(case, args.model, Path(tmp))
-            rows.append((case, goals))
-            print(
-                f"{case.name}: gain {goals.gain:+.1%}, coverage {goals.coverage:.1%} "
-                f"({goals.seconds:.0f} s)",
-                file=sys.stderr,
-            )
-            if args.verbose:
+            for goals in run_case(case, args.model.split(","), Path(tmp)):
+                rows.append((case, goals))
                 print(
-                    "  gain per step " + " ".join(f"{g:+.2f}" for g in goals.gain_steps)
-                    + "\n  coverage per step " + " ".join(f"{c:.2f}" for c in goals.coverage_steps),
+                    f"{case.name} {goals.model}: gain {goals.gain:+.1%}, coverage "
+                    f"{goals.coverage:.1%} ({goals.seconds:.0f} s)",
                     file=sys.stderr,
-                )  # fmt: skip
+                )
+                if args.verbose:
+                    print(
+                        "  gain per step " + " ".join(f"{g:+.2f}" for g in goals.gain_steps)
+                        + "\n  coverage per step "
+                        + " ".join(f"{c:.2f}" for c in goals.coverage_steps),
+                        file=sys.stderr,
+                    )  # fmt: skip
     print(table(rows))
     if args.json is not None:
         args.json.write_text(json.dumps([asdict(g) for _, g in rows], indent=1) + "\n")

@@ -228,3 +228,31 @@ def test_bad_horizon_exits_2_with_reason(tmp_path: Path, horizon: str, message: 
     done = run(str(source), "--freq", "30min", "--horizon", horizon)
     assert done.returncode == 2
     assert message in done.stderr and "Traceback" not in done.stderr
+
+
+def test_bad_series_get_a_baseline_or_no_forecast_never_a_crash(tmp_path: Path) -> None:
+    """Constant, all-missing, too short, over capacity and capacity-changing series together."""
+    source, output = tmp_path / "in.csv", tmp_path / "out.json"
+    good = seasonal(n=1, weeks=3, seed=6)[0]
+    start = datetime(2024, 3, 4, tzinfo=UTC)
+    lines = ["series_id,timestamp,value,capacity"]
+    for t, value in enumerate(good):
+        stamp = (start + timedelta(minutes=30 * t)).isoformat()
+        lines.append(f"good,{stamp},{value:.2f},200")
+        lines.append(f"constant,{stamp},50,200")
+        lines.append(f"missing,{stamp},,200")
+        lines.append(f"over,{stamp},{value + 300:.2f},200")
+        capacity = 200 if t < len(good) // 2 else 80
+        lines.append(f"changing,{stamp},{min(value, capacity):.2f},{capacity}")
+        if t < 3:
+            lines.append(f"short,{stamp},{value:.2f},200")
+    source.write_text("\n".join(lines) + "\n")
+    done = run(
+        str(source), "--freq", "30min", "--horizon", "2h", "--folds", "4", "--output", str(output)
+    )
+    assert done.returncode == 0, done.stderr
+    assert "over: excluded, counter above capacity too often" in done.stderr
+    result = json.loads(output.read_text())  # allow_nan=False on writing: no NaN inside
+    assert result["shared_points"] > 0
+    for scores in result["models"].values():
+        assert scores["mae"] is not None and scores["coverage80"] is not None
