@@ -121,6 +121,12 @@ def forecast_target(
     scores = _scores(panel, horizon, backtest_folds, timezone) if backtest_folds else []
     run = Run(target.name, step, datetime.now(UTC), start, end, horizon, Auto.name)
     anchors = anchors_of(panel, model.state)
+    silent = [panel.ids[i] for i in np.flatnonzero(~np.isfinite(anchors.observed_at))]
+    if silent:
+        logger.info(
+            "%s: no forecast for %d series without a reading in [%s, %s): %s",
+            target.name, len(silent), start, end, ", ".join(silent[:10]),
+        )  # fmt: skip
     run_id = write_run(
         conn, run, panel.ids, result.mean, result.lo, result.hi, result.model, scores, anchors
     )
