@@ -140,9 +140,9 @@ def _write_anchors(
             np.isfinite(anchors.observed_at) & np.isfinite(anchors.observed_value)
         ):
             half_life = float(anchors.half_life_s[i])
+            observed_at = datetime.fromtimestamp(float(anchors.observed_at[i]), UTC)
             copy.write_row((
-                run_id, series_ids[int(i)], datetime.fromtimestamp(float(anchors.observed_at[i]), UTC),
-                float(anchors.observed_value[i]),
+                run_id, series_ids[int(i)], observed_at, float(anchors.observed_value[i]),
                 half_life if np.isfinite(half_life) and half_life > 0 else None,
             ))  # fmt: skip
 
