@@ -156,12 +156,12 @@ class BrokerTarget:
                 lines = Path(self.password_file).read_text(encoding="utf-8").splitlines()
             except (OSError, UnicodeDecodeError) as exc:
                 raise ConfigError(
-                    f"{self._key('password_file')} = {self.password_file!r} cannot be read "
+                    f"{self.setting('password_file')} = {self.password_file!r} cannot be read "
                     f"({exc}); fix the path or the file's permissions for this service's user"
                 ) from exc
             if not lines or not lines[0].strip():
                 raise ConfigError(
-                    f"{self._key('password_file')} = {self.password_file!r} is empty; "
+                    f"{self.setting('password_file')} = {self.password_file!r} is empty; "
                     "write the broker password on its first line"
                 )
             return lines[0].strip()
@@ -180,21 +180,23 @@ class BrokerTarget:
             context.sslsocket_class = _ClosedOnFailedHandshake
         except (OSError, ssl.SSLError) as exc:
             raise ConfigError(
-                f"{self._key('ca_file')} = {self.ca_file!r} cannot be loaded ({exc}); "
+                f"{self.setting('ca_file')} = {self.ca_file!r} cannot be loaded ({exc}); "
                 "give the PEM file of the CA that signed the broker's certificate"
             ) from exc
         if self.cert_file:
             try:
                 context.load_cert_chain(self.cert_file, self.key_file or None)
             except (OSError, ssl.SSLError) as exc:
+                cert, key = self.setting("cert_file"), self.setting("key_file")
                 raise ConfigError(
-                    f"{self._key('cert_file')} = {self.cert_file!r} / {self._key('key_file')} = "
-                    f"{self.key_file!r} cannot be loaded ({exc}); give the client certificate "
-                    "and its private key as PEM files that match"
+                    f"{cert} = {self.cert_file!r} / {key} = {self.key_file!r} cannot be loaded "
+                    f"({exc}); give the client certificate and its private key as PEM files "
+                    "that match"
                 ) from exc
         return context
 
-    def _key(self, name: str) -> str:
+    def setting(self, name: str) -> str:
+        """Return how an [mqtt] setting is named to users: its key and its environment variable."""
         return f"mqtt.{name} ({self.env_prefix}MQTT_{name.upper()})"
 
 
@@ -250,19 +252,19 @@ def _check_tls_settings(target: BrokerTarget, key: str) -> None:
     ]
     if given:
         secure = "wss" if target.transport == "websockets" else "mqtts"
-        names = ", ".join(target._key(name) for name in given)
+        names = ", ".join(target.setting(name) for name in given)
         raise ConfigError(
             f"{names} set, but {key} uses {target.scheme}://, which is plain text: use "
             f"{secure}://{target.endpoint.host}:{SCHEMES[secure].port} for TLS, or clear them"
         )
     if target.password_file and not target.username:
         raise ConfigError(
-            f"{target._key('password_file')} is set without {target._key('username')}: the "
+            f"{target.setting('password_file')} is set without {target.setting('username')}: the "
             "password would never be sent; set the user name too"
         )
     if target.key_file and not target.cert_file:
         raise ConfigError(
-            f"{target._key('key_file')} is set without {target._key('cert_file')}: give the "
+            f"{target.setting('key_file')} is set without {target.setting('cert_file')}: give the "
             "client certificate too, or clear both"
         )
 
@@ -338,7 +340,7 @@ def connect_error(error: BaseException, target: BrokerTarget) -> str:
     if isinstance(error, ssl.SSLCertVerificationError):
         return (
             f"{where}: the broker's certificate is not trusted ({error.verify_message}); set "
-            f"{target._key('ca_file')} to the CA that signed it, and give a host in mqtt.url "
+            f"{target.setting('ca_file')} to the CA that signed it, and give a host in mqtt.url "
             "that the certificate names"
         )
     if isinstance(error, ssl.SSLError):
