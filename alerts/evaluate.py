@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from alerts.incidents import IncidentParams, detect, recurrent_low, widen
+from alerts.incidents import IncidentParams, detect, widen
 from alerts.rules import Rule, Scope
 from alerts.snapshot import STEP, Snapshot
 from store.alerts_inputs import Columns
@@ -116,12 +116,9 @@ def traffic_incident(params: Any, snap: Snapshot) -> Iterator[Candidate]:
     shift = int(params["shift_intervals"])
     row_of = {segment: i for i, segment in enumerate(ids)}
 
-    def matrices(
-        cols: Columns, names: tuple[str, ...], width: int, pad: int, weeks_back: int = 0
-    ) -> list[np.ndarray]:
+    def matrices(cols: Columns, names: tuple[str, ...], width: int, pad: int) -> list[np.ndarray]:
         # columns: the `width` intervals ending `pad` after the newest judged one
         first = snap.last_bucket.timestamp() - (width - 1 - pad) * STEP.total_seconds()
-        first -= weeks_back * 7 * 86_400
         # one dictionary look-up per segment, not per row
         found, inverse = np.unique(cols["id"].astype(str), return_inverse=True)
         rows = np.array([row_of.get(s, -1) for s in found], dtype=np.int64)[inverse]
@@ -145,14 +142,11 @@ def traffic_incident(params: Any, snap: Snapshot) -> Iterator[Candidate]:
     weeks = int(params["history_weeks"])
     usual = None
     if weeks:
-        history = snap.weekly_speeds(k, shift, weeks)
-        per_week = [matrices(history, ("mean_speed", "vehicle_count"), k + 2 * shift, shift, w)
-                    for w in range(1, weeks + 1)]  # fmt: skip
-        usual = recurrent_low(
-            np.stack([speeds for speeds, _ in per_week], axis=1),
-            np.stack([counted for _, counted in per_week], axis=1),
-            shift, params["min_vehicles"],
-        )  # fmt: skip
+        lows = snap.recurrent_lows(k, shift, weeks, params["min_vehicles"])
+        usual = np.full((len(ids), k), np.nan)
+        place = np.array([row_of.get(s, -1) for s in lows["id"]], dtype=np.int64)
+        known = place >= 0
+        usual[place[known], lows["judged"][known].astype(np.int64)] = lows["low"][known]
     flags = detect(
         speed, lo80, yhat, count, occupancy, segs["capacity_vph"],
         IncidentParams(k, params["below_band_kmh"], params["below_forecast_share"],

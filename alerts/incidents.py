@@ -80,8 +80,9 @@ def detect(
         params: the rule's thresholds.
         interval_s: the length of one interval.
         usual_low: (segments, k) the speed this road fell to at the same time of week in at
-            least two of the last weeks (recurrent_low); an interval no slower is recurrent
-            congestion, not an incident. NaN or None: no such history, no such check.
+            least two of the last weeks (recurrent_low here, store.alerts_inputs.recurrent_lows
+            in the database); an interval no slower is recurrent congestion, not an incident.
+            NaN or None: no such history, no such check.
     """
     flow_vph = vehicles * 3600.0 / interval_s
     with np.errstate(invalid="ignore"):

@@ -81,15 +81,14 @@ class Snapshot:
         judged_first = self.last_bucket - STEP * (intervals - 1)
         return alerts_inputs.forecast_band(self.conn, "speed", buckets, judged_first)
 
-    def weekly_speeds(self, intervals: int, shift: int, weeks: int) -> Columns:
-        """Return speeds and counts at the last `intervals` intervals' times of week (and
-        `shift` either side) in each of the past `weeks` weeks."""
-        buckets = [
-            self.last_bucket - STEP * k - timedelta(weeks=week)
-            for week in range(1, weeks + 1)
-            for k in range(-shift, intervals + shift)
-        ]
-        return alerts_inputs.segment_speeds_at(self.conn, buckets)
+    def recurrent_lows(
+        self, intervals: int, shift: int, weeks: int, min_vehicles: float
+    ) -> Columns:
+        """Return per segment and judged interval the speed it fell to near that time of week
+        in at least two of the past `weeks` weeks (store.alerts_inputs.recurrent_lows)."""
+        return alerts_inputs.recurrent_lows(
+            self.conn, self.last_bucket, intervals, shift, weeks, min_vehicles
+        )
 
     def stale_segments(self, after: timedelta) -> dict[str, float]:
         """Return the active segments without data since `after` ago, with their newest data

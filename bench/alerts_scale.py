@@ -106,19 +106,25 @@ def fill(conn: psycopg.Connection, args: argparse.Namespace, now: datetime) -> l
                              Reading(f"t{i}", "detector_occupancy", at, float(rng.uniform(5, 15)),
                                      lane)]  # fmt: skip
                 received += [at + step] * 3
-    # the same times of week in the four weeks before, which the traffic rule compares with
+    # the same times of week in the four weeks before, which the traffic rule compares with;
+    # refreshed first, alone, so the lots' occupancy is not rebuilt over four weeks
+    past: list[Reading] = []
     for week in range(1, 5):
         for i in range(args.segments):
             for k in range(-2, 4):
                 at = last - step * k - timedelta(weeks=week)
-                readings += [Reading(f"t{i}", "vehicle_count", at, 60.0, "l1"),
-                             Reading(f"t{i}", "mean_speed", at, 45.0, "l1")]  # fmt: skip
-                received += [at + step] * 2
+                past += [Reading(f"t{i}", "vehicle_count", at, 60.0, "l1"),
+                         Reading(f"t{i}", "mean_speed", at, 45.0, "l1")]  # fmt: skip
+    settings = with_overrides(load_settings(None, environ={}), database={"timescale": "off"})
+    with conn.transaction():
+        write_readings(conn, past, [r.observed_at + step for r in past])
+    conn.autocommit = True
+    rollups.refresh(conn, settings, until=now, since=now - timedelta(weeks=4, hours=1))
+    conn.autocommit = False
     with conn.transaction():
         write_readings(conn, readings, received)
     conn.autocommit = True
-    settings = with_overrides(load_settings(None, environ={}), database={"timescale": "off"})
-    rollups.refresh(conn, settings, until=now, since=now - timedelta(weeks=4, hours=1))
+    rollups.refresh(conn, settings, until=now, since=now - timedelta(hours=7))
     conn.autocommit = False
     health = []
     for n, device in enumerate(ids):

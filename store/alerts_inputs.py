@@ -76,15 +76,55 @@ def segment_intervals(conn: psycopg.Connection, start: datetime, end: datetime) 
     )
 
 
-def segment_speeds_at(conn: psycopg.Connection, buckets: Sequence[datetime]) -> Columns:
-    """Return the 5-minute speed and vehicle count of active segments at the given buckets."""
+# The speed each segment fell to near each judged time, week by week, and of those weekly lows
+# the second lowest: what the road reached in at least two of the weeks.
+_RECURRENT_LOWS = """
+WITH b AS (
+    SELECT * FROM unnest(%(buckets)s::timestamptz[], %(weeks)s::int[], %(slots)s::int[])
+        AS b(bucket, week, slot)
+), weekly AS (
+    SELECT f.segment_id, b.week, j.judged, min(f.mean_speed) AS low
+    FROM flow_5m f JOIN b USING (bucket)
+    JOIN generate_series(0, %(judged)s - 1) AS j(judged)
+        ON abs(b.slot - j.judged - %(shift)s) <= %(shift)s
+    WHERE f.vehicle_count >= %(min_vehicles)s AND f.mean_speed IS NOT NULL
+    GROUP BY 1, 2, 3
+), ranked AS (
+    SELECT segment_id, judged, low,
+           row_number() OVER (PARTITION BY segment_id, judged ORDER BY low) AS n
+    FROM weekly
+)
+SELECT r.segment_id AS id, r.judged::float8 AS judged, r.low
+FROM ranked r JOIN segments s USING (segment_id) WHERE s.active AND r.n = 2
+"""
+
+
+def recurrent_lows(
+    conn: psycopg.Connection,
+    last_bucket: datetime,
+    judged: int,
+    shift: int,
+    weeks: int,
+    min_vehicles: float,
+) -> Columns:
+    """Return per active segment and judged interval (0 the oldest of `judged`, ending at
+    `last_bucket`) the second lowest of the weekly lowest speeds within `shift` intervals of the
+    same time of week in the last `weeks` weeks, from intervals with `min_vehicles` or more.
+    Segments with fewer than two such weeks are absent."""
+    step = timedelta(minutes=5)
+    slots = range(judged + 2 * shift)
+    first = last_bucket - step * (judged - 1 + shift)
+    rows = [(first + step * slot - timedelta(weeks=week), week, slot)
+            for week in range(1, weeks + 1) for slot in slots]  # fmt: skip
     return _columns(
         conn,
-        "SELECT f.segment_id AS id, extract(epoch FROM f.bucket)::float8 AS bucket, "
-        "f.mean_speed, f.vehicle_count FROM flow_5m f JOIN segments s USING (segment_id) "
-        "WHERE s.active AND f.bucket = ANY(%s)",
-        (list(buckets),),
-    )
+        _RECURRENT_LOWS,
+        {
+            "buckets": [r[0] for r in rows], "weeks": [r[1] for r in rows],
+            "slots": [r[2] for r in rows], "judged": judged, "shift": shift,
+            "min_vehicles": min_vehicles,
+        },
+    )  # fmt: skip
 
 
 def segment_latest(

@@ -128,3 +128,38 @@ def test_flow_collapse_with_occupied_detectors_needs_no_forecast(
     assert firing(city) == [("incident", "ring")]
     [(summary,)] = city.execute("SELECT summary FROM alerts").fetchall()
     assert "flow collapsed" in summary
+
+
+def test_a_slowdown_seen_in_two_past_weeks_is_recurrent_not_an_incident(
+    city: psycopg.Connection, settings: Settings, evaluate: Evaluate
+) -> None:
+    mean = np.full((1, 36), 47.0)
+    with city.transaction():
+        write_run(city, Run("speed", 300, at(0), at(-28 * 24 * 60), at(0), 36, "test"),
+                  ["ring"], mean, mean - 7, mean + 7, ["test"])  # fmt: skip
+    city.commit()
+
+    def past_weeks(weeks: list[int]) -> None:
+        readings = [
+            Reading("loop", kind, at(5 * k) - timedelta(weeks=week), value, "l1")
+            for week in weeks for k in (6, 7)
+            for kind, value in (("vehicle_count", 100.0), ("mean_speed", 21.0))
+        ]  # fmt: skip
+        write(city, readings, at(0))
+        city.commit()
+
+    past_weeks([1])  # one earlier week as slow: could have been an incident too
+    _traffic(city, settings, [48] * 6 + [20, 20], [100] * 8, [10.0] * 8)
+    city.autocommit = True
+    rollups.refresh(city, settings, until=at(40), since=T0 - timedelta(weeks=3))
+    city.autocommit = False
+    evaluate(INCIDENT, at(40))
+    assert firing(city) == [("incident", "ring")]
+    city.execute("DELETE FROM alerts")
+    city.commit()
+    past_weeks([2])  # now twice in four weeks: this road is slow at this time
+    city.autocommit = True
+    rollups.refresh(city, settings, until=at(40), since=T0 - timedelta(weeks=3))
+    city.autocommit = False
+    evaluate(INCIDENT, at(40))
+    assert firing(city) == []
