@@ -6,6 +6,7 @@ Altair is untyped, so each builder names its result's type once on assignment.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any, Final
 
 import altair as alt
@@ -124,6 +125,33 @@ def _view(lots: pd.DataFrame, paths: pd.DataFrame) -> pdk.ViewState:
     )
 
 
+UTC_SCALE: Final = alt.Scale(type="utc")
+
+
+def wall_clock(frame: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Return the frame with a zone-aware time column as its wall-clock time labelled UTC.
+
+    Vega draws times in the browser's zone; the city's local time, labelled UTC and drawn on
+    a UTC scale, shows the same hours on every planner's screen.
+    """
+    times = pd.to_datetime(frame[column])
+    if times.dt.tz is not None:
+        times = times.dt.tz_localize(None)
+    return frame.assign(**{column: times.dt.tz_localize("UTC")})
+
+
+def time_axis(times: pd.Series, zone: str) -> alt.Axis:
+    """Return a time axis whose labels fit the span shown: hours for a day, dates beyond."""
+    span = (times.max() - times.min()) if len(times) else pd.Timedelta(0)
+    if span <= pd.Timedelta(days=2):
+        label = "%a %H:%M"
+    elif span <= pd.Timedelta(days=16):
+        label = "%a %d %b"
+    else:
+        label = "%d %b"
+    return alt.Axis(format=label, title=f"{zone} time", labelOverlap=True)
+
+
 def series_with_forecast(
     history: pd.DataFrame,
     forecast: pd.DataFrame,
@@ -132,38 +160,44 @@ def series_with_forecast(
     value: str,
     title: str,
     axis_format: str = "",
+    names: Mapping[str, str] | None = None,
+    zone: str = "",
 ) -> alt.LayerChart | alt.FacetChart:
     """Draw history as lines and the forecast as a dashed line in its 80% band.
 
     `forecast` has columns series, `at`, `yhat`, `lo80`, `hi80` (empty when there is none).
+    Series are labelled with `names` (as the pickers name them); times are drawn as the
+    city's wall-clock time (`zone`).
     """
+    label = {key: (names or {}).get(key, key) for key in (*history[series], *forecast[series])}
+    history = wall_clock(history.assign(shown=history[series].map(label)), "bucket")
+    forecast = wall_clock(forecast.assign(shown=forecast[series].map(label)), "at")
     axis = alt.Axis(format=axis_format) if axis_format else alt.Axis()
+    colour = alt.Color("shown:N", title=None, scale=PALETTE)
+    x_axis = time_axis(pd.concat([history["bucket"], forecast["at"]]), zone)
     base = (
         alt.Chart(history)
         .mark_line()
         .encode(
-            x=alt.X("bucket:T", title=None),
+            x=alt.X("bucket:T", title=None, scale=UTC_SCALE, axis=x_axis),
             y=alt.Y(f"{value}:Q", title=title, axis=axis),
-            color=alt.Color(f"{series}:N", title=None, scale=PALETTE),
-            tooltip=[series, alt.Tooltip("bucket:T", format="%a %d %b %H:%M"), value],
+            color=colour,
+            tooltip=[alt.Tooltip("shown:N", title="name"),
+                     alt.Tooltip("bucket:T", format="%a %d %b %H:%M", formatType="utc",
+                                 title="time"), value],
         )
-    )
+    )  # fmt: skip
     layers: list[alt.Chart] = [base]
     if not forecast.empty:
         band = (
             alt.Chart(forecast)
-            .mark_area(opacity=0.2)
-            .encode(
-                x="at:T",
-                y="lo80:Q",
-                y2="hi80:Q",
-                color=alt.Color(f"{series}:N", title=None, scale=PALETTE),
-            )
+            .mark_area(opacity=0.25)
+            .encode(x=alt.X("at:T", scale=UTC_SCALE), y="lo80:Q", y2="hi80:Q", color=colour)
         )
         line = (
             alt.Chart(forecast)
             .mark_line(strokeDash=[4, 3])
-            .encode(x="at:T", y="yhat:Q", color=alt.Color(f"{series}:N", title=None, scale=PALETTE))
+            .encode(x=alt.X("at:T", scale=UTC_SCALE), y="yhat:Q", color=colour)
         )
         layers = [band, base, line]
     chart: alt.LayerChart | alt.FacetChart = alt.layer(*layers).properties(height=280)
@@ -185,19 +219,19 @@ def hour_of_week(frame: pd.DataFrame) -> alt.Chart:
 
 def lot_comparison(frame: pd.DataFrame) -> alt.LayerChart | alt.FacetChart:
     """Compare lots by mean occupancy, with their peak as a tick."""
-    order = list(frame.sort_values("mean_occupancy", ascending=False)["lot_id"])
+    order = list(frame.sort_values("mean_occupancy", ascending=False)["name"])
     bars = (
         alt.Chart(frame)
         .mark_bar()
         .encode(
             x=alt.X("mean_occupancy:Q", title="mean occupancy", axis=alt.Axis(format="%")),
-            y=alt.Y("lot_id:N", sort=order, title=None),
+            y=alt.Y("name:N", sort=order, title=None),
         )
     )
     ticks = (
         alt.Chart(frame)
         .mark_tick(color="black", thickness=2)
-        .encode(x="peak_occupancy:Q", y=alt.Y("lot_id:N", sort=order))
+        .encode(x="peak_occupancy:Q", y=alt.Y("name:N", sort=order))
     )
     chart: alt.LayerChart | alt.FacetChart = alt.layer(bars, ticks).properties(
         height=max(160, 40 * len(frame))

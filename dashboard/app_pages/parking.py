@@ -13,6 +13,7 @@ from streetsense.lot_status import StatusOverride
 
 PRESSURE = 0.85
 AHEAD = timedelta(days=1)
+WEEKS = timedelta(days=28)
 
 url, settings = data.page_context()
 span = controls.time_range(settings.city.timezone)
@@ -45,7 +46,8 @@ st.altair_chart(
     charts.series_with_forecast(
         controls.local(history, ["bucket"], zone),
         controls.local(ahead.rename(columns={"series_id": "lot_id"}), ["at"], zone),
-        series="lot_id", value="occupancy", title="occupancy", axis_format="%",
+        series="lot_id", value="occupancy", title="occupancy", axis_format="%", names=names,
+        zone=zone,
     ),
     width="stretch",
 )  # fmt: skip
@@ -69,10 +71,16 @@ st.caption(
 heat, compare = st.columns(2)
 with heat:
     st.subheader("Hour of week")
+    # A range shorter than a week leaves most weekdays empty: the pattern is taken over the
+    # four weeks to the range's end then, and the caption says so.
+    week_start = min(span.start, span.end - WEEKS)
     st.altair_chart(
-        charts.hour_of_week(data.hour_of_week(url, lot_ids, span.start, span.end, zone)),
+        charts.hour_of_week(data.hour_of_week(url, lot_ids, week_start, span.end, zone)),
         width="stretch",
     )
+    if week_start < span.start:
+        st.caption(f"Mean of each hour over the {WEEKS.days} days to the range's end "
+                   f"({zone} time): a shorter range cannot fill every weekday.")  # fmt: skip
 with compare:
     st.subheader("Comparison")
     st.altair_chart(charts.lot_comparison(summary), width="stretch")

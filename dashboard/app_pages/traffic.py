@@ -43,14 +43,15 @@ with flow_chart:
     st.subheader("Flow")
     st.altair_chart(
         charts.series_with_forecast(history, ahead, series="segment_id", value="flow_vph",
-                                    title="vehicles per hour"),
+                                    title="vehicles per hour", names=names, zone=zone),
         width="stretch",
     )  # fmt: skip
 with speed_chart:
     st.subheader("Speed")
     st.altair_chart(
         charts.series_with_forecast(history, ahead.iloc[0:0], series="segment_id",
-                                    value="mean_speed", title="mean speed (km/h)"),
+                                    value="mean_speed", title="mean speed (km/h)", names=names,
+                                    zone=zone),
         width="stretch",
     )  # fmt: skip
 if ahead.empty:
