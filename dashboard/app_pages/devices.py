@@ -35,7 +35,7 @@ dropping.metric("Dropped readings", counts["dropping"], help="agents whose buffe
 
 COLUMNS = {
     "device_id": st.column_config.TextColumn("device"),
-    "trouble": st.column_config.TextColumn("trouble", width="large"),
+    "trouble": st.column_config.TextColumn("trouble", width="medium"),
     "last_seen_at": controls.when("last seen"),
     "buffer_depth": st.column_config.NumberColumn("buffer", format="%.0f",
                                                   help="readings waiting for confirmation"),
