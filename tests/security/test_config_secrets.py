@@ -17,7 +17,8 @@ SECRETS = ("S3cret!", "pg-query-pw", "Br0ker:pw", "kv pw", "tok-123")
 def _show(tmp_path: Path, environ: dict[str, str]) -> str:
     settings = tmp_path / "streetsense.toml"
     settings.write_text(
-        '[mqtt]\nurl = "mqtts://device-7:Br0ker%3Apw@broker.city.example:8883"\n'
+        # A password in mqtt.url is refused at load (streetsense.broker); the user name stays.
+        '[mqtt]\nurl = "mqtts://device-7@broker.city.example:8883"\n'
         'password_file = "/etc/streetsense/mqtt-password"\n'
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("STREETSENSE_")}
@@ -33,16 +34,15 @@ def _show(tmp_path: Path, environ: dict[str, str]) -> str:
     return done.stdout
 
 
-def test_config_show_masks_passwords_in_database_and_mqtt_urls(tmp_path: Path) -> None:
+def test_config_show_masks_the_password_in_the_database_url(tmp_path: Path) -> None:
     shown = _show(
         tmp_path,
         {"STREETSENSE_DATABASE_URL": "postgresql://ingest:S3cret!@db.city.example:5432/ss"},
     )
-    for secret in ("S3cret!", "Br0ker"):
-        assert secret not in shown, shown
+    assert "S3cret!" not in shown, shown
     # What an operator needs to check the settings stays readable.
     assert 'url = "postgresql://ingest:***@db.city.example:5432/ss"' in shown
-    assert 'url = "mqtts://device-7:***@broker.city.example:8883"' in shown
+    assert 'url = "mqtts://device-7@broker.city.example:8883"' in shown
     assert 'password_file = "/etc/streetsense/mqtt-password"' in shown
 
 
