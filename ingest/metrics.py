@@ -7,6 +7,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+from streetsense.listen import listen_error
+
 log = logging.getLogger(__name__)
 _NS = "streetsense_ingest"
 _LATENESS_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 15, 60, 300, 3600, 21600, 86400, 604800)
@@ -88,9 +90,16 @@ class IngestMetrics:
         self._server: Any = None
 
     def serve(self, host: str, port: int) -> None:
-        """Expose /metrics on host:port; port 0 leaves it off."""
+        """Expose /metrics on host:port; port 0 leaves it off.
+
+        Raises:
+            ConfigError: the port cannot be listened on (names ingest.metrics_port).
+        """
         if port:
-            served = start_http_server(port, addr=host, registry=self.registry)
+            try:
+                served = start_http_server(port, addr=host, registry=self.registry)
+            except OSError as exc:  # taken port: one line naming the setting, no traceback
+                raise listen_error("ingest.metrics_port", host, port, exc) from exc
             self._server = served[0] if isinstance(served, tuple) else None
             log.info("metrics on http://%s:%d/metrics", host, port)
 
