@@ -6,10 +6,11 @@ import asyncio
 import contextlib
 import gc
 import logging
-import time
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import urlsplit
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from psycopg_pool import ConnectionPool
@@ -18,18 +19,25 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 
 from feeds import routes_parking, routes_standards, routes_traffic, stream
+from feeds.docs import install_docs
 from feeds.engine import FeedEngine
 from feeds.guard import HeadAsGet, RateLimit, SecurityHeaders
 from feeds.hot import HotPath
-from feeds.http import Problem, problem_response, render_json, respond
+from feeds.http import Problem, problem_response
+from feeds.limits import Slots
 from feeds.republish import Republisher
-from feeds.runtime import Runtime, runtime_of
+from feeds.runtime import Runtime, healthy, runtime_of
 from streetsense import __version__
 from streetsense.config import Settings
+from streetsense.errors import ConfigError
 from streetsense.hours import check_city
 
 log = logging.getLogger(__name__)
 SHUTDOWN_S = 2.0
+# The public health answers, rendered once: the check itself reads one clock value.
+HEALTH_OK = orjson.dumps({"status": "ok"})
+HEALTH_DEGRADED = orjson.dumps({"status": "degraded"})
+NO_STORE = {"Cache-Control": "no-store"}
 DESCRIPTION = (
     "Open parking and traffic feeds of the city: aggregates only (lot counts, segment flows), "
     "never device identifiers or anything per spot or per vehicle. JSON, NGSI-LD "
@@ -42,15 +50,25 @@ def create_app(settings: Settings) -> FastAPI:
     """Build the feeds application for `settings` (background tasks start with its lifespan).
 
     Raises:
-        ConfigError: city.timezone or city.country cannot evaluate opening hours.
+        ConfigError: city.timezone or city.country cannot evaluate opening hours, or a feeds
+            setting is unusable (named, with the fix).
     """
     check_city(settings.city.timezone, settings.city.country)
-    runtime = Runtime(settings=settings, engine=FeedEngine(settings))
+    check_public_url(settings.feeds.public_url)
+    caps = settings.feeds
+    runtime = Runtime(
+        settings=settings,
+        engine=FeedEngine(settings),
+        streams=Slots(caps.streams_per_client, caps.streams_max),
+        connections=Slots(caps.connections_per_client, caps.connections_max),
+    )
     app = FastAPI(
         title=f"{settings.city.name} open parking and traffic feeds",
         version=__version__,
         description=DESCRIPTION,
         lifespan=_lifespan,
+        docs_url=None,  # served by feeds.docs from this server, not a CDN
+        redoc_url=None,
     )
     app.state.runtime = runtime
     for router in (
@@ -61,6 +79,7 @@ def create_app(settings: Settings) -> FastAPI:
     ):
         app.include_router(router)
     app.add_api_route("/health", health, methods=["GET"], tags=["service"])
+    install_docs(app)
     _install_errors(app)
     _document_problems_not_422(app)
     # Outermost last: CORS must answer preflights before rate limiting counts them, and the
@@ -104,7 +123,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     if settings.feeds.republish_mqtt and settings.mqtt.url:
         republisher = Republisher(settings, runtime.engine)
         tasks.append(asyncio.create_task(republisher.run(stop), name="feeds-mqtt"))
-    app.state.republisher = republisher
+    runtime.republisher = republisher
     try:
         yield
     finally:
@@ -125,25 +144,26 @@ async def _freeze_startup_objects(runtime: Runtime) -> None:
 
 
 async def health(request: Request) -> Response:
-    """Report whether the feeds are current: 200 when serving fresh data, else 503."""
-    runtime = runtime_of(request)
-    engine = runtime.engine
-    age = None if engine.last_poll_ok is None else round(time.monotonic() - engine.last_poll_ok, 1)
-    healthy = engine.ready.is_set() and age is not None and age < 30
-    republisher = request.app.state.republisher
-    document: dict[str, Any] = {
-        "status": "ok" if healthy else "degraded",
-        "lots": len(engine.snapshot.lots),
-        "segments": len(engine.snapshot.segments),
-        "refreshed_s_ago": age,
-        "database_error": engine.last_error,
-        "mqtt": None if republisher is None else republisher.connected,
-        "version": __version__,
-    }
-    response = respond(request, render_json(document), max_age=0)
-    response.headers["Cache-Control"] = "no-store"
-    response.status_code = 200 if healthy else 503
-    return response
+    """Say whether the feeds serve current data: 200 `ok`, else 503 `degraded`.
+
+    Nothing else, to anyone: why not (the database's error, which names its host and role),
+    and the counts behind it, are on the metrics port and in the log (feeds.metrics).
+    """
+    if healthy(runtime_of(request)):
+        return Response(HEALTH_OK, media_type="application/json", headers=NO_STORE)
+    return Response(HEALTH_DEGRADED, 503, media_type="application/json", headers=NO_STORE)
+
+
+def check_public_url(url: str) -> None:
+    """Refuse a feeds.public_url that is not an absolute http(s) URL without query or fragment."""
+    if not url:
+        return
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise ConfigError(
+            f"feeds.public_url = {url!r} must be the absolute http(s) URL the feeds are "
+            "published at, e.g. https://data.city.example (or empty for relative links)"
+        )
 
 
 def _document_problems_not_422(app: FastAPI) -> None:

@@ -77,7 +77,8 @@ class FeedEngine:
         self.snapshot = Snapshot(0, (), empty, 0, (), empty)
         self.ready = asyncio.Event()
         self.last_poll_ok: float | None = None
-        self.last_error: str | None = None
+        self.last_error: str | None = None  # for the log and metrics, never the public
+        self.failures = 0  # refreshes that failed
         # Event ids are the wall clock in microseconds (kept increasing): an id from an earlier
         # process, or from another instance, still means "changes since that moment".
         self._last_id = time.time_ns() // 1000
@@ -141,6 +142,7 @@ class FeedEngine:
                 backoff.reset()
                 self.ready.set()
             except (ServiceUnavailableError, psycopg.Error) as exc:
+                self.failures += 1
                 self._drop_connection()
                 self.last_error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                 delay = backoff.next_delay()

@@ -260,8 +260,9 @@ async def lta_availability(
     """Return lots as DataMall does: 500 per page, paged with `$skip`."""
     runtime = require_ready(request)
     snapshot = runtime.engine.snapshot
-    metadata = str(request.base_url) + "ltaodataservice/$metadata#CarParkAvailability"
-    key = ("lta", snapshot.lots_version, skip, metadata)
+    # From the settings, never the request's Host header: a client may send any Host.
+    metadata = runtime.public_url + "/ltaodataservice/$metadata#CarParkAvailability"
+    key = ("lta", snapshot.lots_version, skip)
 
     def build() -> Rendered:
         page = lta.lta_page(snapshot.lots, skip, runtime.provider, metadata)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
+from typing import Final
 
 from psycopg_pool import ConnectionPool
 from starlette.datastructures import Headers
@@ -12,7 +14,12 @@ from starlette.responses import Response
 
 from feeds.engine import FeedEngine, Snapshot
 from feeds.http import Cached, LruCache, Problem, Rendered
+from feeds.limits import Dropped, Slots
+from feeds.memory import MemoryReturn
+from feeds.republish import Republisher
 from streetsense.config import Settings
+
+HEALTHY_WITHIN_S: Final = 30.0  # a snapshot refreshed longer ago than this is not current
 
 
 @dataclass(slots=True)
@@ -21,7 +28,12 @@ class Runtime:
 
     settings: Settings
     engine: FeedEngine
+    streams: Slots  # live streams open, per client address and in total
+    connections: Slots  # HTTP connections open (feeds.connections enforces it)
+    dropped: Dropped = field(default_factory=Dropped)
+    memory: MemoryReturn = field(default_factory=MemoryReturn)
     pool: ConnectionPool | None = None
+    republisher: Republisher | None = None  # set by the lifespan when republishing to MQTT
     cache: LruCache[Rendered] = field(default_factory=LruCache)
     answers: LruCache[Cached] = field(default_factory=LruCache)
     loop: asyncio.AbstractEventLoop | None = None
@@ -39,22 +51,30 @@ class Runtime:
         return answer.response(request)
 
     @property
+    def public_url(self) -> str:
+        """Return the feeds' public base URL without a trailing slash ('' for relative links)."""
+        return self.settings.feeds.public_url.rstrip("/")
+
+    @property
     def provider(self) -> str:
         """Name the publisher of the data (agency, else city)."""
         return self.settings.city.agency or self.settings.city.name
 
 
 def answer_key(path: str, query: bytes, headers: Headers, snapshot: Snapshot) -> tuple[object, ...]:
-    """Return what a GET's answer depends on: path, raw query, Accept, Host (absolute links),
-    snapshot versions."""
-    return (
-        path,
-        query,
-        headers.get("accept"),
-        headers.get("host"),
-        snapshot.lots_version,
-        snapshot.segments_version,
-    )
+    """Return what a GET's answer depends on: path, raw query, Accept, snapshot versions.
+
+    Not the Host header: no answer depends on it (absolute links come from feeds.public_url),
+    so a client varying it can neither poison nor flush the remembered answers.
+    """
+    return (path, query, headers.get("accept"), snapshot.lots_version, snapshot.segments_version)
+
+
+def healthy(runtime: Runtime) -> bool:
+    """Tell whether the feeds serve current data: first snapshot loaded, refreshed lately."""
+    engine = runtime.engine
+    last = engine.last_poll_ok
+    return engine.ready.is_set() and last is not None and time.monotonic() - last < HEALTHY_WITHIN_S
 
 
 def runtime_of(request: Request) -> Runtime:

@@ -5,22 +5,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import AsyncIterator
-from typing import Annotated, Final
+from collections.abc import AsyncIterator, Callable
+from typing import Annotated, Any, Final
 
 import orjson
 from fastapi import APIRouter, Header, Query, Request
 from starlette.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from feeds import formats
 from feeds.engine import ChangeEvent, FeedEngine
 from feeds.http import Problem
-from feeds.runtime import require_ready
+from feeds.runtime import Runtime, require_ready
 
 router = APIRouter(tags=["parking"])
 KEEPALIVE_S: Final = 15.0
 QUEUE_MAX: Final = 10_000  # a client this far behind is dropped; it resumes by Last-Event-ID
 RETRY_MS: Final = 2000
+RETRY_AFTER_S: Final = 30  # a refused stream client waits this long (others come and go)
 ID_DIGITS: Final = 20  # ids are microseconds since 1970: 16 digits until the year 2286
 EVENT_ID: Final = re.compile(f"[0-9]{{1,{ID_DIGITS}}}", re.ASCII)
 
@@ -121,11 +123,47 @@ async def stream(
     ] = None,
     lot: Annotated[list[str] | None, Query(max_length=500, description="only these lots")] = None,
 ) -> StreamingResponse:
-    """Stream `lot` events as lots change; resume with Last-Event-ID, else start by `snapshot`."""
+    """Stream `lot` events as lots change; resume with Last-Event-ID, else start by `snapshot`.
+
+    A client address may hold feeds.streams_per_client streams, the server feeds.streams_max:
+    past either, 429 with Retry-After.
+    """
     runtime = require_ready(request)
     resume_from = _parse_id(last_event_id)
-    return StreamingResponse(
+    client = request.client.host if request.client else ""
+    refused = runtime.streams.take(client)
+    if refused is not None:
+        raise Problem(
+            429,
+            "Too many live streams",
+            runtime.streams.describe(refused, "live streams"),
+            "too-many-streams",
+            retry_after_s=RETRY_AFTER_S,
+        )
+    return LiveStream(
         _events(runtime.engine, resume_from, frozenset(lot or ())),
+        release=lambda: _closed(runtime, client),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
+
+
+class LiveStream(StreamingResponse):
+    """A stream that gives its slot back when it ends, however it ends (client gone, error,
+    shutdown)."""
+
+    def __init__(self, content: AsyncIterator[bytes], release: Callable[[], None], **kwargs: Any):
+        super().__init__(content, **kwargs)
+        self._release = release
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Send the stream; give the slot back at its end."""
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._release()
+
+
+def _closed(runtime: Runtime, client: str) -> None:
+    runtime.streams.give_back(client)
+    runtime.memory.stream_closed(runtime.streams.open)

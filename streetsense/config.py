@@ -157,6 +157,31 @@ class FeedsSettings:
     republish_mqtt: bool = field(
         default=True, metadata=_doc("republish lot changes as retained MQTT messages")
     )
+    public_url: str = field(
+        default="",
+        metadata=_doc("base URL the feeds are published at, for absolute links; empty: relative"),
+    )
+    streams_per_client: int = field(
+        default=10, metadata=_doc("live streams one client address may hold open; 0: no cap")
+    )
+    streams_max: int = field(default=500, metadata=_doc("live streams in total; 0: no cap"))
+    connections_per_client: int = field(
+        default=50, metadata=_doc("connections one client address may hold open; 0: no cap")
+    )
+    connections_max: int = field(
+        default=900, metadata=_doc("connections in total (keep below the open-files limit)")
+    )
+    header_timeout_s: float = field(
+        default=10.0, metadata=_doc("close a connection whose request head is not in by then")
+    )
+    idle_timeout_s: int = field(
+        default=5, metadata=_doc("close a kept-alive connection idle between requests this long")
+    )
+    write_timeout_s: float = field(
+        default=30.0, metadata=_doc("drop a client that has read nothing sent for this long")
+    )
+    metrics_port: int = field(default=9110, metadata=_doc("Prometheus metrics port; 0: off"))
+    metrics_host: str = field(default="127.0.0.1", metadata=_doc("metrics bind address"))
 
 
 @dataclass(frozen=True, slots=True)

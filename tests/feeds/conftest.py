@@ -16,6 +16,8 @@ import pytest
 import uvicorn
 
 from feeds.app import create_app
+from feeds.metrics import FeedsMetrics
+from feeds.server import FeedsServer, server_config
 from harness.services import free_port
 from store.forecasts import Run, write_run
 from store.registry import store_registry
@@ -98,6 +100,11 @@ class Server:
     settings: Settings
     server: uvicorn.Server
 
+    def metric(self, name: str, **labels: str) -> float | None:
+        """Return a sample of the server's metrics, as its metrics port would show it."""
+        runtime = self.server.config.app.state.runtime
+        return FeedsMetrics(runtime).registry.get_sample_value(name, labels)
+
     def client(self, **kwargs: object) -> httpx.Client:
         """Return an HTTP client for this server."""
         options: dict[str, object] = {"timeout": 10.0, **kwargs}
@@ -118,11 +125,9 @@ def start_server() -> Iterator[Callable[[Settings], Server]]:
 
     def start(settings: Settings, *, healthy: bool = True) -> Server:
         port = free_port()
-        config = uvicorn.Config(
-            create_app(settings), host="127.0.0.1", port=port, log_config=None,
-            timeout_graceful_shutdown=1,
-        )  # fmt: skip
-        server = uvicorn.Server(config)
+        # The production server (guards, timeouts), stopping faster than it would.
+        config = server_config(create_app(settings), "127.0.0.1", port, timeout_graceful_shutdown=1)
+        server = FeedsServer(config)
         thread = threading.Thread(target=server.run, name=f"feeds-{port}", daemon=True)
         thread.start()
         started.append((server, thread))

@@ -34,9 +34,8 @@ def test_changes_are_republished_retained(
     # Every lot is published (retained) on connect; a late subscriber gets it at once.
     deadline = time.monotonic() + 15
     while True:
-        with server.client() as client:
-            if client.get("/health").json()["mqtt"]:
-                break
+        if server.metric("streetsense_feeds_mqtt_connected") == 1.0:
+            break
         assert time.monotonic() < deadline
         time.sleep(0.1)
     late, received = subscribe(settings.mqtt.url, f"{topics.prefix}/feeds/parking/#")

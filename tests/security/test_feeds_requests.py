@@ -3,10 +3,16 @@ never a 500, and nothing the client sends is echoed back as if it were ours."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import httpx
+import psycopg
 import pytest
 
-from tests.feeds.conftest import Server
+from feeds.app import create_app
+from streetsense.config import Settings, with_overrides
+from streetsense.errors import ConfigError
+from tests.feeds.conftest import Server, feeds_settings
 
 PROBLEM = "application/problem+json"
 
@@ -56,3 +62,34 @@ def test_a_last_event_id_that_we_never_sent_is_refused(feeds: Server, last_event
     ):
         response.read()
     _assert_problem(response, 400, "Last-Event-ID")
+
+
+def test_a_forged_host_is_never_echoed_nor_cached(
+    city: psycopg.Connection, settings: Settings, start_server: Callable[..., Server]
+) -> None:
+    server = start_server(feeds_settings(settings, public_url="https://data.city.example/"))
+    path = "/ltaodataservice/CarParkAvailabilityv2"
+    with server.client() as client:
+        forged = client.get(path, headers={"Host": "evil.example"})
+        honest = client.get(path)
+    for response in (forged, honest):
+        assert response.status_code == 200
+        assert "evil.example" not in response.text
+        assert response.json()["odata.metadata"] == (
+            "https://data.city.example/ltaodataservice/$metadata#CarParkAvailability"
+        )
+    assert forged.headers["etag"] == honest.headers["etag"]  # one answer, whatever the Host
+
+
+def test_without_a_public_url_links_are_relative(feeds: Server) -> None:
+    with feeds.client() as client:
+        body = client.get(
+            "/ltaodataservice/CarParkAvailabilityv2", headers={"Host": "evil.example"}
+        ).json()
+    assert body["odata.metadata"] == "/ltaodataservice/$metadata#CarParkAvailability"
+
+
+@pytest.mark.parametrize("url", ["data.city.example", "ftp://x", "https://x/?a=1", "https://"])
+def test_a_public_url_that_is_no_url_stops_the_feeds(url: str) -> None:
+    with pytest.raises(ConfigError, match=r"feeds\.public_url"):
+        create_app(with_overrides(Settings(), feeds={"public_url": url}))

@@ -1,0 +1,72 @@
+"""The feeds' HTTP server: uvicorn with our connection guards, timeouts and shutdown.
+
+`streetsense feeds serve` and the tests start the server from here, so what is tested is what
+runs.
+"""
+
+from __future__ import annotations
+
+from types import FrameType
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI
+
+from feeds.app import create_app
+from feeds.connections import Guards, guarded_protocol
+from feeds.metrics import FeedsMetrics
+from feeds.runtime import Runtime
+from streetsense.config import Settings
+
+# Live streams never end by themselves; give them a moment, then close them.
+GRACEFUL_S = 3
+
+
+def server_config(app: FastAPI, host: str, port: int, **options: Any) -> uvicorn.Config:
+    """Return the uvicorn settings of the feeds server for `app` (options override them)."""
+    runtime: Runtime = app.state.runtime
+    feeds = runtime.settings.feeds
+    guards = Guards(
+        connections=runtime.connections,
+        dropped=runtime.dropped,
+        header_timeout_s=feeds.header_timeout_s,
+        write_timeout_s=feeds.write_timeout_s,
+    )
+    defaults: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "http": guarded_protocol(guards),
+        "timeout_keep_alive": feeds.idle_timeout_s,
+        "log_config": None,
+        "access_log": False,  # no client addresses in the logs
+        "proxy_headers": False,
+        "server_header": False,
+        "timeout_graceful_shutdown": GRACEFUL_S,
+    }
+    return uvicorn.Config(app, **(defaults | options))
+
+
+def serve(settings: Settings, host: str, port: int) -> None:
+    """Run the feeds until SIGINT/SIGTERM: the HTTP server, and metrics on their own port.
+
+    Raises:
+        ConfigError: a setting is unusable, or the metrics port is taken (named).
+    """
+    app = create_app(settings)
+    metrics = FeedsMetrics(app.state.runtime)
+    metrics.serve(settings.feeds.metrics_host, settings.feeds.metrics_port)
+    try:
+        FeedsServer(server_config(app, host, port)).run()
+    finally:
+        metrics.close()
+
+
+class FeedsServer(uvicorn.Server):
+    """uvicorn's server that ends the live streams first when asked to stop."""
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        """End live streams (they never end by themselves), then let uvicorn drain the rest."""
+        loaded = self.config.app
+        if isinstance(loaded, FastAPI):
+            loaded.state.runtime.close_streams_soon()
+        super().handle_exit(sig, frame)
