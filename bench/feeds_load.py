@@ -137,16 +137,31 @@ def load_city(url: str, lots: int, segments: int) -> Registry:
 
 
 @contextmanager
-def feeds_server(url: str, broker: str | None, prefix: str = "") -> Iterator[str]:
+def feeds_server(
+    url: str, broker: str | None, prefix: str = "", extra_env: dict[str, str] | None = None
+) -> Iterator[str]:
     """Run `streetsense feeds serve` in its own process (MQTT republish only with a broker);
     yield its base URL."""
-    port = free_port()
+    with feeds_process(url, broker, prefix, extra_env) as (base, _):
+        yield base
+
+
+@contextmanager
+def feeds_process(
+    url: str, broker: str | None, prefix: str = "", extra_env: dict[str, str] | None = None
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """Run `streetsense feeds serve` in its own process; yield its base URL and the process."""
+    port, metrics = free_port(), free_port()
     env = {
         **os.environ,
         "STREETSENSE_DATABASE_URL": url,
         "STREETSENSE_DATABASE_TIMESCALE": "off",
-        # One load generator on loopback is one client: lift the per-client limit.
+        # One load generator on loopback is one client: lift the per-client limits.
         "STREETSENSE_FEEDS_RATE_PER_MINUTE": "1000000000",
+        "STREETSENSE_FEEDS_CONNECTIONS_PER_CLIENT": "0",
+        "STREETSENSE_FEEDS_STREAMS_PER_CLIENT": "0",
+        "STREETSENSE_FEEDS_METRICS_PORT": str(metrics),
+        **(extra_env or {}),
     }
     if broker:
         env |= {"STREETSENSE_MQTT_URL": broker, "STREETSENSE_MQTT_TOPIC_PREFIX": prefix}
@@ -159,18 +174,24 @@ def feeds_server(url: str, broker: str | None, prefix: str = "") -> Iterator[str
         deadline = time.monotonic() + 60
         while True:
             try:
-                health = httpx.get(base + "/health", timeout=2).json()
-                if health["status"] == "ok" and (broker is None or health["mqtt"]):
+                if httpx.get(base + "/health", timeout=2).status_code == 200 and (
+                    broker is None or _mqtt_connected(metrics)
+                ):
                     break
-            except (httpx.TransportError, ValueError):
+            except httpx.TransportError:
                 pass
             if time.monotonic() > deadline or process.poll() is not None:
                 raise RuntimeError("the feeds server did not become healthy")
             time.sleep(0.2)
-        yield base
+        yield base, process
     finally:
         process.terminate()
         process.wait(15)
+
+
+def _mqtt_connected(metrics_port: int) -> bool:
+    scraped = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=2).text
+    return "streetsense_feeds_mqtt_connected 1.0" in scraped
 
 
 def wrk(url: str, duration: int, connections: int, headers: dict[str, str]) -> dict[str, float]:

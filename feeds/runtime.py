@@ -19,6 +19,7 @@ from feeds.memory import MemoryReturn
 from feeds.republish import Republisher
 from streetsense.config import Settings
 
+SSE_ENTRIES: Final = 32
 HEALTHY_WITHIN_S: Final = 30.0  # a snapshot refreshed longer ago than this is not current
 
 
@@ -36,6 +37,8 @@ class Runtime:
     republisher: Republisher | None = None  # set by the lifespan when republishing to MQTT
     cache: LruCache[Rendered] = field(default_factory=LruCache)
     answers: LruCache[Cached] = field(default_factory=LruCache)
+    # Stream chunks shared by all streams; few, as a big city's snapshot is a megabyte.
+    sse: LruCache[bytes] = field(default_factory=lambda: LruCache(SSE_ENTRIES))
     loop: asyncio.AbstractEventLoop | None = None
 
     def close_streams_soon(self) -> None:

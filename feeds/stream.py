@@ -15,7 +15,7 @@ from starlette.types import Receive, Scope, Send
 
 from feeds import formats
 from feeds.engine import ChangeEvent, FeedEngine
-from feeds.http import Problem
+from feeds.http import LruCache, Problem
 from feeds.runtime import Runtime, require_ready
 
 router = APIRouter(tags=["parking"])
@@ -57,8 +57,19 @@ def _parse_id(text: str | None) -> int | None:
 
 
 async def _events(
-    engine: FeedEngine, last_id: int | None, lots: frozenset[str]
+    engine: FeedEngine, last_id: int | None, lots: frozenset[str], rendered: LruCache[bytes]
 ) -> AsyncIterator[bytes]:
+    """Yield the stream's chunks. Snapshots and events are rendered once for every stream: each
+    stream holds its last chunk until the next one, and a whole city's snapshot per stream was
+    most of a stream's memory."""
+
+    def shared_snapshot() -> bytes:
+        key = ("snapshot", engine.snapshot.lots_version, engine.last_event_id, lots)
+        return rendered.get(key, lambda: snapshot_event(engine, lots))
+
+    def shared(event: ChangeEvent) -> bytes:
+        return rendered.get(("lot", event.id), lambda: lot_event(event))
+
     queue: asyncio.Queue[ChangeEvent | None] = asyncio.Queue(QUEUE_MAX)
 
     def end() -> None:
@@ -87,13 +98,13 @@ async def _events(
         yield b"retry: %d\n\n" % RETRY_MS
         backlog = None if last_id is None else engine.events_after(last_id)
         if backlog is None:
-            yield snapshot_event(engine, lots)
+            yield shared_snapshot()
             sent = engine.last_event_id
         else:
             sent = last_id or 0
             for past in backlog:
                 if not lots or past.lot.id in lots:
-                    yield lot_event(past)
+                    yield shared(past)
                 sent = past.id
         while True:
             try:
@@ -105,7 +116,7 @@ async def _events(
                 return
             if event.id > sent:
                 sent = event.id
-                yield lot_event(event)
+                yield shared(event)
     finally:
         engine.remove_listener(listener)
 
@@ -141,7 +152,7 @@ async def stream(
             retry_after_s=RETRY_AFTER_S,
         )
     return LiveStream(
-        _events(runtime.engine, resume_from, frozenset(lot or ())),
+        _events(runtime.engine, resume_from, frozenset(lot or ()), runtime.sse),
         release=lambda: _closed(runtime, client),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
