@@ -36,3 +36,18 @@ def test_lots_count_each_sources_newest_reading(city: psycopg.Connection) -> Non
     found = live.occupied("market")
     assert found is not None and found[0] == 1
     assert live.occupied("station") is None
+
+
+def test_a_spot_of_an_inactive_lot_counts_for_its_devices_lot(city: psycopg.Connection) -> None:
+    # A sensor moved out of a lot that closed for good: its readings count where its gateway is
+    # (as the dashboard's lot_live counted them), not nowhere.
+    city.execute("UPDATE lots SET active = false WHERE lot_id = 'station'")
+    city.execute(
+        "INSERT INTO spots (spot_id, lot_id, device_id, sensor) "
+        "VALUES ('station-9', 'station', 'market-gw', 's9')"
+    )
+    write(city, [spot("market-gw", "s9", True, datetime.now(UTC))])
+    market = LiveParking(lot_parking(city)).lot("market")
+    assert market is not None and (market.sensed, market.sensors) == (3.0, 4)
+    live = city.execute("SELECT occupied, sensors FROM lot_live WHERE lot_id = 'market'")
+    assert live.fetchone() == (3.0, 4)  # the dashboard's view says the same
