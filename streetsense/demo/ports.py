@@ -23,8 +23,13 @@ def free_port(host: str = HOST) -> int:
 
 
 def is_free(port: int, host: str = HOST) -> bool:
-    """Tell whether a TCP port on host can be bound now."""
+    """Tell whether a TCP port on host can be bound now, as a server binds it.
+
+    SO_REUSEADDR, as uvicorn and Streamlit set it: a port whose last connections are in
+    TIME_WAIT (the previous run of the demo) is free for them, so it is free here too.
+    """
     with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError as exc:
