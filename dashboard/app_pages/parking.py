@@ -61,7 +61,7 @@ summary = tables.lot_summary(
     lots_now,
 )
 st.subheader("Parking pressure and turnover")
-st.dataframe(summary, hide_index=True, column_config=tables.LOT_SUMMARY_COLUMNS)
+st.dataframe(summary, hide_index=True, column_config=tables.LOT_SUMMARY_COLUMNS, placeholder="-")
 st.caption(
     f"Time above {PRESSURE:.0%}: share of {tables.pressure_bucket(span.start, span.end)} "
     "buckets at or above it. Turnover (arrivals per sensed spot per day) and dwell come from spot "

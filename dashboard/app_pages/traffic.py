@@ -54,8 +54,21 @@ with speed_chart:
                                     zone=zone),
         width="stretch",
     )  # fmt: skip
+st.subheader("Flow: the last hours and the forecast")
+# Over a week the forecast's few hours are a sliver at the chart's edge: here they get the
+# width they need, beside the 5-minute history that leads into them.
+recent = controls.local(data.flow(url, segment_ids, span.end - AHEAD, span.end, "5m"),
+                        ["bucket"], zone)  # fmt: skip
+st.altair_chart(
+    charts.series_with_forecast(recent, ahead[ahead["at"] >= span.end - AHEAD],
+                                series="segment_id", value="flow_vph",
+                                title="vehicles per hour", names=names, zone=zone),
+    width="stretch",
+)  # fmt: skip
 if ahead.empty:
     st.caption("No forecast stored yet for these segments.")
+else:
+    st.caption("Dashed: the latest forecast; shaded: its 80% band.")
 
 profile, diagram = st.columns(2)
 with profile:
