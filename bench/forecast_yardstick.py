@@ -6,12 +6,17 @@ statistical model to compare with.
 
 Usage: python bench/forecast_yardstick.py [--only SUBSTRING] [--every K]
 
-statsforecast is a bench-only dependency (`pip install statsforecast`); nothing at run time
-imports it. Its models take gap-free series, so each training window's gaps are filled the way
-an analyst would: the value a week earlier, else linear interpolation. Ours get the window as it
-is, gaps included. Both are scored on the same points (truth present, every model forecast),
-from every K-th origin of the goal harness's protocol (bench/forecast_goals.py), with 4 weeks of
-history. Times are wall-clock seconds for fitting and forecasting all origins.
+statsforecast is a bench-only dependency and nothing at run time imports it. statsforecast 2.1
+needs pandas < 3 (the dashboard needs pandas 3), so give it a venv of its own:
+`python -m venv /tmp/sf && /tmp/sf/bin/pip install numpy scipy statsforecast`, then run
+`/tmp/sf/bin/python -m bench.forecast_yardstick` from the repository.
+
+Its models take gap-free series, so each training window's gaps are filled the way an analyst
+would: the value a week earlier, else linear interpolation. Ours get the window as it is, gaps
+included. Both are scored on the same points (truth present, every model forecast), from every
+K-th origin with truth of the goal harness's protocol (bench/forecast_goals.py), with 4 weeks of
+history. Times are wall-clock seconds for fitting and forecasting all origins (statsforecast's
+three models share one call, split evenly; the first call includes its numba compilation).
 """
 
 from __future__ import annotations
@@ -101,14 +106,16 @@ def run(case: Case, every: int, workdir: Path) -> None:
     n, length = data.values.shape
     step, h = panel.step, case.horizon
     keep = HISTORY_WEEKS * 7 * 86_400 // step
-    offsets = origins(length, h, case.folds, case.stride)[::every]
+    offsets = [
+        offset
+        for offset in origins(length, h, case.folds, case.stride)
+        if np.isfinite(data.values[:, length - offset : length - offset + h]).any()
+    ][::every]
     scores: dict[str, Accumulator] = {}
     seconds: dict[str, float] = {}
     for offset in offsets:
         train = data.cut(offset)
         truth = data.values[:, length - offset : length - offset + h]
-        if not np.isfinite(truth).any():
-            continue
         forecasts: dict[str, tuple[FloatArray, ...]] = {}
         for name in OURS:
             started = time.perf_counter()
