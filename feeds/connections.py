@@ -85,12 +85,13 @@ def guarded_protocol(guards: Guards) -> type[H11Protocol]:
         def data_received(self, data: bytes) -> None:
             if self._refused:
                 return  # answered already; what it sends is read and dropped
-            # A new request on a kept-alive connection starts its own head deadline.
-            if self._head_timer is None and self._awaiting_head():
-                self._head_timer = _later(self.loop, guards.header_timeout_s, self._head_overdue)
             super().data_received(data)
             if not self._awaiting_head():
                 self._head_timer = _cancel(self._head_timer)
+            elif self._head_timer is None:
+                # Part of a new request's head on a kept-alive connection: its own deadline
+                # (a whole head in one read, the usual case, costs no timer).
+                self._head_timer = _later(self.loop, guards.header_timeout_s, self._head_overdue)
 
         def pause_writing(self) -> None:
             super().pause_writing()
