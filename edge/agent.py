@@ -214,6 +214,7 @@ class Agent:
             "device": self.config.device.id,
             "link": "up" if self.link.connected.is_set() else "down",
             "link_error": self.link.last_error,
+            "broker": self.link.node,
             "link_changes": self._link_changes,
             "connected_since": self.link.connected_since,
             "buffer_cap_bytes": self.config.buffer.cap_bytes,

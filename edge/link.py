@@ -1,5 +1,8 @@
 """The MQTT link (5, or 3.1.1 for older brokers): TLS, credentials, Last Will, reconnects.
 
+With several brokers in `mqtt.url` (the nodes of a cluster), a failed connection or a lost link
+moves the agent to the next node (streetsense.broker.Failover), after the same backoff.
+
 The network loop runs on its own thread; everything it learns (connected, lost, a message, a
 PUBACK) is queued as a `LinkEvent` for the agent's main thread, which owns the buffer.
 """
@@ -18,7 +21,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from edge.config import AgentConfig
 from streetsense.backoff import Backoff
-from streetsense.broker import configure_client, connect_error
+from streetsense.broker import Failover, configure_client, connect_error
 from streetsense.broker_reasons import explain
 from streetsense.readings import Reading, encode_readings, epoch_to_datetime
 from streetsense.senml import encode_pack
@@ -103,6 +106,8 @@ class Link:
         self.last_error = ""
         self._stop = threading.Event()
         self._backoff = Backoff(config.mqtt.backoff_min_s, config.mqtt.backoff_max_s)
+        self.failover = Failover(config.broker(), config.client_id)
+        self.node = ""  # the broker node connected to, while the link is up
         self._client = make_client(config)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
@@ -137,15 +142,16 @@ class Link:
         self._thread.join(timeout=5.0)
 
     def _run(self) -> None:
-        target = self.config.broker()
-        endpoint = target.endpoint
+        target = self.failover.target
         while not self._stop.is_set():
+            # after a refusal or a lost link, the next node of a cluster may still be up
+            endpoint = self.failover.next_attempt()
             try:
                 self._client.connect(
                     endpoint.host, endpoint.port, ping_interval(self.config.mqtt.keepalive_s)
                 )
             except (OSError, ValueError) as exc:
-                self.last_error = f"cannot connect: {connect_error(exc, target)}"
+                self.last_error = f"cannot connect: {connect_error(exc, target, endpoint)}"
                 log.warning("%s", self.last_error)
             else:
                 self._loop()
@@ -166,6 +172,7 @@ class Link:
         if self.connected.is_set():
             self.connected.clear()
             self.connected_since = None
+            self.node = ""
             log.warning("link down: %s", reason)
             self.events.put(LinkEvent("down", reason=reason))
 
@@ -182,8 +189,9 @@ class Link:
         client.subscribe([(self.ack_topic, 1), (self.config_topic, 1)])
         self.connected_since = time.time()
         self.last_error = ""
+        self.node = self.failover.where()
         self.connected.set()
-        log.info("link up: %s", self.config.broker().describe())
+        log.info("link up: %s", self.node)
         self.events.put(LinkEvent("up"))
 
     def _on_disconnect(

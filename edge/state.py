@@ -49,6 +49,7 @@ def describe(state: dict[str, Any], now: float | None = None) -> list[str]:
         f"(pid {state.get('pid')}, state written {age:.0f} s ago)",
         f"device:           {state.get('site')}/{state.get('device')}",
         f"link:             {state.get('link')}"
+        + (f" to {state['broker']}" if state.get("broker") else "")
         + (f" ({state['link_error']})" if state.get("link_error") else ""),
         f"buffer depth:     {state.get('buffer_depth')} readings ({state.get('buffer_bytes')} bytes"
         f" of {state.get('buffer_cap_bytes')})",

@@ -1,4 +1,7 @@
-"""Republish lot changes as retained MQTT messages on `<prefix>/feeds/parking/<lot>`."""
+"""Republish lot changes as retained MQTT messages on `<prefix>/feeds/parking/<lot>`.
+
+With several brokers in `mqtt.url` (a cluster's nodes), each reconnect goes to the next node.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ import orjson
 from feeds import formats
 from feeds.engine import ChangeEvent, FeedEngine
 from streetsense.backoff import Backoff
+from streetsense.broker import Endpoint, Failover
 from streetsense.config import Settings
 from streetsense.topics import Topics
 
@@ -22,17 +26,22 @@ CONCURRENT_PUBLISHES: Final = 10  # aiomqtt warns above ten calls in flight
 _PROTOCOLS: Final = {"5": aiomqtt.ProtocolVersion.V5, "3.1.1": aiomqtt.ProtocolVersion.V311}
 
 
-def client_options(settings: Settings) -> dict[str, object]:
+def client_options(settings: Settings, endpoint: Endpoint | None = None) -> dict[str, object]:
     """Return aiomqtt.Client arguments from the settings (the kernel's reading of mqtt.url).
+
+    Args:
+        settings: the settings.
+        endpoint: the broker node to connect to (default: the first of mqtt.url).
 
     Raises:
         ConfigError: mqtt.url or the TLS and password files are wrong; names the setting.
     """
     target = settings.broker()
+    endpoint = endpoint or target.endpoint
     base_id = settings.mqtt.client_id or "streetsense"
     options: dict[str, object] = {
-        "hostname": target.endpoint.host,
-        "port": target.endpoint.port,
+        "hostname": endpoint.host,
+        "port": endpoint.port,
         "username": target.username or None,
         "password": target.password() if target.username else None,
         "identifier": f"{base_id}-feeds-{random.getrandbits(32):08x}",
@@ -73,9 +82,13 @@ class Republisher:
     async def run(self, stop: asyncio.Event) -> None:
         """Publish until `stop` is set; after each (re)connect every lot is published again."""
         options = client_options(self.settings)
-        where = self.settings.broker().describe()
+        failover = Failover(self.settings.broker(), str(options["identifier"]))
         backoff = Backoff(1.0, 30.0)
         while not stop.is_set():
+            # every attempt after the first follows a failure: the next node of a cluster
+            endpoint = failover.next_attempt()
+            options.update(hostname=endpoint.host, port=endpoint.port)
+            where = failover.where()
             try:
                 async with aiomqtt.Client(**options) as client:  # type: ignore[arg-type]
                     self.connected = True
@@ -85,7 +98,9 @@ class Republisher:
                     await self._drain_until(client, stop)
             except aiomqtt.MqttError as exc:
                 delay = backoff.next_delay()
-                log.warning("feeds MQTT connection lost (retrying in %.1f s): %s", delay, exc)
+                log.warning(
+                    "feeds MQTT connection to %s lost (retrying in %.1f s): %s", where, delay, exc
+                )
             else:
                 delay = 0.0
             self.connected = False

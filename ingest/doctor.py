@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     import paho.mqtt.client as mqtt
     import psycopg
 
-    from streetsense.broker import BrokerTarget
+    from streetsense.broker import BrokerTarget, Endpoint
     from streetsense.config import Settings
 
 OK: Final = "ok"
@@ -228,22 +228,41 @@ class _Probe:
 
 
 def probe_broker(settings: Settings) -> list[Check]:
-    """Connect to the broker as ingest would and read what it says about itself."""
+    """Connect to the broker as ingest would and read what it says about itself.
+
+    With several brokers in `mqtt.url` (a cluster), every node is checked: a client that
+    fails over to a node that refuses it would stall there.
+    """
     from streetsense.errors import ConfigError  # noqa: PLC0415
 
     try:
         target = settings.broker()
+    except ConfigError as exc:
+        return [Check("broker", FAIL, "the MQTT settings are wrong", str(exc))]
+    checks: list[Check] = []
+    for endpoint in target.endpoints:
+        checks += _probe_node(settings, target, endpoint)
+    return checks
+
+
+def _probe_node(settings: Settings, target: BrokerTarget, endpoint: Endpoint) -> list[Check]:
+    from streetsense.broker import connect_error  # noqa: PLC0415
+    from streetsense.errors import ConfigError  # noqa: PLC0415
+
+    try:
         probe = _Probe(target)
     except ConfigError as exc:
         return [Check("broker", FAIL, "the MQTT settings are wrong", str(exc))]
-    where = target.describe()
-    endpoint = target.endpoint
+    if len(target.endpoints) == 1:
+        where = target.describe()
+    else:
+        where = f"{target.scheme}://{endpoint}{target.websocket_path}"
     try:
         probe.client.connect(endpoint.host, endpoint.port, keepalive=settings.mqtt.keepalive_s)
     except OSError as exc:
-        from streetsense.broker import connect_error  # noqa: PLC0415
-
-        return [Check("broker", FAIL, f"{where}: cannot connect", connect_error(exc, target))]
+        return [
+            Check("broker", FAIL, f"{where}: cannot connect", connect_error(exc, target, endpoint))
+        ]
     probe.client.loop_start()
     try:
         return _broker_checks(probe, settings, where)

@@ -1,4 +1,10 @@
-"""The broker side of ingest: a persistent MQTT session, manual acks, end-to-end acks."""
+"""The broker side of ingest: a persistent MQTT session, manual acks, end-to-end acks.
+
+With several brokers in `mqtt.url` (the nodes of a cluster that keeps sessions, such as NATS
+with JetStream), each reconnect goes to the next node (streetsense.broker.Failover): the
+session, and the messages it holds unacknowledged, are the cluster's, so ingest resumes them
+wherever it lands.
+"""
 
 from __future__ import annotations
 
@@ -21,7 +27,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from ingest.inbox import Inbox, Message
 from ingest.metrics import IngestMetrics
 from streetsense.backoff import Backoff
-from streetsense.broker import configure_client, connect_error
+from streetsense.broker import Failover, configure_client, connect_error
 from streetsense.broker_reasons import explain
 from streetsense.config import Settings
 from streetsense.topics import Channel, Topics
@@ -76,6 +82,8 @@ class BufferedClient(mqtt.Client):
         self.taken_from_paho = 0
         self.reconnect_backoff = Backoff(1.0, 30.0)
         self.stopping = threading.Event()  # ends a reconnect wait at once
+        self.failover: Failover | None = None  # set by `aim`
+        self._connect_options: dict[str, Any] = {}
 
     @property
     def fast_handler(self) -> FastHandler | None:
@@ -190,9 +198,21 @@ class BufferedClient(mqtt.Client):
             packet = b"".join(_PUBACK.pack(_PUBACK_COMMAND, 2, mid) for mid in mids)
             self._packet_queue(_PUBACK_COMMAND, packet, 0, 1)
 
+    def aim(self, failover: Failover, keepalive: int, **options: Any) -> None:
+        """Connect (from the network thread) to the failover's nodes with connect_async options."""
+        self.failover = failover
+        self._connect_options = {"keepalive": keepalive, **options}
+        first = failover.endpoint
+        self.connect_async(first.host, first.port, **self._connect_options)
+
     def reconnect(self) -> MQTTErrorCode:
-        """Drop what the old socket left in the buffer, then reconnect."""
+        """Drop what the old socket left in the buffer, then connect to the next node."""
         self._rbuf, self._rpos = b"", 0
+        if self.failover is not None:
+            # Every call after the first follows a failure: connect_async (public) re-aims the
+            # client, which paho's host setter refuses while a reconnect is under way.
+            endpoint = self.failover.next_attempt()
+            self.connect_async(endpoint.host, endpoint.port, **self._connect_options)
         return super().reconnect()
 
     def _reconnect_wait(self) -> None:
@@ -232,7 +252,8 @@ class BrokerLink:
         self.generation = 0
         self.paho_messages = 0
         self.connected = threading.Event()
-        self.client = self._client(client_id or settings.mqtt.client_id or default_client_id())
+        self.client_id = client_id or settings.mqtt.client_id or default_client_id()
+        self.client = self._client(self.client_id)
         paths = metrics.receive_path
         paths.labels("in_place").set_function(lambda: self.client.taken_in_place)
         paths.labels("paho_reader").set_function(lambda: self.client.taken_from_paho)
@@ -258,21 +279,15 @@ class BrokerLink:
 
     def start(self) -> None:
         """Connect in the background; paho's network thread reconnects on its own."""
-        host, port = self.target.endpoint.host, self.target.endpoint.port
-        properties = None
+        failover = Failover(self.target, self.client_id)
+        keepalive = self.settings.mqtt.keepalive_s
         if self.v5:
             properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
             properties.SessionExpiryInterval = SESSION_EXPIRY_S
             properties.ReceiveMaximum = max(1, min(self.settings.ingest.receive_maximum, 65_535))
-            self.client.connect_async(
-                host,
-                port,
-                self.settings.mqtt.keepalive_s,
-                clean_start=False,
-                properties=properties,
-            )
+            self.client.aim(failover, keepalive, clean_start=False, properties=properties)
         else:
-            self.client.connect_async(host, port, self.settings.mqtt.keepalive_s)
+            self.client.aim(failover, keepalive)
         self.client.loop_start()
 
     def _on_connect(
@@ -292,7 +307,8 @@ class BrokerLink:
         else:
             client.subscribe(topic_filter, qos=1)
         log.info(
-            "connected to the broker (session present: %s), subscribing to %s",
+            "connected to the broker at %s (session present: %s), subscribing to %s",
+            self.node(),
             getattr(flags, "session_present", "?"),
             topic_filter,
         )
@@ -300,7 +316,14 @@ class BrokerLink:
     def _on_connect_fail(self, _client: mqtt.Client, _userdata: Any) -> None:
         # paho calls this while handling the connect's OSError, and passes no error of its own
         error = sys.exc_info()[1] or OSError("unknown error")
-        log.error("cannot connect to the broker: %s", connect_error(error, self.target))
+        failover = self.client.failover
+        endpoint = failover.endpoint if failover is not None else None
+        log.error("cannot connect to the broker: %s", connect_error(error, self.target, endpoint))
+
+    def node(self) -> str:
+        """Name the broker node of the latest connection attempt, for logs."""
+        failover = self.client.failover
+        return failover.where() if failover is not None else self.target.describe()
 
     def _on_subscribe(
         self, _client: mqtt.Client, _userdata: Any, _mid: int, reasons: Any, _properties: Any
@@ -319,7 +342,10 @@ class BrokerLink:
     ) -> None:
         self.connected.clear()
         log.warning(
-            "disconnected from the broker (%s); reconnecting with backoff", explain(reason.value)
+            "disconnected from the broker at %s (%s); reconnecting with backoff%s",
+            self.node(),
+            explain(reason.value),
+            " to the next node" if len(self.target.endpoints) > 1 else "",
         )
 
     def _on_publish(self, topic: bytes, payload: bytes, mid: int, qos: int, retain: bool) -> None:

@@ -35,7 +35,7 @@ from ingest.metrics import IngestMetrics
 from ingest.prune import Pruner
 from ingest.refusals import RefusalThrottle
 from store.confirm_secret import read_confirm_secret
-from store.db import connect, require_url
+from store.db import connect, describe_url, require_url
 from store.quarantine import active_devices, quarantine_usage, registered_sites, spot_sensors
 from store.writes import ReadingWriter, Rejection
 from streetsense.backoff import Backoff
@@ -335,6 +335,13 @@ class IngestService:
                 autocommit=True,
                 timeout_s=self.settings.database.connect_timeout_s,
                 application_name=APPLICATION_NAME,
+            )
+            # With a multi-host URL, which server answered (after a failover: the new primary).
+            log.info(
+                "connected to PostgreSQL at %s:%s (%s)",
+                self.conn.info.host,
+                self.conn.info.port,
+                describe_url(self.url),
             )
         return self.conn
 

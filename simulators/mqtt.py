@@ -1,4 +1,8 @@
-"""Publishing to the broker at QoS 1, paced by the broker's acknowledgements."""
+"""Publishing to the broker at QoS 1, paced by the broker's acknowledgements.
+
+With several brokers in `mqtt.url` (a cluster's nodes), a refused connection or a lost link
+moves the publisher to the next node, after the kernel's jittered backoff.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +14,11 @@ from types import TracebackType
 from typing import Any
 
 import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
 
-from streetsense.broker import configure_client, connect_error
+from streetsense.backoff import Backoff
+from streetsense.broker import Failover, configure_client, connect_error
 from streetsense.broker_reasons import explain
 from streetsense.config import Settings
 from streetsense.errors import ServiceUnavailableError
@@ -21,23 +26,47 @@ from streetsense.errors import ServiceUnavailableError
 log = logging.getLogger(__name__)
 
 
-def make_client(settings: Settings, role: str) -> tuple[paho.Client, str, int]:
-    """Return a configured (not yet connected) client and the broker's host and port.
+KEEPALIVE_S = 30
+
+
+class FailoverClient(paho.Client):
+    """paho's client whose every reconnect goes to the next broker node, after our backoff."""
+
+    def __init__(self, failover: Failover, **options: Any) -> None:
+        super().__init__(**options)
+        self.failover = failover
+        self.backoff = Backoff(1.0, 30.0)
+        self.stopping = threading.Event()  # ends a reconnect wait at once
+
+    def reconnect(self) -> MQTTErrorCode:
+        """Connect to the next node of the list (the first call: the start node)."""
+        endpoint = self.failover.next_attempt()
+        # connect_async is paho's public way to re-aim a client between two attempts
+        self.connect_async(endpoint.host, endpoint.port, keepalive=KEEPALIVE_S)
+        return super().reconnect()
+
+    def _reconnect_wait(self) -> None:
+        # paho doubles its delay in step; ours is jittered so restarted publishers spread out
+        self.stopping.wait(self.backoff.next_delay())
+
+
+def make_client(settings: Settings, role: str) -> FailoverClient:
+    """Return a configured, not yet connected client.
 
     Raises:
         ConfigError: mqtt.url or the TLS and password files are wrong; names the setting.
     """
     target = settings.broker()
     client_id = f"{settings.mqtt.client_id or 'streetsense-sim'}-{role}-{uuid.uuid4().hex[:8]}"
-    client = paho.Client(
+    client = FailoverClient(
+        Failover(target, client_id),
         callback_api_version=CallbackAPIVersion.VERSION2,
         client_id=client_id,
         protocol=paho.MQTTv5 if target.v5 else paho.MQTTv311,
-        transport=target.transport,  # type: ignore[arg-type]
+        transport=target.transport,
     )
     configure_client(client, target)
-    client.reconnect_delay_set(1, 30)
-    return client, target.endpoint.host, target.endpoint.port
+    return client
 
 
 # How long a stopped command waits for the broker to acknowledge what it already sent.
@@ -66,7 +95,7 @@ class PacedPublisher:
         ack_timeout_s: float = 60.0,
         stop: threading.Event | None = None,
     ) -> None:
-        self.client, self.host, self.port = make_client(settings, role)
+        self.client = make_client(settings, role)
         self.target = settings.broker()
         self.stop = stop
         # A flush that timed out: the broker is not answering, nothing more is waited for.
@@ -84,16 +113,22 @@ class PacedPublisher:
         self.client.on_disconnect = self._on_disconnect
 
     def __enter__(self) -> PacedPublisher:
-        try:
-            self.client.connect(self.host, self.port, keepalive=30)
-        except OSError as exc:
-            raise ServiceUnavailableError(connect_error(exc, self.target)) from exc
+        failures = []
+        for _node in self.target.endpoints:  # each node of a cluster once, then give up
+            try:
+                self.client.reconnect()
+                break
+            except OSError as exc:
+                failures.append(connect_error(exc, self.target, self.client.failover.endpoint))
+        else:
+            raise ServiceUnavailableError("; ".join(failures))
         self.client.loop_start()
         if not self._connected.wait(10):
+            self.client.stopping.set()
             self.client.loop_stop()
             raise ServiceUnavailableError(
-                f"the MQTT broker at {self.host}:{self.port} did not accept the connection "
-                "within 10 s; check credentials and mqtt.url"
+                f"the MQTT broker at {self.client.failover.where()} did not accept the "
+                "connection within 10 s; check credentials and mqtt.url"
             )
         return self
 
@@ -106,6 +141,7 @@ class PacedPublisher:
         if kind is None and not self.gave_up:
             # Callers flush with their own patience first; this one only catches stragglers.
             self.flush(10.0)
+        self.client.stopping.set()
         self.client.disconnect()
         self.client.loop_stop()
 
@@ -177,6 +213,7 @@ class PacedPublisher:
         if reason.is_failure:
             log.warning("the broker refused the connection: %s", explain(reason.value))
             return
+        self.client.backoff.reset()
         self._connected.set()
 
     def _on_disconnect(

@@ -16,13 +16,27 @@ log = logging.getLogger(__name__)
 
 
 def describe_url(url: str) -> str:
-    """Return host, port and database of a libpq URL, without the password."""
+    """Return hosts, ports and database of a libpq URL, without the password.
+
+    A multi-host URL (`postgresql://h1:5432,h2:5433/db?target_session_attrs=read-write`, for
+    a primary that fails over) reads `h1:5432,h2:5433/db (read-write)`: libpq keeps hosts
+    and ports in two lists, which would otherwise print as `h1,h2:5432,5433`.
+    """
     try:
         parts = conninfo_to_dict(url)
     except psycopg.ProgrammingError as exc:
         raise ConfigError(f"database url is not a valid libpq URL: {exc}") from exc
-    host = parts.get("host") or "local socket"
-    return f"{host}:{parts.get('port') or 5432}/{parts.get('dbname') or parts.get('user') or ''}"
+    hosts = str(parts.get("host") or parts.get("hostaddr") or "local socket").split(",")
+    ports = str(parts.get("port") or "5432").split(",")
+    if len(ports) == 1:
+        ports *= len(hosts)  # libpq: one port for every host
+    nodes = ",".join(
+        f"{host or 'local socket'}:{port or 5432}"
+        for host, port in zip(hosts, ports + [""] * len(hosts), strict=False)
+    )
+    database = parts.get("dbname") or parts.get("user") or ""
+    attrs = parts.get("target_session_attrs")
+    return f"{nodes}/{database}" + (f" ({attrs})" if attrs and attrs != "any" else "")
 
 
 def require_url(settings: DatabaseSettings) -> str:

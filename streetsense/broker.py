@@ -13,8 +13,14 @@ credentials. Standard library only: the edge agent installs with paho alone.
 | `ws` | WebSockets | no | 80 |
 | `wss` | WebSockets | yes | 443 |
 
-A list of hosts is parsed (all share the scheme, credentials and TLS settings), but only one
-broker is accepted until clients fail over between them (issue 18).
+A list of hosts names the nodes of one clustered broker (all share the scheme, credentials and
+TLS settings). `Failover` says which node a client tries: it stays on a node while it works and
+moves to the next one after a failed connection or a lost link; the delay between attempts is
+the caller's `streetsense.backoff.Backoff`, as with one broker. Each client starts at a node
+chosen by its client id, so a fleet configured with one list spreads over the nodes. A list
+only makes sense for a cluster that shares sessions and retained messages between its nodes
+(NATS with JetStream, EMQX, HiveMQ, VerneMQ): independent brokers would each keep their own
+part of a session (docs/deploy.md).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import os
 import re
 import socket
 import ssl
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, NamedTuple, Protocol
@@ -122,7 +129,7 @@ class BrokerTarget:
 
     @property
     def endpoint(self) -> Endpoint:
-        """The broker to connect to (the first of the list)."""
+        """The first broker of the list (clients choose theirs with `Failover`)."""
         return self.endpoints[0]
 
     @property
@@ -236,12 +243,44 @@ def broker_target(section: MqttSection, env_prefix: str = "STREETSENSE_") -> Bro
         env_prefix=env_prefix,
     )
     _check_tls_settings(target, key)
-    if len(endpoints) > 1:
+    if len(set(endpoints)) < len(endpoints):
         raise ConfigError(
-            f"{key} = {section.url!r} lists {len(endpoints)} brokers; this release connects "
-            "to one: give a single host (failing over between brokers is not supported yet)"
+            f"{key} = {section.url!r} names a broker twice; list each node of the cluster once"
         )
     return target
+
+
+class Failover:
+    """Which node of the broker list each connection attempt of a client goes to.
+
+    The first attempt goes to a node chosen by a stable hash of the client id, so that a fleet
+    given one list does not all land on the first node. A client reconnects only after a
+    failure (a refused connection or a lost link), so every later attempt goes to the next
+    node of the list (after the last, the first again). Not thread-safe: one network thread
+    uses it.
+    """
+
+    def __init__(self, target: BrokerTarget, client_id: str = "") -> None:
+        self.target = target
+        self.endpoints = target.endpoints
+        self._index = zlib.crc32(client_id.encode()) % len(self.endpoints) if client_id else 0
+        self.attempts = 0
+
+    @property
+    def endpoint(self) -> Endpoint:
+        """The node of the latest attempt (before any, the one the first goes to)."""
+        return self.endpoints[self._index]
+
+    def next_attempt(self) -> Endpoint:
+        """Return the node to try now: the start node first, then the next one each time."""
+        if self.attempts:
+            self._index = (self._index + 1) % len(self.endpoints)
+        self.attempts += 1
+        return self.endpoint
+
+    def where(self) -> str:
+        """Name the node of the latest attempt as a URL without credentials, for logs."""
+        return f"{self.target.scheme}://{self.endpoint}{self.target.websocket_path}"
 
 
 def _check_tls_settings(target: BrokerTarget, key: str) -> None:
@@ -334,9 +373,18 @@ def _endpoint(text: str, default_port: int, url: str, key: str) -> Endpoint:
     return Endpoint(host, int(port_text))
 
 
-def connect_error(error: BaseException, target: BrokerTarget) -> str:
-    """Say why connecting to the broker failed and what fixes it (for logs and doctor)."""
-    where = f"{target.scheme}://{target.endpoint}"
+def connect_error(
+    error: BaseException, target: BrokerTarget, endpoint: Endpoint | None = None
+) -> str:
+    """Say why connecting to a broker failed and what fixes it (for logs and doctor).
+
+    Args:
+        error: what the connection attempt raised.
+        target: the broker settings.
+        endpoint: the node that was tried (default: the first of the list).
+    """
+    endpoint = endpoint or target.endpoint
+    where = f"{target.scheme}://{endpoint}"
     if isinstance(error, ssl.SSLCertVerificationError):
         return (
             f"{where}: the broker's certificate is not trusted ({error.verify_message}); set "
@@ -352,7 +400,7 @@ def connect_error(error: BaseException, target: BrokerTarget) -> str:
     if isinstance(error, ConnectionRefusedError):
         return f"{where} refused the connection: start the broker, or fix the port in mqtt.url"
     if isinstance(error, socket.gaierror):
-        return f"{where}: {target.endpoint.host!r} does not resolve ({error}); fix mqtt.url or DNS"
+        return f"{where}: {endpoint.host!r} does not resolve ({error}); fix mqtt.url or DNS"
     if isinstance(error, TimeoutError):
         return f"{where} did not answer in time: check the address and the firewall"
     return f"{where} cannot be reached: {error}"

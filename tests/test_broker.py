@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import socket
 import ssl
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from edge.config import load_config
-from streetsense.broker import BrokerTarget, Endpoint, broker_target, connect_error, parse_url
+from streetsense.broker import (
+    BrokerTarget,
+    Endpoint,
+    Failover,
+    broker_target,
+    connect_error,
+    parse_url,
+)
 from streetsense.broker_reasons import explain, reason
 from streetsense.config import MqttSettings, load_settings
 from streetsense.errors import ConfigError
@@ -94,9 +102,31 @@ def test_a_password_file_without_a_user_is_refused() -> None:
         target(url="mqtt://broker", password_file="/etc/pw")
 
 
-def test_a_list_of_brokers_is_parsed_but_refused_until_failover_exists() -> None:
-    with pytest.raises(ConfigError, match="lists 3 brokers"):
-        target(url="mqtt://n1:1883,n2:1883,n3:1883")
+def test_a_list_of_brokers_is_a_cluster_each_node_named_once() -> None:
+    cluster = target(url="mqtt://n1:1883,n2:1883,n3:1883")
+    assert [str(e) for e in cluster.endpoints] == ["n1:1883", "n2:1883", "n3:1883"]
+    assert cluster.describe() == "mqtt://n1:1883,n2:1883,n3:1883"
+    with pytest.raises(ConfigError, match="names a broker twice"):
+        target(url="mqtt://n1:1883,n2,n1")
+
+
+def test_failover_moves_to_the_next_node_after_each_failure_and_wraps() -> None:
+    cluster = target(url="mqtts://n1,n2:8884,n3")
+    failover = Failover(cluster)
+    tried = [str(failover.next_attempt()) for _ in range(5)]
+    assert tried == ["n1:8883", "n2:8884", "n3:8883", "n1:8883", "n2:8884"]
+    assert failover.where() == "mqtts://n2:8884"
+    alone = Failover(target(url="mqtt://b"), "gw-1")
+    assert {str(alone.next_attempt()) for _ in range(3)} == {"b:1883"}
+
+
+def test_a_fleet_given_one_list_spreads_over_the_nodes_the_same_way_each_start() -> None:
+    cluster = target(url="mqtt://n1,n2,n3")
+    first = {f"gw-{n}": str(Failover(cluster, f"gw-{n}").next_attempt()) for n in range(300)}
+    per_node = Counter(first.values())
+    assert set(per_node) == {"n1:1883", "n2:1883", "n3:1883"}
+    assert min(per_node.values()) > 60  # about 100 each
+    assert first["gw-7"] == str(Failover(cluster, "gw-7").next_attempt())  # stable
 
 
 def test_user_in_the_url_or_the_setting_but_not_both_different() -> None:
@@ -178,3 +208,6 @@ def test_connect_errors_say_what_to_fix() -> None:
     wrong_port = ssl.SSLError(1, "[SSL: WRONG_VERSION_NUMBER] wrong version number")
     assert "is it a TLS listener? Use mqtt://" in connect_error(wrong_port, tls)
     assert "did not answer in time" in connect_error(TimeoutError(), tls)
+    cluster = target(url="mqtt://n1,n2:1884")
+    said = connect_error(ConnectionRefusedError(111, "refused"), cluster, cluster.endpoints[1])
+    assert said.startswith("mqtt://n2:1884 refused the connection")

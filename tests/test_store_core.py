@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import psycopg
+import pytest
 
+from store.db import describe_url
 from store.migrate import available_migrations, migrate, schema_version
 from store.writes import Rejection, write_readings, write_rejections
 from streetsense.config import DatabaseSettings
@@ -43,3 +45,22 @@ def test_rejections_keep_a_capped_payload(db: psycopg.Connection) -> None:
         "SELECT reason, length(payload), payload_bytes FROM rejected_messages"
     ).fetchone()
     assert row == ("not JSON", 100, 10_000)
+
+
+@pytest.mark.parametrize(
+    ("url", "described"),
+    [
+        ("postgresql://postgres@db.example/streetsense", "db.example:5432/streetsense"),
+        (
+            "postgresql://postgres:secret@127.0.0.1:19442,127.0.0.1:19443/db"
+            "?target_session_attrs=read-write",
+            "127.0.0.1:19442,127.0.0.1:19443/db (read-write)",
+        ),
+        ("host=a,b port=5433 dbname=ss", "a:5433,b:5433/ss"),
+        ("postgresql:///ss", "local socket:5432/ss"),
+    ],
+)
+def test_database_urls_are_described_host_by_host_without_the_password(
+    url: str, described: str
+) -> None:
+    assert describe_url(url) == described
