@@ -35,14 +35,14 @@ def main() -> int:
     parser.add_argument("--agents", type=int, default=5)
     parser.add_argument("--per-agent", type=int, default=20_000)
     parser.add_argument("--spacing-ms", type=int, default=2)
-    parser.add_argument("--kill-after-s", type=float, default=15.0)
-    parser.add_argument("--down-s", type=float, default=3.0)
+    parser.add_argument("--kill-at", type=float, default=0.3, help="share of readings read")
+    parser.add_argument("--restart-at", type=float, default=0.4, help="share of readings read")
     parser.add_argument("--only", type=int, help="run only scenario N (0-3)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     base = FleetRun(
         agents=args.agents, per_agent=args.per_agent, spacing_ms=args.spacing_ms,
-        kill_after_s=args.kill_after_s, down_s=args.down_s, settle_timeout_s=600.0,
+        kill_at=args.kill_at, restart_at=args.restart_at, settle_timeout_s=600.0,
     )  # fmt: skip
     scenarios = [
         base,

@@ -8,6 +8,7 @@ so the number of readings is known in advance and every one must end up stored e
 from __future__ import annotations
 
 import logging
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,8 @@ import psycopg
 from harness.edge import AgentProcess, agent_config, ingest_secret, wait_for
 from harness.ingest import IngestProcess, wait_log
 from harness.ingest_services import persistent_mosquitto
+from harness.nats import NatsCluster, NatsNode
+from harness.services import TestBroker
 from streetsense.config import Settings, with_overrides
 from streetsense.topics import Topics
 
@@ -35,8 +38,12 @@ class FleetRun:
     confirm: str = "ingest"  # "broker": the control, readings freed on PUBACK
     ingest_online: bool = True
     ingests: int = 1
-    kill_after_s: float = 2.0
-    down_s: float = 1.5
+    # What is killed: "broker" (the whole broker, restarted once the agents read `restart_at`
+    # of their files); "ingest-node" or "agents-node" (the cluster node ingest, or only
+    # agents, are connected to; left dead: the clients must fail over to the others)
+    fault: str = "broker"
+    kill_at: float = 0.3  # share of the readings the agents have read when the fault strikes
+    restart_at: float = 0.5
     settle_timeout_s: float = 120.0
     shared_group: str | None = None  # None: the settings' own; "": a plain subscription
 
@@ -51,7 +58,7 @@ def replay_file(path: Path, count: int, spacing_ms: int) -> Path:
 
 
 def start_agents(
-    run: FleetRun, broker_url: str, topics: Topics, workdir: Path, secret: bytes
+    run: FleetRun, broker: TestBroker, topics: Topics, workdir: Path, secret: bytes
 ) -> list[AgentProcess]:
     """Start one agent process per device, each replaying its own file."""
     agents = []
@@ -59,10 +66,11 @@ def start_agents(
         device = f"gw-{n}"
         config = agent_config(
             workdir / f"{device}.toml",
-            broker_url,
+            broker.url,
             topics,
             device=device,
             secret=secret,
+            mqtt={"protocol": broker.protocol},
             buffer={"confirm": run.confirm, "resend_timeout_s": 3.0, "drain_rate": 5_000.0,
                     "max_inflight": 40},
             driver={"kind": "replay", "retime": True,
@@ -117,10 +125,92 @@ def _quiet(database_url: str, seconds: float, timeout: float) -> int:
     return last
 
 
-def run_fleet(run: FleetRun, settings: Settings, topics: Topics, workdir: Path) -> dict[str, Any]:
-    """Run the scenario; return its figures (sent, stored, lost, duplicated, recovery...)."""
-    broker = persistent_mosquitto(workdir / "broker").start()
-    mqtt: dict[str, str] = {"url": broker.url}
+def _read(agents: list[AgentProcess]) -> int:
+    """Return how many readings the agents have read from their files so far."""
+    return sum(a.state()["next_seq"] - a.state()["first_seq"] for a in agents)
+
+
+_CONNECTED = re.compile(r"connected to the broker at \S+://(\S+) ")
+
+
+def ingest_node(log_path: Path) -> str:
+    """Return host:port of the broker node an ingest process connected to last."""
+    found = _CONNECTED.findall(log_path.read_text(errors="replace"))
+    assert found, f"{log_path.name} names no broker connection"
+    return str(found[-1])
+
+
+def _victim(run: FleetRun, cluster: NatsCluster, ingest: str, agents: list[str]) -> NatsNode:
+    """Return the node to kill: ingest's, or one that only agents use."""
+    if run.fault == "ingest-node":
+        return cluster.node_at(ingest)
+    for node in cluster.nodes:
+        if node.address != ingest and any(a.endswith(node.address) for a in agents):
+            return node
+    raise AssertionError(f"every agent shares ingest's node {ingest}: {agents}")
+
+
+def _strike(
+    run: FleetRun, broker: TestBroker, agents: list[AgentProcess], ingest: IngestProcess
+) -> dict[str, str]:
+    """Inject the scenario's fault; return which node died and whose it was (node faults)."""
+    total = run.agents * run.per_agent
+    if run.fault == "broker":
+        broker.kill()  # mid-stream: its queue and in-flight messages go with it
+        # the agents buffer while it is down
+        wait_for(lambda: _read(agents) >= run.restart_at * total, run.settle_timeout_s,
+                 f"the agents to read {run.restart_at:.0%} of their files")  # fmt: skip
+        broker.start()
+        return {}
+    assert isinstance(broker, NatsCluster), "a node fault needs a cluster"
+    wait_for(lambda: all(a.state()["broker"] for a in agents), 30, "agents' links")
+    ingest_at = ingest_node(ingest.log_path)
+    node = _victim(run, broker, ingest_at, [a.state()["broker"] for a in agents])
+    hosted = [a.config.stem for a in agents if a.state()["broker"].endswith(node.address)]
+    if ingest_at == node.address:
+        hosted.append("ingest")
+    node.kill()  # left dead: its clients must find the other nodes
+    return {"killed": node.address, "its_clients": ",".join(hosted)}
+
+
+def _settle(run: FleetRun, agents: list[AgentProcess], database_url: str) -> None:
+    """Wait until everything is confirmed (or, freed on PUBACK, until ingest stops storing)."""
+    if run.confirm == "ingest":
+        wait_for(lambda: _all_confirmed(agents, run.per_agent), run.settle_timeout_s,
+                 "ingest to confirm every reading")  # fmt: skip
+        _quiet(database_url, 1.0, 10.0)
+    else:
+        # Freed on PUBACK: nothing waits for ingest; wait until ingest stops storing.
+        wait_for(lambda: all(a.state()["buffer_depth"] == 0 for a in agents),
+                 run.settle_timeout_s, "the agents to empty their buffers")  # fmt: skip
+        _quiet(database_url, 3.0, run.settle_timeout_s)
+
+
+def _start_ingests(ingests: list[IngestProcess], online: bool) -> None:
+    """Start ingest until it subscribed; stop it again when the scenario wants it offline."""
+    for ingest in ingests:
+        ingest.start()
+        assert wait_log(ingest.log_path, "subscribed; ingesting", 30), "ingest did not start"
+    if not online:
+        for ingest in ingests:
+            assert ingest.terminate() == 0  # its session stays; the broker queues for it
+
+
+def run_fleet(
+    run: FleetRun,
+    settings: Settings,
+    topics: Topics,
+    workdir: Path,
+    broker: TestBroker | None = None,
+) -> dict[str, Any]:
+    """Run the scenario; return its figures (sent, stored, lost, duplicated, recovery...).
+
+    `broker`: a started broker (default: a private Mosquitto); a node fault needs a NatsCluster.
+    """
+    broker = broker or persistent_mosquitto(workdir / "broker").start()
+    mqtt: dict[str, str] = {"url": broker.url, "protocol": broker.protocol}
+    if broker.protocol != "5":
+        mqtt["shared_group"] = ""  # no $share before MQTT 5
     if run.shared_group is not None:
         mqtt["shared_group"] = run.shared_group
     settings = with_overrides(settings, mqtt=mqtt, ingest={"auto_register": True})
@@ -130,24 +220,20 @@ def run_fleet(run: FleetRun, settings: Settings, topics: Topics, workdir: Path) 
         for n in range(run.ingests)
     ]
     agents: list[AgentProcess] = []
+    total = run.agents * run.per_agent
+    moved: dict[str, str] = {}
     try:
-        for ingest in ingests:
-            ingest.start()
-            assert wait_log(ingest.log_path, "subscribed; ingesting", 30), "ingest did not start"
-        if not run.ingest_online:
-            for ingest in ingests:
-                assert ingest.terminate() == 0  # its session stays; the broker queues for it
-        # A clean restart writes the sessions to disk, as on a broker that has run a while.
-        broker.stop()
-        broker.start()
+        _start_ingests(ingests, run.ingest_online)
+        if run.fault == "broker":
+            # A clean restart writes the sessions to disk, as on a broker that has run a while.
+            broker.stop()
+            broker.start()
         started = time.monotonic()
-        agents = start_agents(run, broker.url, topics, workdir, ingest_secret(url))
-        time.sleep(run.kill_after_s)
-        # From the agents' state files (written every 0.5 s): about what was read before the kill.
-        before_kill = sum(a.state()["next_seq"] - a.state()["first_seq"] for a in agents)
-        broker.kill()  # mid-stream: its queue and in-flight messages go with it
-        time.sleep(run.down_s)
-        broker.start()
+        agents = start_agents(run, broker, topics, workdir, ingest_secret(url))
+        wait_for(lambda: _read(agents) >= run.kill_at * total, run.settle_timeout_s,
+                 f"the agents to read {run.kill_at:.0%} of their files")  # fmt: skip
+        before_kill = _read(agents)
+        moved = _strike(run, broker, agents, ingests[0])
         restarted = time.monotonic()
         wait_for(lambda: _all_accepted(agents, run.per_agent), run.settle_timeout_s,
                  "every agent to read its whole file")  # fmt: skip
@@ -155,17 +241,11 @@ def run_fleet(run: FleetRun, settings: Settings, topics: Topics, workdir: Path) 
             for ingest in ingests:
                 ingest.start()
                 assert wait_log(ingest.log_path, "subscribed; ingesting", 30, occurrences=2)
-        if run.confirm == "ingest":
-            wait_for(lambda: _all_confirmed(agents, run.per_agent), run.settle_timeout_s,
-                     "ingest to confirm every reading")  # fmt: skip
-            _quiet(url, 1.0, 10.0)
-        else:
-            # Freed on PUBACK: nothing waits for ingest; wait until ingest stops storing.
-            wait_for(lambda: all(a.state()["buffer_depth"] == 0 for a in agents),
-                     run.settle_timeout_s, "the agents to empty their buffers")  # fmt: skip
-            _quiet(url, 3.0, run.settle_timeout_s)
+        _settle(run, agents, url)
         recovery = time.monotonic() - restarted
         states = [a.state() for a in agents]
+        if moved:
+            moved["ingest_now_at"] = ingest_node(ingests[0].log_path)
     finally:
         for agent in agents:
             agent.stop()
@@ -188,6 +268,7 @@ def run_fleet(run: FleetRun, settings: Settings, topics: Topics, workdir: Path) 
         "still_buffered": sum(int(s["buffer_depth"]) for s in states),
         "recovery_s": round(recovery, 2),
         "wall_s": round(time.monotonic() - started, 2),
+        **moved,
     }
     log.info("fleet %s: %s", describe(run), figures)
     return figures
@@ -197,4 +278,5 @@ def describe(run: FleetRun) -> str:
     """Name a scenario for reports."""
     ingest = "online" if run.ingest_online else "offline"
     plain = ", plain subscription" if run.shared_group == "" else ""
-    return f"broker SIGKILL, ingest {ingest}{plain}, free on {run.confirm} ack"
+    killed = {"broker": "broker", "ingest-node": "ingest's node", "agents-node": "agents' node"}
+    return f"{killed[run.fault]} SIGKILL, ingest {ingest}{plain}, free on {run.confirm} ack"

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import Protocol
 from urllib.parse import urlsplit
 
 REPO = Path(__file__).resolve().parents[1]
@@ -53,11 +54,36 @@ def url_host_port(url: str, default_port: int) -> tuple[str, int]:
     return parts.hostname or "127.0.0.1", parts.port or default_port
 
 
+class TestBroker(Protocol):
+    """A broker fault tests start, kill and restart: a private Mosquitto, a NATS cluster."""
+
+    protocol: str  # the mqtt.protocol its clients use: "5" or "3.1.1"
+
+    @property
+    def url(self) -> str:
+        """The mqtt.url of the broker (several hosts for a cluster)."""
+        ...
+
+    def start(self) -> object:
+        """Start it (again) and wait until it serves."""
+        ...
+
+    def kill(self) -> None:
+        """SIGKILL it."""
+        ...
+
+    def stop(self) -> None:
+        """Stop it cleanly."""
+        ...
+
+
 class Mosquitto:
     """A private Mosquitto started from our shipped config, on its own port and directory.
 
     Fault tests kill and restart it; it never touches the machine's own broker.
     """
+
+    protocol = "5"
 
     def __init__(self, workdir: Path, extra_config: str = "") -> None:
         self.workdir = workdir

@@ -11,8 +11,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from harness.services import Mosquitto, database_admin_url, port_open, url_host_port
+from harness.services import Mosquitto, database_admin_url, port_open
 from store.migrate import migrate
+from streetsense.broker import parse_url
 from streetsense.config import DatabaseSettings, Settings, load_settings, with_overrides
 from streetsense.topics import Topics
 
@@ -78,13 +79,26 @@ def db(database_url: str) -> Iterator[psycopg.Connection]:
 
 
 @pytest.fixture(scope="session")
+def broker_protocol() -> str:
+    """Return the MQTT version tests speak to the test broker: $STREETSENSE_TEST_MQTT_PROTOCOL
+    (3.1.1 for a broker without MQTT 5, such as a NATS cluster), else 5."""
+    protocol = os.environ.get("STREETSENSE_TEST_MQTT_PROTOCOL", "5")
+    if protocol not in ("5", "3.1.1"):
+        pytest.exit(f"STREETSENSE_TEST_MQTT_PROTOCOL = {protocol!r} must be 5 or 3.1.1", 3)
+    return protocol
+
+
+@pytest.fixture(scope="session")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Return the MQTT URL for tests: $STREETSENSE_TEST_MQTT_URL, else a private Mosquitto
-    started from deploy/mosquitto/streetsense.conf (the machine's broker keeps its defaults)."""
+    """Return the MQTT URL for tests: $STREETSENSE_TEST_MQTT_URL (one broker, or the nodes of
+    a cluster), else a private Mosquitto started from deploy/mosquitto/streetsense.conf (the
+    machine's broker keeps its defaults)."""
     external = os.environ.get("STREETSENSE_TEST_MQTT_URL")
     if external:
-        if not port_open(*url_host_port(external, 1883)):
-            pytest.exit(f"MQTT broker for tests is not reachable at {external}", returncode=3)
+        _scheme, _user, nodes, _path = parse_url(external, "STREETSENSE_TEST_MQTT_URL")
+        down = [str(node) for node in nodes if not port_open(node.host, node.port)]
+        if down:
+            pytest.exit(f"MQTT broker for tests is not reachable at {', '.join(down)}", 3)
         yield external
         return
     instance = Mosquitto(tmp_path_factory.mktemp("mosquitto"))
@@ -107,12 +121,14 @@ def topics() -> Topics:
 
 
 @pytest.fixture
-def settings(database_url: str, broker: str, topics: Topics, tmp_path: Path) -> Settings:
+def settings(
+    database_url: str, broker: str, broker_protocol: str, topics: Topics, tmp_path: Path
+) -> Settings:
     """Return settings pointing at this test's database, the test broker and topic prefix."""
     base = load_settings(None, environ={})
     return with_overrides(
         base,
         database={"url": database_url, "timescale": "off"},
-        mqtt={"url": broker, "topic_prefix": topics.prefix},
+        mqtt={"url": broker, "topic_prefix": topics.prefix, "protocol": broker_protocol},
         ingest={"metrics_port": 0},
     )
