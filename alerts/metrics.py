@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 
 from alerts.engine import Report
 from store import alerts_reads
+from streetsense.listen import listen_error
 
 log = logging.getLogger(__name__)
 _NS = "streetsense_alerts"
@@ -44,9 +45,16 @@ class AlertsMetrics:
         self._server: Any = None
 
     def serve(self, host: str, port: int) -> None:
-        """Expose /metrics on host:port; port 0 leaves it off."""
+        """Expose /metrics on host:port; port 0 leaves it off.
+
+        Raises:
+            ConfigError: the port cannot be listened on (names alerts.metrics_port).
+        """
         if port:
-            served = start_http_server(port, addr=host, registry=self.registry)
+            try:
+                served = start_http_server(port, addr=host, registry=self.registry)
+            except OSError as exc:  # taken port: one line naming the setting, no traceback
+                raise listen_error("alerts.metrics_port", host, port, exc) from exc
             self._server = served[0] if isinstance(served, tuple) else None
             log.info("metrics on http://%s:%d/metrics", host, port)
 

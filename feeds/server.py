@@ -6,6 +6,11 @@ runs.
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import socket
+import threading
+from collections.abc import Iterator
 from types import FrameType
 from typing import Any
 
@@ -17,6 +22,7 @@ from feeds.connections import Guards, guarded_protocol
 from feeds.metrics import FeedsMetrics
 from feeds.runtime import Runtime
 from streetsense.config import Settings
+from streetsense.listen import listen_error
 
 # Live streams never end by themselves; give them a moment, then close them.
 GRACEFUL_S = 3
@@ -50,15 +56,25 @@ def serve(settings: Settings, host: str, port: int) -> None:
     """Run the feeds until SIGINT/SIGTERM: the HTTP server, and metrics on their own port.
 
     Raises:
-        ConfigError: a setting is unusable, or the metrics port is taken (named).
+        ConfigError: a setting is unusable, or a port is taken (named, with its setting).
     """
     app = create_app(settings)
+    listener = _listen(host, port)
     metrics = FeedsMetrics(app.state.runtime)
-    metrics.serve(settings.feeds.metrics_host, settings.feeds.metrics_port)
     try:
-        FeedsServer(server_config(app, host, port)).run()
+        metrics.serve(settings.feeds.metrics_host, settings.feeds.metrics_port)
+        FeedsServer(server_config(app, host, port)).run(sockets=[listener])
     finally:
         metrics.close()
+        listener.close()
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """Bind the HTTP port ourselves: uvicorn reports a taken port in several log lines."""
+    try:
+        return socket.create_server((host, port), backlog=2048)
+    except OSError as exc:
+        raise listen_error("feeds.port", host, port, exc, option="--port", optional=False) from exc
 
 
 class FeedsServer(uvicorn.Server):
@@ -70,3 +86,21 @@ class FeedsServer(uvicorn.Server):
         if isinstance(loaded, FastAPI):
             loaded.state.runtime.close_streams_soon()
         super().handle_exit(sig, frame)
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        """Stop on SIGINT/SIGTERM, then return normally.
+
+        uvicorn raises the signal again once it has shut down, so the process would die by it
+        (exit -15 to its supervisor) after a clean stop; our services exit 0 after one.
+        """
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        stops = (signal.SIGINT, signal.SIGTERM)
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in stops}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)

@@ -1,5 +1,5 @@
-"""A metrics port another process holds stops the service with one line naming the setting and
-the fix, not a traceback (issue 14: ingest died with a raw traceback)."""
+"""A port another process holds stops the service with one line naming the setting and the fix,
+not a traceback (issue 14: ingest died with a raw traceback; uvicorn logged several lines)."""
 
 from __future__ import annotations
 
@@ -13,13 +13,19 @@ import pytest
 SETTINGS = {
     "ingest": ("ingest.metrics_port", "STREETSENSE_INGEST_METRICS_PORT"),
     "feeds": ("feeds.metrics_port", "STREETSENSE_FEEDS_METRICS_PORT"),
+    "alerts": ("alerts.metrics_port", "STREETSENSE_ALERTS_METRICS_PORT"),
+    "feeds-http": ("feeds.port", "STREETSENSE_FEEDS_PORT"),
+}
+COMMANDS = {
+    "ingest": ["ingest"],
+    "feeds": ["feeds", "serve"],
+    "alerts": ["alerts", "run"],
+    "feeds-http": ["feeds", "serve"],
 }
 
 
-@pytest.mark.parametrize("service", ["ingest", "feeds"])
-def test_a_taken_metrics_port_is_one_line_naming_the_setting(
-    service: str, database_url: str
-) -> None:
+@pytest.mark.parametrize("service", list(SETTINGS))
+def test_a_taken_port_is_one_line_naming_the_setting(service: str, database_url: str) -> None:
     setting, variable = SETTINGS[service]
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", 0))
@@ -31,9 +37,15 @@ def test_a_taken_metrics_port_is_one_line_naming_the_setting(
             "STREETSENSE_MQTT_URL": "mqtt://127.0.0.1:1",  # never reached: metrics come first
             variable: str(port),
         }
-        command = [service, "serve"] if service == "feeds" else [service]
+        # The service's other port: any free one, so only the squatted port can fail.
+        other = (
+            "STREETSENSE_FEEDS_METRICS_PORT"
+            if service == "feeds-http"
+            else "STREETSENSE_FEEDS_PORT"
+        )
+        env[other] = "0"
         done = subprocess.run(
-            [sys.executable, "-m", "streetsense.cli", *command],
+            [sys.executable, "-m", "streetsense.cli", *COMMANDS[service]],
             env=env, capture_output=True, text=True, timeout=60, check=False,
         )  # fmt: skip
     assert done.returncode == 2, done.stderr
