@@ -15,6 +15,7 @@ from edge.clock import ClockGuard
 from edge.config import AgentConfig, apply_remote
 from edge.confirmations import Confirmations
 from edge.drivers import SensorDriver, make_driver
+from edge.fleet_agent import FleetAgent
 from edge.health import Health, memory_bytes, temperature
 from edge.link import Link, LinkEvent
 from edge.processing import Processor
@@ -39,8 +40,10 @@ class Agent:
         *,
         driver: SensorDriver | None = None,
         stop: StopSignal | None = None,
+        fleet: FleetAgent | None = None,
     ) -> None:
         self.config = config
+        self.fleet = fleet
         self.stop = stop or StopSignal()
         self.driver = driver or make_driver(config.driver)
         self.clock = ClockGuard(
@@ -57,10 +60,16 @@ class Agent:
             synchronous=config.buffer.synchronous,
             min_free_bytes=config.buffer.min_free_bytes,
         )
-        self.link = Link(config)
+        self.link = Link(
+            config,
+            extra_topics=fleet.extra_topics if fleet else (),
+            password=fleet.password if fleet else None,
+        )
         self.confirmations = Confirmations(
             config.device.site, config.device.id, config.confirm_key()
         )
+        if fleet is not None:
+            fleet.attach(self.link, self.confirmations)
         topics = Topics(config.mqtt.topic_prefix)
         self.sender = Sender(self.buffer, self.link, topics, config.device.site, config.buffer)
         self.reply_topic = topics.device(config.device.site, config.device.id, Channel.CONFIG_REPLY)
@@ -105,6 +114,8 @@ class Agent:
         except (ServiceUnavailableError, sqlite3.Error) as exc:
             log.error("cannot forward the buffer: %s; retrying", exc)
             self.stop.wait(1.0)
+        if self.fleet is not None:
+            self.fleet.tick()
         now = time.monotonic()
         if now - self._heartbeat_at >= self.config.status.heartbeat_s:
             self._heartbeat_at = now
@@ -123,11 +134,18 @@ class Agent:
             self._link_changes += 1
             self.sender.on_up()
             self._heartbeat_at = 0.0  # announce health at once
+            if self.fleet is not None:
+                self.fleet.on_up()
         elif event.what == "down":
             self._link_changes += 1
             self.sender.on_down()
         elif event.what == "puback":
             self.sender.on_puback(event.mid, event.ok)
+        elif event.what == "refused":
+            if self.fleet is not None:
+                self.fleet.on_refused()
+        elif self.fleet is not None and self.fleet.handles(event.topic):
+            self.fleet.on_message(event.topic, event.payload)
         elif event.topic == self.link.ack_topic:
             self._on_ack(event.payload)
         elif event.topic == self.link.config_topic:
@@ -239,6 +257,7 @@ class Agent:
             "late_dropped": self.processor.traffic.dropped,
             "clock_suspect": not self.clock.synchronised,
             "config_version": self.config_version,
+            "fleet": None if self.fleet is None else self.fleet.state(),
             "tunables": {
                 k: asdict(getattr(self.config, k)) for k in ("parking", "traffic", "buffer")
             },

@@ -35,18 +35,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from edge.agent import Agent  # noqa: PLC0415
-    from edge.config import load_config  # noqa: PLC0415
+    from edge.start import build_agent  # noqa: PLC0415
     from streetsense.errors import ConfigError  # noqa: PLC0415
     from streetsense.lifecycle import StopSignal  # noqa: PLC0415
 
     try:
-        config = load_config(args.config)
-        agent = Agent(config, stop=StopSignal().install())
+        agent = build_agent(args.config, StopSignal().install())
     except ConfigError as exc:
         sys.stderr.write(f"streetsense-edge: {exc}\n")
         return 2
-    return agent.run()
+    return 0 if agent is None else agent.run()
 
 
 def _check(args: argparse.Namespace) -> int:

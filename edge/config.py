@@ -152,6 +152,47 @@ class ClockSection:
 
 
 @dataclass(frozen=True, slots=True)
+class FleetSection:
+    """Zero-touch enrolment, the device's own credentials and signed updates (docs/edge.md)."""
+
+    batch: str = field(
+        default="",
+        metadata=_doc("the image's batch: set, the agent enrols itself; empty: configured by hand"),
+    )
+    bootstrap_secret_file: str = field(
+        default="", metadata=_doc("the batch's bootstrap secret (enrols, nothing else)")
+    )
+    serial: str = field(default="", metadata=_doc("this device's serial; empty: read it"))
+    serial_file: str = field(
+        default="",
+        metadata=_doc(
+            "file with the serial; empty: /proc/device-tree/serial-number, the DMI serial, "
+            "/etc/machine-id"
+        ),
+    )
+    state_dir: str = field(
+        default="/var/lib/streetsense-edge/fleet",
+        metadata=_doc("the device's own credentials (mode 700, files 600)"),
+    )
+    topic_prefix: str = field(
+        default="streetsense/fleet/v1", metadata=_doc("root of the fleet's topics")
+    )
+    enrol_retry_s: float = field(default=15.0, metadata=_doc("ask again after this long"))
+    release_key_file: str = field(
+        default="", metadata=_doc("the city's release public key; empty: no updates installed")
+    )
+    releases_dir: str = field(
+        default="/var/lib/streetsense-edge/releases",
+        metadata=_doc("installed releases (A/B) and which one runs"),
+    )
+
+    @property
+    def enabled(self) -> bool:
+        """Whether this agent enrols itself and takes its credentials from the fleet."""
+        return bool(self.batch)
+
+
+@dataclass(frozen=True, slots=True)
 class AgentConfig:
     """Everything one edge agent is configured with."""
 
@@ -163,6 +204,7 @@ class AgentConfig:
     traffic: TrafficSection = field(default_factory=TrafficSection)
     status: StatusSection = field(default_factory=StatusSection)
     clock: ClockSection = field(default_factory=ClockSection)
+    fleet: FleetSection = field(default_factory=FleetSection)
 
     @property
     def state_path(self) -> Path:
@@ -224,8 +266,12 @@ def load_config(
 def validate(config: AgentConfig) -> None:
     """Check the values the type system cannot, naming the key and the fix."""
     for key, value in (("device.site", config.device.site), ("device.id", config.device.id)):
+        if config.fleet.enabled and not value:
+            continue  # enrolment gives them
         if not is_valid_id(value):
             raise ConfigError(f"setting '{key}': {describe_bad_id(key, value)}")
+    if config.fleet.enabled:
+        validate_fleet(config.fleet)
     _choice("driver.kind", config.driver.kind, DRIVERS)
     _choice("buffer.confirm", config.buffer.confirm, CONFIRM_MODES)
     _choice("buffer.synchronous", config.buffer.synchronous, SYNC_MODES)
@@ -248,6 +294,19 @@ def validate(config: AgentConfig) -> None:
     if moment.tzinfo is None:
         raise ConfigError("setting 'clock.valid_after' needs a UTC offset, e.g. +00:00")
     validate_tunables(config)
+
+
+def validate_fleet(fleet: FleetSection) -> None:
+    """Check the enrolment settings."""
+    if not is_valid_id(fleet.batch):
+        raise ConfigError(f"setting 'fleet.batch': {describe_bad_id('fleet.batch', fleet.batch)}")
+    if not fleet.bootstrap_secret_file:
+        raise ConfigError(
+            "setting 'fleet.bootstrap_secret_file' is needed with fleet.batch: the file of the "
+            "batch's bootstrap secret, from `streetsense fleet batch create`"
+        )
+    if not fleet.enrol_retry_s > 0:
+        raise ConfigError("setting 'fleet.enrol_retry_s' must be greater than 0")
 
 
 def validate_tunables(config: AgentConfig) -> None:

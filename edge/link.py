@@ -13,6 +13,7 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -21,7 +22,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from edge.config import AgentConfig
 from streetsense.backoff import Backoff
-from streetsense.broker import Failover, configure_client, connect_error
+from streetsense.broker import Failover, configure_client, connect_error, use_password
 from streetsense.broker_reasons import explain
 from streetsense.readings import Reading, encode_readings, epoch_to_datetime
 from streetsense.senml import encode_pack
@@ -33,7 +34,7 @@ OFFLINE: Final = encode_pack([{"n": "online", "vb": False}])
 
 @dataclass(frozen=True, slots=True)
 class LinkEvent:
-    """Something the network thread saw: `up`, `down`, `message` or `puback`."""
+    """Something the network thread saw: `up`, `down`, `refused`, `message` or `puback`."""
 
     what: str
     topic: str = ""
@@ -91,10 +92,23 @@ def ping_interval(keepalive_s: int) -> int:
 
 
 class Link:
-    """Keep one MQTT connection up and report what happens on it."""
+    """Keep one MQTT connection up and report what happens on it.
 
-    def __init__(self, config: AgentConfig) -> None:
+    An enrolled agent also reads its fleet topics (`extra_topics`) and takes its password
+    from its credential store before each connection (`password`), so a rotation needs no
+    restart.
+    """
+
+    def __init__(
+        self,
+        config: AgentConfig,
+        *,
+        extra_topics: Sequence[str] = (),
+        password: Callable[[], str | None] | None = None,
+    ) -> None:
         self.config = config
+        self._extra_topics = list(extra_topics)
+        self._password = password
         topics = Topics(config.mqtt.topic_prefix)
         site, device = config.device.site, config.device.id
         self.status_topic = topics.device(site, device, Channel.STATUS)
@@ -129,6 +143,17 @@ class Link:
             return None
         return int(info.mid)
 
+    def subscribe(self, topic: str) -> bool:
+        """Subscribe at QoS 1 now (not again after a reconnect); False when the link is down."""
+        if not self.connected.is_set():
+            return False
+        return self._client.subscribe(topic, qos=1)[0] == mqtt.MQTT_ERR_SUCCESS
+
+    def unsubscribe(self, topic: str) -> None:
+        """Drop a subscription made with `subscribe`."""
+        if self.connected.is_set():
+            self._client.unsubscribe(topic)
+
     def stop(self) -> None:
         """Say we are going offline (retained), disconnect, and stop the thread."""
         if self.connected.is_set():
@@ -146,6 +171,8 @@ class Link:
         while not self._stop.is_set():
             # after a refusal or a lost link, the next node of a cluster may still be up
             endpoint = self.failover.next_attempt()
+            if self._password is not None:
+                use_password(self._client, target, self._password())
             try:
                 self._client.connect(
                     endpoint.host, endpoint.port, ping_interval(self.config.mqtt.keepalive_s)
@@ -182,11 +209,14 @@ class Link:
         if reason.is_failure:
             self.last_error = f"the broker refused the connection: {explain(reason.value)}"
             log.error("%s", self.last_error)
+            self.events.put(LinkEvent("refused", reason=self.last_error))
             return
         client.publish(
             self.status_topic, online_payload(self.config.device.id, time.time()), 1, True
         )
-        client.subscribe([(self.ack_topic, 1), (self.config_topic, 1)])
+        client.subscribe(
+            [(self.ack_topic, 1), (self.config_topic, 1), *((t, 1) for t in self._extra_topics)]
+        )
         self.connected_since = time.time()
         self.last_error = ""
         self.node = self.failover.where()

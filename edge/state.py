@@ -44,6 +44,13 @@ def describe(state: dict[str, Any], now: float | None = None) -> list[str]:
     now = time.time() if now is None else now
     age = now - float(state.get("updated_at", 0))
     running = bool(state.get("running", True)) and age < 10
+    if "enrolment" in state and not state.get("device"):
+        return [
+            f"agent:            {'running' if running else 'NOT RUNNING'} (pid "
+            f"{state.get('pid')}), not enrolled yet",
+            f"enrolment:        {state['enrolment']}",
+            "fix: an operator approves it (streetsense fleet pending / approve, or the dashboard)",
+        ]
     lines = [
         f"agent:            {'running' if running else 'NOT RUNNING'} "
         f"(pid {state.get('pid')}, state written {age:.0f} s ago)",
@@ -62,6 +69,9 @@ def describe(state: dict[str, Any], now: float | None = None) -> list[str]:
         f"device; key {'installed' if state.get('confirm_key', True) else 'MISSING'})",
         f"clock:            {'suspect' if state.get('clock_suspect') else 'ok'}",
     ]
+    fleet = state.get("fleet")
+    if isinstance(fleet, dict):
+        lines += _fleet_lines(fleet, now)
     if not running:
         lines.append("fix: start the agent (systemctl start streetsense-edge) and read its log")
     elif state.get("link") != "up":
@@ -70,6 +80,23 @@ def describe(state: dict[str, Any], now: float | None = None) -> list[str]:
         lines.append(
             "fix: install the confirmation key (`streetsense registry key <device id>` on the "
             "ingest side, into device.confirm_key_file): until then nothing leaves the buffer"
+        )
+    return lines
+
+
+def _fleet_lines(fleet: dict[str, Any], now: float) -> list[str]:
+    expires = fleet.get("expires_at_ms") or 0
+    left = (float(expires) / 1000 - now) / 86_400 if expires else None
+    life = "unknown" if left is None else f"expires in {left:.1f} days"
+    rotating = ", rotating now" if fleet.get("rotating") else ""
+    lines = [
+        f"release:          {fleet.get('release')} (serial {fleet.get('serial')})",
+        f"password:         generation {fleet.get('generation')}, {life}{rotating}",
+    ]
+    if fleet.get("refusals"):
+        lines.append(
+            f"broker refusals:  {fleet['refusals']} since the last connection (revoked or "
+            "expired? ask the operator: streetsense fleet devices)"
         )
     return lines
 

@@ -185,7 +185,14 @@ def agent_config(
         "driver": {"kind": "simulated", "spots": 0, "lanes": 0, "lamp": True, "event_rate": 50.0},
         "status": {"heartbeat_s": 1.0},
     }  # fmt: skip
-    for name, extra in sections.items():
+    return write_toml(path, values, sections)
+
+
+def write_toml(
+    path: Path, values: dict[str, dict[str, Any]], overrides: dict[str, dict[str, Any]]
+) -> Path:
+    """Write tables of scalar settings as TOML, each table updated by its overrides."""
+    for name, extra in overrides.items():
         values.setdefault(name, {}).update(extra)
     lines = []
     for name, table in values.items():

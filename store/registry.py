@@ -107,8 +107,12 @@ def _upsert(conn: psycopg.Connection, registry: Registry) -> None:
                 for d in registry.devices
             ],
         )
-        # Spots are a mapping, not history: replace them wholesale.
-        cur.execute("DELETE FROM spots")
+        # Spots are a mapping, not history: replace them wholesale, but for devices fleet
+        # enrolment registered (the allow-list placed them, not this file).
+        cur.execute(
+            "DELETE FROM spots WHERE device_id NOT IN "
+            "(SELECT device_id FROM devices WHERE registered_by = 'fleet')"
+        )
         cur.executemany(
             "INSERT INTO spots (spot_id, lot_id, device_id, sensor, category) "
             "VALUES (%s, %s, %s, %s, %s)",

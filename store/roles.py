@@ -1,6 +1,7 @@
 """Database roles per service: ingest writes raw data only, analytics writes derived data only,
 the dashboard reads (and acknowledges alerts), the open feeds read lot and segment aggregates
-only, the alerts service reads everything and writes only its own tables.
+only, the alerts service reads everything and writes only its own tables, the fleet service
+registers enrolled devices and writes only its own tables besides.
 
 Roles are NOLOGIN groups; a deployment creates one login user per service and grants it the
 group (docs/deploy.md). Grants are recomputed after every migration, so a table added later
@@ -24,7 +25,8 @@ ANALYTICS: Final = "streetsense_analytics"
 DASHBOARD: Final = "streetsense_dashboard"
 FEEDS: Final = "streetsense_feeds"
 ALERTS: Final = "streetsense_alerts"
-ROLES: Final = (INGEST, ANALYTICS, DASHBOARD, FEEDS, ALERTS)
+FLEET: Final = "streetsense_fleet"
+ROLES: Final = (INGEST, ANALYTICS, DASHBOARD, FEEDS, ALERTS, FLEET)
 
 REGISTRY_TABLES: Final = frozenset(
     {"sites", "lots", "segments", "devices", "spots", "registry_versions", "schema_migrations"}
@@ -47,14 +49,27 @@ DASHBOARD_WRITES: Final = {
     "lot_status_audit": "INSERT",
     "alerts": "UPDATE",
     "alert_events": "INSERT",
+    # Field engineers approve, refuse, revoke and rotate from the dashboard: the request is
+    # queued, the fleet service (which holds the broker's credentials) carries it out.
+    "fleet_actions": "INSERT",
 }
 # The alerts service reads everything and writes only its own tables.
 ALERTS_WRITES: Final = frozenset({"alerts", "alert_events", "alert_outbox"})
+# The fleet service: enrolment registers devices and their spots; the rest is its own tables.
+FLEET_WRITES: Final = {
+    "devices": "INSERT, UPDATE (site_id, kind, lot_id, segment_id, lat, lon, active)",
+    "spots": "INSERT, DELETE",
+}
+FLEET_TABLES: Final = frozenset(
+    {"fleet_batches", "fleet_allowlist", "fleet_enrolments", "fleet_devices", "fleet_audit",
+     "fleet_actions", "fleet_releases", "fleet_rollouts", "fleet_rollout_devices"}
+)  # fmt: skip
 # What the analytics refresh may change in tables ingest writes: it consumes invalidations.
 ANALYTICS_CONSUMES: Final = {"rollup_invalidations": "DELETE"}
 # Bookkeeping between ingest and the rollup refresh that no reader needs.
 INTERNAL: Final = frozenset({"rollup_invalidations", "alert_outbox"})
-# Secrets: ingest alone reads them (store.confirm_secret); no other role sees them at all.
+# Secrets: ingest signs confirmations with it, the fleet service gives enrolled devices their
+# keys from it (store.confirm_secret); no other role sees them at all.
 SECRETS: Final = frozenset({"confirm_secret"})
 # All the open feeds may read: the public registry and per-lot or per-segment aggregates, each
 # without a device or spot column (tests/security/test_roles_feeds.py checks every relation and
@@ -119,12 +134,12 @@ def _grant_role(conn: psycopg.Connection, role: str, relations: list[str], datab
         table = sql.Identifier(relation)
         conn.execute(sql.SQL("REVOKE ALL ON {} FROM {}").format(table, who))
         if relation in SECRETS:
-            privileges = "SELECT" if role == INGEST else ""
+            privileges = "SELECT" if role in (INGEST, FLEET) else ""
         else:
             privileges = _privileges(role, relation)
         if privileges:
             _grant(conn, privileges, relation, who)
-    if role in (INGEST, ANALYTICS, DASHBOARD, ALERTS):
+    if role in (INGEST, ANALYTICS, DASHBOARD, ALERTS, FLEET):
         conn.execute(sql.SQL("GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {}").format(who))
     if role == FEEDS:
         for function in FEEDS_EXECUTES:
@@ -168,6 +183,10 @@ def _writes(role: str, relation: str) -> str:
         return "INSERT, UPDATE, DELETE" if relation in ALERTS_WRITES else ""
     if role == INGEST:
         return INGEST_WRITES.get(relation, "")
+    if role == FLEET:
+        return (
+            "INSERT, UPDATE, DELETE" if relation in FLEET_TABLES else FLEET_WRITES.get(relation, "")
+        )
     if relation in ANALYTICS_CONSUMES:
         return ANALYTICS_CONSUMES[relation]
     derived = (
@@ -175,5 +194,6 @@ def _writes(role: str, relation: str) -> str:
         and relation not in INGEST_WRITES
         and relation not in DASHBOARD_WRITES
         and relation not in ALERTS_WRITES
+        and relation not in FLEET_TABLES
     )
     return "INSERT, UPDATE, DELETE, TRUNCATE" if derived else ""

@@ -421,3 +421,9 @@ def configure_client(client: MqttClient, target: BrokerTarget) -> None:
         client.tls_set_context(context)
     if target.transport == "websockets":
         client.ws_set_options(path=target.websocket_path)
+
+
+def use_password(client: MqttClient, target: BrokerTarget, password: str | None) -> None:
+    """Give a configured client the password for its next connection (the edge agent's, from
+    its credential store, which a rotation changes between connections)."""
+    client.username_pw_set(target.username, password)

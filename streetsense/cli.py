@@ -30,6 +30,7 @@ ROOM_EXTRAS: Final = {
     "dashboard": "dashboard",
     "feeds": "feeds",
     "alerts": "server",
+    "fleet": "server",
 }
 
 

@@ -215,6 +215,38 @@ class AlertsSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class FleetSettings:
+    """Enrolment, credentials and releases of the edge agents (`streetsense fleet`)."""
+
+    topic_prefix: str = field(
+        default="streetsense/fleet/v1",
+        metadata=_doc("root of the fleet's topics; never under mqtt.topic_prefix"),
+    )
+    credential_lifetime_s: int = field(
+        default=90 * 86_400, metadata=_doc("a device password expires this long after issue")
+    )
+    rotate_share: float = field(
+        default=0.66, metadata=_doc("devices replace their password after this share of it")
+    )
+    batch_lifetime_s: int = field(
+        default=30 * 86_400, metadata=_doc("a batch's bootstrap secret enrols for this long")
+    )
+    enrol_rate_per_s: float = field(
+        default=5.0, metadata=_doc("enrolment requests taken per batch per second (bursts 50)")
+    )
+    pending_per_batch: int = field(
+        default=1_000, metadata=_doc("unknown serials kept pending per batch; more are refused")
+    )
+    interval_s: float = field(
+        default=0.5, metadata=_doc("how often the service takes queued actions and rollouts")
+    )
+    release_key_file: str = field(
+        default="",
+        metadata=_doc("the release public key bundles are checked with before publishing"),
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class CitySettings:
     """The city this deployment serves."""
 
@@ -241,6 +273,7 @@ class Settings:
     dashboard: DashboardSettings = field(default_factory=DashboardSettings)
     city: CitySettings = field(default_factory=CitySettings)
     alerts: AlertsSettings = field(default_factory=AlertsSettings)
+    fleet: FleetSettings = field(default_factory=FleetSettings)
 
     def broker(self) -> BrokerTarget:
         """Return the broker connection every MQTT client of ours uses (URL, TLS, credentials).

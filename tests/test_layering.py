@@ -17,7 +17,7 @@ from streetsense.cli import ROOM_EXTRAS
 REPO = Path(__file__).resolve().parents[1]
 ROOMS = (
     "streetsense", "store", "edge", "simulators", "ingest", "analytics", "dashboard", "feeds",
-    "alerts",
+    "alerts", "fleet",
 )  # fmt: skip
 ALLOWED = {
     "streetsense": set(),
@@ -29,6 +29,7 @@ ALLOWED = {
     "dashboard": {"streetsense", "store"},
     "feeds": {"streetsense", "store"},
     "alerts": {"streetsense", "store"},
+    "fleet": {"streetsense", "store"},
 }
 # What a device may have installed: `pip install streetsense[edge]`.
 EDGE_THIRD_PARTY = {"paho"}

@@ -1,0 +1,1 @@
+"""The fleet (server side): enrolment, per-device credentials, signed releases, rollouts."""
