@@ -117,6 +117,18 @@ class Classifier:
         )
         batch.reasons["unknown_device"] += 1
 
+    def revoked(self, message: Message, topic: DeviceTopic, batch: Batch, how: str) -> None:
+        """Refuse a whole message of a device the fleet revoked (kept, with who and why)."""
+        batch.reject(
+            self._rejection(
+                message,
+                "revoked",
+                f"device '{topic.device_id}' was revoked {how}; its messages are refused "
+                "(streetsense fleet reset <serial> lets it enrol again)",
+                topic.device_id,
+            )
+        )
+
     def _quarantine_refusal(self, message: Message, topic: DeviceTopic) -> tuple[str, str] | None:
         size = len(message.payload)
         settings = self.settings

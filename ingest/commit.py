@@ -13,7 +13,7 @@ from ingest.batch import Batch
 from ingest.classify import AUTO_KIND, Classifier
 from ingest.sequences import FIRST_CONTIGUOUS, SequenceState
 from store.device_state import upsert_device_state
-from store.quarantine import auto_register, known_among, write_quarantine
+from store.quarantine import auto_register, known_among, revoked_among, write_quarantine
 from store.revisions import write_revisions
 from store.rollup_invalidations import is_late, note_late_commit
 from store.sequences import SequenceRow, lock_sequences, save_sequences
@@ -47,11 +47,12 @@ def resolve_unknown(
         return
     ids = {topic.device_id for _, topic in batch.unresolved}
     found = known_among(conn, ids)
+    revoked = revoked_among(conn, ids - found.keys())
     if auto:
         new: dict[str, tuple[str, str, str]] = {}
         for _, topic in batch.unresolved:
             stream = topic.channel.stream
-            if topic.device_id not in found and stream is not None:
+            if topic.device_id not in found | revoked and stream is not None:
                 new.setdefault(topic.device_id, (topic.device_id, topic.site, AUTO_KIND[stream]))
         with conn.transaction():
             auto_register(conn, list(new.values()))
@@ -61,6 +62,8 @@ def resolve_unknown(
     for message, topic in pending:
         if topic.device_id in classifier.known:
             classifier.accept(message, topic, batch)
+        elif topic.device_id in revoked:
+            classifier.revoked(message, topic, batch, revoked[topic.device_id])
         else:
             classifier.quarantine(message, topic, batch)
 

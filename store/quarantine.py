@@ -46,6 +46,19 @@ def known_among(conn: psycopg.Connection, device_ids: Iterable[str]) -> dict[str
     return {row[0]: row[1] for row in rows}
 
 
+def revoked_among(conn: psycopg.Connection, device_ids: Iterable[str]) -> dict[str, str]:
+    """Return those of these device ids the fleet revoked, with who revoked them, when, why."""
+    ids = sorted(set(device_ids))
+    if not ids:
+        return {}
+    rows = conn.execute(
+        "SELECT device_id, revoked_by, revoked_at, revoke_reason FROM fleet_devices "
+        "WHERE revoked_at IS NOT NULL AND device_id = ANY(%s)",
+        (ids,),
+    ).fetchall()
+    return {row[0]: f"by {row[1]} at {row[2]:%Y-%m-%d %H:%M} UTC: {row[3]}" for row in rows}
+
+
 def registered_sites(conn: psycopg.Connection) -> set[str]:
     """Return the ids of the registry's sites."""
     return {row[0] for row in conn.execute("SELECT site_id FROM sites")}
@@ -81,7 +94,10 @@ def auto_register(conn: psycopg.Connection, devices: Sequence[tuple[str, str, st
     conn.execute(
         "INSERT INTO devices (device_id, site_id, kind, registered_by) "
         "SELECT d, s, k, 'auto' FROM unnest(%s::text[], %s::text[], %s::text[]) AS t(d, s, k) "
-        "ORDER BY d ON CONFLICT (device_id) DO UPDATE SET active = true",
+        "ORDER BY d ON CONFLICT (device_id) DO UPDATE SET active = true "
+        # never a device the fleet revoked (a stolen device must not come back by talking)
+        "WHERE NOT EXISTS (SELECT 1 FROM fleet_devices f "
+        "WHERE f.device_id = devices.device_id AND f.revoked_at IS NOT NULL)",
         ([d[0] for d in ordered], [d[1] for d in ordered], [d[2] for d in ordered]),
     )
 

@@ -14,11 +14,12 @@ import psycopg
 import pytest
 
 from fleet.context import Fleet
-from harness.dynsec_broker import DynsecBroker, RawClient
+from harness.dynsec_broker import MONITOR, DynsecBroker, RawClient
 from harness.edge import wait_for
 from harness.fleet_agents import SITE, allowlist_csv
+from harness.ingest import ingest_thread
 from ingest.service import IngestService
-from streetsense.config import Settings
+from streetsense.config import Settings, with_overrides
 from streetsense.fleet_protocol import EnrolReply, EnrolRequest, Report, bootstrap_username
 from streetsense.readings import encode_readings
 from streetsense.topics import Channel
@@ -251,3 +252,41 @@ def test_malformed_oversize_and_flooding_requests_are_refused_and_the_service_go
     # the rate limit (fleet.enrol_rate_per_s, burst 10x) took a few of the 300 at most
     assert pending is not None and pending[0] < 150
     assert devices == (1,)  # nothing registered but the allow-listed device
+
+
+def test_a_revoked_devices_messages_are_refused_with_the_reason_even_past_the_broker(
+    enrolled: dict[str, str],
+    dynsec: DynsecBroker,
+    settings: Settings,
+    fleet_settings: Settings,
+) -> None:
+    """A broker without dynamic security would let a revoked device in: ingest refuses its
+    messages with who revoked it and why, and auto-registration does not bring it back."""
+    revoked = fleet_cli(fleet_settings, "revoke", "dev-a", "--reason", "stolen from pole 3")
+    assert revoked.returncode == 0, revoked.stderr
+    ingest_settings = with_overrides(
+        dynsec.settings(settings, "ingest-1"), ingest={"metrics_port": 0, "auto_register": True}
+    )
+    monitor = RawClient(dynsec, MONITOR, dynsec.passwords[MONITOR])
+    assert monitor.connected()
+    url = fleet_settings.database.url
+    with ingest_thread(ingest_settings, client_id="ingest-1"):
+        try:
+            topic = dynsec.topics.device(SITE, "dev-a", Channel.LIGHT)
+            assert not monitor.publish(topic, _lamp("dev-a")).is_failure
+        finally:
+            monitor.close()
+
+        def refusal() -> tuple[str, str] | None:
+            with psycopg.connect(url) as conn:
+                return conn.execute(
+                    "SELECT reason_code, reason FROM rejected_messages WHERE device_id = 'dev-a'"
+                ).fetchone()
+
+        code, reason = wait_for(refusal, 30, "ingest to refuse the revoked device's message")
+    assert code == "revoked" and "by tester" in reason and "stolen from pole 3" in reason
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT count(*) FROM readings").fetchone() == (0,)
+        assert conn.execute("SELECT count(*) FROM quarantine").fetchone() == (0,)
+        active = conn.execute("SELECT active FROM devices WHERE device_id = 'dev-a'").fetchone()
+    assert active == (False,)
