@@ -34,6 +34,12 @@ def _stored(url: str) -> dict[str, tuple[int, int, int, int]]:
     return {str(r[0]): (int(r[1]), int(r[2]), int(r[3]), int(r[4])) for r in rows}
 
 
+def _rows(url: str, device: str) -> int:
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT count(*) FROM readings WHERE device_id = %s", (device,))
+        return int(row.fetchone()[0])  # type: ignore[index]
+
+
 def _generations(url: str) -> dict[str, int]:
     with psycopg.connect(url) as conn:
         return dict(conn.execute("SELECT device_id, generation FROM fleet_devices").fetchall())
@@ -149,7 +155,7 @@ def test_a_revoked_device_is_refused_within_5_s_and_its_confirmed_data_stay(
     url = fleet_settings.database.url
     try:
         wait_for(lambda: agent.state().get("acked", 0) > 0, 60, "confirmed readings")
-        before = _stored(url)["gw-stolen"][0]
+        before = _rows(url, "gw-stolen")
         asked = time.monotonic()
         revoked = fleet_cli(fleet_settings, "revoke", "gw-stolen", "--reason", "stolen from pole 7")
         assert revoked.returncode == 0, revoked.stderr
@@ -160,13 +166,13 @@ def test_a_revoked_device_is_refused_within_5_s_and_its_confirmed_data_stay(
             30,
             "the device's reconnections to be refused",
         )
-        held = _stored(url)["gw-stolen"][0]
+        held = _rows(url, "gw-stolen")
         wait_for(lambda: agent.state()["fleet"]["refusals"] >= 3, 30, "a third refusal")
         state = agent.state()
     finally:
         agent.stop()
     report("revocation", dropped_s=round(dropped_s, 2))
-    assert _stored(url)["gw-stolen"][0] == held >= before  # confirmed data stay; nothing new
+    assert _rows(url, "gw-stolen") == held >= before > 0  # confirmed data stay; nothing new
     assert "not authori" in state["link_error"] or "bad user name" in state["link_error"]
     with psycopg.connect(url) as conn:
         active = conn.execute("SELECT active FROM devices WHERE device_id = 'gw-stolen'").fetchone()
