@@ -4,9 +4,14 @@ The baseline is a full recompute (`refresh(since=start)`) of the same history in
 incremental refreshes are reported as a fraction of it.
 
     .venv/bin/python bench/store_rollups.py [--lots 50] [--spots 40] [--segments 100] [--hours 6]
+        [--server URL] [--timescale [--default-time-index]]
 
-Needs PostgreSQL ($STREETSENSE_TEST_DATABASE_URL, default postgres@127.0.0.1:5432); creates
-and drops a database of its own.
+Needs PostgreSQL (`--server`, default $STREETSENSE_TEST_DATABASE_URL, else
+postgres@127.0.0.1:5432); creates and drops a database of its own. With `--timescale` the
+server must preload TimescaleDB and the schema uses it (hypertables, continuous aggregates);
+its background jobs are paused, so refresh does all the work it would do.
+`--default-time-index` adds back the B-tree on readings.observed_at that TimescaleDB creates
+with a hypertable (migration 009 drops it), to compare the refresh with and without it.
 """
 
 from __future__ import annotations
@@ -14,11 +19,15 @@ from __future__ import annotations
 import argparse
 import random
 import statistics
+import sys
 import time
 import zlib
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import psycopg
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from harness.scratch import scratch_database
 from store.registry import store_registry
@@ -124,21 +133,48 @@ def timed(conn: psycopg.Connection, settings: Settings, **kwargs: object) -> flo
     return time.perf_counter() - began
 
 
-def main() -> None:
-    """Run the benchmark and print a Markdown table."""
+def arguments() -> argparse.Namespace:
+    """Parse the command line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lots", type=int, default=50)
     parser.add_argument("--spots", type=int, default=40)
     parser.add_argument("--segments", type=int, default=100)
     parser.add_argument("--hours", type=int, default=6)
     parser.add_argument("--rounds", type=int, default=5)
-    args = parser.parse_args()
+    parser.add_argument("--server", default=None, help="admin URL of the server")
+    parser.add_argument("--timescale", action="store_true", help="use TimescaleDB")
+    parser.add_argument(
+        "--default-time-index", action="store_true", help="keep TimescaleDB's observed_at index"
+    )
+    return parser.parse_args()
+
+
+def prepare(conn: psycopg.Connection, args: argparse.Namespace) -> None:
+    """Pause TimescaleDB's jobs (refresh does their work) and add the index asked for."""
+    if args.timescale:
+        conn.execute(
+            "SELECT alter_job(job_id, scheduled => false) FROM timescaledb_information.jobs"
+        )
+    if args.default_time_index:
+        conn.execute("CREATE INDEX readings_observed_at_idx ON readings (observed_at DESC)")
+
+
+def main() -> None:
+    """Run the benchmark and print a Markdown table."""
+    args = arguments()
+    backend = "on" if args.timescale else "off"
     rng = random.Random(7)
     registry = city(args.lots, args.spots, args.segments)
     end = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=1)
     start = end - timedelta(hours=args.hours)
-    with scratch_database("ss_bench_store") as url, psycopg.connect(url) as conn:
-        settings = with_overrides(load_settings(None, environ={}), database={"url": url})
+    with (
+        scratch_database("ss_bench_store", admin_url=args.server, timescale=backend) as url,
+        psycopg.connect(url) as conn,
+    ):
+        settings = with_overrides(
+            load_settings(None, environ={}), database={"url": url, "timescale": backend}
+        )
+        prepare(conn, args)
         store_registry(conn, registry, "bench")
         history = readings(registry, start, end, rng)
         # as ingest would have: each 5 min of history received just after it was observed
@@ -169,7 +205,9 @@ def main() -> None:
         per_step = len(readings(registry, now, now + STEP, rng))
     spots = args.lots * args.spots
     lanes = args.segments * 4
-    print(f"city slice: {args.lots} lots, {spots} spot sensors, {args.segments} segments,"
+    index = " with its default time index" if args.default_time_index else ""
+    print(f"{'TimescaleDB' if args.timescale else 'PostgreSQL'}{index};"
+          f" city slice: {args.lots} lots, {spots} spot sensors, {args.segments} segments,"
           f" {lanes} lanes; {len(history):,} readings over {args.hours} h;"
           f" ~{per_step:,} new readings per 5 min")  # fmt: skip
     print("| refresh | seconds | vs full recompute |")

@@ -1,7 +1,10 @@
-"""Private PostgreSQL clusters for tests: any installation's binaries, a free port, a temp folder.
+"""Private PostgreSQL clusters: any installation's binaries, a free port, a temp folder.
 
 They never touch the machine's own cluster. PostgreSQL refuses to run as root, so under root
 the cluster runs as the `postgres` system user (Debian's packages create it).
+`python -m harness.postgres BINDIR COMMAND...` runs a command (pytest) with the tests pointed
+at a cluster of another installation: scripts/postgres-versions runs the store tests so on
+every PostgreSQL major version we support.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import os
 import pwd
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from types import TracebackType
@@ -123,3 +127,27 @@ class PrivateCluster:
             raise RuntimeError(
                 f"{' '.join(argv)} exited {done.returncode}: {done.stderr.strip()}\n{log}"
             )
+
+
+def run_with_cluster(bindir: Path, command: list[str]) -> int:
+    """Run command with STREETSENSE_TEST_DATABASE_URL set to a private cluster of bindir's."""
+    with PrivateCluster(bindir) as cluster:
+        with psycopg.connect(cluster.url) as conn:
+            row = conn.execute("SELECT version()").fetchone()
+        print(f"{row[0] if row else '?'} at {cluster.url}", flush=True)
+        env = {**os.environ, "STREETSENSE_TEST_DATABASE_URL": cluster.url}
+        return subprocess.run(command, env=env, check=False).returncode
+
+
+def main(argv: list[str]) -> int:
+    """`python -m harness.postgres BINDIR COMMAND...`: run COMMAND against a private cluster."""
+    if len(argv) < 2 or not (Path(argv[0]) / "postgres").is_file():
+        sys.stderr.write(
+            "usage: python -m harness.postgres BINDIR COMMAND... (BINDIR holds postgres)\n"
+        )
+        return 2
+    return run_with_cluster(Path(argv[0]), argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -30,9 +30,14 @@ def empty_database(admin_url: str, prefix: str) -> Iterator[str]:
 
 
 @contextmanager
-def scratch_database(prefix: str = "ss_bench") -> Iterator[str]:
-    """Create a migrated scratch database; yield its URL; drop it afterwards."""
-    with empty_database(database_admin_url(), prefix) as url:
+def scratch_database(
+    prefix: str = "ss_bench", *, admin_url: str | None = None, timescale: str = "off"
+) -> Iterator[str]:
+    """Create a migrated scratch database; yield its URL; drop it afterwards.
+
+    The server is admin_url's (default: the test server); `timescale` is database.timescale.
+    """
+    with empty_database(admin_url or database_admin_url(), prefix) as url:
         with psycopg.connect(url) as conn:
-            migrate(conn, DatabaseSettings(timescale="off"))
+            migrate(conn, DatabaseSettings(timescale=timescale))
         yield url

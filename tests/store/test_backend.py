@@ -137,7 +137,9 @@ def _cluster_on(root: Path, bindir: Path, sharedir: Path, pkglibdir: Path) -> It
         (share / "extension" / entry.name).symlink_to(entry)
     (share / "extension" / "timescaledb.control").write_text(CONTROL)
     os.chmod(root, 0o755)  # the server runs as the postgres user when tests run as root
-    settings = {"shared_preload_libraries": "'pg_stat_statements'"}
+    # another library preloaded, where the installation has it: the message quotes the setting
+    other = "pg_stat_statements" if (pkglibdir / "pg_stat_statements.so").is_file() else ""
+    settings = {"shared_preload_libraries": f"'{other}'"}
     with PrivateCluster(bindir, settings=settings, postgres=postgres) as cluster:
         yield cluster.url
 
@@ -168,7 +170,8 @@ def test_installed_but_not_preloaded_reads_as_such(unloaded_database: str) -> No
     with psycopg.connect(unloaded_database) as conn:
         found = read_facts(conn)
     assert (found.installed, found.available, found.loaded) == (None, VERSION, False)
-    assert (found.preload, found.schema) == ("pg_stat_statements", None)
+    assert found.preload in ("pg_stat_statements", "")
+    assert found.schema is None
 
 
 def test_auto_uses_plain_postgresql_and_says_why(unloaded_database: str) -> None:
@@ -178,7 +181,7 @@ def test_auto_uses_plain_postgresql_and_says_why(unloaded_database: str) -> None
     assert "WARNING" in warning
     assert "storage backend: PostgreSQL" in warning
     assert f"TimescaleDB {VERSION} is installed on the server but not preloaded" in warning
-    assert "shared_preload_libraries = 'pg_stat_statements'" in warning
+    assert "shared_preload_libraries = '" in warning
     with psycopg.connect(unloaded_database) as conn:
         extension = "SELECT count(*) FROM pg_extension WHERE extname = 'timescaledb'"
         assert conn.execute(extension).fetchone() == (0,)

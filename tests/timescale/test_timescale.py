@@ -25,6 +25,13 @@ from tests.store.test_late_data import first_batch
 
 pytestmark = pytest.mark.timescale
 
+# readings' compression (migration 009): (column, segmentby index, orderby index)
+COMPRESSION = [
+    ("device_id", 1, None),
+    ("kind", 2, None),
+    ("sub_id", None, 1),
+    ("observed_at", None, 2),
+]
 ROLLUPS = ("occupancy_5m", "occupancy_1h", "occupancy_1d", "flow_5m", "flow_1h", "flow_1d")
 COLUMNS = {
     "occupancy": "lot_id, bucket, occupied, capacity, occupancy, samples",
@@ -58,6 +65,34 @@ def test_schema_uses_timescale_features(tsdb: psycopg.Connection) -> None:
     # the contract's relations exist under the same names as on plain PostgreSQL
     for relation in (*ROLLUPS, "lot_now", "segment_now"):
         tsdb.execute(f"SELECT * FROM {relation} LIMIT 0")
+
+
+def test_hypertables_carry_our_indexes_and_settings(tsdb: psycopg.Connection) -> None:
+    def indexes(table: str) -> set[str]:
+        return set(scalars(tsdb, f"SELECT indexname FROM pg_indexes WHERE tablename = '{table}'"))
+
+    # TimescaleDB's default B-tree on the time column is gone (migration 009): the unique key
+    # and the BRIN indexes serve every query, as on plain PostgreSQL.
+    assert indexes("readings") == {
+        "readings_identity",
+        "readings_observed_brin",
+        "readings_received_brin",
+    }
+    for table in ("occupancy_5m", "occupancy_1h", "occupancy_1d"):
+        assert indexes(table) == {f"{table}_pkey", f"{table}_bucket"}
+    settings = tsdb.execute(
+        "SELECT attname, segmentby_column_index, orderby_column_index"
+        " FROM timescaledb_information.compression_settings"
+        " WHERE hypertable_name = 'readings' ORDER BY 2, 3"
+    ).fetchall()
+    # every column of the unique key is in segmentby or orderby: a re-sent reading is checked
+    # against the batches of its own series only
+    assert settings == COMPRESSION
+    # the flow tiers hold what refresh folded in, as plain PostgreSQL's flow tables do
+    modes = scalars(
+        tsdb, "SELECT DISTINCT materialized_only FROM timescaledb_information.continuous_aggregates"
+    )
+    assert modes == [True]
 
 
 def city_readings() -> list[Reading]:
