@@ -1,163 +1,54 @@
 """The city registry file (TOML): sites, lots, spots, road segments and devices.
 
 Parsing and validation live here so every room reads one format; `store.registry` stores it.
+The model is in `registry_model` (re-exported here), typed entry access in `registry_entries`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import math
 import re
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
 from streetsense.errors import RegistryError
 from streetsense.hours import hours_problem
-from streetsense.ids import describe_bad_id, is_valid_id
+from streetsense.registry_entries import Entry, SourceLines
+from streetsense.registry_model import (
+    Device,
+    DeviceKind,
+    Lot,
+    LotFacts,
+    LotKind,
+    Registry,
+    Segment,
+    Site,
+    SpaceCategory,
+    Spot,
+)
 
-
-class LotKind(StrEnum):
-    """Off-street car parks and on-street parking zones (Smart Data Models names them so)."""
-
-    OFF_STREET = "off_street"
-    ON_STREET = "on_street"
-
-
-class SpaceCategory(StrEnum):
-    """Who or what a parking space is for (ParkAPI v3, DATEX II and NGSI-LD all tell them)."""
-
-    GENERAL = "general"
-    DISABLED = "disabled"
-    EV_CHARGING = "ev_charging"
-    WOMEN = "women"
-    FAMILY = "family"
-    CAR_SHARING = "car_sharing"
-    MOTORCYCLE = "motorcycle"
-    BUS = "bus"  # buses and coaches
-    TRUCK = "truck"
-
-
-class DeviceKind(StrEnum):
-    """What a device measures; decides which of lot, segment it must name."""
-
-    PARKING = "parking"  # spot sensors, or a gateway for many spots of one lot
-    COUNTER = "counter"  # a car park's entry/exit counter reporting occupied_spaces
-    TRAFFIC = "traffic"  # a vehicle counter on a road segment (may sit on a streetlight)
-    LIGHT = "light"  # a streetlight controller
-
-
-@dataclass(frozen=True, slots=True)
-class Site:
-    """A deployment area (a city or a district); first level of every topic."""
-
-    id: str
-    name: str
-
-
-@dataclass(frozen=True, slots=True)
-class LotFacts:
-    """What apps show about a lot besides its counts; every field is optional."""
-
-    operator: str = ""
-    address: str = ""
-    entrances: tuple[tuple[float, float], ...] = ()  # [lon, lat] pairs, GeoJSON order
-    max_height_m: float | None = None
-    park_and_ride: bool | None = None
-    fee: str = ""  # a summary, e.g. "2 EUR/h, 20 EUR/day"
-    tariff_url: str = ""
-    phone: str = ""
-    email: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Lot:
-    """A parking lot or on-street zone.
-
-    `spaces` holds the capacity of each category other than general, in category order;
-    general spaces are the capacity left over. `opening_hours` is OpenStreetMap syntax ('' is
-    always open).
-    """
-
-    id: str
-    site: str
-    name: str
-    kind: LotKind
-    capacity: int
-    lat: float
-    lon: float
-    area: str = ""
-    opening_hours: str = ""
-    spaces: tuple[tuple[SpaceCategory, int], ...] = ()
-    facts: LotFacts = LotFacts()
-
-    def category_capacity(self) -> dict[SpaceCategory, int]:
-        """Return the capacity of every category the lot has, general first."""
-        others = dict(self.spaces)
-        general = self.capacity - sum(others.values())
-        return {SpaceCategory.GENERAL: general, **others} if general > 0 else others
-
-
-@dataclass(frozen=True, slots=True)
-class Spot:
-    """One parking space with its sensor: the device, and the sub-id when a gateway reports it."""
-
-    id: str
-    lot: str
-    device: str
-    sensor: str | None = None
-    category: SpaceCategory = SpaceCategory.GENERAL
-
-
-@dataclass(frozen=True, slots=True)
-class Segment:
-    """A directed road segment; `coordinates` are [lon, lat] pairs, GeoJSON order."""
-
-    id: str
-    site: str
-    name: str
-    direction: str
-    coordinates: tuple[tuple[float, float], ...]
-    speed_limit_kmh: float
-    capacity_vph: float = 1800.0
-    area: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Device:
-    """A device that publishes; `lot` or `segment` ties its readings to what they measure."""
-
-    id: str
-    site: str
-    kind: DeviceKind
-    lot: str | None = None
-    segment: str | None = None
-    lat: float | None = None
-    lon: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Registry:
-    """A whole, validated registry; `version` is a digest of its content."""
-
-    sites: tuple[Site, ...]
-    lots: tuple[Lot, ...]
-    spots: tuple[Spot, ...]
-    segments: tuple[Segment, ...]
-    devices: tuple[Device, ...]
-
-    @property
-    def version(self) -> str:
-        """Return a digest of the content: the same registry always has the same version."""
-        canonical = json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+__all__ = [
+    "Device",
+    "DeviceKind",
+    "Lot",
+    "LotFacts",
+    "LotKind",
+    "Registry",
+    "Segment",
+    "Site",
+    "SourceLines",
+    "SpaceCategory",
+    "Spot",
+    "load_registry",
+    "parse_registry",
+]
 
 
 _TABLES: Final = ("site", "lot", "spot", "segment", "device")
+_URL = re.compile(r"https?://[^\s\"<>]{1,490}\Z")
+_PHONE = re.compile(r"\+?[0-9][0-9 ()/.-]{2,29}\Z")
+_EMAIL = re.compile(r"[^@\s\"<>]{1,64}@[A-Za-z0-9.-]{1,190}\.[A-Za-z]{2,}\Z")
 T = TypeVar("T")
 
 
@@ -173,42 +64,6 @@ def load_registry(path: str | Path) -> Registry:
     except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise RegistryError(f"cannot read registry file {str(path)!r}: {exc}") from exc
     return parse_registry(data, SourceLines(str(path), text))
-
-
-class SourceLines:
-    """Where each `[[table]]` entry and its keys sit in the file, so errors name the line.
-
-    TOML parsers drop positions; headers and `key =` lines are found again in the text. An
-    entry written some other way (inline arrays of tables) is named without a line.
-    """
-
-    _HEADER = re.compile(r"^\s*\[\[\s*([A-Za-z_]+)\s*\]\]")
-
-    def __init__(self, name: str, text: str) -> None:
-        self.name = name
-        self.lines = text.splitlines()
-        self.headers: dict[str, list[int]] = {}
-        for number, line in enumerate(self.lines):
-            match = self._HEADER.match(line)
-            if match:
-                self.headers.setdefault(match[1], []).append(number)
-
-    def line_of(self, table: str, index: int, key: str | None) -> int | None:
-        """Return the 1-based line of an entry's key (or of its header), if found."""
-        starts = self.headers.get(table, [])
-        if index >= len(starts):
-            return None
-        start = starts[index]
-        if key is None:
-            return start + 1
-        pattern = re.compile(rf"^\s*{re.escape(key)}\s*=")
-        for number in range(start + 1, len(self.lines)):
-            line = self.lines[number]
-            if self._HEADER.match(line) or (line.lstrip().startswith("[") and "=" not in line):
-                break
-            if pattern.match(line):
-                return number + 1
-        return start + 1
 
 
 def parse_registry(data: Mapping[str, Any], source: SourceLines | None = None) -> Registry:
@@ -235,7 +90,7 @@ def parse_registry(data: Mapping[str, Any], source: SourceLines | None = None) -
 def _entries(
     data: Mapping[str, Any],
     table: str,
-    build: Callable[[_Entry], T],
+    build: Callable[[Entry], T],
     source: SourceLines | None,
 ) -> tuple[T, ...]:
     raw = data.get(table, [])
@@ -246,7 +101,7 @@ def _entries(
     for index, item in enumerate(raw):
         if not isinstance(item, dict):
             raise RegistryError(f"{table} #{index + 1} must be a table")
-        entry = _Entry(table, index, item, source)
+        entry = Entry(table, index, item, source)
         built.append(build(entry))
         entry.finish()
         if entry.id in seen:
@@ -276,115 +131,11 @@ class _Locator:
         return f"{self.source.name} line {line}: " if line else ""
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_URL = re.compile(r"https?://[^\s\"<>]{1,490}\Z")
-_PHONE = re.compile(r"\+?[0-9][0-9 ()/.-]{2,29}\Z")
-_EMAIL = re.compile(r"[^@\s\"<>]{1,64}@[A-Za-z0-9.-]{1,190}\.[A-Za-z]{2,}\Z")
-
-
-class _Entry:
-    """Typed access to one table entry, with errors that name it (and its line in the file)."""
-
-    def __init__(
-        self, table: str, index: int, item: Mapping[str, Any], source: SourceLines | None = None
-    ) -> None:
-        self.table, self.index, self.item, self.source = table, index, item, source
-        self.used: set[str] = set()
-        self.id = self.ident("id")
-
-    def at(self, key: str | None) -> str:
-        """Return "FILE line N: " for this entry (and key), or '' without a source."""
-        if self.source is None:
-            return ""
-        line = self.source.line_of(self.table, self.index, key)
-        return f"{self.source.name} line {line}: " if line else ""
-
-    def where(self, key: str) -> str:
-        label = getattr(self, "id", None) or f"#{self.index + 1}"
-        return f"{self.at(key)}{self.table} '{label}', field '{key}'"
-
-    def raw(self, key: str, default: Any = ...) -> Any:
-        self.used.add(key)
-        if key in self.item:
-            return self.item[key]
-        if default is ...:
-            raise RegistryError(f"{self.where(key)} is required")
-        return default
-
-    def ident(self, key: str, *, optional: bool = False) -> Any:
-        value = self.raw(key, None if optional else ...)
-        if value is None:
-            return None
-        if not isinstance(value, str) or not is_valid_id(value):
-            raise RegistryError(f"{self.where(key)}: {describe_bad_id('id', str(value))}")
-        return value
-
-    def text(self, key: str, default: str | None = None, longest: int = 200) -> str:
-        value = self.raw(key, ... if default is None else default)
-        if not isinstance(value, str) or len(value) > longest:
-            raise RegistryError(f"{self.where(key)} must be text of at most {longest} characters")
-        if _CONTROL.search(value):
-            # Feeds publish names in XML, CSV and JSON; control characters break XML 1.0.
-            raise RegistryError(f"{self.where(key)} must not contain control characters")
-        return value
-
-    def matching(self, key: str, pattern: re.Pattern[str], example: str) -> str:
-        value = self.text(key, "", longest=500)
-        if value and not pattern.match(value):
-            raise RegistryError(f"{self.where(key)} = {value!r} is not valid; write e.g. {example}")
-        return value
-
-    def flag(self, key: str) -> bool | None:
-        value = self.raw(key, None)
-        if value is not None and not isinstance(value, bool):
-            raise RegistryError(f"{self.where(key)} must be true or false")
-        return value
-
-    def points(self, key: str, low: int, high: int) -> tuple[tuple[float, float], ...]:
-        raw = self.raw(key, ... if low > 0 else [])
-        if not isinstance(raw, list) or not low <= len(raw) <= high:
-            raise RegistryError(f"{self.where(key)} must list {low} to {high} [lon, lat] points")
-        points: list[tuple[float, float]] = []
-        for point in raw:
-            if (
-                not isinstance(point, list)
-                or len(point) != 2
-                or not all(isinstance(c, int | float) and not isinstance(c, bool) for c in point)
-                or not (-180 <= point[0] <= 180 and -90 <= point[1] <= 90)
-            ):
-                raise RegistryError(
-                    f"{self.where(key)}: {point!r} is not a [lon, lat] point (GeoJSON order)"
-                )
-            points.append((float(point[0]), float(point[1])))
-        return tuple(points)
-
-    def number(self, key: str, low: float, high: float, default: float | None = None) -> float:
-        value = self.raw(key, ... if default is None else default)
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise RegistryError(f"{self.where(key)} must be a number")
-        if not (math.isfinite(value) and low <= value <= high):
-            raise RegistryError(f"{self.where(key)} = {value} must be within [{low}, {high}]")
-        return float(value)
-
-    def choice(self, key: str, kind: type[StrEnum], default: Any = ...) -> Any:
-        value = self.raw(key, default)
-        try:
-            return kind(value)
-        except ValueError:
-            allowed = [k.value for k in kind]
-            raise RegistryError(f"{self.where(key)} = {value!r} must be one of {allowed}") from None
-
-    def finish(self) -> None:
-        extra = set(self.item) - self.used
-        if extra:
-            raise RegistryError(f"{self.where(sorted(extra)[0])} is not a known field")
-
-
-def _site(e: _Entry) -> Site:
+def _site(e: Entry) -> Site:
     return Site(id=e.id, name=e.text("name", e.id))
 
 
-def _lot(e: _Entry) -> Lot:
+def _lot(e: Entry) -> Lot:
     capacity = _whole(e, "capacity", 1, 100_000)
     hours = e.text("opening_hours", "", longest=10_000).strip()
     problem = hours_problem(hours) if hours else None
@@ -417,14 +168,14 @@ def _lot(e: _Entry) -> Lot:
     )
 
 
-def _whole(e: _Entry, key: str, low: int, high: int, default: float | None = None) -> int:
+def _whole(e: Entry, key: str, low: int, high: int, default: float | None = None) -> int:
     value = e.number(key, low, high, default)
     if value != int(value):
         raise RegistryError(f"{e.where(key)} must be a whole number")
     return int(value)
 
 
-def _spaces(e: _Entry, capacity: int) -> tuple[tuple[SpaceCategory, int], ...]:
+def _spaces(e: Entry, capacity: int) -> tuple[tuple[SpaceCategory, int], ...]:
     """Read `spaces = { disabled = 4, ev_charging = 10 }`: capacity per category."""
     raw = e.raw("spaces", {})
     allowed = [c.value for c in SpaceCategory]
@@ -460,7 +211,7 @@ def _spaces(e: _Entry, capacity: int) -> tuple[tuple[SpaceCategory, int], ...]:
     return tuple((c, counts[c]) for c in SpaceCategory if c in counts and counts[c] > 0)
 
 
-def _spot(e: _Entry) -> Spot:
+def _spot(e: Entry) -> Spot:
     return Spot(
         id=e.id,
         lot=e.ident("lot"),
@@ -470,7 +221,7 @@ def _spot(e: _Entry) -> Spot:
     )
 
 
-def _segment(e: _Entry) -> Segment:
+def _segment(e: Entry) -> Segment:
     return Segment(
         id=e.id,
         site=e.ident("site"),
@@ -483,7 +234,7 @@ def _segment(e: _Entry) -> Segment:
     )
 
 
-def _device(e: _Entry) -> Device:
+def _device(e: Entry) -> Device:
     lat = e.raw("lat", None)
     return Device(
         id=e.id,
