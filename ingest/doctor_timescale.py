@@ -36,7 +36,11 @@ WORKERS_FIX: Final = (
 def timescale_checks(conn: psycopg.Connection, settings: Settings) -> list[Check]:
     """Check the backend choice, and where TimescaleDB is in use, its workers and jobs."""
     from store.backend import choose_backend, read_timescale_facts  # noqa: PLC0415
-    from store.timescale_jobs import read_jobs, read_workers  # noqa: PLC0415
+    from store.timescale_jobs import (  # noqa: PLC0415
+        job_errors_visible,
+        read_jobs,
+        read_workers,
+    )
     from streetsense.errors import ConfigError  # noqa: PLC0415
 
     facts = read_timescale_facts(conn)
@@ -48,6 +52,17 @@ def timescale_checks(conn: psycopg.Connection, settings: Settings) -> list[Check
     if choice.timescale and facts.installed:
         checks.append(workers_check(read_workers(conn)))
         checks += jobs_checks(*read_jobs(conn))
+        if not job_errors_visible(conn):
+            checks.append(
+                Check(
+                    "TimescaleDB jobs",
+                    WARN,
+                    "this user sees no job errors: TimescaleDB shows them to the database owner"
+                    " and the jobs' owner only (failures above come without their error, and"
+                    " launch failures are not counted)",
+                    "run `streetsense doctor` with the schema owner's database.url as well",
+                )
+            )
     return checks
 
 

@@ -84,3 +84,16 @@ def read_workers(conn: psycopg.Connection) -> Workers:
     ).fetchone()
     assert row is not None  # a SELECT without FROM returns one row
     return Workers(int(row[0]), int(row[1]), row[2], int(row[3]))
+
+
+def job_errors_visible(conn: psycopg.Connection) -> bool:
+    """Tell whether job_errors shows this user every job's errors.
+
+    TimescaleDB shows them to members of the database owner's role and of each job's owner.
+    """
+    row = conn.execute(
+        "SELECT pg_has_role(current_user, 'pg_database_owner', 'MEMBER')"
+        " OR coalesce((SELECT bool_and(pg_has_role(current_user, owner, 'MEMBER'))"
+        "  FROM timescaledb_information.jobs), true)"
+    ).fetchone()
+    return bool(row and row[0])

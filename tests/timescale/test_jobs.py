@@ -16,7 +16,7 @@ from psycopg import sql
 from harness.ingest import wait_until
 from ingest.doctor import FAIL, OK, WARN
 from ingest.doctor_timescale import timescale_checks
-from store.timescale_jobs import read_jobs, read_workers
+from store.timescale_jobs import job_errors_visible, read_jobs, read_workers
 from streetsense.config import Settings, load_settings, with_overrides
 from tests.timescale.conftest import NO_WORKERS
 
@@ -115,3 +115,15 @@ def test_doctor_reports_a_failing_job_with_its_error(
     assert len(failing) == 1
     assert failing[0].status == FAIL
     assert f"CALL run_job({failing_job})" in failing[0].fix
+
+
+def test_a_user_who_cannot_see_job_errors_is_told(tsdb: psycopg.Connection) -> None:
+    assert job_errors_visible(tsdb)
+    role = sql.Identifier(f"ss_reader_{uuid.uuid4().hex[:8]}")
+    tsdb.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(role))
+    try:
+        tsdb.execute(sql.SQL("SET ROLE {}").format(role))
+        assert not job_errors_visible(tsdb)
+    finally:
+        tsdb.execute("RESET ROLE")
+        tsdb.execute(sql.SQL("DROP ROLE {}").format(role))
