@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections import Counter
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -14,6 +15,7 @@ from ingest.inbox import Message
 from ingest.quarantine_gate import QuarantineGate
 from store.quarantine import QuarantinedMessage
 from store.reading_rows import epoch_us
+from store.registry_changes import LotCapacity
 from store.writes import Rejection
 from streetsense.config import IngestSettings
 from streetsense.errors import PayloadError, TopicError
@@ -56,6 +58,8 @@ class Classifier:
         # register themselves (ingest.auto_register: a pilot trusts what devices say).
         self.spots: dict[str, frozenset[str]] = {}
         self.spot_allowed = None if settings.auto_register else self._spot_allowed
+        # The lot each device counts for, with its capacity: a count far beyond it is refused.
+        self.capacities: dict[str, LotCapacity] = {}
         self.gate = gate or QuarantineGate(
             settings.quarantine_devices_per_site, settings.quarantine_max_bytes
         )
@@ -200,7 +204,7 @@ class Classifier:
         )
         fast = fast_rows(
             message.payload, topic.device_id, stream, message.received, window_us,
-            self.spot_allowed,
+            self.spot_allowed, self.count_limit,
         )  # fmt: skip
         if fast is not None:
             batch.rows.extend(topic.device_id, fast.encoded, fast.count, fast.earliest_us)
@@ -367,6 +371,8 @@ class Classifier:
     def _refused_record(self, reading: Reading, topic: DeviceTopic) -> tuple[str, str] | None:
         """Return (code, reason) when the registry or the broker's trust refuses a reading."""
         kind = reading.kind
+        if kind == "occupied_spaces" and reading.value > self.count_limit(reading.device_id):
+            return "beyond_capacity", self._beyond_capacity(reading)
         if kind == "occupied" and self.spot_allowed is not None:
             sensor = reading.sub_id or ""
             if not self.spot_allowed(reading.device_id, sensor):
@@ -388,6 +394,24 @@ class Classifier:
                 "(deploy/mosquitto/secure.conf)"
             )
         return None
+
+    def count_limit(self, device_id: str) -> float:
+        """Return the most occupied_spaces a device may report: its lot's capacity and margin."""
+        lot = self.capacities.get(device_id)
+        if lot is None:
+            return math.inf  # no lot, no capacity to hold it to (the physical range still does)
+        return lot.capacity * (1.0 + self.settings.capacity_margin)
+
+    def _beyond_capacity(self, reading: Reading) -> str:
+        lot = self.capacities[reading.device_id]
+        return (
+            f"{reading.value:g} spaces taken is more than lot '{lot.lot_id}' can hold: its "
+            f"registered capacity is {lot.capacity}, and ingest.capacity_margin = "
+            f"{self.settings.capacity_margin:g} accepts up to "
+            f"{self.count_limit(reading.device_id):g}. Recalibrate the counter; or, if the "
+            "lot has more spaces, correct its capacity in the registry, run `streetsense "
+            "registry load`, then `streetsense ingest --replay-rejected` to send these again"
+        )
 
     def _spot_allowed(self, device_id: str, sensor: str) -> bool:
         # A device's own reading ('') maps to its own lot; a gateway's sub-ids must be spots.

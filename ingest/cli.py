@@ -27,8 +27,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--replay-rejected",
         action="store_true",
-        help="publish again the messages refused on our side (store_refused, ingest_error) "
-        "once their cause is fixed, then exit",
+        help="publish again the messages refused on our side (store_refused, ingest_error, "
+        "beyond_capacity) once their cause is fixed, then exit",
     )
     parser.set_defaults(handler=_run)
 

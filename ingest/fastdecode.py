@@ -29,9 +29,12 @@ _FIELDS: Final = frozenset({"bn", "bt", "n", "v", "vb", "u", "t", "seq", "seq_fl
 _SEQ_LIMIT: Final = 2**63
 _DEVICE_CACHE_SIZE: Final = 100_000
 _NAMES_PER_DEVICE: Final = 1_000
-# A series as the hot loop needs it: the COPY prefix of its rows, its kind, whether boolean.
-_Series: TypeAlias = tuple[bytes, Kind, bool]
+# A series as the hot loop needs it: the COPY prefix of its rows, its kind, whether boolean,
+# and the largest value accepted (the kind's physical range, or less: a lot's capacity).
+_Series: TypeAlias = tuple[bytes, Kind, bool, float]
 SpotCheck: TypeAlias = Callable[[str, str], bool]
+# device -> the most occupied_spaces it may report (its lot's capacity and margin)
+CountLimit: TypeAlias = Callable[[str], float]
 # (device id, stream) -> full name -> series; only names that passed every check the kernel
 # makes of a name, sub-id and device id.
 _names: dict[tuple[str, Stream], dict[str, _Series]] = {}
@@ -60,6 +63,7 @@ def fast_rows(
     received: float,
     window_us: tuple[int, int, int],
     spot_allowed: SpotCheck | None = None,
+    count_limit: CountLimit | None = None,
 ) -> FastRows | None:
     """Encode a simple SenML JSON pack as COPY rows, or return None to use the kernel.
 
@@ -72,6 +76,8 @@ def fast_rows(
             receive time stored with each row and the observed times accepted.
         spot_allowed: (device, sensor) -> whether an `occupied` reading of that spot sensor
             is accepted; checked once per name, when it enters the name cache.
+        count_limit: device -> the largest `occupied_spaces` it may report; also asked once
+            per name, so the hot loop compares with the series' own bound as with any range.
     """
     if stream is Stream.STATUS or payload[:1] != b"[":
         return None  # status readings update device health: the general path does that
@@ -79,7 +85,7 @@ def fast_rows(
         raw = orjson.loads(payload)
         if not raw or len(raw) > MAX_RECORDS:
             return None
-        return _rows(raw, device_id, stream, received, window_us, spot_allowed)
+        return _rows(raw, device_id, stream, received, window_us, spot_allowed, count_limit)
     except (
         _NotSimpleError,
         orjson.JSONDecodeError,
@@ -98,6 +104,7 @@ def _rows(  # noqa: PLR0912, PLR0915  (inlined on purpose: see the first comment
     now: float,
     window_us: tuple[int, int, int],
     spot_allowed: SpotCheck | None,
+    count_limit: CountLimit | None,
 ) -> FastRows:
     # The hot loop of ingest, some 2 us per reading: each function call or global lookup
     # saved here is a few per cent, so the common cases (a boolean, a sequence number, a
@@ -140,8 +147,8 @@ def _rows(  # noqa: PLR0912, PLR0915  (inlined on purpose: see the first comment
             name = base_name
         series = names.get(name)
         if series is None:
-            series = _name(name, device_id, stream, names, spot_allowed)
-        prefix, spec, boolean = series
+            series = _name(name, device_id, stream, names, spot_allowed, count_limit)
+        prefix, spec, boolean, maximum = series
         offset = item.get("t", 0.0)
         if type(offset) is not float and type(offset) is not int:
             raise _NotSimpleError
@@ -159,7 +166,7 @@ def _rows(  # noqa: PLR0912, PLR0915  (inlined on purpose: see the first comment
                 raise _NotSimpleError
             value = 1.0 if flag else 0.0  # within every boolean kind's range
         else:
-            value = _number_value(item, spec, has_v)
+            value = _number_value(item, spec, has_v, maximum)
         if "seq_floor" in item:
             floors.append(_sequence(item["seq_floor"]))
         times.append(observed_us)
@@ -185,14 +192,14 @@ def _rows(  # noqa: PLR0912, PLR0915  (inlined on purpose: see the first comment
     )
 
 
-def _number_value(item: dict[str, Any], spec: Kind, has_v: bool) -> float:
+def _number_value(item: dict[str, Any], spec: Kind, has_v: bool, maximum: float) -> float:
     if not has_v:
         raise _NotSimpleError
     value = _number(item["v"])
     value = (value or 0.0) + 0.0  # as the kernel adds the (absent) base value
     value = spec.to_canonical(value, item.get("u") or None)
-    if not spec.minimum <= value <= spec.maximum:
-        raise _NotSimpleError  # out of its physical range: the kernel says so
+    if not spec.minimum <= value <= maximum:
+        raise _NotSimpleError  # out of its physical range or its lot's: refused with a reason
     return value
 
 
@@ -208,7 +215,7 @@ def _series_names(device_id: str, stream: Stream) -> dict[str, _Series]:
 
 
 def forget_names() -> None:
-    """Forget every cached name: the registry changed (a spot may be gone)."""
+    """Forget every cached name: the registry changed (a spot may be gone, a capacity moved)."""
     _names.clear()
 
 
@@ -218,6 +225,7 @@ def _name(
     stream: Stream,
     names: dict[str, _Series],
     spot_allowed: SpotCheck | None,
+    count_limit: CountLimit | None,
 ) -> _Series:
     """Check a name as the kernel does and remember its series; raise if it is not simple."""
     from streetsense.senml import _NAME_RE  # noqa: PLC0415  (the kernel's own name rule)
@@ -238,10 +246,14 @@ def _name(
         raise _NotSimpleError
     if spot_allowed is not None and kind_name == "occupied" and not spot_allowed(device_id, sub_id):
         raise _NotSimpleError  # not a registered spot: the general path refuses it with a reason
+    maximum = spec.maximum
+    if count_limit is not None and kind_name == "occupied_spaces":
+        maximum = min(maximum, count_limit(device_id))
     if len(names) >= _NAMES_PER_DEVICE:
         names.clear()
     prefix = series_prefix(device_id, spec.name, sub_id)
-    found = names[full_name] = (prefix, spec, spec.value_type is ValueType.BOOLEAN)
+    boolean = spec.value_type is ValueType.BOOLEAN
+    found = names[full_name] = (prefix, spec, boolean, maximum)
     return found
 
 

@@ -65,6 +65,7 @@ def unlimited(classifier: Classifier) -> Classifier:
     settings = replace(classifier.settings, device_rate_per_s=0.0)  # 0: no rate limit
     again = Classifier(settings, classifier.topics, classifier.known, classifier.gate)
     again.spots = classifier.spots
+    again.capacities = classifier.capacities
     return again
 
 

@@ -76,6 +76,11 @@ class IngestMetrics:
         self.database_errors = Counter(
             f"{_NS}_database_errors", "failed commits (retried)", registry=r
         )
+        self.registry_reads = Counter(
+            f"{_NS}_registry_reads",
+            "reads of the registry readings are checked against (on a change, or every 5 min)",
+            registry=r,
+        )
         self.broker_connects = Counter(
             f"{_NS}_broker_connects", "broker (re)connections", registry=r
         )

@@ -1,5 +1,5 @@
 """Replay messages kept aside: a device's quarantine once it is registered, and messages our
-side refused (`store_refused`, `ingest_error`) once the cause is fixed."""
+side refused (`store_refused`, `ingest_error`, `beyond_capacity`) once the cause is fixed."""
 
 from __future__ import annotations
 
@@ -17,9 +17,10 @@ from streetsense.config import Settings
 from streetsense.errors import RegistryError, ServiceUnavailableError
 
 log = logging.getLogger(__name__)
-# Refusals that are our side's (the database's or our code's), not the payload's: worth sending
-# again once fixed. A bad payload would only be refused again.
-REPLAYABLE_CODES: Final = ("store_refused", "ingest_error")
+# Refusals that may be our side's (the database's, our code's, the registry's: a lot's capacity
+# registered too low), not the payload's: worth sending again once fixed. A bad payload would
+# only be refused again; so would a count that is still beyond its lot's corrected capacity.
+REPLAYABLE_CODES: Final = ("store_refused", "ingest_error", "beyond_capacity")
 
 
 def replay_quarantine(settings: Settings, device_id: str) -> int:

@@ -16,7 +16,6 @@ from ingest.batch import Batch
 from ingest.classify import Classifier
 from ingest.commit import CommitResult, commit_batch, resolve_unknown
 from ingest.confirmations import AckSigner
-from ingest.fastdecode import forget_names
 from ingest.inbox import Inbox, Message
 from ingest.isolate import (
     INGEST_ERROR,
@@ -34,9 +33,9 @@ from ingest.link import BrokerLink
 from ingest.metrics import IngestMetrics
 from ingest.prune import Pruner
 from ingest.refusals import RefusalThrottle
+from ingest.registry_copy import RegistryCopy
 from store.confirm_secret import read_confirm_secret
 from store.db import connect, describe_url, require_url
-from store.quarantine import active_devices, quarantine_usage, registered_sites, spot_sensors
 from store.writes import ReadingWriter, Rejection
 from streetsense.backoff import Backoff
 from streetsense.config import Settings
@@ -45,8 +44,8 @@ from streetsense.topics import Topics
 
 log = logging.getLogger(__name__)
 PROGRESS_EVERY_S: Final = 30.0
-# Re-read the registry this often, so devices deactivated there stop being accepted.
-KNOWN_REFRESH_S: Final = 300.0
+# With no batch to commit, the commit thread looks for registry changes this often.
+IDLE_POLL_S: Final = 1.0
 # How ingest's connection shows in pg_stat_activity (operators, the ingest benchmark).
 APPLICATION_NAME: Final = "streetsense-ingest"
 
@@ -86,6 +85,7 @@ class IngestService:
         self.pruner = Pruner(ingest)
         # Classifies messages a second time (ingest.isolate): they were rate-limited once.
         self.again = unlimited(self.classifier)
+        self.registry = RegistryCopy((self.classifier, self.again), self.metrics)
         # A refused message is kept whole, so it can be replayed once its cause is fixed.
         self.refused_cap = max(ingest.rejected_payload_cap, ingest.max_payload_bytes)
         self.url = require_url(settings.database)
@@ -94,7 +94,6 @@ class IngestService:
         self.writer = ReadingWriter()
         self.payload_cap = ingest.rejected_payload_cap
         self.totals = Totals()
-        self._known_at = 0.0
         self.signer: AckSigner | None = None  # once the database gave the secret
         # Classified batches waiting for or in their commit, oldest first (one commit thread).
         self._pipeline: deque[Batch] = deque()
@@ -173,7 +172,11 @@ class IngestService:
     def _commit_loop(self) -> None:
         """Commit batches in order, then acknowledge them; stops on None or a stop mid-outage."""
         while True:
-            batch = self._commits.get()
+            try:
+                batch = self._commits.get(timeout=IDLE_POLL_S)
+            except queue.Empty:
+                self._idle()
+                continue
             if batch is None:
                 return
             try:
@@ -287,7 +290,7 @@ class IngestService:
         while True:
             try:
                 conn = self._connection()
-                self._refresh_known(conn)
+                self.registry.refresh(conn)
                 before = len(batch.rejections)
                 resolve_unknown(conn, classifier, batch, self.settings.ingest.auto_register)
                 # refusals of unknown devices are made here: kept within the same bound
@@ -319,7 +322,7 @@ class IngestService:
             try:
                 conn = self._connection()
                 self.signer = AckSigner(read_confirm_secret(conn))
-                self._refresh_known(conn)
+                self.registry.refresh(conn)
                 return True
             except OUTAGES as exc:
                 delay = self.db_backoff.next_delay()
@@ -343,20 +346,23 @@ class IngestService:
                 self.conn.info.port,
                 describe_url(self.url),
             )
+            self.registry.connected(self.conn)
         return self.conn
+
+    def _idle(self) -> None:
+        """Take registry changes while no batch comes: replayed messages meet the new one."""
+        if self.conn is None or self.conn.closed:
+            return  # the next commit connects, and reads the registry
+        try:
+            self.registry.refresh(self.conn)
+        except OUTAGES as exc:
+            log.warning("reading the registry failed (%s); the next commit retries", exc)
+            self._drop_connection()
 
     def _drop_connection(self) -> None:
         if self.conn is not None:
             self.conn.close()
             self.conn = None
-
-    def _refresh_known(self, conn: psycopg.Connection) -> None:
-        if time.monotonic() - self._known_at >= KNOWN_REFRESH_S:
-            self.classifier.known = self.again.known = active_devices(conn)
-            self.classifier.spots = self.again.spots = spot_sensors(conn)
-            self.classifier.gate.load(quarantine_usage(conn), registered_sites(conn))
-            forget_names()  # names were checked against the registry as it was
-            self._known_at = time.monotonic()
 
     def _count(self, batch: Batch, result: CommitResult) -> None:
         metrics = self.metrics

@@ -12,11 +12,13 @@ def replayable(conn: psycopg.Connection, codes: Collection[str]) -> list[tuple[i
     """Return (id, topic, payload) of unreplayed rejections with these codes, oldest first.
 
     Only rows holding their whole payload: a payload cut at `ingest.rejected_payload_cap`
-    cannot be sent again (`cut_payloads` counts them).
+    cannot be sent again (`cut_payloads` counts them). Rows without a payload are left out: a
+    message's other refused records point at its first row, which holds it, and a summary of
+    refusals past `ingest.refusals_kept_per_minute` has none to send.
     """
     rows = conn.execute(
         "SELECT id, topic, payload FROM rejected_messages"
-        " WHERE reason_code = ANY(%s) AND replayed_at IS NULL"
+        " WHERE reason_code = ANY(%s) AND replayed_at IS NULL AND payload_bytes > 0"
         " AND octet_length(payload) = payload_bytes ORDER BY id",
         (list(codes),),
     ).fetchall()

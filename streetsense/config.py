@@ -129,6 +129,14 @@ class IngestSettings:
         default=20,
         metadata=_doc("refusals of one device and reason kept whole per minute; the rest summed"),
     )
+    capacity_margin: float = field(
+        default=1.0,
+        metadata=_doc(
+            "a lot's counted occupied_spaces more than this share above its registered "
+            "capacity is refused (beyond_capacity; 1.0: above twice the capacity); up to it, "
+            "stored and flagged over capacity where it is read"
+        ),
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ingest.fastdecode import FastRows, fast_rows
+from ingest.fastdecode import FastRows, fast_rows, forget_names
 from store.reading_rows import ReadingRows, epoch_us
 from streetsense.errors import PayloadError
 from streetsense.kinds import Stream
@@ -163,3 +163,26 @@ def test_edge_cases_agree(payload: bytes) -> None:
 )
 def test_steps_aside_for_what_the_kernel_rejects(payload: bytes, stream: Stream, why: str) -> None:
     assert fast(payload, stream) is None, why
+
+
+def test_a_count_beyond_the_lots_limit_steps_aside_and_one_within_it_does_not() -> None:
+    """A lot's capacity bounds occupied_spaces on the fast path too (asked once per name)."""
+    asked: list[str] = []
+
+    def limit(device: str) -> float:
+        asked.append(device)
+        return 130.0
+
+    def pack(value: float) -> bytes:
+        return json.dumps([{"n": "occupied_spaces", "v": value, "t": 0}]).encode()
+
+    forget_names()  # as a registry read does: names are checked against the registry anew
+    within = fast_rows(pack(130), "d1", Stream.PARKING, NOW, WINDOW, None, limit)
+    assert within is not None
+    assert_same(within, pack(130), Stream.PARKING)
+    assert fast_rows(pack(131), "d1", Stream.PARKING, NOW, WINDOW, None, limit) is None
+    spots = json.dumps([{"n": "A1/occupied", "vb": True}] * 2).encode()
+    assert fast_rows(spots, "d1", Stream.PARKING, NOW, WINDOW, None, limit) is not None
+    assert asked == ["d1"]  # once, for the name; never for a spot's reading
+    forget_names()
+    assert fast_rows(pack(131), "d1", Stream.PARKING, NOW, WINDOW) is not None  # no lot known

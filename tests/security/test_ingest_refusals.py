@@ -54,6 +54,18 @@ def _refusals(url: str) -> dict[str, int]:
     return {code: int(total) for code, total in rows}
 
 
+def _device_of_a_lot(url: str, device: str, lot: str, capacity: int) -> None:
+    """Register a device and a lot of `capacity` spaces it belongs to."""
+    register(url, [device])
+    with psycopg.connect(url) as conn:
+        conn.execute(
+            "INSERT INTO lots (lot_id, site_id, name, kind, capacity, lat, lon) "
+            "VALUES (%s, %s, %s, 'on_street', %s, 50.0, 8.0)",
+            (lot, SITE, lot, capacity),
+        )
+        conn.execute("UPDATE devices SET lot_id = %s WHERE device_id = %s", (lot, device))
+
+
 def _pack(device: str, seq: int, value: float = 1.0, sub_id: str | None = None) -> bytes:
     moment = NOW - timedelta(seconds=30) + timedelta(milliseconds=seq)
     return encode_readings([Reading(device, "occupied", moment, value, sub_id, seq=seq)])
@@ -215,14 +227,8 @@ def test_a_gateway_naming_invented_spots_changes_no_lot(
     settings: Settings, broker: str, topics: Topics
 ) -> None:
     url = settings.database.url
-    register(url, ["gw-lot"])
+    _device_of_a_lot(url, "gw-lot", "lot-1", 10)
     with psycopg.connect(url) as conn:
-        conn.execute(
-            "INSERT INTO lots (lot_id, site_id, name, kind, capacity, lat, lon) "
-            "VALUES ('lot-1', %s, 'Lot 1', 'on_street', 10, 50.0, 8.0)",
-            (SITE,),
-        )
-        conn.execute("UPDATE devices SET lot_id = 'lot-1' WHERE device_id = 'gw-lot'")
         conn.execute("INSERT INTO spots VALUES ('A1', 'lot-1', 'gw-lot', 'A1')")
     moment = (NOW - timedelta(seconds=20)).timestamp()
     records: list[dict[str, Any]] = [{"bn": "gw-lot/", "bt": moment}]
@@ -233,6 +239,36 @@ def test_a_gateway_naming_invented_spots_changes_no_lot(
         _handled(service, 1)
     assert _rows(url, "SELECT sub_id FROM readings WHERE device_id = 'gw-lot'") == [("A1",)]
     assert _refusals(url) == {"unknown_spot": 200}
+
+
+def test_a_device_claiming_its_lot_far_fuller_than_it_can_be_is_refused(
+    settings: Settings, broker: str, topics: Topics
+) -> None:
+    # Before: 100,000 is within occupied_spaces' physical range, so the lot of 10 spaces was
+    # stored as taken 100,000 times over and published as full. Now a count more than
+    # ingest.capacity_margin above the lot's capacity is refused, within the refusal bounds.
+    url = settings.database.url
+    _device_of_a_lot(url, "gw-full", "lot-full", 10)
+    moment = (NOW - timedelta(seconds=60)).timestamp()
+    topic = topics.device(SITE, "gw-full", Channel.PARKING)
+    claims = [
+        encode_pack([{"n": "occupied_spaces", "v": 100_000, "t": moment + n, "seq": n + 1}])
+        for n in range(50)
+    ]
+    honest = encode_pack([{"n": "occupied_spaces", "v": 12, "t": moment + 50, "seq": 51}])
+    with ingest_thread(settings) as service:
+        _flood(broker, [(topic, claim) for claim in claims] + [(topic, honest)])
+        _handled(service, 51)
+    assert _rows(url, "SELECT value FROM readings WHERE device_id = 'gw-full'") == [(12.0,)]
+    assert _refusals(url) == {"beyond_capacity": 50}
+    # bounded like every refusal: a few rows whole, one summary for the rest
+    kept = settings.ingest.refusals_kept_per_minute
+    assert count(url, "SELECT count(*) FROM rejected_messages") <= kept + 1
+    assert _rows(url, "SELECT counter FROM lot_parking_live WHERE lot_id = 'lot-full'") == [(12.0,)]
+    # and the device's agent is confirmed past the refused counts: it does not send them again
+    assert (
+        count(url, "SELECT contiguous_seq FROM device_sequences WHERE device_id = 'gw-full'") == 51
+    )
 
 
 @pytest.mark.parametrize("trusted", [False, True])
