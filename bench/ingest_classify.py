@@ -3,8 +3,10 @@
 CPU time of this process (best of --repeat), so a loaded box disturbs it less than wall time.
 
 Measures readings classified per second by `ingest.classify.Classifier.add`, with every spot
-registered, in this process only (no broker, no database). Run it with another checkout on
-PYTHONPATH to compare two versions in the same run on the same box:
+registered, in this process only (no broker, no database). `--counters` classifies gate
+counters' packs instead (20 `occupied_spaces` readings each, every counter registered to a lot
+of 500 spaces). Run it with another checkout on PYTHONPATH to compare two versions in the same
+run on the same box:
 
     PYTHONPATH=/work/main .venv/bin/python bench/ingest_classify.py
     PYTHONPATH=. .venv/bin/python bench/ingest_classify.py
@@ -27,8 +29,9 @@ from streetsense.topics import Channel, Topics
 SITE = "centre"
 
 
-def messages(devices: int, per_device: int, pack: int) -> list[Message]:
-    """Return gateway packs: `pack` spot readings each, times one second apart."""
+def messages(devices: int, per_device: int, pack: int, counters: bool = False) -> list[Message]:
+    """Return gateway packs: `pack` spot readings each, times one second apart (or a counter's
+    `pack` counts, one second apart)."""
     topics = Topics()
     start = datetime.now(UTC) - timedelta(hours=1)
     made = []
@@ -38,6 +41,10 @@ def messages(devices: int, per_device: int, pack: int) -> list[Message]:
             readings = [
                 Reading(device, "occupied", start + timedelta(seconds=n), float((n + s) % 2),
                         f"S{s}", seq=n * pack + s + 1)
+                for s in range(pack)
+            ] if not counters else [
+                Reading(device, "occupied_spaces", start + timedelta(seconds=n * pack + s),
+                        float((n + s) % 400), seq=n * pack + s + 1)
                 for s in range(pack)
             ]  # fmt: skip
             topic = topics.device(SITE, device, Channel.PARKING)
@@ -52,6 +59,7 @@ def main() -> None:
     parser.add_argument("--per-device", type=int, default=50)
     parser.add_argument("--pack", type=int, default=20)
     parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--counters", action="store_true", help="gate counters' packs")
     args = parser.parse_args()
     settings = IngestSettings(device_rate_per_s=0.0)
     known = {f"gw-{d}": SITE for d in range(args.devices)}
@@ -59,7 +67,11 @@ def main() -> None:
     sensors = frozenset(f"S{s}" for s in range(args.pack))
     if hasattr(classifier, "spots"):  # versions that check spot sensors against the registry
         classifier.spots = dict.fromkeys(known, sensors)
-    batch_messages = messages(args.devices, args.per_device, args.pack)
+    if hasattr(classifier, "capacities"):  # versions that check counts against lot capacities
+        from store.registry_changes import LotCapacity
+
+        classifier.capacities = {d: LotCapacity(f"lot-{d}", 500) for d in known}
+    batch_messages = messages(args.devices, args.per_device, args.pack, args.counters)
     best = float("inf")
     for _ in range(args.repeat):
         batch = Batch()
