@@ -38,9 +38,11 @@ class FleetRun:
     confirm: str = "ingest"  # "broker": the control, readings freed on PUBACK
     ingest_online: bool = True
     ingests: int = 1
+    partitioned: bool = False  # ingest i takes part i/ingests (ingest.partition), no $share
     # What is killed: "broker" (the whole broker, restarted once the agents read `restart_at`
     # of their files); "ingest-node" or "agents-node" (the cluster node ingest, or only
-    # agents, are connected to; left dead: the clients must fail over to the others)
+    # agents, are connected to; left dead: the clients must fail over to the others);
+    # "ingest-process" (the second ingest process, SIGKILLed, restarted at `restart_at`)
     fault: str = "broker"
     kill_at: float = 0.3  # share of the readings the agents have read when the fault strikes
     restart_at: float = 0.5
@@ -151,16 +153,20 @@ def _victim(run: FleetRun, cluster: NatsCluster, ingest: str, agents: list[str])
 
 
 def _strike(
-    run: FleetRun, broker: TestBroker, agents: list[AgentProcess], ingest: IngestProcess
+    run: FleetRun, broker: TestBroker, agents: list[AgentProcess], ingests: list[IngestProcess]
 ) -> dict[str, str]:
     """Inject the scenario's fault; return which node died and whose it was (node faults)."""
     total = run.agents * run.per_agent
-    if run.fault == "broker":
-        broker.kill()  # mid-stream: its queue and in-flight messages go with it
-        # the agents buffer while it is down
+    ingest = ingests[0]
+    if run.fault in ("broker", "ingest-process"):
+        victim: TestBroker | IngestProcess = broker if run.fault == "broker" else ingests[1]
+        victim.kill()  # mid-stream: what it held in flight goes with it
+        # the agents buffer while the broker is down; a dead ingest's part waits in its session
         wait_for(lambda: _read(agents) >= run.restart_at * total, run.settle_timeout_s,
                  f"the agents to read {run.restart_at:.0%} of their files")  # fmt: skip
-        broker.start()
+        victim.start()
+        if isinstance(victim, IngestProcess):
+            assert wait_log(victim.log_path, "subscribed; ingesting", 30, occurrences=2)
         return {}
     assert isinstance(broker, NatsCluster), "a node fault needs a cluster"
     wait_for(lambda: all(a.state()["broker"] for a in agents), 30, "agents' links")
@@ -216,7 +222,7 @@ def run_fleet(
     settings = with_overrides(settings, mqtt=mqtt, ingest={"auto_register": True})
     url = settings.database.url
     ingests = [
-        IngestProcess(settings, f"ingest-rel-{n}", workdir / f"ingest-{n}.log")
+        IngestProcess(_part(settings, run, n), f"ingest-rel-{n}", workdir / f"ingest-{n}.log")
         for n in range(run.ingests)
     ]
     agents: list[AgentProcess] = []
@@ -233,7 +239,7 @@ def run_fleet(
         wait_for(lambda: _read(agents) >= run.kill_at * total, run.settle_timeout_s,
                  f"the agents to read {run.kill_at:.0%} of their files")  # fmt: skip
         before_kill = _read(agents)
-        moved = _strike(run, broker, agents, ingests[0])
+        moved = _strike(run, broker, agents, ingests)
         restarted = time.monotonic()
         wait_for(lambda: _all_accepted(agents, run.per_agent), run.settle_timeout_s,
                  "every agent to read its whole file")  # fmt: skip
@@ -270,13 +276,32 @@ def run_fleet(
         "wall_s": round(time.monotonic() - started, 2),
         **moved,
     }
+    if run.partitioned:
+        figures["written_by_part"] = [written(ingest.log_path) for ingest in ingests]
     log.info("fleet %s: %s", describe(run), figures)
     return figures
+
+
+def _part(settings: Settings, run: FleetRun, n: int) -> Settings:
+    """Return ingest n's settings: part n+1 of the run's ingests when partitioned."""
+    if not run.partitioned:
+        return settings
+    return with_overrides(settings, ingest={"partition": f"{n + 1}/{run.ingests}"})
+
+
+_STOPPED = re.compile(r"ingest stopped: \d+ messages, (\d+) readings written")
+
+
+def written(log_path: Path) -> int:
+    """Return the readings an ingest process wrote in its latest life (from its stop line)."""
+    found = _STOPPED.findall(log_path.read_text(errors="replace"))
+    return int(found[-1]) if found else -1
 
 
 def describe(run: FleetRun) -> str:
     """Name a scenario for reports."""
     ingest = "online" if run.ingest_online else "offline"
     plain = ", plain subscription" if run.shared_group == "" else ""
-    killed = {"broker": "broker", "ingest-node": "ingest's node", "agents-node": "agents' node"}
+    killed = {"broker": "broker", "ingest-node": "ingest's node", "agents-node": "agents' node",
+              "ingest-process": "a partitioned ingest process"}  # fmt: skip
     return f"{killed[run.fault]} SIGKILL, ingest {ingest}{plain}, free on {run.confirm} ack"

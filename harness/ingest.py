@@ -98,6 +98,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
         STREETSENSE_INGEST_RECEIVE_MAXIMUM=str(settings.ingest.receive_maximum),
         STREETSENSE_INGEST_BATCH_MAX_AGE_MS=str(settings.ingest.batch_max_age_ms),
         STREETSENSE_INGEST_LATE_WINDOW_S=str(settings.ingest.late_window_s),
+        STREETSENSE_INGEST_PARTITION=settings.ingest.partition,
+        STREETSENSE_INGEST_PARTITION_BY=settings.ingest.partition_by,
         PYTHONPATH=str(REPO),
     )
     return env

@@ -131,6 +131,9 @@ def _database_facts(conn: psycopg.Connection, settings: Settings) -> list[Check]
     from ingest.doctor_refusals import refusals_check  # noqa: PLC0415  (imports this module)
 
     checks += refusals_check(conn, settings.ingest)
+    from ingest.doctor_partitions import partitions_check  # noqa: PLC0415  (imports this module)
+
+    checks += partitions_check(conn)
     return checks
 
 

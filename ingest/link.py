@@ -83,6 +83,8 @@ class BufferedClient(mqtt.Client):
         self.reconnect_backoff = Backoff(1.0, 30.0)
         self.stopping = threading.Event()  # ends a reconnect wait at once
         self.failover: Failover | None = None  # set by `aim`
+        # QoS 1 message ids of other partitions' messages, acknowledged after each read
+        self.skipped: list[int] = []
         self._connect_options: dict[str, Any] = {}
 
     @property
@@ -190,6 +192,10 @@ class BufferedClient(mqtt.Client):
             if self._sock is None:
                 break
             rc = super().loop_read(max_packets)
+        if self.skipped:
+            if rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
+                self.ack_many(self.skipped)  # one write for the read's other-part messages
+            self.skipped = []  # else: ids of a lost connection, redelivered on the next
         return rc
 
     def ack_many(self, mids: list[int]) -> None:
@@ -208,6 +214,7 @@ class BufferedClient(mqtt.Client):
     def reconnect(self) -> MQTTErrorCode:
         """Drop what the old socket left in the buffer, then connect to the next node."""
         self._rbuf, self._rpos = b"", 0
+        self.skipped = []
         if self.failover is not None:
             # Every call after the first follows a failure: connect_async (public) re-aims the
             # client, which paho's host setter refuses while a reconnect is under way.
@@ -251,13 +258,19 @@ class BrokerLink:
         self.v5 = self.target.v5
         self.generation = 0
         self.paho_messages = 0
+        self.other_part = 0  # messages left to the other partitions' processes
         self.connected = threading.Event()
-        self.client_id = client_id or settings.mqtt.client_id or default_client_id()
+        self.partition = settings.partition()
+        # each part keeps a session of its own: sharing one, a process would acknowledge (and
+        # so drop) the messages of the other part
+        base = client_id or settings.mqtt.client_id or default_client_id()
+        self.client_id = base + self.partition.client_suffix
         self.client = self._client(self.client_id)
         paths = metrics.receive_path
         paths.labels("in_place").set_function(lambda: self.client.taken_in_place)
         paths.labels("paho_reader").set_function(lambda: self.client.taken_from_paho)
         paths.labels("paho_message").set_function(lambda: self.paho_messages)
+        metrics.other_part.set_function(lambda: self.other_part)
 
     def _client(self, client_id: str) -> BufferedClient:
         client = BufferedClient(
@@ -307,10 +320,12 @@ class BrokerLink:
         else:
             client.subscribe(topic_filter, qos=1)
         log.info(
-            "connected to the broker at %s (session present: %s), subscribing to %s",
+            "connected to the broker at %s as %s (session present: %s), subscribing to %s%s",
             self.node(),
+            self.client_id,
             getattr(flags, "session_present", "?"),
             topic_filter,
+            "" if self.partition.whole else f", part {self.partition.label}",
         )
 
     def _on_connect_fail(self, _client: mqtt.Client, _userdata: Any) -> None:
@@ -348,7 +363,18 @@ class BrokerLink:
             " to the next node" if len(self.target.endpoints) > 1 else "",
         )
 
+    def _other_part(self, topic: bytes, mid: int, qos: int) -> bool:
+        """Acknowledge (after this read) a message another partition ingests; tell if it was."""
+        if self.partition.owns(topic):
+            return False
+        self.other_part += 1
+        if qos == 1:
+            self.client.skipped.append(mid)
+        return True
+
     def _on_publish(self, topic: bytes, payload: bytes, mid: int, qos: int, retain: bool) -> None:
+        if not self.partition.whole and self._other_part(topic, mid, qos):
+            return
         try:
             text = topic.decode()
         except UnicodeDecodeError:
@@ -357,6 +383,11 @@ class BrokerLink:
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
         self.paho_messages += 1  # QoS 2, topic aliases, or the fast path is off
+        if not self.partition.whole and not self.partition.owns(msg._topic):
+            self.other_part += 1
+            if msg.qos:
+                self.client.ack(msg.mid, msg.qos)
+            return
         try:
             topic = msg.topic
         except UnicodeDecodeError:

@@ -92,6 +92,11 @@ class IngestMetrics:
             ["path"],
             registry=r,
         )
+        self.other_part = Gauge(
+            f"{_NS}_messages_other_part",
+            "messages since start another process's part (ingest.partition) takes, acknowledged",
+            registry=r,
+        )
         self._server: Any = None
 
     def serve(self, host: str, port: int) -> None:

@@ -75,6 +75,11 @@ class IngestService:
         # than the receive maximum, whatever the broker does.
         self.inbox = Inbox(min(ingest.batch_max_readings, max(1, ingest.receive_maximum // 4)))
         self.link = BrokerLink(settings, self.inbox, self.metrics, client_id)
+        # the doctor finds each part's process in pg_stat_activity by this name
+        partition = self.link.partition
+        self.application_name = APPLICATION_NAME + (
+            "" if partition.whole else f" part {partition.label}"
+        )
         # Read at scrape time, so the lag shows even while a commit is stuck.
         self.metrics.lag_messages.set_function(self._lag_messages)
         self.metrics.lag_seconds.set_function(self._lag_seconds)
@@ -337,7 +342,7 @@ class IngestService:
                 self.url,
                 autocommit=True,
                 timeout_s=self.settings.database.connect_timeout_s,
-                application_name=APPLICATION_NAME,
+                application_name=self.application_name,
             )
             # With a multi-host URL, which server answered (after a failover: the new primary).
             log.info(

@@ -56,3 +56,14 @@ def missing_privileges(conn: psycopg.Connection) -> list[str]:
         if not (row and row[0]):
             missing.append(f"{privilege} on {table}")
     return missing
+
+
+def ingest_connections(conn: psycopg.Connection, name_prefix: str) -> list[str]:
+    """Return the application names of this database's connections whose name starts so."""
+    rows = conn.execute(
+        "SELECT application_name FROM pg_stat_activity"
+        " WHERE datname = current_database() AND starts_with(application_name, %s)"
+        " ORDER BY application_name",
+        (name_prefix,),
+    ).fetchall()
+    return [str(row[0]) for row in rows]

@@ -17,6 +17,7 @@ from typing import Any, Final, TypeVar, get_args, get_origin, get_type_hints
 
 from streetsense.broker import BrokerTarget, broker_target
 from streetsense.errors import ConfigError
+from streetsense.partition import Partition, parse_partition
 
 ENV_PREFIX: Final = "STREETSENSE_"
 CONFIG_ENV: Final = "STREETSENSE_CONFIG"
@@ -136,6 +137,17 @@ class IngestSettings:
             "capacity is refused (beyond_capacity; 1.0: above twice the capacity); up to it, "
             "stored and flagged over capacity where it is read"
         ),
+    )
+    partition: str = field(
+        default="",
+        metadata=_doc(
+            "k/N: this process ingests part k of N (brokers without $share: run N processes, "
+            "1/N to N/N, each on a session of its own); empty: every topic"
+        ),
+    )
+    partition_by: str = field(
+        default="device",
+        metadata=_doc("device or site: the topic level ingest.partition hashes"),
     )
 
 
@@ -291,6 +303,26 @@ class Settings:
         """
         return broker_target(self.mqtt, ENV_PREFIX)
 
+    def partition(self) -> Partition:
+        """Return the part of the topic space this ingest process takes.
+
+        Raises:
+            ConfigError: ingest.partition or partition_by is wrong, or a shared subscription
+                would split the topics a second time (each member would drop most of its part).
+        """
+        ingest = self.ingest
+        where = f"ingest.partition ({ENV_PREFIX}INGEST_PARTITION)"
+        prefix = self.mqtt.topic_prefix
+        partition = parse_partition(ingest.partition, ingest.partition_by, prefix, where)
+        if not partition.whole and self.mqtt.protocol == "5" and self.mqtt.shared_group:
+            raise ConfigError(
+                f"ingest.partition = {ingest.partition!r} with mqtt.shared_group = "
+                f"{self.mqtt.shared_group!r}: the group already splits messages among its "
+                "members, and each would drop those outside its part; use one or the other "
+                '(STREETSENSE_MQTT_SHARED_GROUP="" for partitions)'
+            )
+        return partition
+
 
 T = TypeVar("T")
 
@@ -311,6 +343,7 @@ def load_settings(
     settings = load_dataclass(Settings, read_toml(resolve_config_path(path, env)), env, ENV_PREFIX)
     if settings.mqtt.url:
         settings.broker()  # fail fast: every process would otherwise find out when it connects
+    settings.partition()
     return settings
 
 
