@@ -124,38 +124,52 @@ def commit_batch(
 
 
 def conflict_rejections(batch: Batch, conflicts: list[Conflict]) -> list[Rejection]:
-    """Refuse, with the reason, the copies of readings the batch held with different values."""
-    rejections = []
-    for conflict in conflicts[:MAX_CONFLICT_ROWS]:
-        name = f"{conflict.sub_id}/{conflict.kind}" if conflict.sub_id else conflict.kind
-        rejections.append(
-            Rejection(
-                received_at=datetime.now(UTC),
-                topic=_topic_of(batch, conflict),
-                reason_code="conflicting_duplicate",
-                reason=(
-                    f"{name} observed at {conflict.observed_at.isoformat()} came "
-                    f"{conflict.copies} times with different values ({conflict.lowest:g} .. "
-                    f"{conflict.highest:g}); the first was stored, the others refused: a "
-                    "device sends one value per reading (fix its clock resolution or its pack)"
-                ),
-                payload=b"",
-                device_id=conflict.device_id,
-                repeats=conflict.copies - 1,
-            )
+    """Refuse, with the reason, the copies of readings whose values disagree with the kept one."""
+    rejections = [
+        Rejection(
+            received_at=datetime.now(UTC),
+            topic=_topic_of(batch, conflict),
+            reason_code="conflicting_duplicate",
+            reason=_conflict_reason(conflict),
+            payload=b"",
+            device_id=conflict.device_id,
+            repeats=conflict.refused,
         )
-    batch.reasons["conflicting_duplicate"] += sum(c.copies - 1 for c in conflicts)
+        for conflict in conflicts[:MAX_CONFLICT_ROWS]
+    ]
+    batch.reasons["conflicting_duplicate"] += sum(c.refused for c in conflicts)
     if len(conflicts) > MAX_CONFLICT_ROWS:
         rest = conflicts[MAX_CONFLICT_ROWS:]
         rejections.append(
             replace(
                 rejections[-1],
-                reason=f"{len(rest)} more readings of this batch came twice with different "
-                "values; the rows before name some",
-                repeats=sum(c.copies - 1 for c in rest),
+                reason=f"{len(rest)} more readings of this batch came with values other than the "
+                "one kept; the rows before name some",
+                repeats=sum(c.refused for c in rest),
             )
         )
     return rejections
+
+
+def _conflict_reason(conflict: Conflict) -> str:
+    name = f"{conflict.sub_id}/{conflict.kind}" if conflict.sub_id else conflict.kind
+    at = conflict.observed_at.isoformat()
+    values = (
+        f"{conflict.lowest:g}"
+        if conflict.lowest == conflict.highest
+        else f"{conflict.lowest:g} .. {conflict.highest:g}"
+    )
+    if conflict.stored is None:
+        return (
+            f"{name} observed at {at} came {conflict.copies} times with different values "
+            f"({values}); the first was stored, the others refused: a device sends one value "
+            "per reading (fix its clock resolution or its pack)"
+        )
+    return (
+        f"{name} observed at {at} was stored earlier as {conflict.stored:g} and came again as "
+        f"{values}; the stored value stands: a device amends a reading by sending it with a "
+        "higher revision ('rev'), and otherwise re-sends the same value"
+    )
 
 
 def _topic_of(batch: Batch, conflict: Conflict) -> str:

@@ -27,27 +27,43 @@ WITH new AS (
 )
 SELECT device_id, count(*) FROM new GROUP BY device_id
 """
-# The same reading (unique key) more than once in a batch with different values: the merge keeps
-# the first, so the others are refused with a reason. Only staged batches can hold one: a
-# direct COPY of such a batch fails on the unique key and takes the staged path.
+# The same reading (unique key) more than once in a batch with different values, or with a value
+# other than the one already stored: the merge keeps the first (or the stored), so the others are
+# refused with a reason. Only staged batches can hold one: a direct COPY of such a batch fails on
+# the unique key and takes the staged path. A stored row with a revision was amended on purpose;
+# an older copy of it is a re-send, not a conflict. Run before the merge, so the batch's own new
+# rows do not count as stored.
 _CONFLICTS = """
-SELECT device_id, kind, sub_id, observed_at, count(*), min(value), max(value)
-FROM readings_stage GROUP BY device_id, kind, sub_id, observed_at
-HAVING min(value) <> max(value)
+SELECT s.device_id, s.kind, s.sub_id, s.observed_at, count(*),
+       coalesce(min(s.value) FILTER (WHERE s.value <> r.value), min(s.value)),
+       coalesce(max(s.value) FILTER (WHERE s.value <> r.value), max(s.value)),
+       r.value, count(*) FILTER (WHERE s.value <> r.value)
+FROM readings_stage s
+LEFT JOIN readings r ON r.device_id = s.device_id AND r.kind = s.kind AND r.sub_id = s.sub_id
+    AND r.observed_at = s.observed_at AND r.revision = 0
+GROUP BY s.device_id, s.kind, s.sub_id, s.observed_at, r.value
+HAVING min(s.value) <> max(s.value) OR min(s.value) <> r.value OR max(s.value) <> r.value
 """
 
 
 @dataclass(frozen=True, slots=True)
 class Conflict:
-    """One reading sent more than once in a batch with different values; the first was kept."""
+    """A reading that came with values other than the one kept (the batch's first, or stored)."""
 
     device_id: str
     kind: str
     sub_id: str
     observed_at: datetime
-    copies: int
-    lowest: float
+    copies: int  # copies in the batch
+    lowest: float  # of the refused copies' values
     highest: float
+    stored: float | None = None  # the value stored by an earlier batch, if any
+    differing: int = 0  # copies whose value differs from the stored one
+
+    @property
+    def refused(self) -> int:
+        """How many of the batch's copies were refused (a copy equal to the kept value is not)."""
+        return self.differing if self.stored is not None else self.copies - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +122,8 @@ class ReadingWriter:
     ) -> dict[str, int]:
         """Write rows in the caller's transaction; return how many were new per device.
 
-        Readings sent twice in the batch with different values are appended to `conflicts`.
+        Readings sent twice in the batch with different values, or with a value other than the
+        stored one, are appended to `conflicts`.
         """
         if not rows:
             return {}
@@ -130,7 +147,7 @@ def write_reading_rows(
     Args:
         conn: a connection inside a transaction the caller commits.
         rows: the rows.
-        conflicts: where to append readings sent twice with different values (None: unchecked).
+        conflicts: where to append readings whose copies disagree (None: unchecked).
 
     Returns:
         How many rows were new per device id (devices with none new are absent).

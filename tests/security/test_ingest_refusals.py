@@ -207,6 +207,34 @@ def test_a_reading_twice_in_one_pack_with_different_values_is_refused_with_a_rea
     assert "occupied" in reason and "different values" in reason
 
 
+def test_a_reading_sent_again_later_with_another_value_is_refused_with_a_reason(
+    settings: Settings, broker: str, topics: Topics
+) -> None:
+    url = settings.database.url
+    register(url, ["gw-again"])
+    moment = (NOW - timedelta(seconds=30)).timestamp()
+    topic = topics.device(SITE, "gw-again", Channel.PARKING)
+
+    def pack(value: int, seq: int) -> bytes:
+        return encode_pack(
+            [{"bn": "gw-again/", "bt": moment, "n": "occupied_spaces", "v": value, "seq": seq}]
+        )
+
+    with ingest_thread(settings) as service:
+        _flood(broker, [(topic, pack(3, 1))])
+        _handled(service, 1)
+        # Same reading in later messages: an honest re-send (3) and a changed value (9).
+        _flood(broker, [(topic, pack(3, 1)), (topic, pack(9, 2))])
+        _handled(service, 3)
+    stored = _rows(url, "SELECT value FROM readings WHERE device_id = 'gw-again'")
+    assert stored == [(3.0,)]  # the stored value stands
+    rows = _rows(url, "SELECT reason, repeats FROM rejected_messages WHERE reason_code = "
+                      "'conflicting_duplicate' AND device_id = 'gw-again'")  # fmt: skip
+    assert len(rows) == 1, rows  # the honest re-send is no conflict
+    reason, repeats = rows[0]
+    assert "stored earlier as 3" in reason and "came again as 9" in reason and repeats == 1
+
+
 def test_a_device_publishing_under_another_site_is_refused(
     settings: Settings, broker: str, topics: Topics
 ) -> None:
