@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Final, TextIO
 
 if TYPE_CHECKING:
@@ -41,7 +42,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="check the configured broker and database and say what to fix",
         description="Check the MQTT broker and the database named by the settings: "
         "reachable, version, TimescaleDB, permissions, schema version, broker drops. "
-        "Exits 1 when something must be fixed.",
+        "Exits 1 when something must be fixed. With neither configured, it checks the demo "
+        "running from the default data folder, or from --data-dir.",
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="the data folder of the demo to check (what `streetsense demo --data-dir` was "
+        "given); only used when no broker or database is configured",
     )
     parser.set_defaults(handler=_doctor)
 
@@ -49,23 +58,35 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def _doctor(args: argparse.Namespace) -> int:
     from streetsense.config import load_settings  # noqa: PLC0415  (keep the CLI light)
 
-    settings = with_running_demo(load_settings(args.config), sys.stdout)
+    settings = load_settings(args.config)
+    if args.data_dir is not None and not (settings.database.url or settings.mqtt.url):
+        from streetsense.demo import discovery  # noqa: PLC0415
+
+        if discovery.find(args.data_dir) is None:
+            sys.stdout.write(
+                f"no demo runs from {args.data_dir} (no running.json of a live process there): "
+                "start it with `streetsense demo --data-dir` that folder, or give the folder "
+                "the demo printed when it started\n"
+            )
+            return 1
+    settings = with_running_demo(settings, sys.stdout, args.data_dir)
     checks = check_database(settings) + check_broker(settings)
     return report(checks, sys.stdout)
 
 
-def with_running_demo(settings: Settings, out: TextIO) -> Settings:
+def with_running_demo(settings: Settings, out: TextIO, data_dir: Path | None = None) -> Settings:
     """Point unconfigured settings at the demo running on this machine, when there is one.
 
     With neither a broker nor a database configured, the user most likely runs the demo
-    (`scripts/demo`): its running.json says where its services are.
+    (`scripts/demo`): its running.json, in `data_dir` or the default data folder, says where
+    its services are.
     """
     if settings.database.url or settings.mqtt.url:
         return settings
     from streetsense.config import with_overrides  # noqa: PLC0415
     from streetsense.demo import discovery  # noqa: PLC0415
 
-    demo = discovery.find()
+    demo = discovery.find(data_dir)
     if demo is None:
         return settings
     out.write(f"no broker or database configured: checking the running demo (pid {demo.pid}, "
