@@ -60,16 +60,18 @@ def app(city: City, monkeypatch: pytest.MonkeyPatch) -> Callable[[str], AppTest]
     monkeypatch.setenv("STREETSENSE_CITY_TIMEZONE", simcity.TIMEZONE)
     monkeypatch.delenv("STREETSENSE_CONFIG", raising=False)
 
-    def run(page: str) -> AppTest:
-        at = AppTest.from_file(str(ENTRY), default_timeout=60)
-        at.run()
-        if page != "city_now":
-            at.switch_page(f"app_pages/{page}.py")
-            at.run()
-        assert not at.exception, [e.value for e in at.exception]
-        return at
+    return run_page
 
-    return run
+
+def run_page(page: str) -> AppTest:
+    """Run the dashboard on one page (database and zone from the environment), unexcepted."""
+    at = AppTest.from_file(str(ENTRY), default_timeout=60)
+    at.run()
+    if page != "city_now":
+        at.switch_page(f"app_pages/{page}.py")
+        at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
 
 
 def query(url: str, text: str, params: object = None) -> list[tuple[Any, ...]]:
