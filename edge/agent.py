@@ -21,6 +21,7 @@ from edge.link import Link, LinkEvent
 from edge.processing import Processor
 from edge.sender import Sender
 from edge.state import write_state
+from edge.updates import RESTART_FOR_UPDATE
 from streetsense.errors import ConfigError, ServiceUnavailableError
 from streetsense.lifecycle import StopSignal
 from streetsense.readings import Reading, encode_readings, epoch_to_datetime
@@ -69,7 +70,8 @@ class Agent:
             config.device.site, config.device.id, config.confirm_key()
         )
         if fleet is not None:
-            fleet.attach(self.link, self.confirmations)
+            fleet.attach(self.link, self.confirmations, lambda: self.buffer.stats().acked,
+                         self.buffer.stats().next_seq)  # fmt: skip
         topics = Topics(config.mqtt.topic_prefix)
         self.sender = Sender(self.buffer, self.link, topics, config.device.site, config.buffer)
         self.reply_topic = topics.device(config.device.site, config.device.id, Channel.CONFIG_REPLY)
@@ -89,12 +91,14 @@ class Agent:
         try:
             while not self.stop.stopping:
                 self._step()
+                if self.fleet is not None and self.fleet.restart_requested:
+                    break  # a release waits for its trial: hand over to the launcher
         finally:
             self._write_state(running=False)
             self.link.stop()
             self.driver.close()
             self.buffer.close()
-        return 0
+        return RESTART_FOR_UPDATE if self.fleet and self.fleet.restart_requested else 0
 
     def _step(self) -> None:
         events = self.driver.poll(TICK_S)

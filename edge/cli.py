@@ -1,4 +1,5 @@
-"""`streetsense-edge run | check | status`: the field engineer's commands."""
+"""`streetsense-edge run | check | status`: the field engineer's commands (and `agent`, what
+the launcher runs: one release of the agent in this process)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
     commands = parser.add_subparsers(dest="command", required=True)
     for name, handler, text in (
-        ("run", _run, "run the agent"),
+        ("run", _run, "run the agent (under the launcher when it takes updates)"),
+        ("agent", _agent, "run this release of the agent in this process, no launcher"),
         ("check", _check, "check the config, the broker, TLS and credentials"),
         ("status", _status, "show the running agent's buffer and link"),
     ):
@@ -35,6 +37,23 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from edge.config import load_config  # noqa: PLC0415
+    from edge.launcher import Launcher  # noqa: PLC0415
+    from streetsense.errors import ConfigError  # noqa: PLC0415
+    from streetsense.lifecycle import StopSignal  # noqa: PLC0415
+
+    try:
+        fleet = load_config(args.config).fleet
+    except ConfigError as exc:
+        sys.stderr.write(f"streetsense-edge: {exc}\n")
+        return 2
+    if not fleet.release_key_file:
+        return _agent(args)  # no updates taken: no launcher needed
+    launcher = Launcher(args.config, fleet.releases_dir, StopSignal().install(), args.log_level)
+    return launcher.run()
+
+
+def _agent(args: argparse.Namespace) -> int:
     from edge.start import build_agent  # noqa: PLC0415
     from streetsense.errors import ConfigError  # noqa: PLC0415
     from streetsense.lifecycle import StopSignal  # noqa: PLC0415

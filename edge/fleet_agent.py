@@ -21,6 +21,7 @@ from edge.credentials import CredentialStore, Identity
 from edge.enrol import provisioned
 from edge.link import Link
 from edge.release import running_version
+from edge.updates import Updater
 from streetsense.confirm import parse_key
 from streetsense.errors import ConfigError, PayloadError
 from streetsense.fleet_protocol import FleetTopics, Provision, Report, UpdateReport
@@ -48,17 +49,29 @@ class FleetAgent:
         self.command_topic = self.topics.device(device, "command")
         self.extra_topics = [self.provision_topic, self.command_topic]
         self.version = running_version()
+        self.updater = Updater(config.fleet.releases_dir, config.fleet.release_key_file,
+                               self.topics, self.version, self._send_update)  # fmt: skip
         self.link: Link | None = None
         self.confirmations: Confirmations | None = None
+        self.acked: Callable[[], int] = lambda: -1
         self.refusals = 0
         self._lock = threading.Lock()
         self._rotation_sent_at: float | None = None
         self._pending_updates: list[UpdateReport] = []
 
-    def attach(self, link: Link, confirmations: Confirmations) -> None:
-        """Give the agent's link and confirmations (made after this object)."""
+    def attach(
+        self, link: Link, confirmations: Confirmations, acked: Callable[[], int], next_seq: int
+    ) -> None:
+        """Give the agent's link, confirmations and buffer (made after this object)."""
         self.link = link
         self.confirmations = confirmations
+        self.acked = acked
+        self.updater.start(next_seq)
+
+    @property
+    def restart_requested(self) -> bool:
+        """Tell whether a release was kept for trial and the agent must hand over to it."""
+        return self.updater.restart
 
     def password(self) -> str | None:
         """Return the password for the next connection (called by the link's thread)."""
@@ -75,6 +88,9 @@ class FleetAgent:
             log.info("password rotated: generation %d in use", self.identity.generation)
         self.refusals = 0
         self.report()
+        if self.updater.subscribed and self.link is not None:
+            self.link.subscribe(self.updater.subscribed)  # the retained bundle comes again
+        self.updater.flush()
 
     def on_refused(self) -> None:
         """The broker refused the connection (revoked, expired, or a rotation in between)."""
@@ -105,10 +121,21 @@ class FleetAgent:
 
     def handles(self, topic: str) -> bool:
         """Tell whether a message on `topic` is the fleet's, for this object."""
-        return topic in (self.provision_topic, self.command_topic)
+        return topic in (self.provision_topic, self.command_topic) or (
+            self.updater.release_topic(topic)
+        )
 
     def on_message(self, topic: str, payload: bytes) -> None:
-        """Take a provisioning message (commands: see edge.updates)."""
+        """Take a provisioning message, a command or the release bundle it named."""
+        if topic == self.command_topic:
+            self._on_command(payload)
+            return
+        if self.updater.release_topic(topic):
+            if self.link is not None:
+                self.link.unsubscribe(topic)
+            self.updater.subscribed = ""
+            self.updater.on_release(payload)
+            return
         if topic != self.provision_topic or not payload:
             return
         try:
@@ -127,8 +154,26 @@ class FleetAgent:
         self.identity = provisioned(self.identity, provision)
         self.store.save_identity(self.identity)
 
+    def _on_command(self, payload: bytes) -> None:
+        release = self.updater.on_command(payload)
+        if self.updater.subscribed and self.updater.subscribed != release and self.link:
+            self.link.unsubscribe(self.updater.subscribed)
+        self.updater.subscribed = release or ""
+        if release and self.link is not None:
+            self.link.subscribe(release)
+
+    def _send_update(self, update: UpdateReport) -> bool:
+        """Publish an update's outcome now; False when the link is down (kept on disk)."""
+        if self.link is None or not self.link.connected.is_set():
+            return False
+        message = Report(self.version, self.identity.generation, update=update,
+                         sent_at_ms=int(time.time() * 1000))  # fmt: skip
+        return self.link.publish(self.report_topic, message.encode()) is not None
+
     def tick(self) -> None:
-        """Start (or ask again for) a password rotation when it is due."""
+        """Confirm a release on trial; start (or ask again for) a password rotation when due."""
+        connected = self.link is not None and self.link.connected.is_set()
+        self.updater.tick(self.acked, connected)
         if self.link is None or not self.link.connected.is_set():
             return
         due = self.identity.rotate_after_ms and time.time() * 1000 >= self.identity.rotate_after_ms
@@ -158,6 +203,7 @@ class FleetAgent:
             "rotate_after_ms": self.identity.rotate_after_ms,
             "rotating": self.store.next_password() is not None,
             "refusals": self.refusals,
+            "update": self.updater.last,
         }
 
     def _reload_identity(self) -> None:

@@ -10,6 +10,7 @@ from fleet.allowlist import placement_from_args
 from fleet.context import Fleet
 from fleet.credentials import FleetError, request_rotation, revoke
 from fleet.dynsec import device_role_name
+from fleet.rollouts import stop_rollout
 from store import fleet_devices, fleet_enrolment
 from store.fleet_devices import QueuedAction
 from streetsense.errors import StreetsenseError
@@ -42,7 +43,7 @@ def carry_out(fleet: Fleet, action: str, subject: str, by: str, args: dict[str, 
         FleetError: it cannot be done (unknown serial or device, wrong state); says why.
     """
     handler = {"approve": _approve, "refuse": _refuse, "revoke": _revoke, "rotate": _rotate,
-               "reset": _reset}.get(action)  # fmt: skip
+               "reset": _reset, "stop-rollout": _stop_rollout}.get(action)  # fmt: skip
     if handler is None:
         raise FleetError(f"unknown action {action!r}")
     return handler(fleet, subject, by, args)
@@ -128,3 +129,10 @@ def _reset(fleet: Fleet, serial: str, by: str, args: dict[str, Any]) -> str:
     fleet_enrolment.audit(fleet.conn, now, by, "reset", serial,
                           {"was": known.state, "device": known.device_id})  # fmt: skip
     return f"serial {serial} reset: it may enrol again"
+
+
+def _stop_rollout(fleet: Fleet, subject: str, by: str, args: dict[str, Any]) -> str:
+    del subject  # the rollout under way
+    reason = str(args.get("reason") or f"stopped by {by}")[:500]
+    stopped = stop_rollout(fleet, by, reason)
+    return f"rollout {stopped.rollout_id} of {stopped.version} stopped"

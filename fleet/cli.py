@@ -56,6 +56,9 @@ def register(subparsers: Actions) -> None:
     audit.add_argument("--limit", type=int, default=100)
     _json(audit)
     audit.set_defaults(handler=run_audit)
+    from fleet.cli_releases import register as register_releases  # noqa: PLC0415
+
+    register_releases(actions)
 
 
 def _json(parser: argparse.ArgumentParser) -> None:

@@ -1,4 +1,5 @@
-"""Devices' reports: what they run, their password rotations, what became of an update.
+"""Devices' reports: what they run, their password rotations, what became of an update
+(passed to the rollouts).
 
 A report topic is writable by its own device only (its role), so the device id comes from the
 topic; the payload is still checked field by field and bounded. Each report is answered with
@@ -27,10 +28,14 @@ class Reports:
     """Take devices' reports; an update report goes to `on_update` (the rollouts)."""
 
     def __init__(
-        self, fleet: Fleet, on_update: Callable[[str, UpdateReport], None] | None = None
+        self,
+        fleet: Fleet,
+        on_update: Callable[[str, UpdateReport], None] | None = None,
+        on_version: Callable[[str, str], None] | None = None,
     ) -> None:
         self.fleet = fleet
         self.on_update = on_update
+        self.on_version = on_version
         self.limiter = KeyedBuckets(REPORTS_PER_S, REPORTS_BURST)
         self.dropped = 0
 
@@ -64,5 +69,7 @@ class Reports:
             device = rotate(fleet, device, report.rotate_password, report.generation)
         if report.update is not None and self.on_update is not None:
             self.on_update(device_id, report.update)
+        if report.version and self.on_version is not None:
+            self.on_version(device_id, report.version)
         provision(fleet, device, with_key=report.want_key)
         return report

@@ -18,6 +18,7 @@ from fleet.credentials import expire
 from fleet.enrolment import Enroller
 from fleet.link import FleetLink
 from fleet.reports import Reports
+from fleet.rollouts import Rollouts
 from store.db import connect, require_url
 from streetsense.config import Settings
 from streetsense.errors import ServiceUnavailableError, StreetsenseError
@@ -58,8 +59,9 @@ class FleetService:
         self.fleet = fleet
         self.stop = stop
         self.enroller = Enroller(fleet)
-        self.reports = Reports(fleet)
-        self.rounds: list[Callable[[], None]] = [self._actions]
+        self.rollouts = Rollouts(fleet)
+        self.reports = Reports(fleet, self.rollouts.on_update, self.rollouts.on_version)
+        self.rounds: list[Callable[[], None]] = [self._actions, self.rollouts.step]
         self._expired_at = float("-inf")
 
     def run(self) -> None:

@@ -103,3 +103,27 @@ def image_config(
     if broker.tls:
         values["mqtt"]["ca_file"] = str(broker.ca_file)
     return write_toml(path, values, sections)
+
+
+def updatable_image(
+    path: Path,
+    broker: DynsecBroker,
+    serial: str,
+    batch: str,
+    secret_file: Path,
+    release_public_key: Path,
+    **sections: dict[str, Any],
+) -> Path:
+    """Write a device image's config that takes signed updates (run under the launcher)."""
+    folder = path.parent / serial
+    fleet = {"release_key_file": str(release_public_key), "releases_dir": str(folder / "releases")}
+    fleet.update(sections.pop("fleet", {}))
+    return image_config(path, broker, serial, batch, secret_file, fleet=fleet, **sections)
+
+
+def release_slots(path: Path, serial: str) -> dict[str, Any]:
+    """Return a device's release slots as its launcher keeps them (nothing installed: {})."""
+    import json
+
+    slots = path.parent / serial / "releases" / "slots.json"
+    return dict(json.loads(slots.read_text())) if slots.exists() else {}

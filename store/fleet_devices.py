@@ -11,7 +11,7 @@ import psycopg
 
 from store.dashboard_reads import Table, fetch
 
-ACTIONS: Final = ("approve", "refuse", "revoke", "rotate", "reset")
+ACTIONS: Final = ("approve", "refuse", "revoke", "rotate", "reset", "stop-rollout")
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,8 +197,8 @@ def recent_actions(conn: psycopg.Connection, limit: int) -> Table:
     )
 
 
-# The fleet view: every enrolled device with what it runs, its credential's life and health
-# (device_state, written by ingest from the agent's heartbeat).
+# The fleet view: every enrolled device with what it runs, its credential's life, health
+# (device_state, written by ingest from the agent's heartbeat) and its latest rollout.
 _FLEET_VIEW = """
 SELECT f.device_id, d.site_id, d.kind, coalesce(d.lot_id, d.segment_id, '') AS place, f.serial,
        f.batch_id, f.version, f.config_version,
@@ -209,9 +209,16 @@ SELECT f.device_id, d.site_id, d.kind, coalesce(d.lot_id, d.segment_id, '') AS p
             ELSE 'offline' END AS state,
        f.generation, f.expires_at, f.rotate_after, ds.last_seen_at, f.last_report_at,
        (ds.status->>'buffer_depth')::float8 AS buffer_depth, f.enrolled_at, f.revoked_at,
-       f.revoked_by, f.revoke_reason
+       f.revoked_by, f.revoke_reason,
+       ru.rollout_id, r.version AS rollout_version, ru.state AS rollout_state,
+       ru.reason AS rollout_reason
 FROM fleet_devices f JOIN devices d USING (device_id)
 LEFT JOIN device_state ds USING (device_id)
+LEFT JOIN LATERAL (
+    SELECT rd.rollout_id, rd.state, rd.reason FROM fleet_rollout_devices rd
+    WHERE rd.device_id = f.device_id ORDER BY rd.rollout_id DESC LIMIT 1
+) ru ON true
+LEFT JOIN fleet_rollouts r ON r.rollout_id = ru.rollout_id
 WHERE (%(site)s::text IS NULL OR d.site_id = %(site)s)
 ORDER BY f.device_id LIMIT %(limit)s
 """

@@ -1,0 +1,136 @@
+"""The launcher: runs the agent's current release as a child and switches back by itself when
+a new release fails its trial (A/B with rollback).
+
+It is the factory-installed code (standard library only, a few MB), so a broken release cannot
+break it. A child that exits with RESTART_FOR_UPDATE has kept a checked release for trial;
+the launcher starts it with a deadline. The trial ends well when the new release writes its
+confirmation (a reading it took was confirmed by ingest), and badly when it exits first, or the
+deadline passes (it is stopped), or the device restarts during the trial: then the launcher
+records why and starts the previous release again, which reports the failure. The buffer is
+one SQLite file both releases open in turn, never at once: a reading left in it by either is
+sent by the other, once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from typing import Final
+
+from edge.release_slots import ReleaseSlots, Slots, Trial
+from edge.updates import LAUNCHED_ENV, RESTART_FOR_UPDATE, TRIAL_ENV
+from streetsense.lifecycle import StopSignal
+
+log = logging.getLogger(__name__)
+POLL_S: Final = 0.2
+STOP_WAIT_S: Final = 20.0
+
+
+class Launcher:
+    """Run the current release; try a new one within its deadline, else switch back."""
+
+    def __init__(
+        self,
+        config_path: str,
+        releases_dir: str,
+        stop: StopSignal,
+        log_level: str = "INFO",
+    ) -> None:
+        self.config_path = config_path
+        self.slots = ReleaseSlots(releases_dir)
+        self.stop = stop
+        self.log_level = log_level
+
+    def run(self) -> int:
+        """Run until stopped; return the exit code (a current release's crash is passed on)."""
+        self.slots.prepare()
+        while not self.stop.stopping:
+            slots = self.slots.read()
+            code = self._try(slots, slots.trial) if slots.trial else self._run(slots.current)
+            if code is None:
+                return 0
+            if code != RESTART_FOR_UPDATE:
+                log.error("release %s stopped with exit code %d", _name(slots.current), code)
+                return code
+        return 0
+
+    def _run(self, version: str) -> int | None:
+        child = self._start(version, trial=False)
+        return self._watch(child)
+
+    def _try(self, slots: Slots, trial: Trial) -> int | None:
+        version = trial.version
+        if trial.starts >= 1:
+            self._roll_back(f"the device restarted during the trial of release {version}")
+            return RESTART_FOR_UPDATE
+        if not self.slots.zipapp(version).is_file():
+            self._roll_back(f"release {version} is not in {self.slots.folder}")
+            return RESTART_FOR_UPDATE
+        deadline_at = time.time() + trial.deadline_s
+        self.slots.write(replace(slots, trial=replace(trial, starts=1, deadline_at=deadline_at)))
+        log.info("trying release %s (from %s) for up to %.0f s", version, _name(slots.current),
+                 trial.deadline_s)  # fmt: skip
+        child = self._start(version, trial=True)
+        while True:
+            if self.slots.confirmed(version):
+                self.slots.commit()
+                log.info("release %s confirmed: it runs from now on", version)
+                return self._watch(child)
+            code = child.poll()
+            if code is not None:
+                self._roll_back(f"release {version} exited with code {code} before a reading it "
+                                "took was confirmed")  # fmt: skip
+                return RESTART_FOR_UPDATE
+            if time.time() > deadline_at:
+                _end(child)
+                self._roll_back(f"release {version} had no reading confirmed within "
+                                f"{trial.deadline_s:.0f} s")  # fmt: skip
+                return RESTART_FOR_UPDATE
+            if self.stop.wait(POLL_S):
+                _end(child)  # the trial stays marked started: the next start switches back
+                return None
+
+    def _roll_back(self, reason: str) -> None:
+        outcome = self.slots.roll_back(reason)
+        if outcome is not None:
+            log.error("switching back to release %s: %s", _name(self.slots.read().current),
+                      reason)  # fmt: skip
+
+    def _start(self, version: str, *, trial: bool) -> subprocess.Popen[bytes]:
+        if version:
+            program = [sys.executable, str(self.slots.zipapp(version))]
+        else:
+            program = [sys.executable, "-m", "edge.cli"]
+        env = {**os.environ, LAUNCHED_ENV: "1"}
+        env.pop(TRIAL_ENV, None)
+        if trial:
+            env[TRIAL_ENV] = version
+        command = [*program, "--log-level", self.log_level, "agent", "--config", self.config_path]
+        return subprocess.Popen(command, env=env)
+
+    def _watch(self, child: subprocess.Popen[bytes]) -> int | None:
+        while child.poll() is None:
+            if self.stop.wait(POLL_S):
+                _end(child)
+                return None
+        return child.returncode
+
+
+def _end(child: subprocess.Popen[bytes]) -> None:
+    """Stop a child cleanly (SIGTERM: it closes its buffer), killing it if it hangs."""
+    if child.poll() is not None:
+        return
+    child.terminate()
+    try:
+        child.wait(STOP_WAIT_S)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait(STOP_WAIT_S)
+
+
+def _name(version: str) -> str:
+    return version or "factory"
