@@ -24,6 +24,9 @@ from store import (
     dashboard_ops,
     dashboard_parking,
     dashboard_reads,
+    fleet_devices,
+    fleet_enrolment,
+    fleet_rollouts,
     lot_status,
 )
 from store.dashboard_reads import Table
@@ -373,3 +376,49 @@ def map_style_answers(url: str) -> bool:
 def live_counts(url: str, lot_ids: tuple[str, ...]) -> pd.DataFrame:
     """Return some lots' live counts by gate counter and by spot sensors."""
     return _read(url, dashboard_parking.live_counts, list(lot_ids))
+
+
+# --- The fleet: enrolments, devices' releases and credentials, rollouts, queued actions ---
+
+
+@st.cache_data(ttl=NOW_TTL_S, max_entries=8, show_spinner=False)
+def fleet_devices_view(url: str, limit: int) -> pd.DataFrame:
+    """Return enrolled devices: release, config, credential life, health, latest rollout."""
+    return _read(url, fleet_devices.fleet_view, limit)
+
+
+@st.cache_data(ttl=NOW_TTL_S, max_entries=8, show_spinner=False)
+def pending_enrolments(url: str, limit: int) -> pd.DataFrame:
+    """Return serials waiting for an operator (or approved, not yet enrolled)."""
+    return _read(url, fleet_enrolment.enrolments, ("pending", "approved"), limit)
+
+
+@st.cache_data(ttl=NOW_TTL_S, max_entries=8, show_spinner=False)
+def rollouts(url: str, limit: int) -> pd.DataFrame:
+    """Return the latest rollouts with their device counts."""
+    return _read(url, fleet_rollouts.rollouts, limit)
+
+
+@st.cache_data(ttl=NOW_TTL_S, max_entries=16, show_spinner=False)
+def rollout_progress(url: str, rollout_id: int) -> pd.DataFrame:
+    """Return each device's progress in one rollout."""
+    return _read(url, fleet_rollouts.progress, rollout_id)
+
+
+def fleet_audit(url: str, limit: int) -> pd.DataFrame:
+    """Return the fleet's audit log, newest first (not cached: actions show at once)."""
+    return _read(url, fleet_devices.audit_log, limit, None)
+
+
+def fleet_actions(url: str, limit: int) -> pd.DataFrame:
+    """Return the latest queued actions and their outcomes (not cached)."""
+    return _read(url, fleet_devices.recent_actions, limit)
+
+
+def queue_fleet_action(url: str, action: str, subject: str, by: str, args: dict[str, Any]) -> int:
+    """Queue an operator's decision for the fleet service; return its id."""
+    with _connection(url) as conn:
+        action_id = fleet_devices.queue_action(conn, action, subject, by, datetime.now(UTC), args)
+    for reader in (fleet_devices_view, pending_enrolments, rollouts, rollout_progress):
+        reader.clear()
+    return action_id

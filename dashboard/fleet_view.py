@@ -54,3 +54,31 @@ def with_troubles(devices: pd.DataFrame, low_battery_v: float) -> pd.DataFrame:
 def rows_height(rows: int) -> int:
     """Return the pixel height that shows every row of a table (no scrolling inside it)."""
     return 38 + 35 * max(rows, 1)
+
+
+FLEET_STATES: Final = ("online", "offline", "never seen", "revoked", "expired")
+
+
+def filter_fleet(devices: pd.DataFrame, sites: list[str], states: list[str]) -> pd.DataFrame:
+    """Return the enrolled devices of these sites and states (all when a list is empty)."""
+    shown = devices
+    if sites:
+        shown = shown[shown["site_id"].isin(sites)]
+    if states:
+        shown = shown[shown["state"].isin(states)]
+    return shown.reset_index(drop=True)
+
+
+def expiring(devices: pd.DataFrame, now: pd.Timestamp, days: float) -> pd.DataFrame:
+    """Return devices whose password expires within `days` (and is still accepted)."""
+    live = devices[~devices["state"].isin(["revoked", "expired"])]
+    soon = pd.to_datetime(live["expires_at"], utc=True) <= now + pd.Timedelta(days=days)
+    return live[soon]
+
+
+def rollout_label(row: Any) -> str:
+    """Return a device's latest rollout in words: '0.2.0: rolled_back (reason)', or ''."""
+    if row.rollout_id is None or pd.isna(row.rollout_id):
+        return ""
+    reason = f" ({row.rollout_reason})" if row.rollout_reason else ""
+    return f"{row.rollout_version}: {row.rollout_state}{reason}"
