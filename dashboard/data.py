@@ -246,12 +246,15 @@ def freshness(url: str) -> pd.DataFrame:
     return _read(url, dashboard_ops.freshness)
 
 
-@st.cache_data(ttl=SERIES_TTL_S, max_entries=64, show_spinner=False)
+@st.cache_data(ttl=LIVE_TTL_S, max_entries=64, show_spinner=False)
 def forecast(
     url: str, stream: str, series_ids: tuple[str, ...], start: datetime, end: datetime
 ) -> pd.DataFrame:
-    """Return the latest forecast of some series, flow in vehicles per hour."""
-    frame = _read(url, dashboard_forecasts.forecast_series, stream, list(series_ids), start, end)
+    """Return the latest forecast of some series re-anchored on their live values (a lot's
+    count now, a segment's latest 5-minute bucket), flow in vehicles per hour."""
+    stale_after = timedelta(seconds=settings().feeds.stale_after_s)
+    frame = _read(url, dashboard_forecasts.forecast_series, stream, list(series_ids), start, end,
+                  stale_after)  # fmt: skip
     if stream == "flow" and not frame.empty:
         per_hour = 3600.0 / frame["step_seconds"]
         frame[["yhat", "lo80", "hi80"]] = frame[["yhat", "lo80", "hi80"]].mul(per_hour, axis=0)

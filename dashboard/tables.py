@@ -141,3 +141,95 @@ def weak_series(scores: pd.DataFrame, model: str, limit: int) -> pd.DataFrame:
     key = "mase" if rows["mase"].notna().any() else "mae"
     worst = rows.sort_values(key, ascending=False, na_position="last").head(limit)
     return worst[["series_id", *_SCORES]].reset_index(drop=True)
+
+
+AHEAD_MIN: Final = (15, 30, 60)
+TRAFFIC_AHEAD_COLUMNS: Final = {
+    "road": st.column_config.TextColumn("road"),
+    **{f"speed_{m}": st.column_config.TextColumn(f"speed in {m} min (km/h)") for m in AHEAD_MIN},
+    **{f"flow_{m}": st.column_config.TextColumn(f"flow in {m} min (veh/h)") for m in AHEAD_MIN},
+}
+
+
+def traffic_ahead(flow: pd.DataFrame, speed: pd.DataFrame, names: dict[str, str]) -> pd.DataFrame:
+    """Return per segment the speed and flow expected 15, 30 and 60 minutes after the
+    forecast's first point, each as 'value (80% band)'."""
+    segments = sorted(set(flow["segment_id"]) | set(speed["segment_id"]))
+    rows = []
+    for segment in segments:
+        row = {"road": names.get(segment, segment)}
+        for prefix, frame in (("speed", speed), ("flow", flow)):
+            own = frame[frame["segment_id"] == segment].sort_values("at")
+            for minutes in AHEAD_MIN:
+                row[f"{prefix}_{minutes}"] = _ahead_text(own, minutes)
+        rows.append(row)
+    return pd.DataFrame(rows, columns=list(TRAFFIC_AHEAD_COLUMNS))
+
+
+def _ahead_text(frame: pd.DataFrame, minutes: int) -> str:
+    """Return 'value (low-high)' of the first point at least `minutes` after the first one."""
+    if frame.empty:
+        return "-"
+    target = frame["at"].iloc[0] + pd.Timedelta(minutes=minutes)
+    later = frame[frame["at"] >= target]
+    if later.empty:
+        return "-"
+    point = later.iloc[0]
+    return f"{point['yhat']:.0f} ({point['lo80']:.0f}-{point['hi80']:.0f})"
+
+
+PER_HOUR_S: Final = 3600
+
+
+def scores_in_unit(
+    scores: pd.DataFrame, stream: str, capacities: dict[str, float] | None = None
+) -> tuple[pd.DataFrame, str]:
+    """Return backtest scores with MAE and RMSE in the unit a planner reads, and that unit.
+
+    Flow errors are per hour (the job counts vehicles per step); speed errors are km/h;
+    occupancy errors are spaces, or with `capacities` a share of capacity in %: a lot's own
+    errors over its capacity, pooled ones over the mean capacity of the lots scored (weighted
+    by their points), so that pooled rows and those per horizon step stay comparable.
+    """
+    shown = scores.copy()
+    errors = ["mae", "rmse"]
+    if stream == "flow":
+        per_hour = PER_HOUR_S / shown["step_seconds"].astype(float)
+        shown[errors] = shown[errors].mul(per_hour, axis=0)
+        return shown, "vehicles/h"
+    if stream == "speed":
+        return shown, "km/h"
+    if capacities is None:
+        return shown, "spaces"
+    own = shown["series_id"].map(capacities).astype(float)
+    per_series = shown[(shown["series_id"] != "") & (shown["step"] == 0)]
+    weights = per_series.assign(capacity=per_series["series_id"].map(capacities).astype(float))
+    weights = weights.dropna(subset=["capacity"])
+    mean_capacity = (weights["capacity"] * weights["points"]).groupby(
+        weights["model"]
+    ).sum() / weights["points"].groupby(weights["model"]).sum()
+    pooled = shown["model"].map(mean_capacity).astype(float)
+    divisor = own.where(shown["series_id"] != "", pooled)
+    shown[errors] = shown[errors].div(divisor, axis=0) * 100
+    return shown, "% of capacity"
+
+
+def horizon_scale(max_minutes: float) -> tuple[float, str]:
+    """Return the divisor from minutes and the axis title for horizons up to `max_minutes`:
+    minutes up to two hours, hours beyond."""
+    return (1.0, "minutes ahead") if max_minutes <= 120 else (60.0, "hours ahead")
+
+
+def horizon_text(minutes: float) -> str:
+    """Return a horizon as a planner says it: '15 min', '1 h', '2 h 30 min'."""
+    hours, rest = divmod(round(minutes), 60)
+    if not hours:
+        return f"{rest} min"
+    return f"{hours} h" if not rest else f"{hours} h {rest} min"
+
+
+def coverage_per_step(steps: pd.DataFrame) -> pd.DataFrame:
+    """Return 80% band coverage per horizon step (rows) and model (columns)."""
+    table = steps.pivot_table(index="minutes", columns="model", values="coverage80")
+    table.index = [horizon_text(m) for m in table.index]
+    return table.rename_axis("ahead").reset_index()

@@ -97,6 +97,11 @@ class FeedEngine:
         self.registry_loaded_at = empty  # when the registry was last read (ParkAPI static time)
 
     @property
+    def context(self) -> sources.Context:
+        """Return the slow-moving inputs last read (stored forecasts near now among them)."""
+        return self._context
+
+    @property
     def last_event_id(self) -> int:
         """Return the id of the newest change event (or the start id when none yet)."""
         return self._last_id
@@ -283,7 +288,8 @@ class FeedEngine:
             override=self._overrides.get(lot.lot_id),
             stale=self._is_stale(lot.lot_id, observed, now),
             baseline=self._context.baselines.get(lot.lot_id),
-            forecast=self._context.lot_forecast(lot.lot_id),
+            curve=self._context.lot_curves.get(lot.lot_id),
+            forecast_reason=self._context.forecast_reason,
             city=self.settings.city,
         )
 

@@ -12,19 +12,22 @@ from feeds.model import HORIZONS_MIN, Forecast, LotView, SegmentView
 from streetsense.csvcells import csv_cell
 from streetsense.registry import LotFacts, SpaceCategory
 
+# a forecast value, then the low and high ends of its 80% band
+BANDS: Final = ("", "_lo80", "_hi80")
 FACT_FIELDS: Final = tuple(LotFacts.__dataclass_fields__)
 CATEGORY_NAMES: Final = tuple(c.value for c in SpaceCategory)
 LOT_CSV_FIELDS: Final = (
     "id", "name", "kind", "area", "lat", "lon", "capacity", "available", "occupied",
     "occupancy", "trend", "observed_at", "stale", "status", "status_reason", "opening_hours",
-    *(f"forecast_available_{m}m" for m in HORIZONS_MIN),
+    *(f"forecast_available_{m}m{band}" for m in HORIZONS_MIN for band in BANDS),
     *(f"{what}_{c}" for c in CATEGORY_NAMES for what in ("capacity", "available")),
     *(f for f in FACT_FIELDS if f != "entrances"), "checks",
 )  # fmt: skip
 SEGMENT_CSV_FIELDS: Final = (
     "id", "name", "direction", "area", "speed_limit_kmh", "capacity_vph", "bucket",
     "vehicle_count", "flow_vph", "mean_speed", "detector_occupancy", "congestion", "stale",
-    *(f"forecast_vehicle_count_{m}m" for m in HORIZONS_MIN),
+    *(f"forecast_{what}_{m}m{band}" for what in ("vehicle_count", "mean_speed")
+      for m in HORIZONS_MIN for band in BANDS),
 )  # fmt: skip
 
 
@@ -35,13 +38,24 @@ def iso(moment: datetime | None) -> str | None:
     return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+def forecast_values(forecast: Forecast, what: str) -> dict[str, float | None]:
+    """Return `{"<what>_15m": ..., "<what>_15m_lo80": ..., "<what>_15m_hi80": ...}` of every
+    horizon (null where there is no value or band)."""
+    out: dict[str, float | None] = {}
+    for band, values in zip(BANDS, (forecast.values, forecast.low, forecast.high), strict=True):
+        for index, minutes in enumerate(HORIZONS_MIN):
+            value = values[index] if index < len(values) else None
+            out[f"{what}_{minutes}m{band}"] = None if value is None else round(value, 1)
+    return out
+
+
 def forecast_dict(forecast: Forecast, what: str) -> dict[str, Any]:
-    """Return a forecast as `{"<what>_15m": ..., "issued_at": ..., "reason": ...}`."""
-    out: dict[str, Any] = {
-        f"{what}_{m}m": None if v is None else round(v, 1)
-        for m, v in zip(HORIZONS_MIN, forecast.values, strict=True)
-    }
+    """Return a forecast as `{"<what>_15m": ..., "<what>_15m_lo80": ..., "issued_at": ...,
+    "from": ..., "anchored_at": ..., "reason": ...}`."""
+    out: dict[str, Any] = forecast_values(forecast, what)
     out["issued_at"] = iso(forecast.issued_at)
+    out["from"] = iso(forecast.start)
+    out["anchored_at"] = iso(forecast.anchored_at)
     if forecast.statuses:
         out.update(
             {f"status_{m}m": s.value for m, s in zip(HORIZONS_MIN, forecast.statuses, strict=True)}
@@ -109,6 +123,7 @@ def segment_dict(segment: SegmentView) -> dict[str, Any]:
         "congestion": segment.congestion.value,
         "stale": segment.stale,
         "forecast": forecast_dict(segment.forecast, "vehicle_count"),
+        "speed_forecast": forecast_dict(segment.speed_forecast, "mean_speed"),
     }
 
 
@@ -151,8 +166,9 @@ def lots_csv(lots: Iterable[LotView]) -> str:
     for lot in lots:
         row = lot_dict(lot)
         row["lat"], row["lon"] = lot.lat, lot.lon
-        for minutes, value in zip(HORIZONS_MIN, lot.forecast.values, strict=True):
-            row[f"forecast_available_{minutes}m"] = value
+        row.update(
+            {f"forecast_{k}": v for k, v in forecast_values(lot.forecast, "available").items()}
+        )
         for category in lot.categories:
             row[f"capacity_{category.category}"] = category.capacity
             row[f"available_{category.category}"] = category.available
@@ -167,8 +183,11 @@ def segments_csv(segments: Iterable[SegmentView]) -> str:
     rows = []
     for segment in segments:
         row = segment_dict(segment)
-        for minutes, value in zip(HORIZONS_MIN, segment.forecast.values, strict=True):
-            row[f"forecast_vehicle_count_{minutes}m"] = value
+        for forecast, what in (
+            (segment.forecast, "vehicle_count"),
+            (segment.speed_forecast, "mean_speed"),
+        ):
+            row.update({f"forecast_{k}": v for k, v in forecast_values(forecast, what).items()})
         rows.append(row)
     return _csv(SEGMENT_CSV_FIELDS, rows)
 

@@ -9,6 +9,7 @@ from typing import Final
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from feeds.http import INSTANCE_MAX
 from streetsense.ratelimit import KeyedBuckets
 
 SECURITY_HEADERS: Final = (
@@ -83,7 +84,7 @@ class RateLimit:
                 "status": 429,
                 "detail": f"this client may make {round(self.rate * 60)} requests per minute; "
                 f"retry after {retry_after} s",
-                "instance": scope["path"],
+                "instance": scope["path"][:INSTANCE_MAX],
             }
         )
         await send(

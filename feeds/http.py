@@ -154,6 +154,9 @@ class Problem(Exception):  # noqa: N818  (RFC 9457 calls it a problem)
         )  # fmt: skip
 
 
+INSTANCE_MAX: Final = 200
+
+
 def problem_response(
     request: Request,
     problem: Problem,
@@ -165,7 +168,8 @@ def problem_response(
         "title": problem.title,
         "status": problem.status,
         "detail": problem.detail,
-        "instance": request.url.path,
+        # a client's path, cut short: an oversized one is not sent back whole
+        "instance": request.url.path[:INSTANCE_MAX],
         **problem.extra,
     }
     return Response(

@@ -6,6 +6,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Final
 
+from feeds.forecast_view import Curve, lot_forecast
 from feeds.live import GENERAL, LiveLot
 from feeds.model import HORIZONS_MIN, CategoryView, Forecast, LotView, trend_of
 from store.feeds_reads import LotRow, PublicOverride
@@ -27,10 +28,11 @@ def build_lot_view(
     override: PublicOverride | None,
     stale: bool,
     baseline: float | None,
-    forecast: Forecast,
+    curve: Curve | None,
+    forecast_reason: str,
     city: CitySettings,
 ) -> LotView:
-    """Return the lot as every feed publishes it."""
+    """Return the lot as every feed publishes it (its forecast re-anchored on its count)."""
     status = lot_status(lot.opening_hours, override, now, city.timezone, city.country)
     closed = status.status is OpeningStatus.CLOSED
     occupied: int | None = None
@@ -50,7 +52,13 @@ def build_lot_view(
         observed_at=None if live is None else live.observed_at,
         stale=stale,
         trend=trend_of(occupied, baseline, lot.capacity),
-        forecast=_forecast_ahead(lot, override, forecast, now, city),
+        forecast=_forecast_ahead(
+            lot,
+            override,
+            lot_forecast(curve, forecast_reason, lot.capacity, occupied, now, stale=stale),
+            now,
+            city,
+        ),
         status=status.status,
         status_source=status.source.value,
         status_reason=status.reason,
@@ -100,11 +108,22 @@ def _forecast_ahead(
     )
     if OpeningStatus.CLOSED not in statuses:
         return replace(forecast, statuses=statuses)
-    values = tuple(
-        None if s is OpeningStatus.CLOSED else v
-        for s, v in zip(statuses, forecast.values, strict=True)
-    )
+
+    def open_only(values: tuple[float | None, ...]) -> tuple[float | None, ...]:
+        if not values:
+            return values
+        return tuple(
+            None if s is OpeningStatus.CLOSED else v for s, v in zip(statuses, values, strict=True)
+        )
+
     reason = forecast.reason
     if all(s is OpeningStatus.CLOSED for s in statuses):
         reason = CLOSED_AHEAD
-    return replace(forecast, values=values, statuses=statuses, reason=reason)
+    return replace(
+        forecast,
+        values=open_only(forecast.values),
+        low=open_only(forecast.low),
+        high=open_only(forecast.high),
+        statuses=statuses,
+        reason=reason,
+    )

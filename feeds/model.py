@@ -36,16 +36,22 @@ class Congestion(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Forecast:
-    """Expected free spaces (lots) or vehicles (segments) at +15/+30/+60 minutes.
+    """Expected free spaces (lots), vehicles or speed (segments) at +15/+30/+60 minutes.
 
-    `statuses` holds a lot's opening status at each horizon: a horizon at which the lot is
-    closed has no value (a closed lot is never forecast as full).
+    `low` and `high` bound the 80% band at each horizon. `statuses` holds a lot's opening
+    status at each horizon: a horizon at which the lot is closed has no value (a closed lot
+    is never forecast as full). `start` is when the horizons count from; `anchored_at` the
+    time of the live value the forecast was re-anchored on (None: it was not).
     """
 
     values: tuple[float | None, ...]
     issued_at: datetime | None
     reason: str | None
     statuses: tuple[OpeningStatus, ...] = ()
+    low: tuple[float | None, ...] = ()
+    high: tuple[float | None, ...] = ()
+    start: datetime | None = None
+    anchored_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +157,7 @@ class SegmentView:
     detector_occupancy: float | None
     stale: bool
     forecast: Forecast
+    speed_forecast: Forecast = NO_FORECAST
 
     @property
     def flow_vph(self) -> float | None:

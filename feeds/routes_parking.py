@@ -217,27 +217,31 @@ def get_history(
     responses=documented(LotForecastDocument),
 )
 async def get_forecast(request: Request, lot_id: str) -> Response:
-    """Return the lot's forecast availability at +15/+30/+60 minutes."""
+    """Return the lot's forecast availability at +15/+30/+60 minutes, with its 80% band,
+    re-anchored on the free spaces the lot has now."""
     runtime = require_ready(request)
     lot = _lot_or_404(runtime, lot_id)
-    issued = lot.forecast.issued_at
+    values = formats.forecast_values(lot.forecast, "available")
+    forecast = lot.forecast
+    start = forecast.start
     document = {
         "lot": lot.id,
         "capacity": lot.capacity,
-        "issued_at": formats.iso(issued),
+        "issued_at": formats.iso(forecast.issued_at),
+        "anchored_at": formats.iso(forecast.anchored_at),
         "status": lot.status.value,
         "points": [
             {
                 "horizon_min": minutes,
-                "at": formats.iso(issued + timedelta(minutes=minutes)) if issued else None,
-                "available": value,
+                "at": formats.iso(start + timedelta(minutes=minutes)) if start else None,
+                "available": values[f"available_{minutes}m"],
+                "available_lo80": values[f"available_{minutes}m_lo80"],
+                "available_hi80": values[f"available_{minutes}m_hi80"],
                 "status": status.value if status else None,
             }
-            for minutes, value, status in zip(
-                HORIZONS_MIN, lot.forecast.values, _statuses(lot), strict=True
-            )
+            for minutes, status in zip(HORIZONS_MIN, _statuses(lot), strict=True)
         ],
-        "reason": lot.forecast.reason,
+        "reason": forecast.reason,
     }
     modified = runtime.engine.snapshot.lots_modified
     return respond(request, render_json(document), max_age=60, last_modified=modified)

@@ -10,7 +10,8 @@ from starlette.responses import Response
 
 from feeds import formats, ngsi
 from feeds.filters import BoundingBox, Near, parse_bbox, parse_near, select
-from feeds.http import Cached, Problem, Rendered, render, render_json
+from feeds.forecast_view import segment_steps
+from feeds.http import Cached, Problem, Rendered, render, render_json, respond
 from feeds.model import Congestion, SegmentView
 from feeds.negotiate import MEDIA_TYPES, Format, choose
 from feeds.routes_parking import (
@@ -23,10 +24,19 @@ from feeds.routes_parking import (
     RadiusQuery,
 )
 from feeds.runtime import Runtime, require_ready
-from feeds.schemas import Segment, SegmentPage, documented
+from feeds.schemas import Segment, SegmentForecastDocument, SegmentPage, documented
+from feeds.sources import SEGMENT_AHEAD_MIN
 
 router = APIRouter(tags=["traffic"])
 FLOW_MAX_AGE: Final = 30
+STEP_MIN: Final = 5
+HorizonQuery = Annotated[
+    int,
+    Query(
+        ge=STEP_MIN, le=SEGMENT_AHEAD_MIN, multiple_of=STEP_MIN,
+        description=f"minutes ahead, a multiple of {STEP_MIN} up to {SEGMENT_AHEAD_MIN}",
+    ),
+]  # fmt: skip
 SEGMENT_FORMATS: Final = (Format.JSON, Format.JSONLD, Format.GEOJSON, Format.CSV)
 
 
@@ -125,14 +135,7 @@ async def get_segment(
     runtime = require_ready(request)
     chosen = choose(request, format, (Format.JSON, Format.JSONLD))
     snapshot = runtime.engine.snapshot
-    segment = snapshot.segment_index.get(segment_id)
-    if segment is None:
-        raise Problem(
-            404,
-            "Unknown segment",
-            f"there is no segment '{segment_id[:64]}'; list them at /v1/traffic/segments",
-            "unknown-segment",
-        )
+    segment = _segment_or_404(runtime, segment_id)
     document: dict[str, Any] | None = formats.segment_dict(segment)
     if chosen is Format.JSONLD:
         document = ngsi.segment_entity(segment, runtime.provider)
@@ -147,3 +150,41 @@ async def get_segment(
     rendered = render_json(document, MEDIA_TYPES[chosen])
     answer = Cached(rendered, FLOW_MAX_AGE, snapshot.segments_modified)
     return runtime.remember(request, snapshot, answer)
+
+
+def _segment_or_404(runtime: Runtime, segment_id: str) -> SegmentView:
+    segment = runtime.engine.snapshot.segment_index.get(segment_id)
+    if segment is None:
+        raise Problem(
+            404,
+            "Unknown segment",
+            f"there is no segment '{segment_id[:64]}'; list them at /v1/traffic/segments",
+            "unknown-segment",
+        )
+    return segment
+
+
+@router.get(
+    "/v1/traffic/segments/{segment_id}/forecast",
+    summary="Flow and speed expected every 5 minutes ahead, with their 80% bands",
+    responses=documented(SegmentForecastDocument),
+)
+async def get_segment_forecast(
+    request: Request, segment_id: str, horizon: HorizonQuery = 60
+) -> Response:
+    """Return the segment's forecast every 5 minutes up to `horizon` minutes, re-anchored on
+    its latest 5-minute bucket."""
+    runtime = require_ready(request)
+    segment = _segment_or_404(runtime, segment_id)
+    context = runtime.engine.context
+    document = segment_steps(
+        segment,
+        context.flow_curves.get(segment.id),
+        context.speed_curves.get(segment.id),
+        context.forecast_reason,
+        segment.forecast.start or runtime.engine.snapshot.segments_modified,
+        horizon,
+        STEP_MIN,
+    )
+    modified = runtime.engine.snapshot.segments_modified
+    return respond(request, render_json(document), max_age=FLOW_MAX_AGE, last_modified=modified)

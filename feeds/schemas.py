@@ -14,12 +14,27 @@ class Location(BaseModel):
     lon: float
 
 
+ANCHORED = (
+    "time of the live value the forecast was re-anchored on (null: it was not, for want of a "
+    "fresh value or of the run's anchor); the first horizon then agrees with it"
+)
+
+
 class LotForecast(BaseModel):
-    """Free spaces expected ahead; null values carry a reason (a closed lot has none)."""
+    """Free spaces expected ahead with their 80% band; null values carry a reason (a closed
+    lot has none)."""
 
     available_15m: float | None
     available_30m: float | None
     available_60m: float | None
+    available_15m_lo80: float | None = Field(None, description="80% band, low end")
+    available_30m_lo80: float | None = None
+    available_60m_lo80: float | None = None
+    available_15m_hi80: float | None = Field(None, description="80% band, high end")
+    available_30m_hi80: float | None = None
+    available_60m_hi80: float | None = None
+    from_: str | None = Field(None, alias="from", description="when the horizons count from")
+    anchored_at: str | None = Field(None, description=ANCHORED)
     status_15m: str | None = Field(None, description="open, closed or unknown at +15 min")
     status_30m: str | None = None
     status_60m: str | None = None
@@ -135,6 +150,8 @@ class ForecastPoint(BaseModel):
     horizon_min: int
     at: str | None
     available: float | None
+    available_lo80: float | None = Field(None, description="80% band, low end")
+    available_hi80: float | None = Field(None, description="80% band, high end")
     status: str | None = Field(description="open, closed or unknown at that time")
 
 
@@ -145,18 +162,72 @@ class LotForecastDocument(BaseModel):
     capacity: int
     status: str
     issued_at: str | None
+    anchored_at: str | None = Field(None, description=ANCHORED)
     points: list[ForecastPoint]
     reason: str | None
 
 
 class SegmentForecast(BaseModel):
-    """Vehicles per 5 minutes expected ahead."""
+    """Vehicles per 5 minutes expected ahead, with their 80% band."""
 
     vehicle_count_15m: float | None
     vehicle_count_30m: float | None
     vehicle_count_60m: float | None
+    vehicle_count_15m_lo80: float | None = None
+    vehicle_count_30m_lo80: float | None = None
+    vehicle_count_60m_lo80: float | None = None
+    vehicle_count_15m_hi80: float | None = None
+    vehicle_count_30m_hi80: float | None = None
+    vehicle_count_60m_hi80: float | None = None
     issued_at: str | None
+    from_: str | None = Field(None, alias="from", description="when the horizons count from")
+    anchored_at: str | None = Field(None, description=ANCHORED)
     reason: str | None = None
+
+
+class SpeedForecast(BaseModel):
+    """Mean speed (km/h) expected ahead, with its 80% band."""
+
+    mean_speed_15m: float | None
+    mean_speed_30m: float | None
+    mean_speed_60m: float | None
+    mean_speed_15m_lo80: float | None = None
+    mean_speed_30m_lo80: float | None = None
+    mean_speed_60m_lo80: float | None = None
+    mean_speed_15m_hi80: float | None = None
+    mean_speed_30m_hi80: float | None = None
+    mean_speed_60m_hi80: float | None = None
+    issued_at: str | None
+    from_: str | None = Field(None, alias="from", description="when the horizons count from")
+    anchored_at: str | None = Field(None, description=ANCHORED)
+    reason: str | None = None
+
+
+class SegmentForecastStep(BaseModel):
+    """A segment's expected traffic at one step ahead."""
+
+    minutes_ahead: int
+    at: str
+    vehicle_count: float | None = Field(description="vehicles in the 5 minutes from `at`")
+    vehicle_count_lo80: float | None
+    vehicle_count_hi80: float | None
+    flow_vph: float | None = Field(description="vehicles per hour")
+    mean_speed: float | None = Field(description="km/h")
+    mean_speed_lo80: float | None
+    mean_speed_hi80: float | None
+
+
+class SegmentForecastDocument(BaseModel):
+    """A segment's flow and speed forecast, every 5 minutes up to the horizon asked."""
+
+    segment: str
+    issued_at: str | None
+    from_: str = Field(alias="from", description="when the steps count from")
+    horizon_min: int
+    flow_anchored_at: str | None = Field(description=ANCHORED)
+    speed_anchored_at: str | None = Field(description=ANCHORED)
+    steps: list[SegmentForecastStep]
+    reason: str | None
 
 
 class Segment(BaseModel):
@@ -177,6 +248,7 @@ class Segment(BaseModel):
     congestion: str = Field(description="free, moderate, heavy, severe or unknown")
     stale: bool
     forecast: SegmentForecast
+    speed_forecast: SpeedForecast
     distance_m: float | None = None
 
 

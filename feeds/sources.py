@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Collection, Iterator
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
 import psycopg
 
+from feeds.forecast_view import Curve, curves, segment_forecast
 from feeds.live import LiveParking
 from feeds.model import FORECAST_PENDING, HORIZONS_MIN, Forecast, SegmentView
 from store import feeds_reads
 from store.feeds_reads import (
     FlowRow,
-    ForecastPoint,
     LotParking,
     LotRow,
     PublicOverride,
@@ -31,8 +30,9 @@ __all__ = [
 RECENT_WINDOW_S: Final = 120.0  # fast-poll window of observed time; older ones: full read
 TREND_LOOKBACK: Final = timedelta(minutes=15)
 FLOW_BUCKET: Final = timedelta(minutes=5)
-FORECAST_LOOKBACK: Final = timedelta(hours=1)
-FORECAST_LOOKAHEAD: Final = timedelta(minutes=max(HORIZONS_MIN) + 1)
+LOT_AHEAD: Final = timedelta(minutes=max(HORIZONS_MIN))
+# how far ahead a segment's forecast steps are published (its forecast endpoint's horizon)
+SEGMENT_AHEAD_MIN: Final = 120
 NO_RECENT_FORECAST: Final = "no forecast run covers the next hour for this item yet"
 
 
@@ -46,31 +46,20 @@ class RegistryData:
 
 @dataclass(frozen=True, slots=True)
 class Context:
-    """Slow-moving inputs: trend baselines, latest flows, forecasts."""
+    """Slow-moving inputs: trend baselines, latest flows, stored forecasts near now."""
 
     baselines: dict[str, float]
     flows: dict[str, FlowRow]
     forecast_reason: str
-    lot_forecasts: dict[str, Forecast] = field(default_factory=dict)
-    segment_forecasts: dict[str, Forecast] = field(default_factory=dict)
+    lot_curves: dict[str, Curve] = field(default_factory=dict)
+    flow_curves: dict[str, Curve] = field(default_factory=dict)
+    speed_curves: dict[str, Curve] = field(default_factory=dict)
     lots_heard: dict[str, datetime] = field(default_factory=dict)
 
     @staticmethod
     def empty() -> Context:
         """Return a context with nothing known yet."""
         return Context({}, {}, FORECAST_PENDING)
-
-    def lot_forecast(self, lot_id: str) -> Forecast:
-        """Return a lot's forecast, or an empty one carrying the reason."""
-        return self.lot_forecasts.get(lot_id) or _missing(self.forecast_reason)
-
-    def segment_forecast(self, segment_id: str) -> Forecast:
-        """Return a segment's forecast, or an empty one carrying the reason."""
-        return self.segment_forecasts.get(segment_id) or _missing(self.forecast_reason)
-
-
-def _missing(reason: str) -> Forecast:
-    return Forecast(values=(None,) * len(HORIZONS_MIN), issued_at=None, reason=reason)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,58 +103,25 @@ def read_context(conn: psycopg.Connection, capacities: dict[str, int]) -> Contex
     baselines = feeds_reads.occupancy_at(conn, now - TREND_LOOKBACK)
     flows = feeds_reads.latest_flows(conn) or {}
     heard = feeds_reads.lots_heard(conn)
-    window = (now - FORECAST_LOOKBACK, now + FORECAST_LOOKAHEAD)
-    lots = feeds_reads.near_forecasts(conn, "occupancy", *window)
-    segments = feeds_reads.near_forecasts(conn, "flow", *window)
-    if lots is None or segments is None:
+    # The view is built up to CONTEXT_S later than this read: a minute's margin either side.
+    start, margin = now - timedelta(minutes=1), timedelta(minutes=1)
+    lots = feeds_reads.near_forecasts(conn, "occupancy", start, now + LOT_AHEAD + margin)
+    segments_end = now + timedelta(minutes=SEGMENT_AHEAD_MIN) + margin
+    flow = feeds_reads.near_forecasts(conn, "flow", start, segments_end)
+    speed = feeds_reads.near_forecasts(conn, "speed", start, segments_end)
+    if lots is None or flow is None or speed is None:
         return Context(
             baselines=baselines, flows=flows, forecast_reason=FORECAST_PENDING, lots_heard=heard
         )
-    lot_forecasts = {}
-    for lot_id, values, issued in _by_horizon(lots, now):
-        capacity = capacities.get(lot_id)
-        if capacity is not None:
-            available = tuple(
-                None if v is None else float(max(0, min(capacity, round(capacity - v))))
-                for v in values
-            )
-            lot_forecasts[lot_id] = Forecast(available, issued, None)
     return Context(
         baselines=baselines,
         flows=flows,
         forecast_reason=NO_RECENT_FORECAST,
-        lot_forecasts=lot_forecasts,
-        segment_forecasts={
-            segment_id: Forecast(
-                tuple(None if v is None else max(0.0, v) for v in values), issued, None
-            )
-            for segment_id, values, issued in _by_horizon(segments, now)
-        },
+        lot_curves={k: v for k, v in curves(lots).items() if k in capacities},
+        flow_curves=curves(flow),
+        speed_curves=curves(speed),
         lots_heard=heard,
     )
-
-
-def _by_horizon(
-    points: list[ForecastPoint], now: datetime
-) -> Iterator[tuple[str, tuple[float | None, ...], datetime]]:
-    """Yield each series' forecast at +15/+30/+60 min: the step whose interval holds it."""
-    for series_id, group in itertools.groupby(points, key=lambda p: p.series_id):
-        steps = list(group)
-        values = []
-        for minutes in HORIZONS_MIN:
-            moment = now + timedelta(minutes=minutes)
-            values.append(
-                next(
-                    (
-                        p.yhat
-                        for p in steps
-                        if p.at <= moment < p.at + timedelta(seconds=p.step_seconds)
-                    ),
-                    None,
-                )
-            )
-        if any(v is not None for v in values):
-            yield series_id, tuple(values), max(p.issued_at for p in steps)
 
 
 def segment_views(
@@ -176,6 +132,11 @@ def segment_views(
     views = []
     for segment in segments:
         flow = context.flows.get(segment.segment_id)
+        stale = flow is None or now - flow.bucket > stale_after
+        flow_curve = context.flow_curves.get(segment.segment_id)
+        speed_curve = context.speed_curves.get(segment.segment_id)
+        # a stale bucket is not trusted to anchor the forecast
+        fresh = None if stale else flow
         views.append(
             SegmentView(
                 id=segment.segment_id,
@@ -189,8 +150,21 @@ def segment_views(
                 vehicle_count=flow.vehicle_count if flow else None,
                 mean_speed=flow.mean_speed if flow else None,
                 detector_occupancy=flow.detector_occupancy if flow else None,
-                stale=flow is None or now - flow.bucket > stale_after,
-                forecast=context.segment_forecast(segment.segment_id),
+                stale=stale,
+                forecast=_ahead(flow_curve, context, fresh, "vehicle_count", now),
+                speed_forecast=_ahead(speed_curve, context, fresh, "mean_speed", now),
             )
         )
     return tuple(views)
+
+
+def _ahead(
+    curve: Curve | None, context: Context, fresh: FlowRow | None, value: str, now: datetime
+) -> Forecast:
+    """Return a segment's forecast of a value ('vehicle_count' or 'mean_speed') re-anchored
+    on its fresh bucket (None: stale or none)."""
+    live = None if fresh is None else getattr(fresh, value)
+    at = None if fresh is None else fresh.bucket
+    return segment_forecast(
+        curve, context.forecast_reason, live, at, now, flow=value == "vehicle_count"
+    )

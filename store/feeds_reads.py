@@ -267,37 +267,50 @@ def latest_flows(conn: psycopg.Connection) -> dict[str, FlowRow] | None:
 
 @dataclass(frozen=True, slots=True)
 class ForecastPoint:
-    """One forecast step of a lot (occupied spaces) or segment (vehicles per step)."""
+    """One forecast step of a lot (occupied spaces) or segment (vehicles per step, km/h),
+    with its 80% band and the anchor its run started from (None: the run stored none)."""
 
     series_id: str
     at: datetime
     step_seconds: int
     yhat: float
     issued_at: datetime
+    lo80: float
+    hi80: float
+    anchor_at: datetime | None
+    anchor_value: float | None
+    half_life_s: float | None
 
 
 def near_forecasts(
     conn: psycopg.Connection, stream: str, start: datetime, end: datetime
 ) -> list[ForecastPoint] | None:
-    """Return each series' points in [start, end) from its latest recent run.
+    """Return each series' points in [start, end) from its latest recent run, with anchors,
+    and one step on either side (so that any moment in the range lies between two points).
 
     Args:
-        stream: 'occupancy' (lots) or 'flow' (segments), as the analytics job writes them.
+        stream: 'occupancy' (lots), 'flow' or 'speed' (segments), as the analytics job
+            writes them.
 
     Returns:
-        The points, or None when the forecast tables are not installed.
+        The points ordered by series and time, or None when the forecast tables are not
+        installed.
     """
     if not relation_exists(conn, "forecast_runs"):
         return None
     rows = conn.execute(
-        "SELECT f.series_id, f.at, r.step_seconds, f.yhat, r.issued_at FROM forecasts f "
+        "SELECT f.series_id, f.at, r.step_seconds, f.yhat, r.issued_at, f.lo80, f.hi80, "
+        "a.observed_at, a.observed_value, a.half_life_s FROM forecasts f "
         "JOIN forecast_runs r USING (run_id) "
         "JOIN (SELECT DISTINCT ON (f2.series_id) f2.series_id, f2.run_id FROM forecasts f2 "
         "      JOIN forecast_runs r2 USING (run_id) "
         "      WHERE r2.stream = %(stream)s AND f2.at >= %(start)s AND f2.at < %(end)s "
         "      ORDER BY f2.series_id, r2.data_end DESC, r2.issued_at DESC) latest "
         "USING (series_id, run_id) "
-        "WHERE f.at >= %(start)s AND f.at < %(end)s ORDER BY f.series_id, f.at",
+        "LEFT JOIN forecast_anchors a USING (run_id, series_id) "
+        "WHERE f.at >= %(start)s - make_interval(secs => r.step_seconds) "
+        "AND f.at < %(end)s + make_interval(secs => r.step_seconds) "
+        "ORDER BY f.series_id, f.at",
         {"stream": stream, "start": start, "end": end},
     ).fetchall()
     return [ForecastPoint(*row) for row in rows]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pandas as pd
 import streamlit as st
 
 from dashboard import charts, controls, data, tables
@@ -36,39 +37,50 @@ segment_ids = tuple(sorted(chosen))
 
 history = controls.local(data.flow(url, segment_ids, span.start, span.end, span.tier), ["bucket"],
                          zone)  # fmt: skip
-ahead = data.forecast(url, "flow", segment_ids, span.end - AHEAD, span.end + AHEAD)
-ahead = controls.local(ahead.rename(columns={"series_id": "segment_id"}), ["at"], zone)
-flow_chart, speed_chart = st.columns(2)
-with flow_chart:
-    st.subheader("Flow")
-    st.altair_chart(
-        charts.series_with_forecast(history, ahead, series="segment_id", value="flow_vph",
-                                    title="vehicles per hour", names=names, zone=zone),
-        width="stretch",
-    )  # fmt: skip
-with speed_chart:
-    st.subheader("Speed")
-    st.altair_chart(
-        charts.series_with_forecast(history, ahead.iloc[0:0], series="segment_id",
-                                    value="mean_speed", title="mean speed (km/h)", names=names,
-                                    zone=zone),
-        width="stretch",
-    )  # fmt: skip
-st.subheader("Flow: the last hours and the forecast")
+
+
+def ahead_of(stream: str) -> pd.DataFrame:
+    """Return a stream's forecast of the chosen segments around the end of the range."""
+    frame = data.forecast(url, stream, segment_ids, span.end - AHEAD, span.end + AHEAD)
+    return controls.local(frame.rename(columns={"series_id": "segment_id"}), ["at"], zone)
+
+
+flow_ahead, speed_ahead = ahead_of("flow"), ahead_of("speed")
+PANELS = (("Flow", "flow_vph", "vehicles per hour", flow_ahead),
+          ("Speed", "mean_speed", "mean speed (km/h)", speed_ahead))  # fmt: skip
+for column, (label, value, title, ahead) in zip(st.columns(2), PANELS, strict=True):
+    with column:
+        st.subheader(label)
+        st.altair_chart(
+            charts.series_with_forecast(history, ahead, series="segment_id", value=value,
+                                        title=title, names=names, zone=zone),
+            width="stretch",
+        )  # fmt: skip
+st.subheader("The last hours and the forecast")
 # Over a week the forecast's few hours are a sliver at the chart's edge: here they get the
 # width they need, beside the 5-minute history that leads into them.
 recent = controls.local(data.flow(url, segment_ids, span.end - AHEAD, span.end, "5m"),
                         ["bucket"], zone)  # fmt: skip
-st.altair_chart(
-    charts.series_with_forecast(recent, ahead[ahead["at"] >= span.end - AHEAD],
-                                series="segment_id", value="flow_vph",
-                                title="vehicles per hour", names=names, zone=zone),
-    width="stretch",
-)  # fmt: skip
-if ahead.empty:
+for column, (_label, value, title, ahead) in zip(st.columns(2), PANELS, strict=True):
+    with column:
+        st.altair_chart(
+            charts.series_with_forecast(recent, ahead[ahead["at"] >= span.end - AHEAD],
+                                        series="segment_id", value=value, title=title,
+                                        names=names, zone=zone),
+            width="stretch",
+        )  # fmt: skip
+if flow_ahead.empty and speed_ahead.empty:
     st.caption("No forecast stored yet for these segments.")
 else:
-    st.caption("Dashed: the latest forecast; shaded: its 80% band.")
+    st.caption(
+        "Dashed: the latest forecast; shaded: its 80% band. It starts from each road's latest "
+        "5-minute interval: the forecast is shifted to agree with it, the difference fading "
+        "as the road's own departures from its usual pattern do."
+    )
+    st.dataframe(
+        tables.traffic_ahead(flow_ahead, speed_ahead, names), hide_index=True,
+        column_config=tables.TRAFFIC_AHEAD_COLUMNS,
+    )  # fmt: skip
 
 profile, diagram = st.columns(2)
 with profile:

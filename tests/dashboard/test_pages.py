@@ -160,7 +160,7 @@ def test_parking_search_and_kind_filter_narrow_the_lot_choice(app: Run, city: Ci
 
 def test_traffic_ranking_follows_the_shared_range_and_tier(app: Run, city: City) -> None:
     at = app("traffic")
-    hourly = at.dataframe[0].value.set_index("segment_id")
+    hourly = at.dataframe[-1].value.set_index("segment_id")  # the ranking, last
     for segment, vehicles, share in query(
         city.url,
         "SELECT f.segment_id, sum(f.vehicle_count), "
@@ -173,7 +173,7 @@ def test_traffic_ranking_follows_the_shared_range_and_tier(app: Run, city: City)
     at.selectbox(key="range").set_value("Last 24 hours").run()
     after = range_end(datetime.now(UTC))
     assert "data at 5m resolution" in " ".join(c.value for c in at.caption)
-    shown = at.dataframe[0].value.set_index("segment_id")["vehicles"].sum()
+    shown = at.dataframe[-1].value.set_index("segment_id")["vehicles"].sum()
     expected = {
         float(query(city.url, "SELECT sum(vehicle_count) FROM flow_5m WHERE bucket >= %s "
                     "AND bucket < %s", (end - timedelta(days=1), end))[0][0])  # type: ignore[arg-type]
@@ -306,11 +306,23 @@ def test_parking_history_carries_the_latest_forecast_and_its_band(app: Run, city
         "AND f.series_id = ANY(%s) ORDER BY f.series_id, f.at",
         (chosen,),
     )
-    assert len(rows) == len(forecast) > 0
-    assert list(forecast["lot_id"]) == [r[0] for r in rows]
-    assert list(forecast["yhat"]) == pytest.approx([max(r[1], 0.0) for r in rows])
+    live = dict(query(city.url, "SELECT lot_id, occupancy FROM lot_live WHERE lot_id = ANY(%s)",
+                      (chosen,)))  # fmt: skip
+    assert len(forecast) > 0 and set(forecast["lot_id"]) <= set(chosen)
+    anchored = 0
+    for lot, shown in forecast.groupby("lot_id"):
+        stored = [r[1] for r in rows if r[0] == lot]
+        if shown["anchored"].any():
+            # starts from the live count, then as many stored steps as lie ahead of it
+            anchored += 1
+            assert shown["yhat"].iloc[0] == pytest.approx(min(live[lot], 1.0))
+            assert len(shown) - 1 <= len(stored)
+        else:
+            assert list(shown["yhat"]) == pytest.approx([max(v, 0.0) for v in stored])
+    assert anchored > 0  # the simulated lots report now
     assert (forecast["lo80"] <= forecast["yhat"]).all()
     assert (forecast["yhat"] <= forecast["hi80"]).all()
+    assert forecast[["lo80", "yhat", "hi80"]].stack().between(0, 1).all()
     history = data["lot_id,bucket,occupied"]
     [(buckets,)] = query(
         city.url, "SELECT count(*) FROM occupancy_1h WHERE lot_id = ANY(%s)", (chosen,)

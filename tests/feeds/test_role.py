@@ -21,7 +21,7 @@ def test_every_feeds_read_runs_as_the_feeds_role(busy_city: psycopg.Connection) 
     assert live.occupied("harbour") is not None
     sources.read_recent(busy_city, None, ())
     context = sources.read_context(busy_city, {lot.lot_id: lot.capacity for lot in registry.lots})
-    assert context.lot_forecasts
+    assert context.lot_curves
     now = datetime.now(UTC)
     assert lot_history(busy_city, "harbour", now - timedelta(hours=1), now, "5m")
     busy_city.rollback()
