@@ -7,34 +7,51 @@ import streamlit as st
 from dashboard import charts, data, tables
 
 WEAK_SHOWN = 15
-STREAMS = {"Parking occupancy": "occupancy", "Traffic flow": "flow"}
+STREAMS = {"Parking occupancy": "occupancy", "Traffic flow": "flow", "Traffic speed": "speed"}
+SHARE = "% of capacity"
 
 url, settings = data.page_context()
+zone = settings.city.timezone
 st.title("Forecast quality")
 label = st.radio("Forecasts of", list(STREAMS), horizontal=True)
 stream = STREAMS[label]
 
-scores = data.backtests(url, stream)
-if scores.empty:
+raw = data.backtests(url, stream)
+if raw.empty:
     st.info(
         "No backtests stored yet for this stream: the analytics job stores them with each run "
         "(`streetsense analytics run`)."
     )
     st.stop()
+capacities = None
+if stream == "occupancy":
+    errors_in = st.radio("Errors in", ["spaces", SHARE], horizontal=True, key="errors_in")
+    if errors_in == SHARE:
+        lots = data.lots(url)
+        capacities = dict(zip(lots["lot_id"], lots["capacity"].astype(float), strict=True))
+scores, unit = tables.scores_in_unit(raw, stream, capacities)
 pooled = tables.pooled_scores(scores)
 best = pooled.iloc[0]
 step_min = int(scores["step_seconds"].iloc[0]) // 60
-unit = "spaces" if stream == "occupancy" else f"vehicles per {step_min} min"
+horizon_min = int(scores["horizon"].iloc[0]) * step_min
+divisor, ahead = tables.horizon_scale(horizon_min)
 first, second, third = st.columns(3)
 first.metric("Best model", str(best["model"]), help="lowest MASE, then lowest MAE")
 second.metric("Its MAE", f"{best['mae']:.1f} {unit}",
               help="mean absolute error: how far off a forecast is, on average")  # fmt: skip
-third.metric("Its 80% band coverage", f"{best['coverage80']:.0%}", help="0.80 is calibrated")
-st.caption(
-    f"Rolling-origin backtest of the latest run, data up to "
-    f"{scores['data_end'].iloc[0].tz_convert(settings.city.timezone):%Y-%m-%d %H:%M %Z}; "
-    f"errors in {unit}, horizons of {step_min}-minute steps."
+third.metric(
+    "Its 80% band coverage",
+    f"{best['coverage80']:.0%}",
+    help="0.80 is calibrated; 75-85% pooled and at least 70% at every step is the aim",
 )
+start, end = (scores[c].iloc[0].tz_convert(zone) for c in ("data_start", "data_end"))
+days = (end - start).total_seconds() / 86_400
+st.caption(
+    f"Rolling-origin backtest of the latest run: judged on the data from "
+    f"{start:%a %d %b %Y %H:%M} to {end:%a %d %b %Y %H:%M %Z} ({days:.0f} days), forecasting "
+    f"every {tables.horizon_text(step_min)} up to {tables.horizon_text(horizon_min)} ahead; "
+    f"errors in {unit}; 'points' counts the forecasts each model was scored on."
+)  # fmt: skip
 st.subheader("All models, pooled over series and horizon")
 st.dataframe(pooled, hide_index=True, column_config=tables.score_columns(unit))
 st.caption(
@@ -43,23 +60,32 @@ st.caption(
     "the models by MASE and MAE, not by MAPE."
 )
 
-by_step, weak = st.columns(2)
+steps = scores[(scores["series_id"] == "") & (scores["step"] > 0)]
+steps = steps.assign(minutes=steps["step"] * step_min)
+steps = steps.assign(horizon=steps["minutes"] / divisor,
+                     ahead_text=[tables.horizon_text(m) for m in steps["minutes"]])  # fmt: skip
+by_step, coverage = st.columns(2)
 with by_step:
     st.subheader("Error by horizon")
-    metric: str = st.selectbox("Metric", list(tables.METRIC_NAMES),
+    metric: str = st.selectbox("Metric", [m for m in tables.METRIC_NAMES if m != "coverage80"],
                                format_func=lambda key: tables.METRIC_NAMES[key])  # fmt: skip
-    steps = scores[(scores["series_id"] == "") & (scores["step"] > 0)]
-    steps = steps.assign(horizon_min=steps["step"] * step_min)
-    st.altair_chart(charts.backtest_errors(steps, metric, tables.METRIC_NAMES[metric], unit),
-                    width="stretch")  # fmt: skip
-with weak:
-    st.subheader("Weak spots")
-    model = st.selectbox("Model", list(pooled["model"]))
-    st.dataframe(
-        tables.weak_series(scores, model, WEAK_SHOWN), hide_index=True,
-        column_config=tables.score_columns(unit),
-    )  # fmt: skip
-    st.caption("Series with the largest scaled error (MASE, else MAE) for this model.")
+    st.altair_chart(
+        charts.backtest_errors(steps, metric, tables.METRIC_NAMES[metric], unit, ahead),
+        width="stretch",
+    )
+with coverage:
+    st.subheader("80% band coverage by horizon")
+    st.altair_chart(charts.coverage_by_step(steps, ahead), width="stretch")
+    st.caption("Shaded: 75-85%, a calibrated band; dashed: 70%, below which a step's band is "
+               "too narrow to trust.")  # fmt: skip
+
+st.subheader("Weak spots")
+model = st.selectbox("Model", list(pooled["model"]))
+st.dataframe(
+    tables.weak_series(scores, model, WEAK_SHOWN), hide_index=True,
+    column_config=tables.score_columns(unit),
+)  # fmt: skip
+st.caption("Series with the largest scaled error (MASE, else MAE) for this model.")
 
 st.subheader("Model chosen per series")
 chosen = data.chosen_models(url, stream)
@@ -71,3 +97,9 @@ right.dataframe(
     hide_index=True,
     column_config={"ahead_h": st.column_config.NumberColumn("forecast ahead (h)", format="%g")},
 )
+with st.expander("80% band coverage per step, every model"):
+    st.dataframe(
+        tables.coverage_per_step(steps), hide_index=True,
+        column_config={m: st.column_config.NumberColumn(m, format="percent")
+                       for m in steps["model"].unique()},
+    )  # fmt: skip

@@ -211,10 +211,53 @@ def test_forecast_quality_shows_the_latest_backtest_and_chosen_models(app: Run, 
         "(SELECT max(run_id) FROM forecast_runs WHERE stream = 'occupancy') GROUP BY model",
     ))  # fmt: skip
     assert counts == expected
+    # the data window judged, in the city's time, and the forecasts' step and reach
+    run = query(city.url, "SELECT data_start, data_end, step_seconds, horizon FROM forecast_runs "
+                "WHERE stream = 'occupancy' ORDER BY run_id DESC LIMIT 1")[0]  # fmt: skip
+    zone = ZoneInfo("Europe/Copenhagen")
+    caption = "\n".join(c.value for c in at.caption)
+    assert f"{run[0].astimezone(zone):%a %d %b %Y %H:%M}" in caption
+    assert f"{run[1].astimezone(zone):%a %d %b %Y %H:%M %Z}" in caption
+    assert f"every {run[2] // 60} min up to {run[2] * run[3] // 3600} h ahead" in caption
+    # coverage per step: one row per horizon step, in minutes and hours
+    coverage = at.dataframe[4].value
+    assert len(coverage) == run[3]
+    assert coverage["ahead"].iloc[0] == f"{run[2] // 60} min" and coverage["ahead"].iloc[-1] == (
+        f"{run[2] * run[3] // 3600} h"
+    )
+    per_step = dict(query(
+        city.url,
+        "SELECT b.step, b.coverage80 FROM backtest_results b WHERE b.series_id = '' AND b.step > 0 "
+        "AND b.model = %s AND b.run_id = (SELECT max(run_id) FROM forecast_runs "
+        "WHERE stream = 'occupancy')", (rows[0][0],),
+    ))  # fmt: skip
+    assert list(coverage[rows[0][0]]) == pytest.approx([per_step[k] for k in sorted(per_step)])
+
+    at.radio(key="errors_in").set_value("% of capacity").run()
+    assert not at.exception
+    [(share,)] = query(
+        city.url,
+        "SELECT %s / (sum(l.capacity * b.points)::float8 / sum(b.points)) * 100 "
+        "FROM backtest_results b JOIN lots l ON l.lot_id = b.series_id WHERE b.step = 0 "
+        "AND b.model = %s AND b.run_id = (SELECT max(run_id) FROM forecast_runs "
+        "WHERE stream = 'occupancy')", (rows[0][1], rows[0][0]),
+    )  # fmt: skip
+    assert metrics(at)["Its MAE"] == f"{share:.1f} % of capacity"
+
     at.radio[0].set_value("Traffic flow").run()
     assert not at.exception
     assert len(at.dataframe[2].value) >= 1
-    assert metrics(at)["Its MAE"].endswith(" vehicles per 5 min")
+    [(flow_mae, step_s)] = query(
+        city.url,
+        "SELECT b.mae, r.step_seconds FROM backtest_results b JOIN forecast_runs r USING (run_id) "
+        "WHERE b.series_id = '' AND b.step = 0 AND b.model = %s AND b.run_id = "
+        "(SELECT max(run_id) FROM forecast_runs WHERE stream = 'flow')",
+        (metrics(at)["Best model"],),
+    )  # fmt: skip
+    assert metrics(at)["Its MAE"] == f"{flow_mae * 3600 / step_s:.1f} vehicles/h"
+    at.radio[0].set_value("Traffic speed").run()
+    assert not at.exception
+    assert metrics(at)["Its MAE"].endswith(" km/h")
 
 
 def test_devices_page_counts_health_rejections_and_stale_data(app: Run, city: City) -> None:
