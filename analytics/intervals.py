@@ -1,7 +1,10 @@
 """Prediction intervals from out-of-sample residuals by horizon step, pooled across series.
 
-Each series gets its own scale (its mean absolute calibration residual); the shape of the error
-distribution per horizon step is pooled over all series after dividing by that scale. This keeps
+Each series gets its own scale (its mean absolute calibration residual), each horizon step its
+own size (the mean absolute scaled residual at that step, relative to all steps); the shape of
+the error distribution (its 10% and 90% quantiles) is pooled over all series and steps after
+dividing by both. Tail quantiles of one step's few residuals swing from step to step; means do
+not, so every step's band stays near its nominal coverage. This keeps
 intervals per series in its own units while having enough residuals for a stable 10%/90%
 quantile even for a single origin per series.
 """
@@ -17,6 +20,8 @@ from analytics.panel import FloatArray
 # Normal 10%/90% quantile over mean absolute error (sqrt(pi/2) * 1.2816), used without residuals.
 _NORMAL_Q90_PER_MAE = 1.6063
 _MAX_POOLED = 20_000
+# Each step's band size is fitted on the steps within +-h/STEP_NEIGHBOURS (at least 2) of it.
+STEP_NEIGHBOURS = 12
 # The newest 1/RECENT_SHARE of calibration origins judge whether misses are growing.
 RECENT_SHARE = 4
 
@@ -75,15 +80,50 @@ def fit_shape(residuals: FloatArray, fallback: FloatArray, coverage: float = 0.8
     tail = (1.0 - coverage) / 2.0
     usable = scale > 0
     scaled = residuals[usable] / scale[usable, None, None]
-    half = max(1, h // 24)
-    pooled_per_step = max(1, scaled.shape[0] * scaled.shape[1] * (2 * half + 1))
+    step_size = _step_sizes(scaled, max(2, h // STEP_NEIGHBOURS))
+    normalised = scaled / step_size[None, None, :]
+    pooled_per_step = max(1, normalised.shape[0] * normalised.shape[1] * h)
     stride = max(1, pooled_per_step // _MAX_POOLED)
-    scaled = scaled[::stride]
+    pooled = normalised[::stride].reshape(-1)
+    pooled = pooled[np.isfinite(pooled)]
     lower = np.full(h, -_NORMAL_Q90_PER_MAE)
     upper = np.full(h, _NORMAL_Q90_PER_MAE)
-    for step in range(h):
-        window = scaled[:, :, max(0, step - half) : step + half + 1].reshape(-1)
-        window = window[np.isfinite(window)]
-        if window.size >= 10:
-            lower[step], upper[step] = np.quantile(window, [tail, 1.0 - tail])
+    if pooled.size >= 10:
+        lo_q, hi_q = np.quantile(pooled, [tail, 1.0 - tail])
+        lower, upper = lo_q * step_size, hi_q * step_size
     return IntervalShape(scale=scale, lower=np.minimum(lower, 0.0), upper=np.maximum(upper, 0.0))
+
+
+def _step_sizes(scaled: FloatArray, half: int) -> FloatArray:
+    """Return the mean absolute scaled residual at each step relative to all steps: how much
+    wider than the typical band each step's is.
+
+    Each step's mean is a straight line fitted to the means of the steps within +-half of it
+    (weighted by their residual counts), so steps with few residuals borrow from neighbours
+    and the first and last steps are not pulled towards the middle. A mean is steadier than a
+    tail quantile, so steps differ by a size each, while the band's shape (its 10% and 90%
+    quantiles) comes from the residuals of all steps together.
+    """
+    h = scaled.shape[2]
+    size = np.abs(scaled.reshape(-1, h))
+    finite = np.isfinite(size)
+    total = np.where(finite, size, 0.0).sum(axis=0)
+    count = finite.sum(axis=0).astype(np.float64)
+    overall = total.sum() / max(count.sum(), 1.0)
+    if overall <= 0:
+        return np.ones(h)
+    mean = np.where(count > 0, total / np.maximum(count, 1.0), 0.0)
+    step = np.ones(h)
+    for j in range(h):
+        near = slice(max(0, j - half), min(h, j + half + 1))
+        x = np.arange(h)[near] - j
+        w, m = count[near], mean[near]
+        weight = w.sum()
+        if weight <= 0:
+            continue
+        x_mean = (w * x).sum() / weight
+        m_mean = (w * m).sum() / weight
+        spread = (w * (x - x_mean) ** 2).sum()
+        slope = (w * (x - x_mean) * (m - m_mean)).sum() / spread if spread > 0 else 0.0
+        step[j] = max(m_mean - slope * x_mean, 0.0) / overall
+    return np.where(step > 0, step, 1.0)
