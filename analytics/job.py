@@ -18,7 +18,8 @@ from analytics.backtest import backtest
 from analytics.base import Forecast
 from analytics.models import Auto
 from analytics.panel import Panel
-from store.forecasts import Anchors, Run, Score, write_run
+from analytics.readiness import unforecastable
+from store.forecasts import Anchors, Run, Score, Skipped, write_run
 from store.series import SeriesArrays, active_ids, read_series
 from streetsense.config import AnalyticsSettings
 from streetsense.errors import StreetsenseError
@@ -116,24 +117,63 @@ def forecast_target(
         return None
     panel = to_panel(arrays, target.measure)
     horizon = int(target.horizon.total_seconds()) // step
-    model = Auto(horizon=horizon, timezone=timezone).fit(panel)
-    result = model.predict(horizon)
-    scores = _scores(panel, horizon, backtest_folds, timezone) if backtest_folds else []
-    run = Run(target.name, step, datetime.now(UTC), start, end, horizon, Auto.name)
-    anchors = anchors_of(panel, model.state)
-    silent = [panel.ids[i] for i in np.flatnonzero(~np.isfinite(anchors.observed_at))]
-    if silent:
+    skips = unforecastable(panel)
+    skipped = [Skipped(panel.ids[s.row], s.reason, s.detail) for s in skips]
+    if skipped:
         logger.info(
-            "%s: no forecast for %d series without a reading in [%s, %s): %s",
-            target.name, len(silent), start, end, ", ".join(silent[:10]),
+            "%s: no forecast for %d series: %s", target.name, len(skipped),
+            "; ".join(f"{s.series_id} ({s.reason})" for s in skipped[:10]),
         )  # fmt: skip
+    keep = np.setdiff1d(np.arange(panel.n_series), [s.row for s in skips]).astype(np.int64)
+    run = Run(target.name, step, datetime.now(UTC), start, end, horizon, Auto.name)
+    if keep.size == 0:
+        return write_run(conn, run, panel.ids, *_nothing(panel.n_series, horizon), skipped=skipped)
+    fitted = panel.select(keep)
+    model = Auto(horizon=horizon, timezone=timezone).fit(fitted)
+    result = _widen(model.predict(horizon), keep, panel.n_series)
+    scores = _scores(fitted, horizon, backtest_folds, timezone) if backtest_folds else []
+    state = {key: _widen_rows(value, keep, panel.n_series) for key, value in model.state.items()}
+    anchors = anchors_of(panel, state)
+    unanchored = np.isin(np.arange(panel.n_series), keep, invert=True)
+    anchors = replace(anchors, observed_at=np.where(unanchored, np.nan, anchors.observed_at))
     run_id = write_run(
-        conn, run, panel.ids, result.mean, result.lo, result.hi, result.model, scores, anchors
-    )
+        conn, run, panel.ids, result.mean, result.lo, result.hi, result.model, scores, anchors,
+        skipped,
+    )  # fmt: skip
     logger.info("%s: stored run %d, %d series x %d steps", target.name, run_id, len(ids), horizon)
     if target.rate_product:
-        _write_rate(conn, replace(run, stream=target.rate_product), panel, result, anchors)
+        rate_run = replace(run, stream=target.rate_product)
+        _write_rate(conn, rate_run, panel, result, anchors, skipped)
     return run_id
+
+
+def _widen_rows(
+    rows: npt.NDArray[np.float64], keep: npt.NDArray[np.int64], n: int
+) -> npt.NDArray[np.float64]:
+    """Return per-row values of the kept series placed in an array of all n (NaN elsewhere)."""
+    out: npt.NDArray[np.float64] = np.full((n, *rows.shape[1:]), np.nan)
+    out[keep] = rows
+    return out
+
+
+def _widen(result: Forecast, keep: npt.NDArray[np.int64], n: int) -> Forecast:
+    """Return the kept series' forecasts placed among all n series (NaN for the others)."""
+    model = ["" for _ in range(n)]
+    for row, name in zip(keep, result.model, strict=True):
+        model[int(row)] = name
+    return Forecast(
+        _widen_rows(result.mean, keep, n), _widen_rows(result.lo, keep, n),
+        _widen_rows(result.hi, keep, n), tuple(model),
+    )  # fmt: skip
+
+
+Arrays = npt.NDArray[np.float64]
+
+
+def _nothing(n: int, horizon: int) -> tuple[Arrays, Arrays, Arrays, tuple[str, ...]]:
+    """Return empty forecasts (all NaN) for n series: a run that stores only its skips."""
+    empty = np.full((n, horizon), np.nan)
+    return empty, empty, empty, ("",) * n
 
 
 def anchors_of(panel: Panel, state: dict[str, npt.NDArray[np.float64]]) -> Anchors:
@@ -150,7 +190,12 @@ def anchors_of(panel: Panel, state: dict[str, npt.NDArray[np.float64]]) -> Ancho
 
 
 def _write_rate(
-    conn: psycopg.Connection, run: Run, panel: Panel, result: Forecast, anchors: Anchors
+    conn: psycopg.Connection,
+    run: Run,
+    panel: Panel,
+    result: Forecast,
+    anchors: Anchors,
+    skipped: list[Skipped],
 ) -> None:
     """Store the forecasts and anchors divided by capacity (series without one left out)."""
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -158,7 +203,7 @@ def _write_rate(
     rate_anchors = replace(anchors, observed_value=anchors.observed_value * per_unit[:, 0])
     rate_id = write_run(
         conn, run, panel.ids, result.mean * per_unit, result.lo * per_unit,
-        result.hi * per_unit, result.model, anchors=rate_anchors,
+        result.hi * per_unit, result.model, anchors=rate_anchors, skipped=skipped,
     )  # fmt: skip
     logger.info("%s: stored run %d", run.stream, rate_id)
 

@@ -56,6 +56,15 @@ class Anchors:
 
 
 @dataclass(frozen=True, slots=True)
+class Skipped:
+    """A series a run did not forecast: reason code (m014) and a sentence for people."""
+
+    series_id: str
+    reason: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
 class Anchor:
     """One series' anchor as read back: time and value observed, half-life (None: no fade)."""
 
@@ -74,8 +83,10 @@ def write_run(
     models: Sequence[str],
     scores: Sequence[Score] = (),
     anchors: Anchors | None = None,
+    skipped: Sequence[Skipped] = (),
 ) -> int:
-    """Store one run's forecasts (n, h), scores and anchors, replacing a run of the same window.
+    """Store one run's forecasts (n, h), scores, anchors and the series it did not forecast
+    with their reasons, replacing a run of the same window.
 
     Rows whose forecast is NaN (a series without data) are not stored. Returns the run id.
     """
@@ -109,6 +120,15 @@ def write_run(
                     ))  # fmt: skip
         if anchors is not None:
             _write_anchors(conn, run_id, series_ids, anchors)
+        if skipped:
+            with (
+                conn.cursor() as cur,
+                cur.copy(
+                    "COPY forecast_skips (run_id, series_id, reason, detail) FROM STDIN"
+                ) as copy,
+            ):
+                for skip in skipped:
+                    copy.write_row((run_id, skip.series_id, skip.reason, skip.detail))
         if scores:
             with (
                 conn.cursor() as cur,
@@ -159,6 +179,17 @@ def latest_anchors(
         (stream, list(series_ids)),
     ).fetchall()
     return {row[0]: Anchor(row[1], float(row[2]), row[3]) for row in rows}
+
+
+def latest_skips(conn: psycopg.Connection, stream: str) -> dict[str, Skipped]:
+    """Return, by series, why the stream's latest run did not forecast it."""
+    rows = conn.execute(
+        "SELECT s.series_id, s.reason, s.detail FROM forecast_skips s WHERE s.run_id = ("
+        "  SELECT r.run_id FROM forecast_runs r WHERE r.stream = %s "
+        "  ORDER BY r.data_end DESC, r.issued_at DESC LIMIT 1) ORDER BY s.series_id",
+        (stream,),
+    ).fetchall()
+    return {row[0]: Skipped(row[0], row[1], row[2]) for row in rows}
 
 
 def reanchor_shift(

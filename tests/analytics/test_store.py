@@ -17,6 +17,7 @@ from store.forecasts import (
     latest_anchors,
     latest_forecasts,
     latest_scores,
+    latest_skips,
     reanchor_shift,
     write_run,
 )
@@ -206,3 +207,28 @@ def test_runs_store_their_anchors_and_readers_can_reanchor(db: psycopg.Connectio
     assert reanchor_shift(fading, 40.0, 50.0, now, now - timedelta(minutes=5)) == 0.0
     lasting = Anchor(anchor.observed_at, anchor.observed_value, None)
     assert reanchor_shift(lasting, 40.0, 50.0, now, now + timedelta(days=1)) == 10.0
+
+
+def test_series_without_a_trustworthy_history_get_a_stored_reason(db: psycopg.Connection) -> None:
+    """No reading, less than a day, one value throughout: no forecast row, a reason (m014)."""
+    add_lots(db, {"good": 100, "empty": 100, "new": 100, "stuck": 100})
+    days = 9
+    t = np.arange(days * 288)
+    add_occupancy(db, "good", [float(v) for v in 50 + 30 * np.sin(2 * np.pi * t / 288)])
+    add_occupancy(db, "empty", [None] * t.size)
+    add_occupancy(db, "new", [None] * (t.size - 100) + [float(v % 7) for v in range(100)])
+    add_occupancy(db, "stuck", [42.0] * t.size)
+    now = START + timedelta(days=days)
+    target = Target("occupancy", "occupied", 300, timedelta(hours=1), timedelta(days=days),
+                    rate_product="occupancy_rate")  # fmt: skip
+    assert forecast_target(db, target, now, backtest_folds=0) is not None
+    for stream in ("occupancy", "occupancy_rate"):
+        skips = latest_skips(db, stream)
+        assert {k: v.reason for k, v in skips.items()} == {
+            "empty": "no_data", "new": "too_short", "stuck": "constant",
+        }  # fmt: skip
+        ids = ["good", "empty", "new", "stuck"]
+        rows = latest_forecasts(db, stream, ids, START, now + timedelta(days=1))
+        assert {row[0] for row in rows} == {"good"}
+        assert all(np.isfinite(row[2]) for row in rows)
+    assert set(latest_anchors(db, "occupancy", ["good", "new", "stuck"])) == {"good"}
