@@ -14,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import threading
+import time
 import urllib.error
 import urllib.request
 import uuid
@@ -31,6 +32,8 @@ HAVE_NATS = Path(NATS_SERVER).is_file()
 # after commit, so this bounds a batch, as a receive maximum does on an MQTT 5 broker.
 MAX_ACK_PENDING = 16_000
 READY_TIMEOUT_S = 60.0
+PORT_ATTEMPTS = 3
+SESSION_TRY_S = 3.0
 
 
 class NatsNode:
@@ -39,13 +42,17 @@ class NatsNode:
     def __init__(self, name: str, workdir: Path) -> None:
         self.name = name
         self.workdir = workdir
+        self.choose_ports()
+        self.config_path = workdir / f"{name}.conf"
+        self.log_path = workdir / f"{name}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def choose_ports(self) -> None:
+        """Pick free ports for the node's listeners."""
         self.client_port = free_port()
         self.route_port = free_port()
         self.http_port = free_port()
         self.mqtt_port = free_port()
-        self.config_path = workdir / f"{name}.conf"
-        self.log_path = workdir / f"{name}.log"
-        self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
@@ -142,12 +149,30 @@ class NatsCluster:
         return "mqtt://" + ",".join(node.address for node in self.nodes)
 
     def start(self) -> NatsCluster:
-        """Start every node that is not running and wait until each serves MQTT."""
-        for node in self.nodes:
-            if not node.alive():
-                node.start()
-        for node in self.nodes:
-            self.wait_ready(node)
+        """Start every node that is not running and wait until each serves MQTT.
+
+        A free port can be taken between its choice and the node's bind (by any outgoing
+        connection on this machine); a node that exits so is started again on new ports.
+        """
+        for attempt in range(PORT_ATTEMPTS):
+            for node in self.nodes:
+                if not node.alive():
+                    node.start()
+            try:
+                for node in self.nodes:
+                    self.wait_ready(node)
+                return self
+            except TimeoutError:
+                lost = [n for n in self.nodes if not n.alive() and "address already in use"
+                        in n.log_tail()]  # fmt: skip
+                if not lost or attempt == PORT_ATTEMPTS - 1:
+                    raise
+            self.stop()
+            for node in self.nodes:
+                node.choose_ports()
+            routes = [node.route_port for node in self.nodes]
+            for node in self.nodes:
+                node.write_config(routes, self.replicas)
         return self
 
     def wait_ready(self, node: NatsNode, timeout: float = READY_TIMEOUT_S) -> None:
@@ -156,10 +181,16 @@ class NatsCluster:
         Raises:
             TimeoutError: it did not in time; the message holds the end of the node's log.
         """
+        deadline = time.monotonic() + timeout
         try:
             wait_port("127.0.0.1", node.mqtt_port, timeout)
-            if not mqtt_session_accepted(node.mqtt_port, timeout):
-                raise TimeoutError(f"{node.name} accepted no MQTT session in {timeout} s")
+            # in short tries: a peer that died (a port taken) leaves no quorum, ever
+            while not mqtt_session_accepted(node.mqtt_port, SESSION_TRY_S):
+                dead = [other for other in self.nodes if not other.alive()]
+                if dead:
+                    raise TimeoutError(f"{dead[0].name} exited: {dead[0].log_tail(300)}")
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{node.name} accepted no MQTT session in {timeout} s")
         except TimeoutError as exc:
             raise TimeoutError(f"{exc}; {node.name} said: {node.log_tail()}") from None
 
