@@ -250,12 +250,13 @@ def stream(
     pack: int = 10,
     pause_every: int = 0,
     pause_s: float = 0.0,
+    v5: bool = True,
 ) -> int:
     """Publish per_device readings for each device at QoS 1, packs of `pack`; return the count.
 
     The broker must acknowledge every message (PUBACK) before this returns.
     """
-    client = mqtt_client(url, inflight=200)
+    client = mqtt_client(url, inflight=200, v5=v5)
     t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
     infos = []
     sent = 0

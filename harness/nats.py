@@ -166,6 +166,7 @@ class NatsCluster:
                 lost = [n for n in self.nodes if not n.alive() and "address already in use"
                         in n.log_tail()]  # fmt: skip
                 if not lost or attempt == PORT_ATTEMPTS - 1:
+                    self.stop()  # no half-started cluster left behind
                     raise
             self.stop()
             for node in self.nodes:

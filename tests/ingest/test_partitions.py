@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from harness.ingest import SITE, exactly_once, ingest_thread, register, stream, 
 from ingest.doctor import FAIL, OK, WARN
 from ingest.doctor_partitions import layout_check
 from streetsense.config import Settings, load_settings, with_overrides
+from streetsense.demo.broker import EmbeddedBroker
 from streetsense.errors import ConfigError
 from streetsense.partition import Partition, parse_partition
 from streetsense.topics import Channel, Topics
@@ -95,17 +97,28 @@ def _device_part(topics: Topics, device: str, parts: int) -> int:
     return Partition(1, parts, "device", topics.prefix).part_of(topic)
 
 
+@pytest.fixture(params=["mosquitto-5", "amqtt-3.1.1"])
+def plain_broker(request: pytest.FixtureRequest, settings: Settings) -> Iterator[Settings]:
+    """Return settings on a broker without a shared group: the test broker, or amqtt (3.1.1)."""
+    plain = with_overrides(settings, mqtt={"shared_group": ""})
+    if request.param == "mosquitto-5":
+        yield plain
+        return
+    with EmbeddedBroker() as embedded:
+        yield with_overrides(plain, mqtt={"url": embedded.url, "protocol": "3.1.1"})
+
+
 @pytest.mark.faults
 def test_three_processes_each_write_exactly_their_part_through_one_broker(
-    settings: Settings, topics: Topics
+    plain_broker: Settings, topics: Topics
 ) -> None:
     devices = [f"lot-sensor-{n}" for n in range(24)]
     per_device = 100
-    register(settings.database.url, devices)
+    plain = plain_broker
+    register(plain.database.url, devices)
     expected = {
         k: per_device * sum(_device_part(topics, d, 3) == k for d in devices) for k in (1, 2, 3)
     }
-    plain = with_overrides(settings, mqtt={"shared_group": ""})
     with ExitStack() as running:
         services = [
             running.enter_context(
@@ -113,7 +126,8 @@ def test_three_processes_each_write_exactly_their_part_through_one_broker(
             )
             for k in (1, 2, 3)
         ]
-        sent = stream(settings.mqtt.url, topics, devices, per_device, pack=10)
+        v5 = plain.mqtt.protocol == "5"
+        sent = stream(plain.mqtt.url, topics, devices, per_device, pack=10, v5=v5)
         assert wait_until(lambda: sum(s.totals.written for s in services) >= sent, 60)
         # each process wrote exactly its devices' readings: nothing twice, nothing missing
         assert {k: s.totals.written for k, s in zip((1, 2, 3), services, strict=True)} == expected
@@ -122,7 +136,7 @@ def test_three_processes_each_write_exactly_their_part_through_one_broker(
         assert all(s.link.other_part >= sent // 10 - expected[k] // 10
                    for k, s in zip((1, 2, 3), services, strict=True))  # fmt: skip
         assert [s.link.client_id[-5:] for s in services] == ["p1of3", "p2of3", "p3of3"]
-    assert exactly_once(settings.database.url) == (sent, sent)
+    assert exactly_once(plain.database.url) == (sent, sent)
 
 
 @pytest.mark.faults
