@@ -154,6 +154,7 @@ def backtest(
     stride: int | None = None,
     season_days: int = 7,
     timezone: str = "UTC",
+    holidays: str = "",
 ) -> Backtest:
     """Evaluate each model from `folds` origins `stride` slots apart, last one h before the end.
 
@@ -167,6 +168,7 @@ def backtest(
         stride: slots between origins; default: about 8 a day, at every time of day in turn.
         season_days: days in a season (7: weekly).
         timezone: IANA zone in which times of day and days of week are counted.
+        holidays: region whose public holidays the models may leave out (`DE-HE`; empty: none).
 
     Returns:
         Error sums per model, series and step.
@@ -201,7 +203,10 @@ def backtest(
         scale = seasonal_scale(train.values[:, -4 * seasons.week :], seasons.week)
         forecasts = {}
         for name in models:
-            model = build(name, season_days=season_days, horizon=horizon, timezone=timezone)
+            model = build(
+                name, season_days=season_days, horizon=horizon, timezone=timezone,
+                holidays=holidays,
+            )  # fmt: skip
             forecasts[name] = model.fit_matrix(train).predict(horizon)
         shared = np.isfinite(truth)
         for name, result in forecasts.items():

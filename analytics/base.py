@@ -17,6 +17,7 @@ from analytics.intervals import IntervalShape, fit_shape
 from analytics.localtime import LocalSlots, Slots, zone_of
 from analytics.panel import FloatArray, IntArray, Panel
 from analytics.profile import Seasons
+from analytics.special_days import holiday_mask, holidays_differ
 from analytics.window import Window
 
 logger = logging.getLogger(__name__)
@@ -116,6 +117,20 @@ class Matrix:
         return LocalSlots.of(last, self.step, width, h, self.zone)
 
 
+def without_holidays(y: Matrix, region: str, seasons: Seasons) -> Matrix:
+    """Return `y` with its readings on the region's public holidays as gaps, when they miss
+    the ordinary days' profile by more than ordinary days do (else `y` unchanged)."""
+    width = y.values.shape[1]
+    holiday = holiday_mask(region, y.end, width, y.step, y.zone)
+    if not holiday.any():
+        return y
+    differ, ratio = holidays_differ(y.values, holiday, seasons.week)
+    logger.debug("holidays of %s miss by %.2fx ordinary days: %s", region, ratio, differ)
+    if not differ:
+        return y
+    return replace(y, values=np.where(holiday, np.nan, y.values))
+
+
 def bounds(capacity: FloatArray) -> tuple[FloatArray, FloatArray]:
     """Return (lower, upper) per series as (n, 1): [0, capacity] when known, else unbounded."""
     bounded = np.isfinite(capacity)
@@ -145,6 +160,8 @@ class SeriesModel(ABC):
     name: ClassVar[str]
     # True when some parameters are fitted for the whole group of series fitted together.
     pooled: ClassVar[bool] = False
+    # False for the baselines: they stay the plain references they are named after.
+    uses_holidays: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -154,15 +171,19 @@ class SeriesModel(ABC):
         weeks: int = 4,
         chunk_rows: int = 128,
         timezone: str = "UTC",
+        holidays: str = "",
     ) -> None:
         """Configure the model; `horizon` defaults to one day of steps, `weeks` of history,
-        `timezone` (IANA) is where the time of day and day of week are counted."""
+        `timezone` (IANA) is where the time of day and day of week are counted, `holidays`
+        the region (`DE-HE`, `DK`; empty: none) whose public holidays are left out of the
+        history when they are unlike ordinary days (`analytics.special_days`)."""
         self.season_days = season_days
         self.weeks = weeks
         self.horizon = horizon
         self.chunk_rows = chunk_rows
         self.timezone = timezone
         self.zone = zone_of(timezone)
+        self.holidays = holidays
         self._fitted: Fitted | None = None
 
     @abstractmethod
@@ -181,7 +202,10 @@ class SeriesModel(ABC):
         """Estimate the model on right-aligned rows and calibrate its intervals."""
         seasons = Seasons.of(y.step, self.season_days)
         horizon = self.horizon or seasons.day
-        self._fitted = self._fit_all(replace(y, zone=self.zone), seasons, horizon)
+        y = replace(y, zone=self.zone)
+        if self.holidays and self.uses_holidays:
+            y = without_holidays(y, self.holidays, seasons)
+        self._fitted = self._fit_all(y, seasons, horizon)
         return self
 
     def predict(self, h: int) -> Forecast:

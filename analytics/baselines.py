@@ -19,6 +19,7 @@ class Persistence(SeriesModel):
     """Repeat the last observed value."""
 
     name: ClassVar[str] = "naive"
+    uses_holidays: ClassVar[bool] = False
 
     def history(self, seasons: Seasons) -> int:
         """Return one day: enough to find a last value across short gaps."""
@@ -33,6 +34,7 @@ class SeasonalNaive(SeriesModel):
     """Repeat the value one season ago, or an earlier season's when that one is a gap."""
 
     name: ClassVar[str] = "snaive_week"
+    uses_holidays: ClassVar[bool] = False
     weekly: ClassVar[bool] = True
 
     def _period(self, seasons: Seasons) -> int:
@@ -83,6 +85,7 @@ class TimeOfWeekMean(SeriesModel):
     """Forecast the mean of past values at the same time of week (of day when weeks are short)."""
 
     name: ClassVar[str] = "tow_mean"
+    uses_holidays: ClassVar[bool] = False
 
     def history(self, seasons: Seasons) -> int:
         """Return the averaged weeks."""

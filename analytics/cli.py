@@ -58,6 +58,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "without an offset are read in it (default UTC)",
     )
     backtest.add_argument(
+        "--holidays",
+        default="",
+        help="country (DK) or country-subdivision (DE-HE) whose public holidays the models "
+        "leave out of the history when the data show them unlike ordinary days (default: none)",
+    )
+    backtest.add_argument(
         "--output", type=Path, default=None, help="write pooled and per-step JSON here"
     )
     backtest.set_defaults(handler=run_backtest)
@@ -95,6 +101,7 @@ def run_job(args: argparse.Namespace) -> int:
     settings = load_settings(getattr(args, "config", None))
     url = require_url(settings.database)
     timezone = _city_timezone(settings.city.timezone)
+    holidays = _city_holidays(settings.city.country)
 
     def refresh(conn: psycopg.Connection, now: datetime) -> None:
         rollups.refresh(conn, settings, until=now)
@@ -104,12 +111,29 @@ def run_job(args: argparse.Namespace) -> int:
 
     if args.once:
         with open_connection() as conn:
-            runs = run_once(conn, refresh, timezone, settings=settings.analytics)
+            runs = run_once(conn, refresh, timezone, settings=settings.analytics, holidays=holidays)
         logger.info("analytics job: stored runs %s", runs)
         return 0
     interval = settings.analytics.interval_s if args.interval is None else args.interval
-    run_forever(open_connection, interval, refresh, timezone=timezone, settings=settings.analytics)
+    run_forever(
+        open_connection, interval, refresh, timezone=timezone, settings=settings.analytics,
+        holidays=holidays,
+    )  # fmt: skip
     return 0
+
+
+def _city_holidays(country: str) -> str:
+    """Return the country whose public holidays the models use, '' when it has none known."""
+    from analytics.special_days import check_region  # noqa: PLC0415
+
+    if not country:
+        return ""
+    try:
+        check_region(country)
+    except ValueError as exc:
+        logger.warning("city.country: %s; forecasts go on without public holidays", exc)
+        return ""
+    return country
 
 
 def _city_timezone(name: str) -> str:
@@ -139,6 +163,7 @@ def run_backtest(args: argparse.Namespace) -> int:
     )
     from analytics.models import MODELS  # noqa: PLC0415
     from analytics.quality import screen  # noqa: PLC0415
+    from analytics.special_days import check_region  # noqa: PLC0415
 
     if (args.folds is not None and args.folds < 1) or args.season_days < 1:
         raise InputError("--folds and --season-days must be positive integers")
@@ -146,6 +171,11 @@ def run_backtest(args: argparse.Namespace) -> int:
     horizon = parse_steps(args.horizon, step, "--horizon")
     stride = None if args.stride is None else parse_steps(args.stride, step, "--stride")
     zone = parse_zone(args.timezone)
+    if args.holidays:
+        try:
+            check_region(args.holidays)
+        except ValueError as exc:
+            raise InputError(f"--holidays: {exc}") from None
     screened = screen(read_csv(args.input, step, zone))
     if screened.panel.n_series == 0:
         raise InputError(f"{args.input}: no usable series left after screening")
@@ -158,6 +188,7 @@ def run_backtest(args: argparse.Namespace) -> int:
         stride=stride,
         season_days=args.season_days,
         timezone=args.timezone,
+        holidays=args.holidays,
     )
     summary = result.summary()
     if result.empty:

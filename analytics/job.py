@@ -102,10 +102,12 @@ def forecast_target(
     now: datetime,
     backtest_folds: int = 1,
     timezone: str = "UTC",
+    holidays: str = "",
 ) -> int | None:
     """Fit and store one target's forecasts; return the run id, None when there is no data.
 
-    `timezone` (IANA) is where the models count times of day and days of week.
+    `timezone` (IANA) is where the models count times of day and days of week; `holidays` the
+    country (`city.country`) whose public holidays the models leave out when they differ.
     """
     ids = active_ids(conn, target.stream)
     step = target.step_seconds
@@ -129,9 +131,9 @@ def forecast_target(
     if keep.size == 0:
         return write_run(conn, run, panel.ids, *_nothing(panel.n_series, horizon), skipped=skipped)
     fitted = panel.select(keep)
-    model = Auto(horizon=horizon, timezone=timezone).fit(fitted)
+    model = Auto(horizon=horizon, timezone=timezone, holidays=holidays).fit(fitted)
     result = _widen(model.predict(horizon), keep, panel.n_series)
-    scores = _scores(fitted, horizon, backtest_folds, timezone) if backtest_folds else []
+    scores = _scores(fitted, horizon, backtest_folds, timezone, holidays) if backtest_folds else []
     state = {key: _widen_rows(value, keep, panel.n_series) for key, value in model.state.items()}
     anchors = anchors_of(panel, state)
     unanchored = np.isin(np.arange(panel.n_series), keep, invert=True)
@@ -208,9 +210,11 @@ def _write_rate(
     logger.info("%s: stored run %d", run.stream, rate_id)
 
 
-def _scores(panel: Panel, horizon: int, folds: int, timezone: str) -> list[Score]:
+def _scores(panel: Panel, horizon: int, folds: int, timezone: str, holidays: str) -> list[Score]:
     """Return pooled, per-series and per-step backtest scores of every model."""
-    result = backtest(panel, BACKTEST_MODELS, horizon=horizon, folds=folds, timezone=timezone)
+    result = backtest(
+        panel, BACKTEST_MODELS, horizon=horizon, folds=folds, timezone=timezone, holidays=holidays
+    )
     scores = []
     for name, acc in result.scores.items():
         pooled = acc.reduce(None)
@@ -249,10 +253,12 @@ def run_once(
     timezone: str = "UTC",
     stop: threading.Event | None = None,
     settings: AnalyticsSettings | None = None,
+    holidays: str = "",
 ) -> list[int]:
     """Refresh rollups (when a refresh is given), then forecast every target.
 
     When `stop` is set between targets, the remaining ones are left for the next round.
+    `holidays` is the city's country (`city.country`; empty: no holidays).
     """
     now = datetime.now(UTC)
     if refresh is not None:
@@ -262,7 +268,7 @@ def run_once(
         if stop is not None and stop.is_set():
             logger.info("analytics job: stop requested; %s left for later", target.name)
             break
-        run_id = forecast_target(conn, target, now, timezone=timezone)
+        run_id = forecast_target(conn, target, now, timezone=timezone, holidays=holidays)
         if run_id is not None:
             runs.append(run_id)
     return runs
@@ -275,6 +281,7 @@ def run_forever(
     stop: threading.Event | None = None,
     timezone: str = "UTC",
     settings: AnalyticsSettings | None = None,
+    holidays: str = "",
 ) -> None:
     """Run the job every `interval_s` seconds until SIGINT/SIGTERM or `stop` is set."""
     stop = stop or threading.Event()
@@ -290,7 +297,7 @@ def run_forever(
     while not stop.is_set():
         try:
             with connect() as conn:
-                run_once(conn, refresh, timezone, stop, settings)
+                run_once(conn, refresh, timezone, stop, settings, holidays)
         except (psycopg.Error, StreetsenseError) as exc:
             # The loop's edge: log what failed and try again next round.
             logger.error("analytics job round failed: %s", exc)

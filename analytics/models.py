@@ -63,6 +63,7 @@ class Auto(SeriesModel):
             weeks=self.weeks,
             chunk_rows=self.chunk_rows,
             timezone=self.timezone,
+            holidays=self.holidays,
         )
 
     def _fit_all(self, y: Matrix, seasons: Seasons, h: int) -> Fitted:

@@ -50,6 +50,8 @@ class Case:
 
 GIESSEN = "Europe/Berlin"
 AARHUS = "Europe/Copenhagen"
+# Public holidays of each city's region: Gießen is in Hesse, Aarhus in Denmark.
+HOLIDAYS = {GIESSEN: "DE-HE", AARHUS: "DK"}
 CASES = (
     # Gießen before its 40-day outage: what the models are developed on.
     Case("giessen-30min-dayonly-10w", "dev", "parking",
@@ -136,7 +138,7 @@ def judge(case: Case, result: Backtest, model: str, seconds: float) -> Goals:
     )
 
 
-def run_case(case: Case, names: list[str], workdir: Path) -> list[Goals]:
+def run_case(case: Case, names: list[str], workdir: Path, holidays: bool = True) -> list[Goals]:
     """Write, read, screen and backtest one case; judge each named model."""
     path = case.data.write(workdir / f"{case.data.name}.csv")
     zone = parse_zone(case.timezone)
@@ -150,6 +152,7 @@ def run_case(case: Case, names: list[str], workdir: Path) -> list[Goals]:
         folds=case.folds,
         stride=case.stride,
         timezone=case.timezone,
+        holidays=HOLIDAYS[case.timezone] if holidays else "",
     )
     seconds = time.perf_counter() - started
     return [judge(case, result, model, seconds) for model in names]
@@ -182,6 +185,9 @@ def main() -> int:
     parser.add_argument("--only", default="", help="run cases whose name contains this")
     parser.add_argument("--role", default="", help="run cases of this role (dev, check, holdout)")
     parser.add_argument("--json", type=Path, default=None, help="write every figure here")
+    parser.add_argument(
+        "--no-holidays", action="store_true", help="do not give the models the public holidays"
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="print per-step figures")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
@@ -190,7 +196,8 @@ def main() -> int:
         for case in CASES:
             if args.only not in case.name or (args.role and case.role != args.role):
                 continue
-            for goals in run_case(case, args.model.split(","), Path(tmp)):
+            judged = args.model.split(",")
+            for goals in run_case(case, judged, Path(tmp), not args.no_holidays):
                 rows.append((case, goals))
                 print(
                     f"{case.name} {goals.model}: gain {goals.gain:+.1%}, coverage "
