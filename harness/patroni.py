@@ -104,7 +104,7 @@ class Member:
         """host:port of its PostgreSQL."""
         return f"127.0.0.1:{self.pg_port}"
 
-    def write_config(self, etcd: Etcd) -> None:
+    def write_config(self, etcd: Etcd, synchronous: bool) -> None:
         """Write the member's Patroni configuration (JSON is YAML)."""
         trust = ["local all all trust", "host all all 127.0.0.1/32 trust",
                  "host replication all 127.0.0.1/32 trust"]  # fmt: skip
@@ -118,7 +118,7 @@ class Member:
             "bootstrap": {
                 "dcs": {
                     "ttl": TTL_S, "loop_wait": LOOP_WAIT_S, "retry_timeout": RETRY_TIMEOUT_S,
-                    "synchronous_mode": True,
+                    "synchronous_mode": synchronous,
                     "postgresql": {"use_pg_rewind": False, "parameters": {"fsync": "off"}},
                 },
                 "initdb": [{"encoding": "UTF8"}, {"locale": "C.UTF-8"}, {"auth": "trust"}],
@@ -184,6 +184,14 @@ class Member:
             except subprocess.TimeoutExpired:
                 self.kill()
 
+    def walsender_pids(self) -> list[int]:
+        """Return the pids of the primary's WAL senders (one per streaming replica)."""
+        with psycopg.connect(
+            f"postgresql://postgres@{self.address}/postgres", connect_timeout=5
+        ) as conn:
+            rows = conn.execute("SELECT pid FROM pg_stat_replication").fetchall()
+        return [int(row[0]) for row in rows]
+
     def log_tail(self, size: int = 2000) -> str:
         """Return the end of its log, for failure messages."""
         text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -206,9 +214,10 @@ def _children(pid: int) -> list[int]:
 
 
 class PatroniCluster:
-    """etcd and two Patroni members in synchronous mode, in a folder of its own."""
+    """etcd and two Patroni members, in synchronous mode unless asked, in a folder of its own."""
 
-    def __init__(self, members: int = 2) -> None:
+    def __init__(self, members: int = 2, *, synchronous: bool = True) -> None:
+        self.synchronous = synchronous
         self.folder = Path(tempfile.mkdtemp(prefix="ss-patroni-"))
         if os.geteuid() == 0:
             entry = pwd.getpwnam(RUN_AS)
@@ -223,10 +232,10 @@ class PatroniCluster:
         return f"postgresql://postgres@{hosts}/{DATABASE}?target_session_attrs=read-write"
 
     def start(self) -> PatroniCluster:
-        """Start etcd and the members; wait for a primary and a synchronous replica; migrate."""
+        """Start etcd and the members; wait for a primary and a (synchronous) replica; migrate."""
         self.etcd.start()
         for member in self.members:
-            member.write_config(self.etcd)
+            member.write_config(self.etcd, self.synchronous)
         self.members[0].start()
         self.wait_for(lambda: self.primary() is not None, "a primary")
         for member in self.members[1:]:
@@ -241,6 +250,11 @@ class PatroniCluster:
             migrate(conn, DatabaseSettings(timescale="off"))
         return self
 
+    def replica(self) -> Member:
+        """Return a member that is not the primary."""
+        primary = self.primary()
+        return next(member for member in self.members if member is not primary)
+
     def primary(self) -> Member | None:
         """Return the member that is primary now, if one is."""
         for member in self.members:
@@ -249,7 +263,8 @@ class PatroniCluster:
         return None
 
     def wait_synchronous(self) -> None:
-        """Wait until the primary names a streaming replica its synchronous standby."""
+        """Wait until a replica streams from the primary, as its synchronous standby if so set."""
+        state = "sync" if self.synchronous else "async"
 
         def synchronous() -> bool:
             primary = self.primary()
@@ -260,13 +275,15 @@ class PatroniCluster:
                     f"postgresql://postgres@{primary.address}/postgres", connect_timeout=2
                 ) as conn:
                     row = conn.execute(
-                        "SELECT count(*) FROM pg_stat_replication WHERE sync_state = 'sync'"
+                        "SELECT count(*) FROM pg_stat_replication"
+                        " WHERE state = 'streaming' AND sync_state = %s",
+                        (state,),
                     ).fetchone()
             except psycopg.Error:
                 return False
             return bool(row and row[0])
 
-        self.wait_for(synchronous, "a synchronous standby")
+        self.wait_for(synchronous, f"a streaming replica ({state})")
 
     def wait_for(self, predicate: Any, what: str, timeout: float = READY_TIMEOUT_S) -> None:
         """Poll until predicate() holds.
