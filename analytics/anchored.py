@@ -20,6 +20,7 @@ so a reader can re-anchor a stored forecast on a newer live value.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import ClassVar
 
 import numpy as np
@@ -40,6 +41,9 @@ SMOOTH_SECONDS = 900
 TUNE_WEEKS = 2
 # The level and decay are tuned on at most this many recent slots (a week at 5 min).
 DYNAMICS_SLOTS = 2_016
+# The group's memory is chosen on at most this many of its series, evenly spread: one number
+# for the group needs far fewer misses than 10,000 series give, and costs a full pass each.
+MEMORY_ROWS = 512
 
 
 class AnchoredProfile(SeriesModel):
@@ -56,6 +60,7 @@ class AnchoredProfile(SeriesModel):
 
     def prepare(self, y: Matrix, seasons: Seasons, h: int) -> None:
         """Choose one week memory for the whole group of series, on every series' errors."""
+        y = _sample_rows(y, MEMORY_ROWS)
         width = min(y.values.shape[1], self.history(seasons))
         end = y.values.shape[1]
         half = _half_width(seasons)
@@ -145,6 +150,15 @@ class _Weeks:
         return out
 
 
+def _sample_rows(y: Matrix, most: int) -> Matrix:
+    """Return at most `most` of the rows of `y`, evenly spread (all of them when fewer)."""
+    n = y.values.shape[0]
+    if n <= most:
+        return y
+    rows = np.linspace(0, n - 1, most).round().astype(np.int64)
+    return replace(y, values=y.values[rows], capacity=y.capacity[rows], end=y.end[rows])
+
+
 def _circular_sum(x: FloatArray, half: int) -> FloatArray:
     """Return the circular moving sum over +-half slots along the last axis, by cumulative sums
     (the work does not grow with `half`)."""
@@ -213,25 +227,36 @@ def _tune_dynamics(
     alphas = np.where(
         LEVEL_HOURS > 0, 1.0 - 0.5 ** (step_hours / np.maximum(LEVEL_HOURS, 1e-9)), 0.0
     )
-    pairs = []
-    for k in _horizons(h, width):
+    horizons = _horizons(h, width)
+    # Per k, the pair weights on the earlier column of each pair, padded to the full width,
+    # stacked so each level costs two batched products instead of three passes per k.
+    paired = np.zeros((n, 3 * len(horizons), width))
+    fixed = []
+    for i, k in enumerate(horizons):
         both = (finite[:, :-k] & finite[:, k:]).astype(np.float64)
         later, now = both * filled[:, k:], both * filled[:, :-k]
-        fixed = (
+        paired[:, i, : width - k] = later
+        paired[:, len(horizons) + i, : width - k] = now
+        paired[:, 2 * len(horizons) + i, : width - k] = both
+        fixed.append((
             np.einsum("ij,ij->i", later, filled[:, k:]),
             np.einsum("ij,ij->i", later, filled[:, :-k]),
             np.einsum("ij,ij->i", now, filled[:, :-k]),
-        )
-        pairs.append((k, both, later, now, fixed))
+        ))  # fmt: skip
+    count = len(horizons)
     error = np.zeros((n, alphas.size, phis.size))
     for a, alpha in enumerate(alphas):
         level = _smoothed_level(filled, finite, float(alpha))
-        square = level * level
-        for k, both, later, now, (dd_later, dd_cross, dd_now) in pairs:
-            lagged = level[:, :-k]
-            later_level = np.einsum("ij,ij->i", later, lagged)
-            now_level = np.einsum("ij,ij->i", now, lagged)
-            level_level = np.einsum("ij,ij->i", both, square[:, :-k])
+        if alpha > 0:
+            with_level = np.matmul(paired[:, : 2 * count], level[:, :, None])[..., 0]
+            with_square = np.matmul(paired[:, 2 * count :], (level * level)[:, :, None])[..., 0]
+        else:
+            with_level = np.zeros((n, 2 * count))
+            with_square = np.zeros((n, count))
+        for i, k in enumerate(horizons):
+            dd_later, dd_cross, dd_now = fixed[i]
+            later_level, now_level = with_level[:, i], with_level[:, count + i]
+            level_level = with_square[:, i]
             ee = dd_later - 2 * later_level + level_level
             eg = dd_cross - later_level - now_level + level_level
             gg = dd_now - 2 * now_level + level_level

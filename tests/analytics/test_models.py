@@ -7,6 +7,7 @@ import pytest
 
 from analytics.models import MODELS, Auto, build
 from analytics.panel import from_long, from_matrix
+from analytics.profile import Observed, slot_sums_at
 from tests.analytics.synthetic import DAY, STEP, panel, seasonal
 
 HORIZON = 10
@@ -159,3 +160,19 @@ def test_anchored_follows_a_level_shift_within_days() -> None:
     before = build("anchored", horizon=DAY).fit(panel(values)).predict(DAY).mean[0]
     after = build("anchored", horizon=DAY).fit(panel(shifted)).predict(DAY).mean[0]
     assert (after - before)[DAY // 2 :].mean() > 10  # still up half a day ahead
+
+
+def test_slot_sums_place_distinct_slots_and_add_shared_ones() -> None:
+    """Columns with a slot each are placed, columns sharing one are added: both give the sums."""
+    values = seasonal(n=3, weeks=1, gaps=0.2)[:, :10]
+    observed = Observed.of(values)
+    distinct = np.array([9, 3, 0, 7, 1, 2, 8, 4, 6, 5])
+    total, count = slot_sums_at(observed, distinct, 12)
+    np.testing.assert_array_equal(total[:, distinct], observed.filled)
+    np.testing.assert_array_equal(count[:, distinct], observed.finite)
+    assert not total[:, 10:].any() and not count[:, 10:].any()
+    shared = distinct % 4
+    total, count = slot_sums_at(observed, shared, 4)
+    for slot in range(4):
+        np.testing.assert_allclose(total[:, slot], observed.filled[:, shared == slot].sum(axis=1))
+        np.testing.assert_array_equal(count[:, slot], observed.finite[:, shared == slot].sum(1))
