@@ -403,10 +403,16 @@ def load_dataclass(
     return cls(**values)
 
 
+_LARGEST_SETTING: Final = 2**53
+
+
 def _in_range(name: str, value: Any, what: str) -> Any:
-    # Every number we configure is a size, a rate, a duration or a port: never negative.
+    # Every number we configure is a size, a rate, a duration or a port: never negative, and
+    # never beyond what a float holds exactly (a larger int is a typo, and overflows floats).
     if isinstance(value, bool) or not isinstance(value, int | float):
         return value
+    if value > _LARGEST_SETTING:
+        raise ConfigError(f"{what} = {value!r} is too large (at most {_LARGEST_SETTING:,})")
     if not math.isfinite(value) or value < 0:
         raise ConfigError(f"{what} = {value!r} must be a finite number >= 0")
     if name.endswith("port") and value > 65_535:

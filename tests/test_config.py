@@ -41,6 +41,8 @@ def test_environment_values_are_typed() -> None:
         ("[feeds]\nport = 99999\n", {}, "not a TCP port"),
         ("[ingest]\ndevice_rate_per_s = nan\n", {}, "finite number >= 0"),
         ("", {"STREETSENSE_INGEST_LATE_WINDOW_S": "-5"}, "finite number >= 0"),
+        ("[ingest]\nlate_window_s = 99999999999999999999\n", {}, "is too large"),
+        ("[ingest]\ndevice_rate_per_s = 1e300\n", {}, "is too large"),
     ],
 )
 def test_wrong_settings_name_the_key(
