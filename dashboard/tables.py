@@ -146,8 +146,8 @@ def weak_series(scores: pd.DataFrame, model: str, limit: int) -> pd.DataFrame:
 AHEAD_MIN: Final = (15, 30, 60)
 TRAFFIC_AHEAD_COLUMNS: Final = {
     "road": st.column_config.TextColumn("road"),
-    **{f"speed_{m}": st.column_config.TextColumn(f"speed in {m} min (km/h)") for m in AHEAD_MIN},
-    **{f"flow_{m}": st.column_config.TextColumn(f"flow in {m} min (veh/h)") for m in AHEAD_MIN},
+    **{f"speed_{m}": st.column_config.TextColumn(f"speed +{m} min") for m in AHEAD_MIN},
+    **{f"flow_{m}": st.column_config.TextColumn(f"flow +{m} min") for m in AHEAD_MIN},
 }
 
 
@@ -233,3 +233,14 @@ def coverage_per_step(steps: pd.DataFrame) -> pd.DataFrame:
     table = steps.pivot_table(index="minutes", columns="model", values="coverage80")
     table.index = [horizon_text(m) for m in table.index]
     return table.rename_axis("ahead").reset_index()
+
+
+def origins_judged(scores: pd.DataFrame) -> int:
+    """Return how many forecast origins per series a backtest scored, from its point counts:
+    the busiest horizon step's points over the series scored (at least 1)."""
+    steps = scores[(scores["series_id"] == "") & (scores["step"] > 0)]
+    series = scores.loc[(scores["series_id"] != "") & (scores["step"] == 0), "series_id"].nunique()
+    if steps.empty or not series:
+        return 1
+    busiest = float(steps["points"].max())
+    return max(1, round(busiest / int(series)))

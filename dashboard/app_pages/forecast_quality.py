@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
 from dashboard import charts, data, tables
@@ -45,13 +46,26 @@ third.metric(
     help="0.80 is calibrated; 75-85% pooled and at least 70% at every step is the aim",
 )
 start, end = (scores[c].iloc[0].tz_convert(zone) for c in ("data_start", "data_end"))
-days = (end - start).total_seconds() / 86_400
+first_origin = end - pd.Timedelta(minutes=horizon_min)
+origins = tables.origins_judged(scores)
+judged = (
+    f"one origin: the forecasts from {first_origin:%a %d %b %H:%M} to {end:%a %d %b %H:%M %Z} "
+    if origins == 1
+    else f"{origins} origins per series, the last at {first_origin:%a %d %b %H:%M}, scored up "
+    f"to {end:%a %d %b %H:%M %Z} "
+)
 st.caption(
-    f"Rolling-origin backtest of the latest run: judged on the data from "
-    f"{start:%a %d %b %Y %H:%M} to {end:%a %d %b %Y %H:%M %Z} ({days:.0f} days), forecasting "
-    f"every {tables.horizon_text(step_min)} up to {tables.horizon_text(horizon_min)} ahead; "
-    f"errors in {unit}; 'points' counts the forecasts each model was scored on."
-)  # fmt: skip
+    f"Rolling-origin backtest of the latest run, judged on {judged}against what was "
+    f"observed; models fitted on the data from {start:%a %d %b %Y %H:%M} "
+    f"({(end - start).total_seconds() / 86_400:.0f} days). Forecasts every "
+    f"{tables.horizon_text(step_min)} up to {tables.horizon_text(horizon_min)} ahead; errors "
+    f"in {unit}; 'points' counts the forecasts each model was scored on."
+)
+if origins == 1:
+    st.caption(
+        "One origin judges one stretch of the day: `streetsense forecast backtest` judges the "
+        "same models from origins at every time of day over 14 days (docs/forecasting.md)."
+    )
 st.subheader("All models, pooled over series and horizon")
 st.dataframe(pooled, hide_index=True, column_config=tables.score_columns(unit))
 st.caption(

@@ -75,7 +75,8 @@ else:
     st.caption(
         "Dashed: the latest forecast; shaded: its 80% band. It starts from each road's latest "
         "5-minute interval: the forecast is shifted to agree with it, the difference fading "
-        "as the road's own departures from its usual pattern do."
+        "as the road's own departures from its usual pattern do. The table: speed in km/h and "
+        "flow in vehicles per hour expected ahead, the 80% band in brackets."
     )
     st.dataframe(
         tables.traffic_ahead(flow_ahead, speed_ahead, names), hide_index=True,

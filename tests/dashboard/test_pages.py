@@ -216,8 +216,12 @@ def test_forecast_quality_shows_the_latest_backtest_and_chosen_models(app: Run, 
                 "WHERE stream = 'occupancy' ORDER BY run_id DESC LIMIT 1")[0]  # fmt: skip
     zone = ZoneInfo("Europe/Copenhagen")
     caption = "\n".join(c.value for c in at.caption)
-    assert f"{run[0].astimezone(zone):%a %d %b %Y %H:%M}" in caption
-    assert f"{run[1].astimezone(zone):%a %d %b %Y %H:%M %Z}" in caption
+    assert f"fitted on the data from {run[0].astimezone(zone):%a %d %b %Y %H:%M}" in caption
+    judged_from = run[1] - timedelta(seconds=run[2] * run[3])  # the job judges one origin
+    assert (
+        f"one origin: the forecasts from {judged_from.astimezone(zone):%a %d %b %H:%M} to "
+        f"{run[1].astimezone(zone):%a %d %b %H:%M %Z}"
+    ) in caption
     assert f"every {run[2] // 60} min up to {run[2] * run[3] // 3600} h ahead" in caption
     # coverage per step: one row per horizon step, in minutes and hours
     coverage = at.dataframe[4].value
