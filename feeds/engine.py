@@ -165,7 +165,7 @@ class FeedEngine:
         if newest is not None and (self._watermark is None or newest > self._watermark):
             self._watermark = newest
         self._publish_lots()
-        self._publish_segments()
+        await self._publish_segments()
 
     async def _poll(self) -> None:
         assert self._live is not None
@@ -227,7 +227,7 @@ class FeedEngine:
         capacities = {lot.lot_id: lot.capacity for lot in self._registry.lots}
         self._context = await asyncio.to_thread(self._call, sources.read_context, capacities)
         self._publish_lots()
-        self._publish_segments()
+        await self._publish_segments()
 
     def _call(self, read: Callable[..., T], *args: object) -> T:
         """Run one read on the engine's connection (worker thread), connecting when needed."""
@@ -307,11 +307,17 @@ class FeedEngine:
         for listener in list(self._listeners):
             listener(events)
 
-    def _publish_segments(self) -> None:
+    async def _publish_segments(self) -> None:
         assert self._registry is not None
         now = datetime.now(UTC)
-        views = sources.segment_views(
-            self._registry.segments, self._context, now, self.settings.feeds.stale_after_s
+        # Re-anchoring every segment's flow and speed takes a while in a large city: built in
+        # the worker thread, so requests keep being served meanwhile.
+        views = await asyncio.to_thread(
+            sources.segment_views,
+            self._registry.segments,
+            self._context,
+            now,
+            self.settings.feeds.stale_after_s,
         )
         if views == self.snapshot.segments:
             return

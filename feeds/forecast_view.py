@@ -8,49 +8,45 @@ latest 5-minute bucket (segments), the difference fading with the series' half-l
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, Final
 
 from feeds.formats import iso
 from feeds.model import HORIZONS_MIN, Forecast, SegmentView
-from store.feeds_reads import ForecastPoint
-from store.forecast_anchoring import Knot, Live, reanchored_at
-from store.forecasts import Anchor
+from store import forecast_anchoring
+from store.feeds_reads import ForecastSeries
+from store.forecast_anchoring import Live, Point, reanchored_at
 
 FLOW_BUCKET_S: Final = 300  # the live flow is a 5-minute count
+YHAT, LO, HI = 1, 2, 3  # fields of a forecast_anchoring.Point
 
 
 @dataclass(frozen=True, slots=True)
 class Curve:
-    """One series' stored forecast near now: points with bands, anchor, run facts."""
+    """One series' stored forecast near now (points, bands, anchor) and its run's facts."""
 
-    knots: tuple[Knot, ...]
-    anchor: Anchor | None
+    forecast: forecast_anchoring.Curve
     issued_at: datetime
     step_seconds: int
 
 
-def curves(points: list[ForecastPoint]) -> dict[str, Curve]:
-    """Group forecast points (ordered by series and time) into one curve per series."""
-    return dict(_curves(points))
-
-
-def _curves(points: list[ForecastPoint]) -> Iterator[tuple[str, Curve]]:
-    for series_id, group in itertools.groupby(points, key=lambda p: p.series_id):
-        steps = list(group)
-        first = steps[0]
+def curves(series: list[ForecastSeries]) -> dict[str, Curve]:
+    """Return each series' curve by its id."""
+    out = {}
+    for one in series:
         anchor = None
-        if first.anchor_at is not None and first.anchor_value is not None:
-            anchor = Anchor(first.anchor_at, first.anchor_value, first.half_life_s)
-        knots = tuple(Knot(p.at, p.yhat, p.lo80, p.hi80) for p in steps)
-        yield series_id, Curve(knots, anchor, max(p.issued_at for p in steps), first.step_seconds)
+        if one.anchor_at is not None and one.anchor_value is not None:
+            anchor = (one.anchor_at, one.anchor_value, one.half_life_s)
+        stored = forecast_anchoring.curve(one.times, one.yhat, one.lo80, one.hi80, anchor)
+        out[one.series_id] = Curve(stored, one.issued_at, one.step_seconds)
+    return out
 
 
-def _moments(now: datetime) -> list[datetime]:
-    return [now + timedelta(minutes=m) for m in HORIZONS_MIN]
+def _moments(now: datetime) -> list[float]:
+    start = now.timestamp()
+    return [start + 60.0 * m for m in HORIZONS_MIN]
 
 
 def missing(reason: str) -> Forecast:
@@ -74,17 +70,17 @@ def lot_forecast(
     if curve is None:
         return missing(reason)
     live = None if occupied is None or stale else Live(float(occupied), now)
-    knots, anchored = reanchored_at(curve.knots, curve.anchor, live, _moments(now), capacity)
+    knots, anchored = reanchored_at(curve.forecast, live, _moments(now), capacity)
     if all(k is None for k in knots):
         return missing(reason)
 
-    def free(knot: Knot | None, field: str) -> float | None:
+    def free(knot: Point | None, field: int) -> float | None:
         if knot is None:
             return None
-        return float(max(0, min(capacity, round(capacity - getattr(knot, field)))))
+        return float(max(0, min(capacity, round(capacity - knot[field]))))
 
     # free spaces: the band's low end is where the most spaces are taken
-    return _forecast(curve, knots, free, ("hi80", "lo80"), now, now if anchored else None)
+    return _forecast(curve, knots, free, (HI, LO), now, now if anchored else None)
 
 
 def segment_forecast(
@@ -112,29 +108,29 @@ def segment_forecast(
     anchor_on = None
     if live is not None and live_at is not None:
         anchor_on = Live(live / scale, live_at)
-    knots, anchored = reanchored_at(curve.knots, curve.anchor, anchor_on, _moments(now))
+    knots, anchored = reanchored_at(curve.forecast, anchor_on, _moments(now))
     if all(k is None for k in knots):
         return missing(reason)
 
-    def rounded(knot: Knot | None, field: str) -> float | None:
-        return None if knot is None else round(float(getattr(knot, field)) * scale, 1)
+    def rounded(knot: Point | None, field: int) -> float | None:
+        return None if knot is None else round(knot[field] * scale, 1)
 
-    return _forecast(curve, knots, rounded, ("lo80", "hi80"), now, live_at if anchored else None)
+    return _forecast(curve, knots, rounded, (LO, HI), now, live_at if anchored else None)
 
 
 def _forecast(
     curve: Curve,
-    knots: list[Knot | None],
-    shown: Callable[[Knot | None, str], float | None],
-    band: tuple[str, str],
+    knots: list[Point | None],
+    shown: Callable[[Point | None, int], float | None],
+    band: tuple[int, int],
     start: datetime,
     anchored_at: datetime | None,
 ) -> Forecast:
-    """Return the published forecast of re-anchored knots (`band`: the knot fields giving
+    """Return the published forecast of re-anchored points (`band`: the point fields giving
     its low and high ends, as `shown` turns them into published values)."""
     low, high = band
     return Forecast(
-        values=tuple(shown(k, "yhat") for k in knots),
+        values=tuple(shown(k, YHAT) for k in knots),
         issued_at=curve.issued_at,
         reason=None,
         low=tuple(shown(k, low) for k in knots),
@@ -167,22 +163,23 @@ def segment_steps(
         horizon_min: how far ahead, minutes.
         step_min: the spacing of the steps, minutes.
     """
-    moments = [start + timedelta(minutes=m) for m in range(step_min, horizon_min + 1, step_min)]
+    ahead = range(step_min, horizon_min + 1, step_min)
+    moments = [start.timestamp() + 60.0 * m for m in ahead]
     live_at = None if segment.stale else segment.bucket
-    flows: list[Knot | None] = [None] * len(moments)
-    speeds: list[Knot | None] = [None] * len(moments)
+    flows: list[Point | None] = [None] * len(moments)
+    speeds: list[Point | None] = [None] * len(moments)
     flow_anchored = speed_anchored = False
     if flow is not None:
         # vehicles per step to vehicles per 5 minutes, as the segment's own count
         scale = FLOW_BUCKET_S / flow.step_seconds
         count = None if segment.stale else segment.vehicle_count
         live = None if count is None or live_at is None else Live(count / scale, live_at)
-        flows, flow_anchored = reanchored_at(flow.knots, flow.anchor, live, moments)
+        flows, flow_anchored = reanchored_at(flow.forecast, live, moments)
         flows = [None if k is None else _scaled(k, scale) for k in flows]
     if speed is not None:
         mean = None if segment.stale else segment.mean_speed
         live = None if mean is None or live_at is None else Live(mean, live_at)
-        speeds, speed_anchored = reanchored_at(speed.knots, speed.anchor, live, moments)
+        speeds, speed_anchored = reanchored_at(speed.forecast, live, moments)
     issued = [c.issued_at for c in (flow, speed) if c is not None]
     has_values = any(k is not None for k in (*flows, *speeds))
     return {
@@ -194,31 +191,29 @@ def segment_steps(
         "speed_anchored_at": iso(live_at) if speed_anchored else None,
         "steps": [
             _step(minutes, moment, f, v)
-            for minutes, moment, f, v in zip(
-                range(step_min, horizon_min + 1, step_min), moments, flows, speeds, strict=True
-            )
+            for minutes, moment, f, v in zip(ahead, moments, flows, speeds, strict=True)
             if f is not None or v is not None
         ],
         "reason": None if has_values else reason,
     }
 
 
-def _scaled(knot: Knot, scale: float) -> Knot:
-    return Knot(knot.at, knot.yhat * scale, knot.lo80 * scale, knot.hi80 * scale)
+def _scaled(knot: Point, scale: float) -> Point:
+    return Point(knot.at, knot.yhat * scale, knot.lo80 * scale, knot.hi80 * scale)
 
 
-def _step(minutes: int, moment: datetime, flow: Knot | None, speed: Knot | None) -> dict[str, Any]:
-    def one(knot: Knot | None, field: str, per: float = 1.0) -> float | None:
-        return None if knot is None else round(float(getattr(knot, field)) * per, 1)
+def _step(minutes: int, moment: float, flow: Point | None, speed: Point | None) -> dict[str, Any]:
+    def one(knot: Point | None, field: int, per: float = 1.0) -> float | None:
+        return None if knot is None else round(knot[field] * per, 1)
 
     return {
         "minutes_ahead": minutes,
-        "at": iso(moment),
-        "vehicle_count": one(flow, "yhat"),
-        "vehicle_count_lo80": one(flow, "lo80"),
-        "vehicle_count_hi80": one(flow, "hi80"),
-        "flow_vph": one(flow, "yhat", 3600 / FLOW_BUCKET_S),
-        "mean_speed": one(speed, "yhat"),
-        "mean_speed_lo80": one(speed, "lo80"),
-        "mean_speed_hi80": one(speed, "hi80"),
+        "at": iso(datetime.fromtimestamp(moment, UTC)),
+        "vehicle_count": one(flow, YHAT),
+        "vehicle_count_lo80": one(flow, LO),
+        "vehicle_count_hi80": one(flow, HI),
+        "flow_vph": one(flow, YHAT, 3600 / FLOW_BUCKET_S),
+        "mean_speed": one(speed, YHAT),
+        "mean_speed_lo80": one(speed, LO),
+        "mean_speed_hi80": one(speed, HI),
     }

@@ -9,8 +9,7 @@ from typing import Any, Final
 import psycopg
 
 from store.dashboard_reads import Table, fetch
-from store.forecast_anchoring import Knot, Live, reanchored_at
-from store.forecasts import Anchor
+from store.forecast_anchoring import Live, curve, reanchored_at
 
 FLOW_BUCKET: Final = timedelta(minutes=5)
 FORECAST_COLUMNS: Final = (
@@ -109,24 +108,28 @@ def _reanchored(
     """Return one series' rows, re-anchored on its live value when it can be."""
     series_id, model, step_seconds = points[0][0], points[0][5], int(points[0][6])
     observed_at, observed_value, half_life, capacity = points[0][7:11]
-    stored = [(*p[:7], False) for p in points]
+    kept = [(*p[:7], False) for p in points]
     if live is None or observed_at is None:
-        return stored
-    anchor = Anchor(observed_at, observed_value, half_life)
+        return kept
     if stream == "flow":  # a 5-minute count, the forecast counts per step
         live = Live(live.value * step_seconds / FLOW_BUCKET.total_seconds(), live.at)
     upper = {"occupancy": capacity, "occupancy_rate": 1.0}.get(stream)
-    knots = [Knot(p[1], p[2], p[3], p[4]) for p in points]
-    moments = [live.at, *(k.at for k in knots if k.at > live.at)]
+    times = [p[1].timestamp() for p in points]
+    stored = curve(
+        times, [p[2] for p in points], [p[3] for p in points], [p[4] for p in points],
+        (observed_at, observed_value, half_life),
+    )  # fmt: skip
+    live_at = live.at.timestamp()
+    moments = [live_at, *(t for t in times if t > live_at)]
     shifted, anchored = reanchored_at(
-        knots, anchor, live, moments, None if upper is None else float(upper)
+        stored, live, moments, None if upper is None else float(upper)
     )
     if not anchored:
-        return stored
+        return kept
     return [
-        (series_id, k.at, k.yhat, k.lo80, k.hi80, model, step_seconds, True)
-        for k in shifted
-        if k is not None and k.at < end
+        (series_id, p.moment(), p.yhat, p.lo80, p.hi80, model, step_seconds, True)
+        for p in shifted
+        if p is not None and p.moment() < end
     ]
 
 

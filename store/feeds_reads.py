@@ -266,17 +266,18 @@ def latest_flows(conn: psycopg.Connection) -> dict[str, FlowRow] | None:
 
 
 @dataclass(frozen=True, slots=True)
-class ForecastPoint:
-    """One forecast step of a lot (occupied spaces) or segment (vehicles per step, km/h),
-    with its 80% band and the anchor its run started from (None: the run stored none)."""
+class ForecastSeries:
+    """One series' forecast near now from its latest run: lot (occupied spaces) or segment
+    (vehicles per step, km/h), times in epoch seconds with values and 80% bands in step, and
+    the anchor the run started from (None: the run stored none)."""
 
     series_id: str
-    at: datetime
     step_seconds: int
-    yhat: float
     issued_at: datetime
-    lo80: float
-    hi80: float
+    times: list[float]
+    yhat: list[float]
+    lo80: list[float]
+    hi80: list[float]
     anchor_at: datetime | None
     anchor_value: float | None
     half_life_s: float | None
@@ -284,7 +285,7 @@ class ForecastPoint:
 
 def near_forecasts(
     conn: psycopg.Connection, stream: str, start: datetime, end: datetime
-) -> list[ForecastPoint] | None:
+) -> list[ForecastSeries] | None:
     """Return each series' points in [start, end) from its latest recent run, with anchors,
     and one step on either side (so that any moment in the range lies between two points).
 
@@ -293,24 +294,32 @@ def near_forecasts(
             writes them.
 
     Returns:
-        The points ordered by series and time, or None when the forecast tables are not
+        One entry per series, ordered by id, or None when the forecast tables are not
         installed.
     """
     if not relation_exists(conn, "forecast_runs"):
         return None
+    # One row per series with its points as arrays (binary: no text parsing), its anchor
+    # joined once per series: the feeds read 10,000 series at a time.
     rows = conn.execute(
-        "SELECT f.series_id, f.at, r.step_seconds, f.yhat, r.issued_at, f.lo80, f.hi80, "
-        "a.observed_at, a.observed_value, a.half_life_s FROM forecasts f "
-        "JOIN forecast_runs r USING (run_id) "
-        "JOIN (SELECT DISTINCT ON (f2.series_id) f2.series_id, f2.run_id FROM forecasts f2 "
-        "      JOIN forecast_runs r2 USING (run_id) "
-        "      WHERE r2.stream = %(stream)s AND f2.at >= %(start)s AND f2.at < %(end)s "
-        "      ORDER BY f2.series_id, r2.data_end DESC, r2.issued_at DESC) latest "
-        "USING (series_id, run_id) "
-        "LEFT JOIN forecast_anchors a USING (run_id, series_id) "
-        "WHERE f.at >= %(start)s - make_interval(secs => r.step_seconds) "
-        "AND f.at < %(end)s + make_interval(secs => r.step_seconds) "
-        "ORDER BY f.series_id, f.at",
+        "SELECT p.series_id, p.step_seconds, p.issued_at, p.times, p.yhat, p.lo80, p.hi80, "
+        "a.observed_at, a.observed_value, a.half_life_s FROM ("
+        "  SELECT f.series_id, f.run_id, r.step_seconds, r.issued_at, "
+        "  array_agg(extract(epoch FROM f.at)::float8 ORDER BY f.at) AS times, "
+        "  array_agg(f.yhat ORDER BY f.at) AS yhat, array_agg(f.lo80 ORDER BY f.at) AS lo80, "
+        "  array_agg(f.hi80 ORDER BY f.at) AS hi80 "
+        "  FROM forecasts f JOIN forecast_runs r USING (run_id) "
+        "  JOIN (SELECT DISTINCT ON (f2.series_id) f2.series_id, f2.run_id FROM forecasts f2 "
+        "        JOIN forecast_runs r2 USING (run_id) "
+        "        WHERE r2.stream = %(stream)s AND f2.at >= %(start)s AND f2.at < %(end)s "
+        "        ORDER BY f2.series_id, r2.data_end DESC, r2.issued_at DESC) latest "
+        "  USING (series_id, run_id) "
+        "  WHERE f.at >= %(start)s - make_interval(secs => r.step_seconds) "
+        "  AND f.at < %(end)s + make_interval(secs => r.step_seconds) "
+        "  GROUP BY f.series_id, f.run_id, r.step_seconds, r.issued_at) p "
+        "LEFT JOIN forecast_anchors a ON a.run_id = p.run_id AND a.series_id = p.series_id "
+        "ORDER BY p.series_id",
         {"stream": stream, "start": start, "end": end},
+        binary=True,
     ).fetchall()
-    return [ForecastPoint(*row) for row in rows]
+    return [ForecastSeries(*row) for row in rows]
