@@ -119,17 +119,17 @@ def _reanchored(
         times, [p[2] for p in points], [p[3] for p in points], [p[4] for p in points],
         (observed_at, observed_value, half_life),
     )  # fmt: skip
-    live_at = live.at.timestamp()
-    moments = [live_at, *(t for t in times if t > live_at)]
+    # the live value's time, then the stored points after it (their own times, exactly)
+    moments = [live.at, *(p[1] for p in points if p[1] > live.at)]
     shifted, anchored = reanchored_at(
-        stored, live, moments, None if upper is None else float(upper)
+        stored, live, [m.timestamp() for m in moments], None if upper is None else float(upper)
     )
     if not anchored:
         return kept
     return [
-        (series_id, p.moment(), p.yhat, p.lo80, p.hi80, model, step_seconds, True)
-        for p in shifted
-        if p is not None and p.moment() < end
+        (series_id, at, p.yhat, p.lo80, p.hi80, model, step_seconds, True)
+        for at, p in zip(moments, shifted, strict=True)
+        if p is not None and at < end
     ]
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import NamedTuple
 
 
@@ -25,10 +25,6 @@ class Point(NamedTuple):
     yhat: float
     lo80: float
     hi80: float
-
-    def moment(self) -> datetime:
-        """Return the point's time as an aware UTC datetime."""
-        return datetime.fromtimestamp(self.at, UTC)
 
 
 @dataclass(frozen=True, slots=True)

@@ -161,9 +161,10 @@ def test_the_dashboard_draws_the_same_anchored_forecast(
     with anchored_feeds.client() as client:
         feed = client.get("/v1/parking/lots/harbour").json()["forecast"]
     start = _at(feed["from"])
-    at_30 = next(row for row in rows if row["at"] >= start + timedelta(minutes=30))
-    # the feed's +30 min and the dashboard's next point after it differ by the fade between
-    assert 400 - feed["available_30m"] == pytest.approx(at_30["yhat"], abs=3)
+    before = [row["yhat"] for row in rows if row["at"] <= start + timedelta(minutes=30)][-1]
+    after = next(row["yhat"] for row in rows if row["at"] >= start + timedelta(minutes=30))
+    # the feed's +30 min lies on the dashboard's curve, between its points around it
+    assert before - 0.5 <= 400 - feed["available_30m"] <= after + 0.5
 
     speeds = forecast_series(anchored_city, "speed", ["ring-eb"], *window, FRESH, now)
     first = dict(zip(speeds.columns, speeds.rows[0], strict=True))
