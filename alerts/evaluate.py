@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from alerts.incidents import IncidentParams, detect, widen
+from alerts.incident_inputs import assess, params_of, since
 from alerts.rules import Rule, Scope
 from alerts.snapshot import STEP, Snapshot
 from store.alerts_inputs import Columns
@@ -109,65 +109,25 @@ def lot_fill_forecast(params: Any, snap: Snapshot) -> Iterator[Candidate]:
 
 
 def traffic_incident(params: Any, snap: Snapshot) -> Iterator[Candidate]:
-    """A segment slow below its speed band, or collapsed, for `intervals` intervals in a row."""
+    """A segment whose rolling window of newest readings has been slow below its speed band,
+    or collapsed, for `slow_for_min` minutes of data."""
     segs = snap.segments
-    ids = list(segs["id"])
-    k = int(params["intervals"])
-    shift = int(params["shift_intervals"])
-    row_of = {segment: i for i, segment in enumerate(ids)}
-
-    def matrices(cols: Columns, names: tuple[str, ...], width: int, pad: int) -> list[np.ndarray]:
-        # columns: the `width` intervals ending `pad` after the newest judged one
-        first = snap.last_bucket.timestamp() - (width - 1 - pad) * STEP.total_seconds()
-        # one dictionary look-up per segment, not per row
-        found, inverse = np.unique(cols["id"].astype(str), return_inverse=True)
-        rows = np.array([row_of.get(s, -1) for s in found], dtype=np.int64)[inverse]
-        slots = np.rint((cols["at" if "at" in cols else "bucket"] - first) / STEP.total_seconds())
-        ok = (rows >= 0) & (slots >= 0) & (slots < width)
-        out = []
-        for name in names:
-            values = np.full((len(ids), width), np.nan)
-            values[rows[ok], slots[ok].astype(np.int64)] = cols[name][ok]
-            out.append(values)
-        return out
-
-    band, run_id = snap.speed_band(k, shift)
-    speed, count, occupancy = matrices(
-        snap.intervals(k), ("mean_speed", "vehicle_count", "detector_occupancy"), k, 0
-    )
-    lo80, yhat = (
-        widen(m, shift)[:, shift : shift + k]
-        for m in matrices(band, ("lo80", "yhat"), k + 2 * shift, shift)
-    )
-    weeks = int(params["history_weeks"])
-    usual = None
-    if weeks:
-        lows = snap.recurrent_lows(k, shift, weeks, params["min_vehicles"])
-        usual = np.full((len(ids), k), np.nan)
-        place = np.array([row_of.get(s, -1) for s in lows["id"]], dtype=np.int64)
-        known = place >= 0
-        usual[place[known], lows["judged"][known].astype(np.int64)] = lows["low"][known]
-    flags = detect(
-        speed, lo80, yhat, count, occupancy, segs["capacity_vph"],
-        IncidentParams(k, params["below_band_kmh"], params["below_forecast_share"],
-                       params["min_vehicles"], params["collapse_flow_share"],
-                       params["collapse_occupancy"], params["severe_share"], shift, weeks),
-        STEP.total_seconds(), usual,
-    )  # fmt: skip
-    speed_now = speed[:, -1]
-    for i in np.flatnonzero(flags.hold):
-        below = flags.below_kmh[i]
+    found = assess(snap, segs, params_of(params))
+    for i in np.flatnonzero(found.hold):
+        segment, below, speed = str(segs["id"][i]), found.below_kmh[i], found.speed[i]
+        began = since(found, int(i))
         why = (
-            f"speed {speed_now[i]:.0f} km/h, {below:.0f} km/h below its 80% band"
+            f"speed {speed:.0f} km/h, {below:.0f} km/h below its 80% band"
             if np.isfinite(below) and below > 0 else "flow collapsed with detectors occupied"
         )  # fmt: skip
         yield Candidate(
-            "segment", ids[i], segs["site_id"][i], segs["area"][i], bool(flags.fire[i]),
-            float(speed_now[i]) if np.isfinite(speed_now[i]) else None,
-            f"{ids[i]}: {why}",
+            "segment", segment, segs["site_id"][i], segs["area"][i], bool(found.fire[i]),
+            float(speed) if np.isfinite(speed) else None,
+            f"{segment}: {why} for {found.slow_min[i]:.0f} min (since {began:%H:%M} UTC)",
             {"below_band_kmh": None if not np.isfinite(below) else round(float(below), 1),
-             "collapse": bool(flags.collapse[i]), "forecast_run": run_id},
-            segment_id=ids[i],
+             "collapse": bool(found.collapse[i]), "forecast_run": found.run_id,
+             "since": began.isoformat(), "slow_min": float(found.slow_min[i])},
+            segment_id=segment,
         )  # fmt: skip
 
 

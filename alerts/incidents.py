@@ -1,4 +1,13 @@
-"""Traffic incident detection on whole arrays of segments (the rule and the benchmark share it)."""
+"""Traffic incident detection on whole arrays of segments (the rule and the benchmark share it).
+
+The rule judges the raw readings as they arrive, on a grid of minutes: each reading sits at
+the minute its interval starts (one column per minute for the edge agents' 1-minute counts,
+every fifth column for 5-minute data). A reading is judged on the rolling window of the
+newest `window_min` minutes of data it ends (its own interval, and the ones before it within
+the window), and a segment fires once its windows were slow through `slow_for_min` minutes
+of data: with 1-minute readings a 5-minute window and 6 minutes mean two windows in a row
+(10:00-10:05 and 10:01-10:06), with 5-minute readings two intervals in a row.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +17,16 @@ import numpy as np
 import numpy.typing as npt
 
 FloatMatrix = npt.NDArray[np.float64]
-BoolArray = npt.NDArray[np.bool_]
+IntArray = npt.NDArray[np.int64]
+BoolMatrix = npt.NDArray[np.bool_]
 
 
 @dataclass(frozen=True, slots=True)
 class IncidentParams:
     """The traffic_incident rule's parameters."""
 
-    intervals: int = 2
+    window_min: float = 5.0
+    slow_for_min: float = 6.0
     below_band_kmh: float = 3.0
     below_forecast_share: float = 0.8
     min_vehicles: float = 10.0
@@ -27,14 +38,27 @@ class IncidentParams:
 
 
 @dataclass(frozen=True, slots=True)
-class IncidentFlags:
-    """Per segment: whether an incident shows now, whether the latest interval is still bad,
-    how far below the band the latest speed is (km/h, NaN without a band) and why."""
+class Readings:
+    """Per segment (rows) and minute (columns, oldest first): the readings starting there,
+    lanes summed (NaN: no reading starts in that minute), and each segment's interval length."""
 
-    fire: BoolArray
-    hold: BoolArray
-    below_kmh: FloatMatrix
-    collapse: BoolArray
+    vehicles: FloatMatrix
+    speed: FloatMatrix  # weighted by vehicles over the lanes
+    occupancy: FloatMatrix
+    length_min: IntArray  # (segments,) minutes one reading covers
+
+
+@dataclass(frozen=True, slots=True)
+class Judged:
+    """Per segment and minute, for the columns holding a reading: the window's speed, whether
+    it was slow (or collapsed), severe enough alone, and for how many minutes of data the
+    windows have been slow up to it (0 where not slow or no reading)."""
+
+    speed: FloatMatrix
+    slow: BoolMatrix
+    severe: BoolMatrix
+    collapse: BoolMatrix
+    slow_min: FloatMatrix
 
 
 def widen(values: FloatMatrix, shift: int, axis: int = 1) -> FloatMatrix:
@@ -54,63 +78,98 @@ def widen(values: FloatMatrix, shift: int, axis: int = 1) -> FloatMatrix:
     return out
 
 
-def detect(
-    speed: FloatMatrix,
+def window_span(length_min: IntArray, window_min: float) -> IntArray:
+    """Return per segment how many minute columns a window reaches back (itself included):
+    a window is never shorter than one reading's interval."""
+    span: IntArray = np.maximum(int(np.ceil(window_min)) - length_min + 1, 1)
+    return span
+
+
+def _trailing_sum(values: FloatMatrix, span: IntArray) -> FloatMatrix:
+    """Return per column the sum of the `span` (per row) columns ending there (NaN as 0)."""
+    total = np.zeros((values.shape[0], values.shape[1] + 1))
+    np.cumsum(np.nan_to_num(values), axis=1, out=total[:, 1:])
+    columns = np.arange(values.shape[1])
+    first = np.maximum(columns[None, :] - span[:, None] + 1, 0)
+    rows = np.arange(values.shape[0])[:, None]
+    sums: FloatMatrix = total[:, 1:] - total[rows, first]
+    return sums
+
+
+def judge(
+    readings: Readings,
     lo80: FloatMatrix,
     yhat: FloatMatrix,
-    vehicles: FloatMatrix,
-    occupancy: FloatMatrix,
     capacity_vph: FloatMatrix,
     params: IncidentParams,
-    interval_s: float = 300.0,
     usual_low: FloatMatrix | None = None,
-) -> IncidentFlags:
-    """Flag segments whose last `intervals` intervals were all slow or collapsed.
+) -> Judged:
+    """Judge every reading on its rolling window and count how long the slowness has lasted.
 
-    An interval is slow when enough vehicles were measured (`min_vehicles`: a few cars at
+    A window is slow when enough vehicles were measured in it (`min_vehicles`: a few cars at
     night say little) and their speed is both more than `below_band_kmh` under the forecast's
     lower 80% edge and under `below_forecast_share` of the forecast itself (a narrow band alone
-    would flag ordinary noise). An interval under `severe_share` of the forecast fires at once:
-    a road at a third of its usual speed needs no second interval to be believed.
+    would flag ordinary noise). A window under `severe_share` of the forecast fires at once.
 
     Args:
-        speed, lo80, yhat, vehicles, occupancy: (segments, k) matrices, the newest interval
-            last; NaN where unknown (no data, no forecast yet). A missing band never flags speed.
+        readings: the segments' readings on the minute grid.
+        lo80, yhat: (segments, minutes) the forecast band's lower edge and the forecast at each
+            column (widened over the forecast's own intervals by the caller); NaN: no forecast,
+            which never flags speed.
         capacity_vph: (segments,) the road's capacity.
         params: the rule's thresholds.
-        interval_s: the length of one interval.
-        usual_low: (segments, k) the speed this road fell to at the same time of week in at
-            least two of the last weeks (recurrent_low here, store.alerts_inputs.recurrent_lows
-            in the database); an interval no slower is recurrent congestion, not an incident.
-            NaN or None: no such history, no such check.
+        usual_low: (segments, minutes) the speed this road fell to near the same time of week
+            in at least two of the last weeks; a window no slower is recurrent congestion, not
+            an incident. NaN or None: no such history, no such check.
     """
-    flow_vph = vehicles * 3600.0 / interval_s
-    with np.errstate(invalid="ignore"):
+    present = np.isfinite(readings.vehicles)
+    span = window_span(readings.length_min, params.window_min)
+    vehicles = _trailing_sum(readings.vehicles, span)
+    weighted = _trailing_sum(readings.speed * readings.vehicles, span)
+    timed = _trailing_sum(np.where(np.isfinite(readings.speed), readings.vehicles, 0.0), span)
+    occupancy = _trailing_sum(readings.occupancy, span)
+    measured = _trailing_sum(np.isfinite(readings.occupancy).astype(np.float64), span)
+    minutes = _trailing_sum(present.astype(np.float64), span) * readings.length_min[:, None]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        speed = np.where(present & (timed > 0), weighted / timed, np.nan)
+        flow_vph = vehicles * 60.0 / np.where(present, minutes, np.nan)
         slow = (
-            (vehicles >= params.min_vehicles)
+            present
+            & (vehicles >= params.min_vehicles)
             & (speed < lo80 - params.below_band_kmh)
             & (speed < params.below_forecast_share * yhat)
         )
         if usual_low is not None:
             slow &= ~(speed >= usual_low - params.below_band_kmh)
-        collapse = (flow_vph < params.collapse_flow_share * capacity_vph[:, None]) & (
-            occupancy > params.collapse_occupancy
+        collapse = (
+            present
+            & (flow_vph < params.collapse_flow_share * capacity_vph[:, None])
+            & (occupancy / measured > params.collapse_occupancy)
         )
-        # so far below the forecast that one interval is enough (0: always wait for `intervals`)
         severe = slow & (speed < params.severe_share * yhat)
     bad = slow | collapse
-    k = params.intervals
-    fire: BoolArray = (
-        np.all(bad[:, -k:], axis=1) if bad.shape[1] >= k else np.zeros(len(bad), dtype=bool)
-    )
-    if bad.shape[1]:
-        fire |= severe[:, -1]
-    return IncidentFlags(
-        fire=fire,
-        hold=bad[:, -1] if bad.shape[1] else np.zeros(len(bad), dtype=bool),
-        below_kmh=(lo80 - speed)[:, -1] if bad.shape[1] else np.full(len(bad), np.nan),
-        collapse=collapse[:, -1] if bad.shape[1] else np.zeros(len(bad), dtype=bool),
-    )
+    return Judged(speed, bad, severe, collapse,
+                  slow_minutes(bad, readings.length_min, params.window_min))  # fmt: skip
+
+
+def slow_minutes(bad: BoolMatrix, length_min: IntArray, window_min: float) -> FloatMatrix:
+    """Return per column the minutes of data covered by the run of bad windows ending there.
+
+    A run is a reading's window and those of the readings just before it (one interval apart,
+    none missing); it covers from the first window's start to the last reading's end: one
+    5-minute window is 5 minutes, two 1-minute steps of it 6, two 5-minute intervals 10.
+    """
+    runs = np.zeros(bad.shape)
+    rows = np.arange(bad.shape[0])
+    for column in range(bad.shape[1]):
+        before = column - length_min
+        previous = np.where(before >= 0, runs[rows, np.maximum(before, 0)], 0.0)
+        runs[:, column] = np.where(bad[:, column], previous + 1.0, 0.0)
+    covered = np.maximum(length_min, np.ceil(window_min)).astype(np.float64)
+    minutes = (runs - 1.0) * length_min[:, None] + covered[:, None]
+    # no further back than the first column: a window there holds that much data only
+    seen = np.arange(bad.shape[1])[None, :] + length_min[:, None]
+    return np.where(runs > 0, np.minimum(minutes, seen), 0.0)
 
 
 def recurrent_low(
@@ -119,8 +178,8 @@ def recurrent_low(
     """Return the speed a road fell to at the same time of week in at least two past weeks.
 
     Args:
-        weekly: (segments, weeks, k + 2 * shift) speeds at the judged intervals' times of week
-            (and `shift` either side), one row per past week.
+        weekly: (segments, weeks, k + 2 * shift) 5-minute speeds at the judged intervals' times
+            of week (and `shift` either side), one row per past week.
         vehicles: the vehicles counted in those intervals (too few: the speed is ignored).
         shift: intervals either side a time of week may move.
         min_vehicles: vehicles an interval needs for its speed to count.

@@ -55,13 +55,17 @@ _ALL: Final = (
         "segment",
         "planners",
         "speed below its forecast's lower 80% band, or flow collapsed with the detectors "
-        "occupied, for `intervals` 5-minute intervals in a row",
-        intervals=Param(2.0, 1.0, 12.0, "consecutive 5-minute intervals"),
+        "occupied, judged on a rolling window of the newest readings as they arrive, for "
+        "`slow_for_min` minutes of data",
+        window_min=Param(5.0, 1.0, 60.0, "judge each reading on this many minutes of data"),
+        slow_for_min=Param(6.0, 1.0, 120.0, "fire once the windows were slow this long"),
         below_band_kmh=Param(3.0, 0.0, 100.0, "how far below the band's lower edge counts"),
         below_forecast_share=Param(0.8, 0.0, 1.0, "and below this share of the forecast"),
-        min_vehicles=Param(10.0, 0.0, 1e6, "vehicles an interval needs for its speed to count"),
-        severe_share=Param(0.0, 0.0, 1.0, "under this share of the forecast one interval fires"),
-        shift_intervals=Param(2.0, 0.0, 6.0, "the band's lowest within this many intervals counts"),
+        min_vehicles=Param(10.0, 0.0, 1e6, "vehicles a window needs for its speed to count"),
+        severe_share=Param(0.0, 0.0, 1.0, "under this share of the forecast one window fires"),
+        shift_intervals=Param(
+            2.0, 0.0, 6.0, "the band's lowest within this many 5-minute forecast steps counts"
+        ),
         history_weeks=Param(4.0, 0.0, 8.0, "a slowdown seen in two of these past weeks is usual"),
         collapse_flow_share=Param(0.3, 0.0, 1.0, "flow below this share of the road's capacity"),
         collapse_occupancy=Param(35.0, 0.0, 100.0, "with detector occupancy above this (%)"),

@@ -25,6 +25,12 @@ RULE_KEYS: Final = frozenset(
     {"name", "kind", "severity", "audience", "for_min", "clear_for_min", "every_min", "notify",
      "quiet_hours", "scope", "enabled"}
 )  # fmt: skip
+# Keys a kind no longer takes, with what replaced them.
+RENAMED: Final = MappingProxyType({
+    ("traffic_incident", "intervals"): "use slow_for_min, minutes of data the rule judges: "
+    "intervals = 2 of 5-minute data was slow_for_min = 10; the default 6 fires on two "
+    "5-minute intervals, or on 1-minute readings once two rolling 5-minute windows were slow",
+})  # fmt: skip
 SCOPE_KEYS: Final = ("sites", "areas", "lots", "segments", "devices", "device_kinds")
 MAINTENANCE_KEYS: Final = frozenset({"name", "start", "end", "rules", *SCOPE_KEYS})
 _HOURS_RE: Final = re.compile(r"(\d{2}):(\d{2})-(\d{2}):(\d{2})\Z")
@@ -198,7 +204,9 @@ def _rule(  # noqa: PLR0912 - one check per key, in the order a reader meets the
         )
         return None
     for key in item:
-        if key not in RULE_KEYS and key not in kind.params:
+        if (kind.name, key) in RENAMED:
+            bad(key, f"rule '{name}': '{key}' was replaced: {RENAMED[kind.name, key]}")
+        elif key not in RULE_KEYS and key not in kind.params:
             choices = sorted(RULE_KEYS | set(kind.params))
             bad(
                 key,

@@ -73,22 +73,25 @@ class Snapshot:
         self._intervals[count] = found
         return found
 
-    def speed_band(self, intervals: int, shift: int = 0) -> tuple[Columns, int | None]:
-        """Speed forecasts for the last `intervals` intervals and `shift` either side, all from
-        the newest run whose data ended before the first judged interval (and that run's id;
-        None: no forecast yet)."""
-        buckets = [self.last_bucket - STEP * k for k in range(-shift, intervals + shift)]
-        judged_first = self.last_bucket - STEP * (intervals - 1)
-        return alerts_inputs.forecast_band(self.conn, "speed", buckets, judged_first)
+    def traffic_readings(self, start: float) -> Columns:
+        """Return the segments' raw traffic readings starting from `start` (epoch s) until now,
+        lanes of one start summed (store.alerts_inputs.segment_readings)."""
+        return alerts_inputs.segment_readings(
+            self.conn, datetime.fromtimestamp(start, UTC), self.now
+        )
+
+    def speed_band_at(self, at: list[datetime], ended_by: datetime) -> tuple[Columns, int | None]:
+        """Speed forecasts at the given 5-minute steps, all from the newest run whose data ended
+        by `ended_by` (and that run's id; None: no forecast yet)."""
+        return alerts_inputs.forecast_band(self.conn, "speed", at, ended_by)
 
     def recurrent_lows(
-        self, intervals: int, shift: int, weeks: int, min_vehicles: float
+        self, intervals: int, shift: int, weeks: int, min_vehicles: float, last: datetime
     ) -> Columns:
-        """Return per segment and judged interval the speed it fell to near that time of week
-        in at least two of the past `weeks` weeks (store.alerts_inputs.recurrent_lows)."""
-        return alerts_inputs.recurrent_lows(
-            self.conn, self.last_bucket, intervals, shift, weeks, min_vehicles
-        )
+        """Return per segment and judged 5-minute step (the last `intervals` up to `last`) the
+        speed it fell to near that time of week in at least two of the past `weeks` weeks
+        (store.alerts_inputs.recurrent_lows)."""
+        return alerts_inputs.recurrent_lows(self.conn, last, intervals, shift, weeks, min_vehicles)
 
     def stale_segments(self, after: timedelta) -> dict[str, float]:
         """Return the active segments without data since `after` ago, with their newest data

@@ -9,7 +9,7 @@ storm (a district's devices go silent at once). The baseline is reading the inpu
 (`Snapshot` with every rule's query), so the lifecycle's share shows.
 
     nice -n 10 .venv/bin/python bench/alerts_scale.py [--lots 2000] [--segments 5000]
-        [--devices 20000] [--repeat 5]
+        [--devices 20000] [--repeat 5] [--traffic-every-min 1]
 
 Needs PostgreSQL ($STREETSENSE_TEST_DATABASE_URL, default postgres@127.0.0.1:5432).
 """
@@ -75,6 +75,27 @@ def registry(lots: int, segments: int, devices: int) -> tuple[Entries, list[str]
     return e, [str(d["id"]) for d in e["device"]]
 
 
+def traffic(readings: list[Reading], received: list[datetime], args: argparse.Namespace,
+            now: datetime, rng: np.random.Generator) -> None:  # fmt: skip
+    """Add one hour of traffic on two lanes of every segment, counted as the edge agents do
+    (every minute by default)."""
+    every = timedelta(minutes=args.traffic_every_min)
+    counted = int(timedelta(hours=1) / every)
+    newest = datetime.fromtimestamp(now.timestamp() // every.total_seconds()
+                                    * every.total_seconds(), UTC) - every  # fmt: skip
+    vehicles = 60.0 * args.traffic_every_min / 5
+    for i in range(args.segments):
+        for k in range(counted):
+            at = newest - every * k
+            for lane in ("l1", "l2"):
+                readings += [Reading(f"t{i}", "vehicle_count", at,
+                                     float(rng.poisson(vehicles)), lane),
+                             Reading(f"t{i}", "mean_speed", at, float(rng.normal(45, 4)), lane),
+                             Reading(f"t{i}", "detector_occupancy", at, float(rng.uniform(5, 15)),
+                                     lane)]  # fmt: skip
+                received += [at + every] * 3
+
+
 def fill(conn: psycopg.Connection, args: argparse.Namespace, now: datetime) -> list[str]:
     """Store the city and its recent data; return the device ids."""
     entries, ids = registry(args.lots, args.segments, args.devices)
@@ -97,21 +118,13 @@ def fill(conn: psycopg.Connection, args: argparse.Namespace, now: datetime) -> l
         received.append(at)
     step = timedelta(minutes=5)
     last = datetime.fromtimestamp(now.timestamp() // 300 * 300, UTC) - step
-    for i in range(args.segments):  # one hour of traffic, two lanes
-        for k in range(12):
-            at = last - step * k
-            for lane in ("l1", "l2"):
-                readings += [Reading(f"t{i}", "vehicle_count", at, float(rng.poisson(60)), lane),
-                             Reading(f"t{i}", "mean_speed", at, float(rng.normal(45, 4)), lane),
-                             Reading(f"t{i}", "detector_occupancy", at, float(rng.uniform(5, 15)),
-                                     lane)]  # fmt: skip
-                received += [at + step] * 3
+    traffic(readings, received, args, now, rng)
     # the same times of week in the four weeks before, which the traffic rule compares with;
     # refreshed first, alone, so the lots' occupancy is not rebuilt over four weeks
     past: list[Reading] = []
     for week in range(1, 5):
         for i in range(args.segments):
-            for k in range(-2, 4):
+            for k in range(-3, 7):  # the judged steps and the band's shift either side
                 at = last - step * k - timedelta(weeks=week)
                 past += [Reading(f"t{i}", "vehicle_count", at, 60.0, "l1"),
                          Reading(f"t{i}", "mean_speed", at, 45.0, "l1")]  # fmt: skip
@@ -166,6 +179,9 @@ def main() -> int:
     parser.add_argument("--segments", type=int, default=5000)
     parser.add_argument("--devices", type=int, default=20000)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--traffic-every-min", type=int, default=1,
+                        help="the traffic detectors' interval (the edge agents count every "
+                        "minute; 5 for older loops)")  # fmt: skip
     args = parser.parse_args()
     rules = load_rules(None)
     now = datetime.now(UTC).replace(microsecond=0)
@@ -202,6 +218,7 @@ def main() -> int:
             ).fetchall()
     result = {
         "lots": args.lots, "segments": args.segments, "devices": len(ids),
+        "traffic_every_min": args.traffic_every_min,
         "inputs_only_s_median": round(statistics.median(reads), 3),
         "first_evaluation_s": round(first.seconds, 3),
         "steady_evaluation_s_median": round(statistics.median(steady), 3),

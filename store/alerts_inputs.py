@@ -76,6 +76,38 @@ def segment_intervals(conn: psycopg.Connection, start: datetime, end: datetime) 
     )
 
 
+# Each lane's interval (one row per kind) paired first, so its speed weighs by its own count.
+_SEGMENT_READINGS = """
+WITH lanes AS (
+    SELECT d.segment_id, r.observed_at,
+           max(r.value) FILTER (WHERE r.kind = 'vehicle_count') AS vehicles,
+           max(r.value) FILTER (WHERE r.kind = 'mean_speed') AS speed,
+           max(r.value) FILTER (WHERE r.kind = 'detector_occupancy') AS occupancy
+    FROM readings r
+    JOIN devices d ON d.device_id = r.device_id
+    JOIN segments s ON s.segment_id = d.segment_id
+    WHERE s.active AND r.kind IN ('vehicle_count', 'mean_speed', 'detector_occupancy')
+      AND r.observed_at >= %s AND r.observed_at < %s
+    GROUP BY d.segment_id, r.observed_at, r.device_id, r.sub_id
+)
+SELECT segment_id AS id, extract(epoch FROM observed_at)::float8 AS at,
+       sum(vehicles) AS vehicles,
+       sum(speed * vehicles) / nullif(sum(vehicles) FILTER (WHERE speed IS NOT NULL), 0)
+           AS speed,
+       sum(vehicles) FILTER (WHERE speed IS NOT NULL) AS timed,
+       avg(occupancy) AS occupancy
+FROM lanes WHERE vehicles IS NOT NULL
+GROUP BY segment_id, observed_at
+"""
+
+
+def segment_readings(conn: psycopg.Connection, start: datetime, end: datetime) -> Columns:
+    """Return the raw traffic readings of active segments starting in [start, end), lanes of
+    one start summed: vehicles, speed weighted by vehicles (`timed`: the vehicles it weighs),
+    mean detector occupancy. Whatever the devices' interval, as they arrive."""
+    return _columns(conn, _SEGMENT_READINGS, (start, end))
+
+
 # The speed each segment fell to near each judged time, week by week, and of those weekly lows
 # the second lowest: what the road reached in at least two of the weeks.
 _RECURRENT_LOWS = """

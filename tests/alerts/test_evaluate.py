@@ -98,7 +98,7 @@ def _traffic(conn: psycopg.Connection, settings: Settings, speeds: list[float],
 INCIDENT = parse_rules('[[rule]]\nname = "incident"\nkind = "traffic_incident"\n')
 
 
-def test_incident_needs_two_slow_intervals_below_the_band(
+def test_incident_on_5_minute_data_needs_two_slow_intervals_below_the_band(
     city: psycopg.Connection, settings: Settings, evaluate: Evaluate
 ) -> None:
     # six normal intervals, then 20 km/h where the band's lower edge is 40
@@ -110,13 +110,67 @@ def test_incident_needs_two_slow_intervals_below_the_band(
         write_run(city, Run("speed", 300, at(0), at(-28 * 24 * 60), at(0), 36, "test"),
                   ["ring"], mean, mean - 7, mean + 7, ["test"])  # fmt: skip
     city.commit()
-    evaluate(INCIDENT, at(35))  # only the first slow interval is complete
+    evaluate(INCIDENT, at(39.5))  # only the first slow interval is complete
     assert firing(city) == []
     evaluate(INCIDENT, at(40))
     assert firing(city) == [("incident", "ring")]
     [(summary, details)] = city.execute("SELECT summary, details FROM alerts").fetchall()
-    assert summary == "ring: speed 20 km/h, 20 km/h below its 80% band"
+    assert summary == "ring: speed 20 km/h, 20 km/h below its 80% band for 10 min (since 08:30 UTC)"
     assert details["below_band_kmh"] == 20.0 and details["collapse"] is False
+    assert details["slow_min"] == 10.0 and details["since"] == at(30).isoformat()
+
+
+def _speed_run(conn: psycopg.Connection) -> None:
+    mean = np.full((1, 36), 47.0)
+    with conn.transaction():
+        write_run(conn, Run("speed", 300, at(0), at(-28 * 24 * 60), at(0), 36, "test"),
+                  ["ring"], mean, mean - 7, mean + 7, ["test"])  # fmt: skip
+    conn.commit()
+
+
+def test_incident_on_1_minute_readings_fires_within_minutes_as_they_arrive(
+    city: psycopg.Connection, evaluate: Evaluate
+) -> None:
+    _speed_run(city)
+    # two lanes counting every minute, as the edge agents do: 48 km/h, then from minute 30 a
+    # queue at 15 km/h on the busy lane while a few cars still pass at 45 on the other
+    readings = []
+    for minute in range(10, 45):
+        slow = minute >= 30
+        for lane, count, speed in (("l1", 20.0, 15.0 if slow else 48.0),
+                                   ("l2", 2.0, 45.0 if slow else 48.0)):  # fmt: skip
+            readings += [Reading("loop", "vehicle_count", at(minute), count, lane),
+                         Reading("loop", "mean_speed", at(minute), speed, lane),
+                         Reading("loop", "detector_occupancy", at(minute), 10.0, lane)]  # fmt: skip
+    write(city, readings, at(45))
+    city.commit()
+    # windows of 5 minutes weighed by vehicles: (3 x 22 x 48 + 2 x (20 x 15 + 2 x 45)) / 110
+    # = 35.9 km/h, under 37, from the window ending with minute 31 (in at 32)
+    evaluate(INCIDENT, at(32))
+    assert firing(city) == []  # slow for 5 minutes of data: one window
+    evaluate(INCIDENT, at(33))
+    assert firing(city) == [("incident", "ring")]  # two windows: 6 minutes, 3 after it began
+    [(summary, details)] = city.execute("SELECT summary, details FROM alerts").fetchall()
+    assert details["slow_min"] == 6.0 and details["since"] == at(27).isoformat()
+    # the newest window, minutes 28-32: (2 x 22 x 48 + 3 x 390) / 110 = 29.8 km/h
+    assert summary == "ring: speed 30 km/h, 10 km/h below its 80% band for 6 min (since 08:27 UTC)"
+
+
+def test_a_reading_whose_interval_has_not_ended_is_not_judged(
+    city: psycopg.Connection, evaluate: Evaluate
+) -> None:
+    _speed_run(city)
+    readings = [
+        Reading("loop", kind, at(minute), value, "l1")
+        for minute in range(0, 40, 5)
+        for kind, value in (("vehicle_count", 100.0), ("mean_speed", 48.0 if minute < 30 else 20.0))
+    ]  # fmt: skip
+    write(city, readings, at(40))
+    city.commit()
+    evaluate(INCIDENT, at(39))  # the interval of minute 35 ends at 40: one slow interval
+    assert firing(city) == []
+    evaluate(INCIDENT, at(40))
+    assert firing(city) == [("incident", "ring")]
 
 
 def test_flow_collapse_with_occupied_detectors_needs_no_forecast(

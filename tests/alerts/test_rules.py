@@ -127,3 +127,15 @@ def test_the_example_rules_file_is_valid() -> None:
     rules = load_rules(example)
     assert rules.rule("traffic-incident").notify == ("planners", "traffic-centre")
     assert {c.type for c in rules.channels.values()} == {"webhook", "mqtt", "email"}
+
+
+def test_a_rule_written_for_5_minute_intervals_is_told_what_replaced_them() -> None:
+    text = '[[rule]]\nname = "incident"\nkind = "traffic_incident"\nintervals = 2\n'
+    with pytest.raises(ConfigError) as caught:
+        parse_rules(text, "city.toml")
+    assert (
+        "city.toml:4: rule 'incident': 'intervals' was replaced: use slow_for_min, minutes of "
+        "data the rule judges: intervals = 2 of 5-minute data was slow_for_min = 10"
+    ) in str(caught.value)
+    rule = parse_rules(text.replace("intervals = 2", "slow_for_min = 10")).rule("incident")
+    assert rule.params["slow_for_min"] == 10.0 and rule.params["window_min"] == 5.0
