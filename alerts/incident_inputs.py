@@ -55,9 +55,10 @@ def params_of(values: Any) -> IncidentParams:
 def assess(snap: Snapshot, segs: Columns, params: IncidentParams) -> Assessment:
     """Judge every active segment's newest readings against its band and history."""
     ids = [str(s) for s in segs["id"]]
-    # enough minutes for the longest run that matters, its first window and a 5-minute
-    # interval before it (to tell the readings' length)
-    reach = int(np.ceil(params.slow_for_min) + np.ceil(params.window_min)) + 2 * 5
+    # the minutes a run as long as slow_for_min reaches back over, with its first window, and
+    # at least two 5-minute intervals (to tell the readings' length); each minute more is
+    # 5,000 segments' readings more to read
+    reach = max(int(np.ceil(params.slow_for_min + params.window_min)), 2 * 5) + 2
     start = (snap.epoch // MINUTE - reach) * MINUTE
     readings = minute_grid(snap.traffic_readings(start), ids, start, snap.epoch)
     columns = readings.vehicles.shape[1]

@@ -33,7 +33,7 @@ class IncidentParams:
     collapse_flow_share: float = 0.3
     collapse_occupancy: float = 35.0
     severe_share: float = 0.0
-    shift_intervals: int = 2
+    shift_intervals: int = 3
     history_weeks: int = 4
 
 

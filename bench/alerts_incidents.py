@@ -49,6 +49,7 @@ HISTORY_DAYS = 28
 HORIZON = 36  # the job's 3 h
 RUN_EVERY = 3600
 CLEAR_FOR_S = 600  # the default traffic-incident rule's clear_for_min
+FRESH_S = 180  # alerts.incident_inputs: a reading stands for now this long after its interval
 AARHUS = Path("/work/shared/data/aarhus_traffic_158324.csv")
 
 
@@ -171,27 +172,35 @@ def hourly_bands(speed: np.ndarray, starts: np.ndarray, limits: np.ndarray, firs
 
 
 def episodes(ends: np.ndarray, present: np.ndarray, judged: Judged, row: int,
-             slow_for_min: float) -> list[tuple[float, float]]:  # fmt: skip
+             slow_for_min: float, every: int) -> list[tuple[float, float]]:  # fmt: skip
     """Return (time it fired, time it resolved) of each alert episode of one segment.
 
-    The lifecycle, judged as each reading arrives (at `ends`): fires when the windows have been
-    slow for `slow_for_min` minutes or this one is severe; resolves once no window held for
-    CLEAR_FOR_S (the rule's clearing period).
+    The service's lifecycle, evaluated as each reading arrives (at `ends`): fires when the
+    windows have been slow for `slow_for_min` minutes or this one is severe; the segment holds
+    while its newest reading is slow and fresh (until one interval and 3 minutes after it
+    ended); the alert resolves once nothing held for CLEAR_FOR_S (the clearing period).
     """
     found: list[tuple[float, float]] = []
     opened = held = -1.0
-    slow, severe, minutes = judged.slow[row], judged.severe[row], judged.slow_min[row]
-    for column in np.flatnonzero(present):
-        end = float(ends[column])
+    released: float | None = None  # when the segment stopped holding
+    lapse = every * MINUTE + FRESH_S
+    slow, severe = judged.slow[row].tolist(), judged.severe[row].tolist()
+    minutes, times = judged.slow_min[row].tolist(), ends.tolist()
+    for column in np.flatnonzero(present).tolist():
+        end = times[column]
+        if opened >= 0:
+            if released is None and end > held + lapse:
+                released = held + lapse  # no fresh reading: nothing holds
+            if released is not None and end - released >= CLEAR_FOR_S:
+                found.append((opened, released + CLEAR_FOR_S))
+                opened = -1.0
         if opened < 0:
             if severe[column] or minutes[column] >= slow_for_min:
-                opened = held = end
-            continue
-        if slow[column]:
-            held = end
-        elif end - held >= CLEAR_FOR_S:
-            found.append((opened, end))
-            opened = -1.0
+                opened, held, released = end, end, None
+        elif slow[column]:
+            held, released = end, None
+        elif released is None:
+            released = end
     if opened >= 0:
         found.append((opened, float(ends[-1])))
     return found
@@ -265,7 +274,7 @@ def score(roads: Roads, every: int, band: Band, incidents: list[Incident],
     ends = grid + every * MINUTE  # a reading is judged once its interval is complete
     column = {s: i for i, s in enumerate(roads.ids)}
     present = np.isfinite(readings.vehicles)
-    by_segment = {s: episodes(ends, present[i], judged, i, params.slow_for_min)
+    by_segment = {s: episodes(ends, present[i], judged, i, params.slow_for_min, every)
                   for s, i in column.items()}  # fmt: skip
     delays = []
     for incident in incidents:
@@ -324,24 +333,30 @@ def default_params() -> IncidentParams:
     )  # fmt: skip
 
 
-# before this rule: two 5-minute intervals in a row (10 minutes of 5-minute data)
+# before this rule: two 5-minute intervals in a row (10 minutes of 5-minute data), the band's
+# lowest within two 5-minute steps either side
 BEFORE = 10.0
+BEFORE_SHIFT = 2
 
 
 def variants() -> dict[str, tuple[int, IncidentParams]]:
     """Return the shipped rule and the variants it is compared with, each with the length of
     the readings it judges (minutes)."""
     d = default_params()
+    before = replace(d, slow_for_min=BEFORE, shift_intervals=BEFORE_SHIFT)
     return {
         "default_rule": (1, d),
-        "before_5_minute_intervals_2_in_a_row": (5, replace(d, slow_for_min=BEFORE)),
-        "before_5_minute_intervals_1": (5, replace(d, slow_for_min=5.0)),
+        "before_5_minute_intervals_2_in_a_row": (5, before),
+        "before_5_minute_intervals_1": (5, replace(before, slow_for_min=5.0)),
         "default_rule_on_5_minute_data": (5, d),
+        "shift_2_steps": (1, replace(d, shift_intervals=2)),
+        "shift_2_steps_below_band_6_kmh": (1, replace(d, shift_intervals=2, below_band_kmh=6.0)),
         "slow_for_5_min": (1, replace(d, slow_for_min=5.0)),
-        "slow_for_7_min": (1, replace(d, slow_for_min=7.0)),
         "slow_for_8_min": (1, replace(d, slow_for_min=8.0)),
         "slow_for_10_min": (1, replace(d, slow_for_min=10.0)),
+        "below_band_6_kmh": (1, replace(d, below_band_kmh=6.0)),
         "window_3_min": (1, replace(d, window_min=3.0)),
+        "window_10_min": (1, replace(d, window_min=10.0, slow_for_min=11.0)),
         "no_time_shift": (1, replace(d, shift_intervals=0)),
         "no_weekly_history": (1, replace(d, history_weeks=0)),
         "band_edge_only": (1, replace(d, below_forecast_share=1e9, min_vehicles=0.0,
@@ -435,7 +450,7 @@ def aarhus(cache: Path | None) -> dict[str, object]:
         readings, judged = judged_minutes(roads, 5, Band(a["lo"], a["mean"]), params)
         grid = starts[0] + np.arange(readings.vehicles.shape[1]) * MINUTE
         eps = [(x, y) for x, y in episodes(grid + STEP, np.isfinite(readings.vehicles[0]),
-                                           judged, 0, params.slow_for_min)
+                                           judged, 0, params.slow_for_min, 5)
                if x >= evaluated_from]  # fmt: skip
         result[name] = {
             "alarms": len(eps),

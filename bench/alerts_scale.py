@@ -84,9 +84,10 @@ def traffic(readings: list[Reading], received: list[datetime], args: argparse.Na
     newest = datetime.fromtimestamp(now.timestamp() // every.total_seconds()
                                     * every.total_seconds(), UTC) - every  # fmt: skip
     vehicles = 60.0 * args.traffic_every_min / 5
-    for i in range(args.segments):
-        for k in range(counted):
-            at = newest - every * k
+    # oldest first, every segment's interval together: the order ingest writes them in
+    for k in reversed(range(counted)):
+        at = newest - every * k
+        for i in range(args.segments):
             for lane in ("l1", "l2"):
                 readings += [Reading(f"t{i}", "vehicle_count", at,
                                      float(rng.poisson(vehicles)), lane),
