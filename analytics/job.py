@@ -19,7 +19,7 @@ from analytics.base import Forecast
 from analytics.models import Auto
 from analytics.panel import Panel
 from analytics.readiness import unforecastable
-from store.forecasts import Anchors, Run, Score, Skipped, write_run
+from store.forecasts import Anchors, Run, Score, Skipped, prune_runs, write_run
 from store.series import SeriesArrays, active_ids, read_series
 from streetsense.config import AnalyticsSettings
 from streetsense.errors import StreetsenseError
@@ -271,6 +271,11 @@ def run_once(
         run_id = forecast_target(conn, target, now, timezone=timezone, holidays=holidays)
         if run_id is not None:
             runs.append(run_id)
+    if settings is not None and settings.forecast_retention_days > 0:
+        cut = now - timedelta(days=settings.forecast_retention_days)
+        pruned = prune_runs(conn, cut)
+        if pruned:
+            logger.info("analytics job: deleted %d forecast runs issued before %s", pruned, cut)
     return runs
 
 

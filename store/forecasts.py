@@ -242,3 +242,30 @@ def latest_scores(conn: psycopg.Connection, stream: str) -> list[tuple[Any, ...]
         "ORDER BY b.model, b.series_id, b.step",
         (stream,),
     ).fetchall()
+
+
+# A run superseded by a newer one of its stream and model, issued before the cut-off. Its
+# forecasts, scores, anchors and skips go with it (ON DELETE CASCADE).
+_PRUNE_RUNS = """
+DELETE FROM forecast_runs WHERE run_id IN (
+    SELECT r.run_id FROM forecast_runs r
+    WHERE r.issued_at < %s AND EXISTS (
+        SELECT 1 FROM forecast_runs n
+        WHERE n.stream = r.stream AND n.model = r.model AND n.issued_at > r.issued_at)
+    ORDER BY r.issued_at LIMIT %s)
+"""
+
+
+def prune_runs(conn: psycopg.Connection, before: datetime, chunk: int = 20) -> int:
+    """Delete forecast runs issued before `before`, but never a stream and model's newest.
+
+    Each chunk of runs commits on its own, so a long backlog (a job that ran for months before
+    retention existed) never holds one huge transaction. Returns how many runs went.
+    """
+    deleted = 0
+    while True:
+        with conn.transaction():
+            count = conn.execute(_PRUNE_RUNS, (before, chunk)).rowcount
+        deleted += count
+        if count < chunk:
+            return deleted

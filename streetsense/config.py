@@ -161,6 +161,13 @@ class AnalyticsSettings:
     parking_step_min: int = field(default=15, metadata=_doc("parking forecast step (minutes)"))
     traffic_horizon_h: int = field(default=3, metadata=_doc("traffic forecast horizon"))
     traffic_step_min: int = field(default=5, metadata=_doc("traffic forecast step (minutes)"))
+    forecast_retention_days: int = field(
+        default=2,
+        metadata=_doc(
+            "delete forecast runs issued longer ago than this (each stream and model's newest "
+            "run stays); 0: keep every run"
+        ),
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ from store.forecasts import (
     latest_forecasts,
     latest_scores,
     latest_skips,
+    prune_runs,
     reanchor_shift,
     write_run,
 )
@@ -232,3 +233,63 @@ def test_series_without_a_trustworthy_history_get_a_stored_reason(db: psycopg.Co
         assert {row[0] for row in rows} == {"good"}
         assert all(np.isfinite(row[2]) for row in rows)
     assert set(latest_anchors(db, "occupancy", ["good", "new", "stuck"])) == {"good"}
+
+
+def _old_run(db: psycopg.Connection, stream: str, model: str, issued: datetime) -> int:
+    """Store a run issued at `issued` with one forecast point; return its id."""
+    (run_id,) = db.execute(
+        "INSERT INTO forecast_runs (stream, step_seconds, issued_at, data_start, data_end, "
+        "horizon, model, series) VALUES (%s, 300, %s, %s, %s, 1, %s, 1) RETURNING run_id",
+        (stream, issued, issued - timedelta(days=1), issued, model),
+    ).fetchone()  # type: ignore[misc]
+    db.execute(
+        "INSERT INTO forecasts (run_id, series_id, at, step, yhat, lo80, hi80, model) "
+        "VALUES (%s, 'a', %s, 1, 1, 0, 2, %s)",
+        (run_id, issued + timedelta(minutes=5), model),
+    )
+    return int(run_id)
+
+
+def test_old_forecast_runs_are_pruned_but_never_a_stream_and_models_newest(
+    db: psycopg.Connection,
+) -> None:
+    now = datetime.now(UTC)
+    old = [_old_run(db, "flow", "auto", now - timedelta(days=5, minutes=k)) for k in range(45)]
+    newest_flow = _old_run(db, "flow", "auto", now - timedelta(days=1))
+    lone_old = _old_run(db, "occupancy", "auto", now - timedelta(days=9))  # its stream's newest
+    other_model = _old_run(db, "flow", "profile_es", now - timedelta(days=8))
+    assert prune_runs(db, now - timedelta(days=2), chunk=10) == len(old)
+    left = {row[0] for row in db.execute("SELECT run_id FROM forecast_runs").fetchall()}
+    assert left == {newest_flow, lone_old, other_model}
+    points = db.execute("SELECT count(*) FROM forecasts WHERE run_id = ANY(%s)", (old,)).fetchone()
+    assert points == (0,)  # the runs' forecasts went with them
+
+
+def test_the_job_deletes_runs_past_the_retention_setting(db: psycopg.Connection) -> None:
+    from streetsense.config import AnalyticsSettings
+
+    add_lots(db, {"a": 100})
+    now = datetime.now(UTC)
+    stale = _old_run(db, "occupancy", "auto", now - timedelta(days=3))
+    recent = now.replace(second=0, microsecond=0) - timedelta(days=2)
+    add_occupancy_from(db, "a", recent, [40.0 + k % 12 for k in range(2 * 288)])
+    keep_all = AnalyticsSettings(history_days=2, parking_horizon_h=1, forecast_retention_days=0)
+    assert run_once(db, settings=keep_all)
+    assert db.execute("SELECT 1 FROM forecast_runs WHERE run_id = %s", (stale,)).fetchone()
+    two_days = AnalyticsSettings(history_days=2, parking_horizon_h=1, forecast_retention_days=2)
+    assert run_once(db, settings=two_days)
+    assert db.execute("SELECT 1 FROM forecast_runs WHERE run_id = %s", (stale,)).fetchone() is None
+
+
+def add_occupancy_from(
+    db: psycopg.Connection, lot_id: str, start: datetime, values: list[float]
+) -> None:
+    """Write 5-minute occupancy buckets from `start`."""
+    with (
+        db.cursor() as cur,
+        cur.copy(
+            "COPY occupancy_5m (lot_id, bucket, occupied, capacity, occupancy, samples) FROM STDIN"
+        ) as copy,
+    ):
+        for k, value in enumerate(values):
+            copy.write_row((lot_id, start + timedelta(minutes=5 * k), value, 100, value / 100, 1))
