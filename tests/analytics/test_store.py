@@ -38,8 +38,10 @@ def add_lots(db: psycopg.Connection, capacities: dict[str, int]) -> None:
         )
 
 
-def add_occupancy(db: psycopg.Connection, lot_id: str, values: list[float | None]) -> None:
-    """Write 5-minute occupancy buckets from START; None leaves a gap."""
+def add_occupancy(
+    db: psycopg.Connection, lot_id: str, values: list[float | None], start: datetime = START
+) -> None:
+    """Write 5-minute occupancy buckets from `start`; None leaves a gap."""
     with (
         db.cursor() as cur,
         cur.copy(
@@ -48,7 +50,7 @@ def add_occupancy(db: psycopg.Connection, lot_id: str, values: list[float | None
     ):
         for i, value in enumerate(values):
             if value is not None:
-                bucket = START + timedelta(minutes=5 * i)
+                bucket = start + timedelta(minutes=5 * i)
                 copy.write_row((lot_id, bucket, value, 100, value / 100, 1))
 
 
@@ -272,24 +274,10 @@ def test_the_job_deletes_runs_past_the_retention_setting(db: psycopg.Connection)
     now = datetime.now(UTC)
     stale = _old_run(db, "occupancy", "auto", now - timedelta(days=3))
     recent = now.replace(second=0, microsecond=0) - timedelta(days=2)
-    add_occupancy_from(db, "a", recent, [40.0 + k % 12 for k in range(2 * 288)])
+    add_occupancy(db, "a", [40.0 + k % 12 for k in range(2 * 288)], recent)
     keep_all = AnalyticsSettings(history_days=2, parking_horizon_h=1, forecast_retention_days=0)
     assert run_once(db, settings=keep_all)
     assert db.execute("SELECT 1 FROM forecast_runs WHERE run_id = %s", (stale,)).fetchone()
     two_days = AnalyticsSettings(history_days=2, parking_horizon_h=1, forecast_retention_days=2)
     assert run_once(db, settings=two_days)
     assert db.execute("SELECT 1 FROM forecast_runs WHERE run_id = %s", (stale,)).fetchone() is None
-
-
-def add_occupancy_from(
-    db: psycopg.Connection, lot_id: str, start: datetime, values: list[float]
-) -> None:
-    """Write 5-minute occupancy buckets from `start`."""
-    with (
-        db.cursor() as cur,
-        cur.copy(
-            "COPY occupancy_5m (lot_id, bucket, occupied, capacity, occupancy, samples) FROM STDIN"
-        ) as copy,
-    ):
-        for k, value in enumerate(values):
-            copy.write_row((lot_id, start + timedelta(minutes=5 * k), value, 100, value / 100, 1))
