@@ -124,7 +124,9 @@ def test_only_synchronous_replication_keeps_an_acknowledged_batch_through_failov
            stored_after_failover=stored, lost=second - stored)  # fmt: skip
     assert _stored(url, FIRST) == first
     if patroni.synchronous:
-        assert acked_at_kill == 0, "a commit returned before the standby had it"
+        # none of the batch's messages (ingest's own retained acks of the first batch may
+        # still come back and be acknowledged: they write nothing, so they wait for nothing)
+        assert acked_at_kill < second // PACK, "a commit returned before the standby had it"
         assert stored == second, "synchronous replication lost a batch"
     else:
         assert acked_at_kill >= second // PACK  # (with ingest's own retained acks)
