@@ -19,9 +19,9 @@ from edge.fleet_agent import FleetAgent
 from edge.health import Health, memory_bytes, temperature
 from edge.link import Link, LinkEvent
 from edge.processing import Processor
+from edge.release import RESTART_FOR_UPDATE
 from edge.sender import Sender
 from edge.state import write_state
-from edge.updates import RESTART_FOR_UPDATE
 from streetsense.errors import ConfigError, ServiceUnavailableError
 from streetsense.lifecycle import StopSignal
 from streetsense.readings import Reading, encode_readings, epoch_to_datetime

@@ -37,10 +37,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    import os  # noqa: PLC0415
+
     from edge.config import load_config  # noqa: PLC0415
-    from edge.launcher import Launcher  # noqa: PLC0415
     from streetsense.errors import ConfigError  # noqa: PLC0415
-    from streetsense.lifecycle import StopSignal  # noqa: PLC0415
 
     try:
         fleet = load_config(args.config).fleet
@@ -49,17 +49,21 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     if not fleet.release_key_file:
         return _agent(args)  # no updates taken: no launcher needed
-    launcher = Launcher(args.config, fleet.releases_dir, StopSignal().install(), args.log_level)
-    return launcher.run()
+    # the launcher replaces this process (same pid for systemd), without the CLI's imports
+    launcher = [sys.executable, "-m", "edge.launcher", args.config, fleet.releases_dir,
+                args.log_level]  # fmt: skip
+    os.execv(sys.executable, launcher)  # noqa: S606 (our own program)
 
 
 def _agent(args: argparse.Namespace) -> int:
     from edge.start import build_agent  # noqa: PLC0415
     from streetsense.errors import ConfigError  # noqa: PLC0415
-    from streetsense.lifecycle import StopSignal  # noqa: PLC0415
+    from streetsense.lifecycle import StopSignal, follow_parent  # noqa: PLC0415
 
+    stop = StopSignal().install()
+    follow_parent()  # under the launcher (or the demo): stop when it dies
     try:
-        agent = build_agent(args.config, StopSignal().install())
+        agent = build_agent(args.config, stop)
     except ConfigError as exc:
         sys.stderr.write(f"streetsense-edge: {exc}\n")
         return 2

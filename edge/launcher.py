@@ -21,9 +21,9 @@ import time
 from dataclasses import replace
 from typing import Final
 
+from edge.release import LAUNCHED_ENV, RESTART_FOR_UPDATE, TRIAL_ENV
 from edge.release_slots import ReleaseSlots, Slots, Trial
-from edge.updates import LAUNCHED_ENV, RESTART_FOR_UPDATE, TRIAL_ENV
-from streetsense.lifecycle import StopSignal
+from streetsense.lifecycle import PARENT_ENV, StopSignal
 
 log = logging.getLogger(__name__)
 POLL_S: Final = 0.2
@@ -105,7 +105,8 @@ class Launcher:
             program = [sys.executable, str(self.slots.zipapp(version))]
         else:
             program = [sys.executable, "-m", "edge.cli"]
-        env = {**os.environ, LAUNCHED_ENV: "1"}
+        # the child gets SIGTERM if the launcher dies (streetsense.lifecycle.follow_parent)
+        env = {**os.environ, LAUNCHED_ENV: "1", PARENT_ENV: str(os.getpid())}
         env.pop(TRIAL_ENV, None)
         if trial:
             env[TRIAL_ENV] = version
@@ -134,3 +135,20 @@ def _end(child: subprocess.Popen[bytes]) -> None:
 
 def _name(version: str) -> str:
     return version or "factory"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the launcher: `python -m edge.launcher CONFIG RELEASES_DIR LOG_LEVEL`.
+
+    `streetsense-edge run` execs this, so the process that stays up all the device's life
+    holds only what it needs (about 15 MB instead of the CLI's 25).
+    """
+    config, releases_dir, level = argv if argv is not None else sys.argv[1:4]
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    return Launcher(config, releases_dir, StopSignal().install(), level).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

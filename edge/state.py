@@ -93,6 +93,8 @@ def _fleet_lines(fleet: dict[str, Any], now: float) -> list[str]:
         f"release:          {fleet.get('release')} (serial {fleet.get('serial')})",
         f"password:         generation {fleet.get('generation')}, {life}{rotating}",
     ]
+    if fleet.get("update"):
+        lines.append(f"update:           {fleet['update']}")
     if fleet.get("refusals"):
         lines.append(
             f"broker refusals:  {fleet['refusals']} since the last connection (revoked or "

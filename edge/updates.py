@@ -15,15 +15,15 @@ the signed bundle, keep it for trial and hand over to the launcher; on trial, pr
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import platform
 import time
 from collections.abc import Callable
-from importlib import metadata
 from pathlib import Path
-from typing import Final
 
+from edge.release import LAUNCHED_ENV, TRIAL_ENV
 from edge.release_slots import Outcome, ReleaseSlots, Trial
 from streetsense.errors import ConfigError, PayloadError
 from streetsense.fleet_protocol import (
@@ -33,12 +33,8 @@ from streetsense.fleet_protocol import (
     UpdateReport,
     version_key,
 )
-from streetsense.release_bundle import BundleRefusedError, check, sha256
 
 log = logging.getLogger(__name__)
-RESTART_FOR_UPDATE: Final = 75  # the agent's exit code asking the launcher for the trial
-TRIAL_ENV: Final = "STREETSENSE_EDGE_TRIAL"  # set by the launcher: the version on trial
-LAUNCHED_ENV: Final = "STREETSENSE_EDGE_LAUNCHED"  # set by the launcher for its child
 
 
 class Updater:
@@ -120,10 +116,13 @@ class Updater:
         if update is None or not payload or self.key is None:
             return False
         self.wanted = None
-        if sha256(payload) != update.sha256:
+        if hashlib.sha256(payload).hexdigest() != update.sha256:
             self._refuse(update, "mismatch", "the bundle on the release topic is not the one "
                          "the fleet commanded (its SHA-256 differs)")  # fmt: skip
             return False
+        # imported here: zip, openssl and their modules cost memory only when a bundle arrives
+        from streetsense.release_bundle import BundleRefusedError, check  # noqa: PLC0415
+
         try:
             manifest, bundle = check(payload, self.key, self.running or "0", installed=installed)
         except BundleRefusedError as exc:
@@ -187,6 +186,8 @@ def installed(name: str) -> str | None:
     """Return the installed version of a bundle's requirement (python, paho-mqtt), or None."""
     if name == "python":
         return platform.python_version()
+    from importlib import metadata  # noqa: PLC0415 (heavy; only when a bundle is checked)
+
     try:
         return metadata.version(name)
     except metadata.PackageNotFoundError:

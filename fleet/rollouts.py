@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 SERVICE: Final = "fleet-service"
 REPORT_GRACE_S: Final = 30.0  # a device has this long past the deadline to say how it went
 BUFFER_SLACK: Final = 200.0  # readings a healthy device may hold in flight
+SILENT_S: Final = 180.0  # three default heartbeats (status.heartbeat_s = 60) without a word
 _REPORTED: Final = {"installing": "installing", "updated": "updated", "refused": "refused",
                     "rolled_back": "rolled_back"}  # fmt: skip
 
@@ -234,7 +235,7 @@ def _unhealthy(device: WaveDevice, rollout: Rollout, now: datetime) -> str:
     if not device.online:
         return f"{device.device_id} offline"
     heard = device.status_at
-    if heard is None or now - heard > timedelta(seconds=max(rollout.soak_s, 60.0)):
+    if heard is None or now - heard > timedelta(seconds=max(rollout.soak_s, SILENT_S)):
         return f"{device.device_id} silent since {heard}"
     before = device.buffer_at_command or 0.0
     if device.buffer_depth is not None and device.buffer_depth > before + BUFFER_SLACK:

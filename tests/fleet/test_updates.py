@@ -30,9 +30,15 @@ from streetsense.config import Settings
 from tests.fleet.conftest import BATCH, fleet_cli, needs_dynsec, serial_of
 
 pytestmark = needs_dynsec
-# The proof's fleet size: 50 in the issue; see docs/edge.md for the size this box runs in CI.
-AGENTS = int(os.environ.get("STREETSENSE_TEST_ROLLOUT_AGENTS", "12"))
-DEADLINE_S = 25.0
+# The proof's fleet size, as the issue asks: 50 agents (100 processes with their launchers)
+# take 2 min 50 s on this 2-core box, 4 min 15 s when other jobs load it to 35; a slower
+# machine sets STREETSENSE_TEST_ROLLOUT_AGENTS lower (20 take 1 min 40 s). bench/RESULTS.md.
+AGENTS = int(os.environ.get("STREETSENSE_TEST_ROLLOUT_AGENTS", "50"))
+DEADLINE_S = 25.0  # a broken release's trial: the canaries must be back within it
+# A good release's trial: many agents restarting at once on a loaded box start slowly, and a
+# slow start is not a failure.
+GOOD_DEADLINE_S = 120.0
+RESTART_S = 30.0  # a release's start, connection and first report on a loaded box
 
 
 @dataclass
@@ -107,10 +113,12 @@ def _publish(fleet: Fleet, data: bytes) -> str:
     return manifest.version
 
 
-def _roll_out(fleet: Fleet, version: str, *, canary: float, waves: int, soak_s: float) -> int:
+def _roll_out(
+    fleet: Fleet, version: str, *, canary: float, waves: int, soak_s: float, deadline_s: float
+) -> int:
     from datetime import UTC, datetime
 
-    plan = Rollout(0, version, "running", None, canary, waves, DEADLINE_S, soak_s, 0, 0, None,
+    plan = Rollout(0, version, "running", None, canary, waves, deadline_s, soak_s, 0, 0, None,
                    datetime.now(UTC), "tester", "")  # fmt: skip
     rollout_id, _count = start_rollout(fleet, plan)
     return rollout_id
@@ -185,7 +193,8 @@ def test_a_broken_release_stops_at_the_canary_and_a_good_one_reaches_every_agent
     figures: dict[str, object] = {"agents": len(devices.agents)}
     for breakage, version in (("crash", "0.1.1"), ("no-connect", "0.1.2")):
         bundle = signed_release(tmp_path, version, keys, breakage)
-        rollout_id = _roll_out(fleet, _publish(fleet, bundle), canary=canary, waves=2, soak_s=1)
+        rollout_id = _roll_out(fleet, _publish(fleet, bundle), canary=canary, waves=2, soak_s=1,
+                               deadline_s=DEADLINE_S)  # fmt: skip
         ended = _ended(url, rollout_id, DEADLINE_S * 3)
         assert ended.state == "failed", ended
         # the other canaries, on trial when the first failed, say how theirs ended too
@@ -198,19 +207,26 @@ def test_a_broken_release_stops_at_the_canary_and_a_good_one_reaches_every_agent
         assert others and all(p["state"] == "skipped" and p["commanded_at"] is None
                               for p in others)  # fmt: skip
         # every canary switched back by itself within the deadline, and runs the factory release
-        for device, row in canaries.items():
-            assert (row["changed_at"] - row["commanded_at"]).total_seconds() < DEADLINE_S + 10
+        back_s = [(r["changed_at"] - r["commanded_at"]).total_seconds() for r in canaries.values()]
+        figures[f"{breakage}_canaries"] = len(canaries)
+        figures[f"{breakage}_back_within_s"] = round(max(back_s), 1)
+        # the launcher switches back at the deadline; the figure adds the old release's
+        # restart and its report reaching the fleet (seconds when many restart at once)
+        assert max(back_s) < DEADLINE_S + RESTART_S, back_s
+        for device in canaries:
             wait_for(lambda d=device: devices.releases()[d] == FACTORY, 30,  # type: ignore[misc]
                      f"{device} back on {FACTORY}")  # fmt: skip
             assert devices.slots(device)["trial"] is None
         reason = next(iter(canaries.values()))["reason"]
         expected = "exited with code 1" if breakage == "crash" else "no reading confirmed within"
         assert expected in reason, reason
-        figures[breakage] = reason
     good = _publish(fleet, signed_release(tmp_path, "0.2.0", keys))
-    rollout_id = _roll_out(fleet, good, canary=canary, waves=2, soak_s=2)
-    ended = _ended(url, rollout_id, 240)
+    good_started = time.monotonic()
+    rollout_id = _roll_out(fleet, good, canary=canary, waves=3, soak_s=2,
+                           deadline_s=GOOD_DEADLINE_S)  # fmt: skip
+    ended = _ended(url, rollout_id, 400)
     assert ended.state == "done", ended
+    figures["good_rollout_s"] = round(time.monotonic() - good_started, 1)
     wait_for(lambda: set(devices.releases().values()) == {good}, 30, "every agent on 0.2.0")
     assert all(devices.slots(d)["current"] == good and devices.slots(d)["previous"] == ""
                for d in devices.agents)  # fmt: skip
