@@ -31,11 +31,9 @@ class Reports:
         self,
         fleet: Fleet,
         on_update: Callable[[str, UpdateReport], None] | None = None,
-        on_version: Callable[[str, str], None] | None = None,
     ) -> None:
         self.fleet = fleet
         self.on_update = on_update
-        self.on_version = on_version
         self.limiter = KeyedBuckets(REPORTS_PER_S, REPORTS_BURST)
         self.dropped = 0
 
@@ -69,7 +67,5 @@ class Reports:
             device = rotate(fleet, device, report.rotate_password, report.generation)
         if report.update is not None and self.on_update is not None:
             self.on_update(device_id, report.update)
-        if report.version and self.on_version is not None:
-            self.on_version(device_id, report.version)
         provision(fleet, device, with_key=report.want_key)
         return report

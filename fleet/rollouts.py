@@ -140,14 +140,6 @@ class Rollouts:
             log.warning("device %s: release %s %s: %s", device_id, update.version, state,
                         update.reason)  # fmt: skip
 
-    def on_version(self, device_id: str, version: str) -> None:
-        """A device reports what it runs: running the rollout's release means updated."""
-        running = fleet_rollouts.running_rollout(self.fleet.conn)
-        if running is not None and version == running.version:
-            fleet_rollouts.set_device_state(self.fleet.conn, running.rollout_id, device_id,
-                                            "updated", "reports it runs the release",
-                                            self.fleet.clock())  # fmt: skip
-
     def step(self) -> None:
         """Advance the rollout under way by what is known now."""
         fleet = self.fleet
@@ -232,6 +224,8 @@ class Rollouts:
 
 def _unhealthy(device: WaveDevice, rollout: Rollout, now: datetime) -> str:
     """Return why a device of a soaked wave is not healthy, or ''."""
+    if device.version != rollout.version:
+        return f"{device.device_id} runs {device.version or 'nothing known'}"
     if not device.online:
         return f"{device.device_id} offline"
     heard = device.status_at

@@ -60,7 +60,7 @@ class FleetService:
         self.stop = stop
         self.enroller = Enroller(fleet)
         self.rollouts = Rollouts(fleet)
-        self.reports = Reports(fleet, self.rollouts.on_update, self.rollouts.on_version)
+        self.reports = Reports(fleet, self.rollouts.on_update)
         self.rounds: list[Callable[[], None]] = [self._actions, self.rollouts.step]
         self._expired_at = float("-inf")
 

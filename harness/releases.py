@@ -20,6 +20,12 @@ BREAKAGES: Final = {
         "    config = load_config(path)\n",
         "    raise RuntimeError('a broken release: it crashes on start')\n",
     ),
+    # connects and reports in, but takes no confirmation: its readings never count as sent
+    "no-confirm": (
+        Path("edge/agent.py"),
+        "        if not payload:\n            return  # the retained ack cleared\n",
+        "        return  # a broken release: it ignores every confirmation\n",
+    ),
     "no-connect": (
         Path("edge/link.py"),
         "endpoint.host, endpoint.port, ping_interval",

@@ -56,6 +56,7 @@ class WaveDevice:
     online: bool
     status_at: datetime | None
     buffer_depth: float | None
+    version: str  # what it reported running last
 
 
 def save_release(
@@ -150,9 +151,9 @@ def wave_devices(conn: psycopg.Connection, rollout_id: int, wave: int) -> list[W
     """Return a wave's devices with their health now."""
     rows = conn.execute(
         "SELECT rd.device_id, d.site_id, rd.state, rd.commanded_at, rd.buffer_at_command, "
-        "coalesce(ds.online, false), ds.status_at, (ds.status->>'buffer_depth')::float8 "
-        "FROM fleet_rollout_devices rd JOIN devices d USING (device_id) "
-        "LEFT JOIN device_state ds USING (device_id) "
+        "coalesce(ds.online, false), ds.status_at, (ds.status->>'buffer_depth')::float8, "
+        "coalesce(f.version, '') FROM fleet_rollout_devices rd JOIN devices d USING (device_id) "
+        "LEFT JOIN device_state ds USING (device_id) LEFT JOIN fleet_devices f USING (device_id) "
         "WHERE rd.rollout_id = %s AND rd.wave = %s ORDER BY rd.device_id",
         (rollout_id, wave),
     ).fetchall()

@@ -234,3 +234,32 @@ def test_a_broken_release_stops_at_the_canary_and_a_good_one_reaches_every_agent
     assert f"of {good}: done" in status.stdout, status.stdout
     totals = _assert_nothing_lost_or_twice(devices, url)
     report("rollout proof", **figures, **totals, wall_s=round(time.monotonic() - started, 1))
+
+
+@pytest.mark.slow
+def test_a_release_that_connects_but_gets_nothing_confirmed_is_rolled_back_not_counted_updated(
+    fleet: Fleet,
+    fleet_settings: Settings,
+    dynsec: DynsecBroker,
+    batch_secret: Path,
+    ingest: IngestService,
+    keys: ReleaseKeys,
+    tmp_path: Path,
+) -> None:
+    """It reports in as the new version, so only the confirmed reading may count as updated."""
+    del ingest
+    url = fleet_settings.database.url
+    devices = _enrol(fleet_settings, dynsec, batch_secret, keys, tmp_path, 2)
+    try:
+        bundle = signed_release(tmp_path, "0.1.3", keys, "no-confirm")
+        rollout_id = _roll_out(fleet, _publish(fleet, bundle), canary=1.0, waves=1, soak_s=1,
+                               deadline_s=DEADLINE_S)  # fmt: skip
+        assert _ended(url, rollout_id, DEADLINE_S * 3).state == "failed"
+        progress = wait_for(lambda: _settled(url, rollout_id), DEADLINE_S * 3, "both outcomes")
+        assert {p["state"] for p in progress.values()} == {"rolled_back"}, progress
+        assert all("no reading confirmed within" in p["reason"] for p in progress.values())
+        wait_for(lambda: set(devices.releases().values()) == {FACTORY}, 30, "both back")
+        _assert_nothing_lost_or_twice(devices, url)
+    finally:
+        for agent in devices.agents.values():
+            agent.stop()
