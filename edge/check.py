@@ -33,6 +33,8 @@ def run_checks(path: str) -> Iterator[Result]:
     yield True, f"config {path} is valid (device {config.device.site}/{config.device.id})"
     yield from _check_buffer(config)
     yield _check_confirm_key(config)
+    if config.fleet.release_key_file:
+        yield _check_release_key(config.fleet.release_key_file)
     yield from _check_driver(config)
     target = config.broker()
     host, port = target.endpoint.host, target.endpoint.port
@@ -74,6 +76,18 @@ def _check_confirm_key(config: AgentConfig) -> Result:
         return False, NO_KEY
     where = config.device.confirm_key_file or CONFIRM_KEY_ENV
     return True, f"confirmation key loaded from {where}"
+
+
+def _check_release_key(path: str) -> Result:
+    from streetsense.signature import public_key_problem  # noqa: PLC0415
+
+    problem = public_key_problem(Path(path))
+    if problem is not None:
+        return False, (
+            f"updates: {problem}; no release can be installed until fleet.release_key_file "
+            "names the city's release.pub and openssl (3.0 or newer) is installed"
+        )
+    return True, f"updates: release signatures are checked with {path} (openssl, Ed25519)"
 
 
 def _check_buffer(config: AgentConfig) -> Iterator[Result]:

@@ -124,3 +124,19 @@ def verify(data: bytes, signature: bytes, public_path: Path) -> bool:
     if "Signature Verification Failure" in text:
         return False
     raise ConfigError(f"cannot check a signature with {public_path}: {text.strip()[:300]}")
+
+
+def public_key_problem(public_path: Path) -> str | None:
+    """Return why `public_path` cannot check release signatures here, or None when it can."""
+    if not public_path.is_file():
+        return f"the release public key {public_path} is missing"
+    try:
+        done = _run(["pkey", "-pubin", "-in", str(public_path), "-noout", "-text"])
+    except ConfigError as exc:
+        return str(exc)
+    text = done.stdout.decode(errors="replace")
+    if done.returncode != 0:
+        return f"{public_path} is not a public key openssl reads"
+    if "ED25519" not in text.upper():
+        return f"{public_path} is not an Ed25519 key (`streetsense fleet release key` makes one)"
+    return None

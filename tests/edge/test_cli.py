@@ -50,3 +50,22 @@ def test_status_without_a_running_agent_says_how_to_start_it(
 ) -> None:
     config = agent_config(tmp_path / "agent.toml", "mqtt://127.0.0.1:1", topics)
     assert main(["status", "--config", str(config)]) == 2
+
+
+def test_check_says_whether_signed_updates_can_be_checked(
+    broker: str, topics: Topics, tmp_path: Path
+) -> None:
+    from harness.releases import release_keys
+
+    keys = release_keys(tmp_path / "keys")
+    config = agent_config(tmp_path / "agent.toml", broker, topics, buffer={"min_free_bytes": 0},
+                          fleet={"release_key_file": str(keys.public)})  # fmt: skip
+    code, text = _run("check", "--config", str(config))
+    assert f"ok    updates: release signatures are checked with {keys.public}" in text
+    assert code == 0, text
+    for wrong in (keys.private.with_name("missing.pub"), config):  # no file; not a key
+        config = agent_config(tmp_path / "agent.toml", broker, topics,
+                              fleet={"release_key_file": str(wrong)})  # fmt: skip
+        code, text = _run("check", "--config", str(config))
+        assert code == 1
+        assert "FAIL  updates:" in text and "release.pub" in text
