@@ -53,26 +53,56 @@ def params_of(values: Any) -> IncidentParams:
 
 
 def assess(snap: Snapshot, segs: Columns, params: IncidentParams) -> Assessment:
-    """Judge every active segment's newest readings against its band and history."""
+    """Judge every active segment's newest readings against its band and history.
+
+    Only segments with a lane's reading beyond the loosest bound a window could cross (slower
+    than the band allows anywhere in view, or occupied above `collapse_occupancy`) are read
+    whole: a window's mean can only cross a bound one of its readings crosses, so the others
+    hold nothing, and a quiet city costs one pass over its readings instead of pairing them all.
+    """
     ids = [str(s) for s in segs["id"]]
     # the minutes a run as long as slow_for_min reaches back over, with its first window, and
-    # at least two 5-minute intervals (to tell the readings' length); each minute more is
-    # 5,000 segments' readings more to read
+    # at least two 5-minute intervals (to tell the readings' length)
     reach = max(int(np.ceil(params.slow_for_min + params.window_min)), 2 * 5) + 2
     start = (snap.epoch // MINUTE - reach) * MINUTE
-    readings = minute_grid(snap.traffic_readings(start), ids, start, snap.epoch)
-    columns = readings.vehicles.shape[1]
+    columns = max(int((snap.epoch - start) // MINUTE), 1)
     first_bucket = start // _FIVE * _FIVE
     last_bucket = (start + (columns - 1) * MINUTE) // _FIVE * _FIVE
     buckets = int((last_bucket - first_bucket) // _FIVE) + 1
     # each column's 5-minute step, counted from the first judged one
     step_of = ((start + np.arange(columns) * MINUTE - first_bucket) // _FIVE).astype(np.int64)
     lo80, yhat, run_id = _band(snap, ids, first_bucket, buckets, params.shift_intervals)
-    usual = (_usual(snap, ids, last_bucket, buckets, params)[:, step_of]
+    with np.errstate(invalid="ignore"):
+        bound = np.fmax.reduce(
+            np.minimum(lo80 - params.below_band_kmh, params.below_forecast_share * yhat), axis=1
+        )
+    speed_below = dict(zip(ids, bound.tolist(), strict=True))
+    wanted = set(snap.segments_reading_beyond(start, speed_below, params.collapse_occupancy))
+    rows = np.array([i for i, segment in enumerate(ids) if segment in wanted], dtype=np.int64)
+    found = _nothing(len(ids), run_id)
+    if not rows.size:
+        return found
+    some = [ids[i] for i in rows]
+    readings = minute_grid(snap.traffic_readings(start, some), some, start, snap.epoch)
+    usual = (_usual(snap, some, last_bucket, buckets, params)[:, step_of]
              if params.history_weeks else None)  # fmt: skip
-    judged = judge(readings, lo80[:, step_of], yhat[:, step_of], segs["capacity_vph"], params,
+    band = lo80[rows][:, step_of]
+    judged = judge(readings, band, yhat[rows][:, step_of], segs["capacity_vph"][rows], params,
                    usual)  # fmt: skip
-    return _newest(readings, judged, lo80[:, step_of], start, snap.epoch, params, run_id)
+    part = _newest(readings, judged, band, start, snap.epoch, params, run_id)
+    for name in ("fire", "hold", "speed", "below_kmh", "collapse", "slow_min", "data_end"):
+        getattr(found, name)[rows] = getattr(part, name)
+    return found
+
+
+def _nothing(segments: int, run_id: int | None) -> Assessment:
+    """Return an assessment in which no segment holds."""
+    return Assessment(
+        fire=np.zeros(segments, dtype=bool), hold=np.zeros(segments, dtype=bool),
+        speed=np.full(segments, np.nan), below_kmh=np.full(segments, np.nan),
+        collapse=np.zeros(segments, dtype=bool), slow_min=np.zeros(segments),
+        data_end=np.full(segments, np.nan), run_id=run_id,
+    )  # fmt: skip
 
 
 def minute_grid(cols: Columns, ids: list[str], start: float, now: float) -> Readings:
@@ -142,7 +172,8 @@ def _usual(snap: Snapshot, ids: list[str], last: float, buckets: int,
            params: IncidentParams) -> FloatMatrix:  # fmt: skip
     """Return (segments, buckets) the speed each road fell to near that time of week."""
     lows = snap.recurrent_lows(buckets, params.shift_intervals, params.history_weeks,
-                               params.min_vehicles, datetime.fromtimestamp(last, UTC))  # fmt: skip
+                               params.min_vehicles, datetime.fromtimestamp(last, UTC),
+                               ids)  # fmt: skip
     usual = np.full((len(ids), buckets), np.nan)
     row_of = {segment: i for i, segment in enumerate(ids)}
     place = np.array([row_of.get(str(s), -1) for s in lows["id"]], dtype=np.int64)

@@ -73,11 +73,20 @@ class Snapshot:
         self._intervals[count] = found
         return found
 
-    def traffic_readings(self, start: float) -> Columns:
-        """Return the segments' raw traffic readings starting from `start` (epoch s) until now,
-        lanes of one start summed (store.alerts_inputs.segment_readings)."""
+    def traffic_readings(self, start: float, ids: list[str]) -> Columns:
+        """Return some segments' raw traffic readings starting from `start` (epoch s) until
+        now, lanes of one start summed (store.alerts_inputs.segment_readings)."""
         return alerts_inputs.segment_readings(
-            self.conn, datetime.fromtimestamp(start, UTC), self.now
+            self.conn, datetime.fromtimestamp(start, UTC), self.now, ids
+        )
+
+    def segments_reading_beyond(
+        self, start: float, speed_below: dict[str, float], occupancy_above: float
+    ) -> list[str]:
+        """Return the segments with a lane's reading since `start` (epoch s) slower than their
+        bound or more occupied (store.alerts_inputs.segments_reading_beyond)."""
+        return alerts_inputs.segments_reading_beyond(
+            self.conn, datetime.fromtimestamp(start, UTC), self.now, speed_below, occupancy_above
         )
 
     def speed_band_at(self, at: list[datetime], ended_by: datetime) -> tuple[Columns, int | None]:
@@ -86,12 +95,20 @@ class Snapshot:
         return alerts_inputs.forecast_band(self.conn, "speed", at, ended_by)
 
     def recurrent_lows(
-        self, intervals: int, shift: int, weeks: int, min_vehicles: float, last: datetime
+        self,
+        intervals: int,
+        shift: int,
+        weeks: int,
+        min_vehicles: float,
+        last: datetime,
+        ids: list[str] | None = None,
     ) -> Columns:
         """Return per segment and judged 5-minute step (the last `intervals` up to `last`) the
         speed it fell to near that time of week in at least two of the past `weeks` weeks
         (store.alerts_inputs.recurrent_lows)."""
-        return alerts_inputs.recurrent_lows(self.conn, last, intervals, shift, weeks, min_vehicles)
+        return alerts_inputs.recurrent_lows(
+            self.conn, last, intervals, shift, weeks, min_vehicles, ids
+        )
 
     def stale_segments(self, after: timedelta) -> dict[str, float]:
         """Return the active segments without data since `after` ago, with their newest data

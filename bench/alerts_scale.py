@@ -148,7 +148,8 @@ def fill(conn: psycopg.Connection, args: argparse.Namespace, now: datetime) -> l
                                         now - timedelta(minutes=1), status, now, 1, 0))  # fmt: skip
     with conn.transaction():
         upsert_device_state(conn, health)
-    data_end = last - step
+    # a run whose data ended before every minute the incident rule reads (12 minutes)
+    data_end = last - 4 * step
     speed_ids = [f"seg{i}" for i in range(args.segments)]
     mean = np.full((args.segments, 36), 45.0)
     with conn.transaction():

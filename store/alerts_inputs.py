@@ -6,7 +6,8 @@ Rows come in no particular order: the evaluator places them by id.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -87,7 +88,8 @@ WITH lanes AS (
     JOIN devices d ON d.device_id = r.device_id
     JOIN segments s ON s.segment_id = d.segment_id
     WHERE s.active AND r.kind IN ('vehicle_count', 'mean_speed', 'detector_occupancy')
-      AND r.observed_at >= %s AND r.observed_at < %s
+      AND r.observed_at >= %(start)s AND r.observed_at < %(end)s
+      AND (%(ids)s::text[] IS NULL OR d.segment_id = ANY(%(ids)s::text[]))
     GROUP BY d.segment_id, r.observed_at, r.device_id, r.sub_id
 )
 SELECT segment_id AS id, extract(epoch FROM observed_at)::float8 AS at,
@@ -101,11 +103,48 @@ GROUP BY segment_id, observed_at
 """
 
 
-def segment_readings(conn: psycopg.Connection, start: datetime, end: datetime) -> Columns:
-    """Return the raw traffic readings of active segments starting in [start, end), lanes of
-    one start summed: vehicles, speed weighted by vehicles (`timed`: the vehicles it weighs),
-    mean detector occupancy. Whatever the devices' interval, as they arrive."""
-    return _columns(conn, _SEGMENT_READINGS, (start, end))
+def segment_readings(
+    conn: psycopg.Connection, start: datetime, end: datetime, ids: Sequence[str] | None = None
+) -> Columns:
+    """Return the raw traffic readings of active segments (or of the given ones) starting in
+    [start, end), lanes of one start summed: vehicles, speed weighted by vehicles (`timed`: the
+    vehicles it weighs), mean detector occupancy. Whatever the devices' interval."""
+    found = None if ids is None else list(ids)
+    return _columns(conn, _SEGMENT_READINGS, {"start": start, "end": end, "ids": found})
+
+
+# One pass without grouping: a lane's reading under the segment's speed, or over the occupancy.
+_SEGMENTS_READING_BEYOND = """
+SELECT DISTINCT d.segment_id AS id
+FROM readings r
+JOIN devices d ON d.device_id = r.device_id
+JOIN unnest(%(ids)s::text[], %(below)s::float8[]) AS t(segment_id, below)
+    ON t.segment_id = d.segment_id
+WHERE r.kind IN ('mean_speed', 'detector_occupancy')
+  AND r.observed_at >= %(start)s AND r.observed_at < %(end)s
+  AND ((r.kind = 'mean_speed' AND r.value < t.below)
+       OR (r.kind = 'detector_occupancy' AND r.value > %(above)s))
+"""
+
+
+def segments_reading_beyond(
+    conn: psycopg.Connection,
+    start: datetime,
+    end: datetime,
+    speed_below: Mapping[str, float],
+    occupancy_above: float,
+) -> list[str]:
+    """Return the segments with a lane's reading starting in [start, end) slower than the
+    segment's bound in `speed_below` (segments absent or NaN: no speed bound) or with detector
+    occupancy above `occupancy_above`. A mean of readings can only cross a bound that one of
+    them crosses, so the incident rule judges these segments only."""
+    ids = list(speed_below)
+    below = [None if math.isnan(v) else float(v) for v in speed_below.values()]
+    rows = conn.execute(
+        _SEGMENTS_READING_BEYOND,
+        {"ids": ids, "below": below, "start": start, "end": end, "above": occupancy_above},
+    ).fetchall()
+    return [str(r[0]) for r in rows]
 
 
 # The speed each segment fell to near each judged time, week by week, and of those weekly lows
@@ -120,6 +159,7 @@ WITH b AS (
     JOIN generate_series(0, %(judged)s - 1) AS j(judged)
         ON abs(b.slot - j.judged - %(shift)s) <= %(shift)s
     WHERE f.vehicle_count >= %(min_vehicles)s AND f.mean_speed IS NOT NULL
+      AND (%(ids)s::text[] IS NULL OR f.segment_id = ANY(%(ids)s::text[]))
     GROUP BY 1, 2, 3
 ), ranked AS (
     SELECT segment_id, judged, low,
@@ -138,11 +178,12 @@ def recurrent_lows(
     shift: int,
     weeks: int,
     min_vehicles: float,
+    ids: Sequence[str] | None = None,
 ) -> Columns:
-    """Return per active segment and judged interval (0 the oldest of `judged`, ending at
-    `last_bucket`) the second lowest of the weekly lowest speeds within `shift` intervals of the
-    same time of week in the last `weeks` weeks, from intervals with `min_vehicles` or more.
-    Segments with fewer than two such weeks are absent."""
+    """Return per active segment (or given one) and judged interval (0 the oldest of `judged`,
+    ending at `last_bucket`) the second lowest of the weekly lowest speeds within `shift`
+    intervals of the same time of week in the last `weeks` weeks, from intervals with
+    `min_vehicles` or more. Segments with fewer than two such weeks are absent."""
     step = timedelta(minutes=5)
     slots = range(judged + 2 * shift)
     first = last_bucket - step * (judged - 1 + shift)
@@ -154,7 +195,7 @@ def recurrent_lows(
         {
             "buckets": [r[0] for r in rows], "weeks": [r[1] for r in rows],
             "slots": [r[2] for r in rows], "judged": judged, "shift": shift,
-            "min_vehicles": min_vehicles,
+            "min_vehicles": min_vehicles, "ids": None if ids is None else list(ids),
         },
     )  # fmt: skip
 
