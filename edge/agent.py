@@ -182,6 +182,8 @@ class Agent:
         self.config_version = version
         log.info("remote config %r applied", version)
         self._reply(True, version, None)
+        if self.fleet is not None:
+            self.fleet.report()  # the fleet view shows the config in force at once
 
     def _apply(self, config: AgentConfig) -> None:
         self.config = config

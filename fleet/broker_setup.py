@@ -38,6 +38,7 @@ def service_roles(topics: Topics, fleet: FleetTopics) -> dict[str, list[Acl]]:
             Acl("publishClientSend", CONTROL_TOPICS), *reads(CONTROL_TOPICS, pattern=True),
             Acl("publishClientSend", f"{fleet.root}/#"), *reads(f"{fleet.root}/#", pattern=True),
             Acl("publishClientSend", f"{device}/config"),
+            *reads(f"{device}/config", pattern=True),  # the intended config, for drift
         ],
         # reads every device's data (on the shared subscription), writes confirmations only
         "ingest": [

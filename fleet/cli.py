@@ -350,7 +350,8 @@ def run_devices(args: argparse.Namespace) -> int:
     if args.state:
         index = table.columns.index("state")
         table = type(table)(table.columns, [r for r in table.rows if r[index] == args.state])
-    _print(table, args.json, ("device_id", "site_id", "state", "version", "generation",
+    _print(table, args.json, ("device_id", "site_id", "state", "version", "config_version",
+                              "intended_config_version", "rollout_state", "generation",
                               "expires_at", "last_seen_at", "buffer_depth"))  # fmt: skip
     return 0
 

@@ -11,6 +11,7 @@ from typing import Final
 
 import psycopg
 
+from fleet import intended_config
 from fleet.actions import run_queued
 from fleet.batches import close_expired
 from fleet.context import Fleet
@@ -24,6 +25,7 @@ from streetsense.config import Settings
 from streetsense.errors import ServiceUnavailableError, StreetsenseError
 from streetsense.fleet_protocol import FleetTopics
 from streetsense.lifecycle import StopSignal
+from streetsense.topics import Channel
 
 log = logging.getLogger(__name__)
 APPLICATION_NAME: Final = "streetsense-fleet"
@@ -42,9 +44,12 @@ def open_fleet(settings: Settings, name: str = "streetsense-fleet") -> Fleet:
     conn = connect(url, autocommit=True, timeout_s=settings.database.connect_timeout_s,
                    application_name=APPLICATION_NAME)  # fmt: skip
     fleet_topics = FleetTopics(settings.fleet.topic_prefix)
+    configs = f"{settings.mqtt.topic_prefix}/+/+/{Channel.CONFIG.value}"  # intended configs
     try:
         link = FleetLink(
-            settings.broker(), [fleet_topics.enrol_requests(), fleet_topics.reports()], name
+            settings.broker(),
+            [fleet_topics.enrol_requests(), fleet_topics.reports(), configs],
+            name,
         ).start()
     except BaseException:
         conn.close()
@@ -93,7 +98,9 @@ class FleetService:
                 return
 
     def _dispatch(self, topic: str, payload: bytes) -> None:
-        if topic.endswith("/report"):
+        if intended_config.is_config(self.fleet, topic):
+            intended_config.take(self.fleet, topic, payload)
+        elif topic.endswith("/report"):
             self.reports.handle(topic, payload)
         elif not topic.endswith("/reply"):
             self.enroller.handle(topic, payload)

@@ -115,6 +115,18 @@ def note_report(
     )
 
 
+def set_intended_config(
+    conn: psycopg.Connection, device_id: str, version: str, at: datetime
+) -> bool:
+    """Record the config version operators intend for a device; False if not enrolled."""
+    done = conn.execute(
+        "UPDATE fleet_devices SET intended_config_version = %s, intended_config_at = %s "
+        "WHERE device_id = %s",
+        (version, at, device_id),
+    )
+    return done.rowcount > 0
+
+
 def queue_action(
     conn: psycopg.Connection,
     action: str,
@@ -201,7 +213,9 @@ def recent_actions(conn: psycopg.Connection, limit: int) -> Table:
 # (device_state, written by ingest from the agent's heartbeat) and its latest rollout.
 _FLEET_VIEW = """
 SELECT f.device_id, d.site_id, d.kind, coalesce(d.lot_id, d.segment_id, '') AS place, f.serial,
-       f.batch_id, f.version, f.config_version,
+       f.batch_id, f.version, f.config_version, f.intended_config_version,
+       (f.intended_config_version <> '' AND f.intended_config_version <> f.config_version)
+           AS config_drift,
        CASE WHEN f.revoked_at IS NOT NULL THEN 'revoked'
             WHEN f.expired_at IS NOT NULL THEN 'expired'
             WHEN coalesce(ds.online, false) THEN 'online'

@@ -125,7 +125,7 @@ pending = controls.local(data.pending_enrolments(url, SHOWN_DEVICES), ["last_at"
 launched = data.rollouts(url, 20)
 under_way = launched[launched["state"] == "running"]
 soon = fleet_view.expiring(fleet, pd.Timestamp.now(tz="UTC"), EXPIRY_WARN_DAYS)
-enrolled_n, pending_n, rollout_n, expiring_n, revoked_n = st.columns(5)
+enrolled_n, pending_n, rollout_n, expiring_n, revoked_n, drift_n = st.columns(6)
 enrolled_n.metric("Enrolled devices", len(fleet))
 pending_n.metric("Pending enrolments", int((pending["state"] == "pending").sum()))
 rollout_n.metric(
@@ -134,6 +134,8 @@ rollout_n.metric(
 )  # fmt: skip
 expiring_n.metric("Credentials expiring", len(soon), help=f"within {EXPIRY_WARN_DAYS} days")
 revoked_n.metric("Revoked", int((fleet["state"] == "revoked").sum()))
+drifting = int(fleet["config_drift"].fillna(False).astype(bool).sum())
+drift_n.metric("Config drift", drifting, help="the config in force is not the one published")
 
 sites_col, states_col = st.columns(2)
 sites = sites_col.multiselect("Sites", sorted(fleet["site_id"].dropna().unique()))
@@ -143,9 +145,12 @@ chosen = chosen.assign(rollout=[fleet_view.rollout_label(r) for r in chosen.iter
 st.dataframe(
     chosen, hide_index=True, placeholder="-", height=fleet_view.rows_height(min(len(chosen), 30)),
     column_order=["device_id", "site_id", "place", "state", "version", "config_version",
-                  "rollout", "generation", "expires_at", "last_seen_at", "buffer_depth"],
+                  "intended_config_version", "config_drift", "rollout", "generation",
+                  "expires_at", "last_seen_at", "buffer_depth"],
     column_config={"device_id": "device", "site_id": "site", "version": "release",
-                   "config_version": "config in force", "generation": "password gen.",
+                   "config_version": "config in force",
+                   "intended_config_version": "config intended", "config_drift": "drift",
+                   "generation": "password gen.",
                    "expires_at": controls.when("password expires"),
                    "last_seen_at": controls.when("last seen"),
                    "buffer_depth": st.column_config.NumberColumn("buffer", format="%.0f")},

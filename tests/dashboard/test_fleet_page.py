@@ -35,14 +35,15 @@ def enrolled(city: City) -> Iterator[list[str]]:
             "INSERT INTO fleet_batches VALUES (%s, 'claim-dash-b', %s, 'test', %s, NULL, '')",
             (BATCH, now, now + timedelta(days=30)),
         )
-        for n, device in enumerate(devices):
+        for n, device in enumerate(devices):  # the second device runs config 8, not 9
             conn.execute(
                 "INSERT INTO fleet_devices (device_id, serial, batch_id, username, enrolled_at, "
-                "issued_at, rotate_after, expires_at, version, config_version, revoked_at) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, '0.1.0', %s, %s)",
+                "issued_at, rotate_after, expires_at, version, config_version, revoked_at, "
+                "intended_config_version) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, '0.1.0', %s, %s, %s)",
                 (device, f"SN-D{n}", BATCH, device, now, now, now + timedelta(days=1),
                  now + timedelta(days=3 if n == 0 else 60), str(7 + n),
-                 now if n == 2 else None),
+                 now if n == 2 else None, "9" if n == 1 else ""),
             )  # fmt: skip
         conn.execute(
             "INSERT INTO fleet_enrolments (serial, batch_id, state, password_sha256, hardware, "
@@ -89,10 +90,12 @@ def test_the_fleet_shows_releases_credentials_rollouts_and_pending_serials(
     assert shown["Rollout"] == "none"
     assert shown["Credentials expiring"] == "1"  # the first; the revoked one does not count
     assert shown["Revoked"] == "1"
+    assert shown["Config drift"] == "1"
     fleet = _frame(at, "config_version").set_index("device_id")
     assert list(fleet.loc[enrolled, "config_version"]) == ["7", "8", "9"]
     assert fleet.loc[enrolled[0], "rollout"] == "0.2.0: rolled_back (exited with code 1)"
     assert fleet.loc[enrolled[2], "state"] == "revoked"
+    assert list(fleet.loc[enrolled, "config_drift"]) == [False, True, False]
     pending = _frame(at, "allow_listed")
     assert list(pending["serial"]) == ["SN-NEW-1"]
     rollouts = _frame(at, "ended_by")
