@@ -16,11 +16,12 @@ import psycopg
 
 from analytics.backtest import backtest
 from analytics.base import Forecast
+from analytics.capacity_changes import Change, lasting_changes, pending_skips, since_changes
 from analytics.models import Auto
 from analytics.panel import Panel
 from analytics.readiness import unforecastable
 from store.forecasts import Anchors, Run, Score, Skipped, prune_runs, write_run
-from store.series import SeriesArrays, active_ids, read_series
+from store.series import SeriesArrays, active_ids, read_capacities, read_series
 from streetsense.config import AnalyticsSettings
 from streetsense.errors import StreetsenseError
 from streetsense.kinds import KINDS
@@ -119,7 +120,13 @@ def forecast_target(
         return None
     panel = to_panel(arrays, target.measure)
     horizon = int(target.horizon.total_seconds()) // step
-    skips = unforecastable(panel)
+    changes: list[Change] = []
+    if target.measure == "occupied":
+        changes = lasting_changes(read_capacities(conn, list(ids), start, end, step), step)
+        panel = since_changes(panel, changes)
+    pending = {skip.row: skip for skip in pending_skips(changes, start, step)}
+    skips = sorted([*pending.values(), *(s for s in unforecastable(panel) if s.row not in pending)],
+                   key=lambda skip: skip.row)  # fmt: skip
     skipped = [Skipped(panel.ids[s.row], s.reason, s.detail) for s in skips]
     if skipped:
         logger.info(

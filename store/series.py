@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -80,12 +80,7 @@ def read_series(
         "ids": ids, "start": start, "end": end, "step": f"{step_seconds} seconds",
         "factor": step_seconds / 300.0,
     }).fetchall()  # fmt: skip
-    data = np.array(rows, dtype=np.float64).reshape(-1, 3)
-    grid = np.full((len(ids), length), np.nan)
-    series = data[:, 0].astype(np.int64) - 1
-    slot = ((data[:, 1] - start.timestamp()) // step_seconds).astype(np.int64)
-    inside = (slot >= 0) & (slot < length)
-    grid[series[inside], slot[inside]] = data[inside, 2]
+    grid = _place(rows, len(ids), length, start, step_seconds)
     values = grid.reshape(-1)
     return SeriesArrays(
         ids=tuple(ids),
@@ -96,6 +91,19 @@ def read_series(
         step_seconds=step_seconds,
         capacity=_capacity(conn, registry, id_column, ids, measure),
     )
+
+
+def _place(
+    rows: list[tuple[Any, ...]], n: int, length: int, start: datetime, step: int
+) -> FloatArray:
+    """Return (series number from 1, epoch, value) rows placed on an (n x length) NaN grid."""
+    data = np.array(rows, dtype=np.float64).reshape(-1, 3)
+    grid = np.full((n, length), np.nan)
+    series = data[:, 0].astype(np.int64) - 1
+    slot = ((data[:, 1] - start.timestamp()) // step).astype(np.int64)
+    inside = (slot >= 0) & (slot < length)
+    grid[series[inside], slot[inside]] = data[inside, 2]
+    return grid
 
 
 def _query(prefix: str, id_column: str, measure: str, step: int) -> sql.Composed:
@@ -114,6 +122,29 @@ def _query(prefix: str, id_column: str, measure: str, step: int) -> sql.Composed
         table=sql.Identifier(f"{prefix}_{tier}"),
         measure=sql.Identifier(measure),
     )
+
+
+def read_capacities(
+    conn: psycopg.Connection, ids: list[str], start: datetime, end: datetime, step_seconds: int
+) -> FloatArray:
+    """Return each lot's capacity per slot of [start, end) at a step, from `occupancy_5m`.
+
+    A (lots x slots) grid in the order of `ids`; a slot holds the largest capacity among its
+    5-minute buckets (NaN: no bucket). The capacity is the one the rollup read when the bucket
+    was written, so it follows the lot's changes (`store.series.read_series` gives today's).
+    """
+    if step_seconds not in STEPS:
+        raise ValueError(f"step {step_seconds} s not offered; use one of {STEPS}")
+    length = max(0, int((end - start).total_seconds()) // step_seconds)
+    rows = conn.execute(
+        "SELECT array_position(%(ids)s::text[], lot_id), "
+        "extract(epoch FROM date_bin(%(step)s::interval, bucket, %(start)s)), max(capacity) "
+        "FROM occupancy_5m WHERE lot_id = ANY(%(ids)s) AND bucket >= %(start)s "
+        "AND bucket < %(end)s GROUP BY 1, 2",
+        {"ids": ids, "start": start, "end": end, "step": f"{step_seconds} seconds"},
+    ).fetchall()
+    grid = _place(rows, len(ids), length, start, step_seconds)
+    return grid
 
 
 def _capacity(

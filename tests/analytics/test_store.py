@@ -39,9 +39,16 @@ def add_lots(db: psycopg.Connection, capacities: dict[str, int]) -> None:
 
 
 def add_occupancy(
-    db: psycopg.Connection, lot_id: str, values: list[float | None], start: datetime = START
+    db: psycopg.Connection,
+    lot_id: str,
+    values: list[float | None],
+    start: datetime = START,
+    capacity: list[int] | None = None,
 ) -> None:
-    """Write 5-minute occupancy buckets from `start`; None leaves a gap."""
+    """Write 5-minute occupancy buckets from `start`; None leaves a gap.
+
+    `capacity` is each bucket's capacity as the rollup recorded it (default: 100 throughout).
+    """
     with (
         db.cursor() as cur,
         cur.copy(
@@ -51,7 +58,8 @@ def add_occupancy(
         for i, value in enumerate(values):
             if value is not None:
                 bucket = start + timedelta(minutes=5 * i)
-                copy.write_row((lot_id, bucket, value, 100, value / 100, 1))
+                spaces = 100 if capacity is None else capacity[i]
+                copy.write_row((lot_id, bucket, value, spaces, value / spaces, 1))
 
 
 def test_read_series_places_buckets_and_masks_gaps(db: psycopg.Connection) -> None:
