@@ -261,6 +261,12 @@ def forecast(
     return frame
 
 
+@st.cache_data(ttl=LIVE_TTL_S, max_entries=16, show_spinner=False)
+def forecast_skips(url: str, stream: str, series_ids: tuple[str, ...]) -> pd.DataFrame:
+    """Return why the stream's latest run left some of these series without a forecast."""
+    return _read(url, dashboard_forecasts.forecast_skips, stream, list(series_ids))
+
+
 @st.cache_data(ttl=SERIES_TTL_S, max_entries=8, show_spinner=False)
 def backtests(url: str, stream: str) -> pd.DataFrame:
     """Return the backtest scores of the stream's latest run that has them."""

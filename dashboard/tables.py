@@ -112,6 +112,23 @@ METRIC_NAMES: Final = {"mae": "MAE", "rmse": "RMSE", "mase": "MASE",
                        "coverage80": "80% band coverage"}  # fmt: skip
 
 
+def without_forecast(
+    series_ids: tuple[str, ...],
+    forecast_ids: pd.Series,
+    skips: pd.DataFrame,
+    names: dict[str, str],
+) -> str | None:
+    """Return a sentence naming the series without a forecast and why (the analytics job's
+    reason when it left one out), or None when every series has one."""
+    reasons = dict(zip(skips["series_id"], skips["detail"], strict=True)) if len(skips) else {}
+    shown = set(forecast_ids)
+    missing = [
+        f"{names.get(one, one)} ({reasons.get(one, 'none stored yet')})"
+        for one in series_ids if one not in shown
+    ]  # fmt: skip
+    return "; ".join(missing) if missing else None
+
+
 def score_columns(unit: str) -> dict[str, ColumnConfig]:
     """Return the backtest score columns, errors labelled with their unit."""
     return {

@@ -289,7 +289,7 @@ class FeedEngine:
             stale=self._is_stale(lot.lot_id, observed, now),
             baseline=self._context.baselines.get(lot.lot_id),
             curve=self._context.lot_curves.get(lot.lot_id),
-            forecast_reason=self._context.forecast_reason,
+            forecast_reason=self._context.unavailable("occupancy", lot.lot_id),
             city=self.settings.city,
         )
 

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from feeds.formats import iso
-from feeds.model import HORIZONS_MIN, Forecast, SegmentView
+from feeds.model import HORIZONS_MIN, Forecast, SegmentView, Unavailable
 from store import forecast_anchoring
 from store.feeds_reads import ForecastSeries
 from store.forecast_anchoring import Live, Point, reanchored_at
@@ -49,14 +49,16 @@ def _moments(now: datetime) -> list[float]:
     return [start + 60.0 * m for m in HORIZONS_MIN]
 
 
-def missing(reason: str) -> Forecast:
+def missing(why: Unavailable) -> Forecast:
     """Return a forecast without values, carrying why."""
-    return Forecast(values=(None,) * len(HORIZONS_MIN), issued_at=None, reason=reason)
+    return Forecast(
+        values=(None,) * len(HORIZONS_MIN), issued_at=None, reason=why.reason, reason_code=why.code
+    )
 
 
 def lot_forecast(
     curve: Curve | None,
-    reason: str,
+    reason: Unavailable,
     capacity: int,
     occupied: int | None,
     now: datetime,
@@ -85,7 +87,7 @@ def lot_forecast(
 
 def segment_forecast(
     curve: Curve | None,
-    reason: str,
+    reason: Unavailable,
     live: float | None,
     live_at: datetime | None,
     now: datetime,
@@ -144,7 +146,7 @@ def segment_steps(
     segment: SegmentView,
     flow: Curve | None,
     speed: Curve | None,
-    reason: str,
+    reason: Unavailable,
     start: datetime,
     horizon_min: int,
     step_min: int,
@@ -194,7 +196,8 @@ def segment_steps(
             for minutes, moment, f, v in zip(ahead, moments, flows, speeds, strict=True)
             if f is not None or v is not None
         ],
-        "reason": None if has_values else reason,
+        "reason": None if has_values else reason.reason,
+        "reason_code": None if has_values else reason.code,
     }
 
 

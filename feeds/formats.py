@@ -62,6 +62,7 @@ def forecast_dict(forecast: Forecast, what: str) -> dict[str, Any]:
         )
     if forecast.reason:
         out["reason"] = forecast.reason
+        out["reason_code"] = forecast.reason_code
     return out
 
 

@@ -8,7 +8,7 @@ from typing import Final
 
 from feeds.forecast_view import Curve, lot_forecast
 from feeds.live import GENERAL, LiveLot
-from feeds.model import HORIZONS_MIN, CategoryView, Forecast, LotView, trend_of
+from feeds.model import HORIZONS_MIN, CategoryView, Forecast, LotView, Unavailable, trend_of
 from store.feeds_reads import LotRow, PublicOverride
 from streetsense.config import CitySettings
 from streetsense.hours import OpeningStatus
@@ -16,7 +16,7 @@ from streetsense.lot_checks import Check, checked_category, checked_occupied
 from streetsense.lot_status import lot_status
 from streetsense.registry import SpaceCategory
 
-CLOSED_AHEAD = "the lot is closed then"
+CLOSED_AHEAD = Unavailable("closed", "the lot is closed then")
 _ORDER: Final = {category.value: index for index, category in enumerate(SpaceCategory)}
 
 
@@ -29,7 +29,7 @@ def build_lot_view(
     stale: bool,
     baseline: float | None,
     curve: Curve | None,
-    forecast_reason: str,
+    forecast_reason: Unavailable,
     city: CitySettings,
 ) -> LotView:
     """Return the lot as every feed publishes it (its forecast re-anchored on its count)."""
@@ -116,9 +116,9 @@ def _forecast_ahead(
             None if s is OpeningStatus.CLOSED else v for s, v in zip(statuses, values, strict=True)
         )
 
-    reason = forecast.reason
+    reason, code = forecast.reason, forecast.reason_code
     if all(s is OpeningStatus.CLOSED for s in statuses):
-        reason = CLOSED_AHEAD
+        reason, code = CLOSED_AHEAD.reason, CLOSED_AHEAD.code
     return replace(
         forecast,
         values=open_only(forecast.values),
@@ -126,4 +126,5 @@ def _forecast_ahead(
         high=open_only(forecast.high),
         statuses=statuses,
         reason=reason,
+        reason_code=code,
     )

@@ -11,8 +11,23 @@ from streetsense.hours import OpeningStatus
 from streetsense.lot_checks import Check
 
 HORIZONS_MIN: Final = (15, 30, 60)
-FORECAST_PENDING: Final = (
-    "forecasts are not published yet: the analytics forecast tables are not installed"
+
+
+@dataclass(frozen=True, slots=True)
+class Unavailable:
+    """Why an item has no forecast: a code for apps and a sentence for people.
+
+    Codes: `pending` (no forecast tables), `no_recent_run` (no run covers the next hour),
+    `closed` (a lot closed at every horizon) and the analytics job's own reasons for not
+    forecasting a series (`no_data`, `too_short`, `constant`, `over_capacity`; m014).
+    """
+
+    code: str
+    reason: str
+
+
+FORECAST_PENDING: Final = Unavailable(
+    "pending", "forecasts are not published yet: the analytics forecast tables are not installed"
 )
 
 
@@ -40,13 +55,15 @@ class Forecast:
 
     `low` and `high` bound the 80% band at each horizon. `statuses` holds a lot's opening
     status at each horizon: a horizon at which the lot is closed has no value (a closed lot
-    is never forecast as full). `start` is when the horizons count from; `anchored_at` the
-    time of the live value the forecast was re-anchored on (None: it was not).
+    is never forecast as full). `reason_code` says why there are no values (`Unavailable`).
+    `start` is when the horizons count from; `anchored_at` the time of the live value the
+    forecast was re-anchored on (None: it was not).
     """
 
     values: tuple[float | None, ...]
     issued_at: datetime | None
     reason: str | None
+    reason_code: str | None = None
     statuses: tuple[OpeningStatus, ...] = ()
     low: tuple[float | None, ...] = ()
     high: tuple[float | None, ...] = ()

@@ -242,6 +242,7 @@ async def get_forecast(request: Request, lot_id: str) -> Response:
             for minutes, status in zip(HORIZONS_MIN, _statuses(lot), strict=True)
         ],
         "reason": forecast.reason,
+        "reason_code": forecast.reason_code,
     }
     modified = runtime.engine.snapshot.lots_modified
     return respond(request, render_json(document), max_age=60, last_modified=modified)

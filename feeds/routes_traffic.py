@@ -181,7 +181,7 @@ async def get_segment_forecast(
         segment,
         context.flow_curves.get(segment.id),
         context.speed_curves.get(segment.id),
-        context.forecast_reason,
+        context.unavailable("flow", segment.id),
         segment.forecast.start or runtime.engine.snapshot.segments_modified,
         horizon,
         STEP_MIN,

@@ -19,6 +19,13 @@ ANCHORED = (
     "fresh value or of the run's anchor); the first horizon then agrees with it"
 )
 
+UNAVAILABLE = (
+    "why there are no values, for apps: pending (no forecast tables), no_recent_run (no run "
+    "covers the next hour), closed (the lot is closed then), or why the analytics job left "
+    "the series out: no_data, too_short (under a day of readings), constant (a stuck counter), "
+    "over_capacity (counts above the capacity)"
+)
+
 
 class LotForecast(BaseModel):
     """Free spaces expected ahead with their 80% band; null values carry a reason (a closed
@@ -39,7 +46,8 @@ class LotForecast(BaseModel):
     status_30m: str | None = None
     status_60m: str | None = None
     issued_at: str | None = Field(description="when the forecast run was made (RFC 3339)")
-    reason: str | None = None
+    reason: str | None = Field(None, description="why there are no values, for people")
+    reason_code: str | None = Field(None, description=UNAVAILABLE)
 
 
 class Category(BaseModel):
@@ -165,6 +173,7 @@ class LotForecastDocument(BaseModel):
     anchored_at: str | None = Field(None, description=ANCHORED)
     points: list[ForecastPoint]
     reason: str | None
+    reason_code: str | None = Field(None, description=UNAVAILABLE)
 
 
 class SegmentForecast(BaseModel):
@@ -183,6 +192,7 @@ class SegmentForecast(BaseModel):
     from_: str | None = Field(None, alias="from", description="when the horizons count from")
     anchored_at: str | None = Field(None, description=ANCHORED)
     reason: str | None = None
+    reason_code: str | None = Field(None, description=UNAVAILABLE)
 
 
 class SpeedForecast(BaseModel):
@@ -201,6 +211,7 @@ class SpeedForecast(BaseModel):
     from_: str | None = Field(None, alias="from", description="when the horizons count from")
     anchored_at: str | None = Field(None, description=ANCHORED)
     reason: str | None = None
+    reason_code: str | None = Field(None, description=UNAVAILABLE)
 
 
 class SegmentForecastStep(BaseModel):
@@ -228,6 +239,7 @@ class SegmentForecastDocument(BaseModel):
     speed_anchored_at: str | None = Field(description=ANCHORED)
     steps: list[SegmentForecastStep]
     reason: str | None
+    reason_code: str | None = Field(None, description=UNAVAILABLE)
 
 
 class Segment(BaseModel):

@@ -11,7 +11,7 @@ import psycopg
 
 from feeds.forecast_view import Curve, curves, segment_forecast
 from feeds.live import LiveParking
-from feeds.model import FORECAST_PENDING, HORIZONS_MIN, Forecast, SegmentView
+from feeds.model import FORECAST_PENDING, HORIZONS_MIN, Forecast, SegmentView, Unavailable
 from store import feeds_reads
 from store.feeds_reads import (
     FlowRow,
@@ -33,7 +33,9 @@ FLOW_BUCKET: Final = timedelta(minutes=5)
 LOT_AHEAD: Final = timedelta(minutes=max(HORIZONS_MIN))
 # how far ahead a segment's forecast steps are published (its forecast endpoint's horizon)
 SEGMENT_AHEAD_MIN: Final = 120
-NO_RECENT_FORECAST: Final = "no forecast run covers the next hour for this item yet"
+NO_RECENT_FORECAST: Final = Unavailable(
+    "no_recent_run", "no forecast run covers the next hour for this item yet"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +52,9 @@ class Context:
 
     baselines: dict[str, float]
     flows: dict[str, FlowRow]
-    forecast_reason: str
+    forecast_reason: Unavailable
+    # by stream ('occupancy', 'flow', 'speed') and series: why its latest run left it out
+    skipped: dict[str, dict[str, Unavailable]] = field(default_factory=dict)
     lot_curves: dict[str, Curve] = field(default_factory=dict)
     flow_curves: dict[str, Curve] = field(default_factory=dict)
     speed_curves: dict[str, Curve] = field(default_factory=dict)
@@ -60,6 +64,11 @@ class Context:
     def empty() -> Context:
         """Return a context with nothing known yet."""
         return Context({}, {}, FORECAST_PENDING)
+
+    def unavailable(self, stream: str, series_id: str) -> Unavailable:
+        """Return why a series of a stream has no forecast: its latest run's reason, if it
+        left the series out, else the feeds' own."""
+        return self.skipped.get(stream, {}).get(series_id, self.forecast_reason)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,11 +126,17 @@ def read_context(conn: psycopg.Connection, capacities: dict[str, int]) -> Contex
         baselines=baselines,
         flows=flows,
         forecast_reason=NO_RECENT_FORECAST,
+        skipped={stream: _skipped(conn, stream) for stream in ("occupancy", "flow", "speed")},
         lot_curves={k: v for k, v in curves(lots).items() if k in capacities},
         flow_curves=curves(flow),
         speed_curves=curves(speed),
         lots_heard=heard,
     )
+
+
+def _skipped(conn: psycopg.Connection, stream: str) -> dict[str, Unavailable]:
+    skips = feeds_reads.forecast_skips(conn, stream)
+    return {series: Unavailable(code, detail) for series, (code, detail) in skips.items()}
 
 
 def segment_views(
@@ -151,20 +166,27 @@ def segment_views(
                 mean_speed=flow.mean_speed if flow else None,
                 detector_occupancy=flow.detector_occupancy if flow else None,
                 stale=stale,
-                forecast=_ahead(flow_curve, context, fresh, "vehicle_count", now),
-                speed_forecast=_ahead(speed_curve, context, fresh, "mean_speed", now),
+                forecast=_ahead(flow_curve, context, segment.segment_id, fresh, "flow", now),
+                speed_forecast=_ahead(
+                    speed_curve, context, segment.segment_id, fresh, "speed", now
+                ),
             )
         )
     return tuple(views)
 
 
 def _ahead(
-    curve: Curve | None, context: Context, fresh: FlowRow | None, value: str, now: datetime
+    curve: Curve | None,
+    context: Context,
+    segment_id: str,
+    fresh: FlowRow | None,
+    stream: str,
+    now: datetime,
 ) -> Forecast:
-    """Return a segment's forecast of a value ('vehicle_count' or 'mean_speed') re-anchored
-    on its fresh bucket (None: stale or none)."""
-    live = None if fresh is None else getattr(fresh, value)
+    """Return a segment's forecast of a stream ('flow' or 'speed') re-anchored on its fresh
+    bucket (None: stale or none)."""
+    flow = stream == "flow"
+    live = None if fresh is None else fresh.vehicle_count if flow else fresh.mean_speed
     at = None if fresh is None else fresh.bucket
-    return segment_forecast(
-        curve, context.forecast_reason, live, at, now, flow=value == "vehicle_count"
-    )
+    why = context.unavailable(stream, segment_id)
+    return segment_forecast(curve, why, live, at, now, flow=flow)

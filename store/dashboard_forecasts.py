@@ -163,3 +163,16 @@ def chosen_models(conn: psycopg.Connection, stream: str) -> Table:
         "GROUP BY f.series_id, r.data_end, r.issued_at ORDER BY f.series_id",
         {"stream": stream},
     )
+
+
+def forecast_skips(conn: psycopg.Connection, stream: str, series_ids: list[str]) -> Table:
+    """Return why the latest run of a stream left some series without a forecast: (series_id,
+    reason, detail), reason a code of m014 and detail a sentence."""
+    return fetch(
+        conn,
+        "SELECT s.series_id, s.reason, s.detail FROM forecast_skips s "
+        "WHERE s.series_id = ANY(%(ids)s) AND s.run_id = (SELECT run_id FROM forecast_runs "
+        "  WHERE stream = %(stream)s ORDER BY data_end DESC, issued_at DESC LIMIT 1) "
+        "ORDER BY s.series_id",
+        {"stream": stream, "ids": series_ids},
+    )

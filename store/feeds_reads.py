@@ -16,6 +16,7 @@ from typing import Any, Final
 import psycopg
 from psycopg import sql
 
+from store import forecasts
 from streetsense.hours import OpeningStatus
 
 RESOLUTIONS: Final = {"5m": "occupancy_5m", "1h": "occupancy_1h", "1d": "occupancy_1d"}
@@ -281,6 +282,17 @@ class ForecastSeries:
     anchor_at: datetime | None
     anchor_value: float | None
     half_life_s: float | None
+
+
+def forecast_skips(conn: psycopg.Connection, stream: str) -> dict[str, tuple[str, str]]:
+    """Return, by series, why the stream's latest run left it without a forecast: a reason
+    code and a sentence (m014; empty when that table is not installed)."""
+    if not relation_exists(conn, "forecast_skips"):
+        return {}
+    return {
+        series: (skip.reason, skip.detail)
+        for series, skip in forecasts.latest_skips(conn, stream).items()
+    }
 
 
 def near_forecasts(

@@ -78,7 +78,7 @@ FEEDS_READS: Final = frozenset(
     {"lots", "segments", "lot_status_public", "lot_sensors_heard", "lot_parking_live",
      "lot_now", "occupancy_now", "occupancy_5m", "occupancy_1h", "occupancy_1d",
      "segment_now", "flow_5m", "flow_1h", "flow_1d", "forecast_runs", "forecasts",
-     "forecast_anchors", "lot_category_sensors"}
+     "forecast_anchors", "forecast_skips", "lot_category_sensors"}
 )  # fmt: skip
 # Functions the feeds call; they run with their owner's rights and return lot ids only.
 FEEDS_EXECUTES: Final = ("feeds_parking_transactions(timestamptz, double precision, text[])",)

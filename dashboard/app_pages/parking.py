@@ -51,8 +51,11 @@ st.altair_chart(
     ),
     width="stretch",
 )  # fmt: skip
-if ahead.empty:
-    st.caption("No forecast stored yet for these lots.")
+missing = tables.without_forecast(
+    lot_ids, ahead["series_id"], data.forecast_skips(url, "occupancy", lot_ids), names
+)
+if missing:
+    st.caption(f"No forecast for {missing}.")
 
 turnover_start = max(span.start, span.end - data.TURNOVER_WINDOW)
 summary = tables.lot_summary(

@@ -69,6 +69,12 @@ for column, (_label, value, title, ahead) in zip(st.columns(2), PANELS, strict=T
                                         names=names, zone=zone),
             width="stretch",
         )  # fmt: skip
+for stream, ahead in (("flow", flow_ahead), ("speed", speed_ahead)):
+    missing = tables.without_forecast(
+        segment_ids, ahead["segment_id"], data.forecast_skips(url, stream, segment_ids), names
+    )
+    if missing:
+        st.caption(f"No {stream} forecast for {missing}.")
 if flow_ahead.empty and speed_ahead.empty:
     st.caption("No forecast stored yet for these segments.")
 else:

@@ -16,10 +16,12 @@ import psycopg
 import pytest
 from psycopg import errors, sql
 
+from store.forecasts import Skipped
 from store.roles import FEEDS, FEEDS_READS
 from streetsense.config import Settings, with_overrides
 from tests.feeds.clients import events
 from tests.feeds.conftest import CITY, Server, counter, feeds_settings, write
+from tests.feeds.test_forecast_unavailable import write_skipping_run
 
 Connect = Callable[[str], psycopg.Connection]
 SYSTEM_SCHEMAS = ("pg_catalog", "information_schema", "pg_toast")
@@ -181,3 +183,22 @@ def test_the_feeds_serve_and_stream_under_the_feeds_role(
         write(city, [counter("harbour-counter", 150, datetime.now(UTC))])
         change = next(stream)
     assert (change.event, change.data["id"], change.data["available"]) == ("lot", "harbour", 250)
+
+
+def test_the_feeds_role_reads_why_a_lot_has_no_forecast_but_no_device(
+    city: psycopg.Connection,
+    feeds_conn: psycopg.Connection,
+    settings: Settings,
+    start_server: Callable[..., Server],
+) -> None:
+    # The job's reasons (m014) are per lot or segment; under the feeds role they are served
+    # while the device tables stay closed.
+    write_skipping_run(city, "occupancy", "harbour", [Skipped("station", "too_short", "short")])
+    city.commit()
+    with pytest.raises(errors.InsufficientPrivilege):
+        feeds_conn.execute("SELECT s.detail FROM forecast_skips s JOIN devices d ON true")
+    url = psycopg.conninfo.make_conninfo(settings.database.url, user=feeds_conn.info.user)
+    server = start_server(with_overrides(feeds_settings(settings), database={"url": url}))
+    with server.client() as client:
+        forecast = client.get("/v1/parking/lots/station").json()["forecast"]
+    assert (forecast["reason_code"], forecast["reason"]) == ("too_short", "short")
