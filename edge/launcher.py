@@ -6,9 +6,10 @@ break it. A child that exits with RESTART_FOR_UPDATE has kept a checked release 
 the launcher starts it with a deadline. The trial ends well when the new release writes its
 confirmation (a reading it took was confirmed by ingest), and badly when it exits first, or the
 deadline passes (it is stopped), or the device restarts during the trial: then the launcher
-records why and starts the previous release again, which reports the failure. The buffer is
-one SQLite file both releases open in turn, never at once: a reading left in it by either is
-sent by the other, once.
+records why and starts the previous release again, which reports the failure. A release that
+proved itself but later crashes 3 times within 10 minutes is left for the previous one too.
+The buffer is one SQLite file both releases open in turn, never at once: a reading left in it
+by either is sent by the other, once.
 """
 
 from __future__ import annotations
@@ -28,6 +29,10 @@ from streetsense.lifecycle import PARENT_ENV, StopSignal
 log = logging.getLogger(__name__)
 POLL_S: Final = 0.2
 STOP_WAIT_S: Final = 20.0
+# A release that proved itself and later keeps crashing is left for the one before it.
+CRASHES_BEFORE_FALLBACK: Final = 3
+CRASH_WINDOW_S: Final = 600.0
+CRASH_PAUSE_S: Final = 5.0
 
 
 class Launcher:
@@ -53,10 +58,26 @@ class Launcher:
             code = self._try(slots, slots.trial) if slots.trial else self._run(slots.current)
             if code is None:
                 return 0
-            if code != RESTART_FOR_UPDATE:
-                log.error("release %s stopped with exit code %d", _name(slots.current), code)
-                return code
+            if code == RESTART_FOR_UPDATE:
+                continue
+            current = self.slots.read().current  # a trial may have become current meanwhile
+            log.error("release %s stopped with exit code %d", _name(current), code)
+            if not current:
+                return code  # the factory release: systemd restarts the launcher
+            self._crashed(current, code)
         return 0
+
+    def _crashed(self, version: str, code: int) -> None:
+        """Restart a crashed release after a pause; after CRASHES_BEFORE_FALLBACK crashes
+        within CRASH_WINDOW_S, go back to the previous release for good."""
+        crashes = self.slots.note_crash(version, time.time(), CRASH_WINDOW_S)
+        if crashes >= CRASHES_BEFORE_FALLBACK:
+            reason = (f"release {version} crashed {crashes} times within "
+                      f"{CRASH_WINDOW_S / 60:.0f} min (last exit code {code})")  # fmt: skip
+            back = self.slots.fall_back(reason)
+            log.error("switching back to release %s: %s", _name(back), reason)
+            return
+        self.stop.wait(CRASH_PAUSE_S)
 
     def _run(self, version: str) -> int | None:
         child = self._start(version, trial=False)

@@ -131,6 +131,29 @@ class ReleaseSlots:
         self._prune({slots.current, slots.previous})
         return outcome
 
+    def note_crash(self, version: str, at: float, window_s: float) -> int:
+        """Count a crash of the current release; return its crashes within the window."""
+        data = _load(self.folder / "crashes.json")
+        times = (
+            data.get("times", [])
+            if isinstance(data, dict) and data.get("version") == version
+            else []
+        )
+        times = [t for t in times if isinstance(t, int | float) and at - t <= window_s] + [at]
+        _save(self.folder / "crashes.json", {"version": version, "times": times})
+        return len(times)
+
+    def fall_back(self, reason: str) -> str:
+        """Leave the current release for the previous one (for good); return the one now
+        current ("" is the factory's)."""
+        slots = self.read()
+        outcome = Outcome(slots.current, 0, "rolled_back", reason, time.time())
+        self.record(outcome)
+        self.write(Slots(current=slots.previous, previous=""))
+        (self.folder / "crashes.json").unlink(missing_ok=True)
+        self._prune({slots.previous})
+        return slots.previous
+
     def record(self, outcome: Outcome) -> None:
         """Keep an outcome to report, and remember the (version, rollout) as tried."""
         self.prepare()

@@ -131,6 +131,13 @@ class Rollouts:
     def on_update(self, device_id: str, update: UpdateReport) -> None:
         """Take a device's report of what became of a release."""
         state = _REPORTED.get(update.state)
+        if update.rollout <= 0 and update.state == "rolled_back":
+            # a proven release that kept crashing, left for the previous one by the launcher
+            fleet_enrolment.audit(self.fleet.conn, self.fleet.clock(), device_id,
+                                  "release-fallback", device_id,
+                                  {"version": update.version, "reason": update.reason})  # fmt: skip
+            log.warning("device %s left release %s: %s", device_id, update.version, update.reason)
+            return
         if state is None or update.rollout <= 0:
             return
         changed = fleet_rollouts.set_device_state(

@@ -26,6 +26,14 @@ BREAKAGES: Final = {
         "        if not payload:\n            return  # the retained ack cleared\n",
         "        return  # a broken release: it ignores every confirmation\n",
     ),
+    # runs well until a marker file appears, then crashes on every start (a late fault)
+    "crash-on-mark": (
+        Path("edge/start.py"),
+        "    config = load_config(path)\n",
+        "    if os.path.exists(os.environ.get('STREETSENSE_TEST_CRASH_MARK', '/nonexistent')):\n"
+        "        raise RuntimeError('a release that crashes since its marker appeared')\n"
+        "    config = load_config(path)\n",
+    ),
     "no-connect": (
         Path("edge/link.py"),
         "endpoint.host, endpoint.port, ping_interval",

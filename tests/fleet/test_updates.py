@@ -263,3 +263,41 @@ def test_a_release_that_connects_but_gets_nothing_confirmed_is_rolled_back_not_c
     finally:
         for agent in devices.agents.values():
             agent.stop()
+
+
+@pytest.mark.slow
+def test_a_proven_release_that_later_keeps_crashing_is_left_for_the_previous_one(
+    fleet: Fleet,
+    fleet_settings: Settings,
+    dynsec: DynsecBroker,
+    batch_secret: Path,
+    ingest: IngestService,
+    keys: ReleaseKeys,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    del ingest
+    url = fleet_settings.database.url
+    mark = tmp_path / "crash-now"
+    monkeypatch.setenv("STREETSENSE_TEST_CRASH_MARK", str(mark))
+    devices = _enrol(fleet_settings, dynsec, batch_secret, keys, tmp_path, 1)
+    [(device, agent)] = devices.agents.items()
+    try:
+        bundle = signed_release(tmp_path, "0.1.5", keys, "crash-on-mark")
+        rollout_id = _roll_out(fleet, _publish(fleet, bundle), canary=1.0, waves=1, soak_s=1,
+                               deadline_s=DEADLINE_S)  # fmt: skip
+        assert _ended(url, rollout_id, DEADLINE_S * 3).state == "done"
+        assert devices.slots(device)["current"] == "0.1.5"
+        mark.touch()  # from now on the release crashes on start; then its process dies
+        assert agent.process is not None
+        child = Path(f"/proc/{agent.process.pid}/task/{agent.process.pid}/children").read_text()
+        os.kill(int(child.split()[0]), 9)
+        wait_for(lambda: devices.releases()[device] == FACTORY, 60, "back on the factory release")
+        assert devices.slots(device) == {"current": "", "previous": "", "trial": None}
+        wait_for(lambda: "release-fallback" in fleet_cli(fleet_settings, "audit", "--subject",
+                                                          device, "--json").stdout,
+                 30, "the fallback in the audit log")  # fmt: skip
+        _assert_nothing_lost_or_twice(devices, url)
+    finally:
+        for process in devices.agents.values():
+            process.stop()
