@@ -22,7 +22,7 @@ import psycopg
 
 from feeds import sources
 from feeds.live import LiveParking
-from feeds.lot_view import build_lot_view
+from feeds.lot_view import build_lot_view, steady
 from feeds.model import LotView, SegmentView
 from store.feeds_reads import PublicOverride
 from streetsense.backoff import Backoff
@@ -95,6 +95,7 @@ class FeedEngine:
         self._seen: dict[str, datetime] = {}  # xmin -> newest receive time, within the overlap
         self._overrides: dict[str, PublicOverride] = {}
         self.registry_loaded_at = empty  # when the registry was last read (ParkAPI static time)
+        self.context_refreshes = 0  # reads of trends, flows and forecasts (each rebuilds all)
 
     @property
     def context(self) -> sources.Context:
@@ -228,6 +229,7 @@ class FeedEngine:
         self._context = await asyncio.to_thread(self._call, sources.read_context, capacities)
         self._publish_lots()
         await self._publish_segments()
+        self.context_refreshes += 1
 
     def _call(self, read: Callable[..., T], *args: object) -> T:
         """Run one read on the engine's connection (worker thread), connecting when needed."""
@@ -255,7 +257,7 @@ class FeedEngine:
         now = datetime.now(UTC)
         old = self.snapshot.lot_index
         views = tuple(
-            self._lot_view(lot, now)
+            steady(old.get(lot.lot_id), self._lot_view(lot, now), now)
             if touched is None or lot.lot_id in touched or lot.lot_id not in old
             else old[lot.lot_id]
             for lot in self._registry.lots

@@ -17,6 +17,9 @@ from streetsense.lot_status import lot_status
 from streetsense.registry import SpaceCategory
 
 CLOSED_AHEAD = Unavailable("closed", "the lot is closed then")
+# How long a lot's forecast is kept while nothing it was built from changes: rebuilt every 30 s,
+# it would only count its horizons from a newer moment, changing every response's version.
+FORECAST_KEPT: Final = timedelta(minutes=5)
 _ORDER: Final = {category.value: index for index, category in enumerate(SpaceCategory)}
 
 
@@ -90,6 +93,19 @@ def _categories(
             checks.append(check)
         views.append(CategoryView(name, capacity, occupied, closed))
     return tuple(views), tuple(checks)
+
+
+def steady(old: LotView | None, new: LotView, now: datetime) -> LotView:
+    """Return `old` when the only news in `new` is its forecast counted from a later moment:
+    same count, status and everything else, same run, same opening status at each horizon,
+    and the old forecast younger than FORECAST_KEPT."""
+    if old is None or old.forecast.start is None or now - old.forecast.start >= FORECAST_KEPT:
+        return new
+    before, after = old.forecast, new.forecast
+    same_run = (before.issued_at, before.reason_code, before.statuses) == (
+        after.issued_at, after.reason_code, after.statuses
+    )  # fmt: skip
+    return old if same_run and replace(new, forecast=before) == old else new
 
 
 def _forecast_ahead(

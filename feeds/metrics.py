@@ -43,6 +43,11 @@ class FeedsCollector(Collector):
         yield _counter(
             "refresh_failures", "refreshes that failed (the log names the error)", engine.failures
         )
+        yield _counter(
+            "context_refreshes",
+            "reads of trends, flows and forecasts, each rebuilding every lot and segment",
+            engine.context_refreshes,
+        )
         yield _gauge("lots", "lots in the snapshot", len(engine.snapshot.lots))
         yield _gauge("segments", "segments in the snapshot", len(engine.snapshot.segments))
         if runtime.republisher is not None:
