@@ -67,7 +67,8 @@ if origins == 1:
         "same models from origins at every time of day over 14 days (docs/forecasting.md)."
     )
 st.subheader("All models, pooled over series and horizon")
-st.dataframe(pooled, hide_index=True, column_config=tables.score_columns(unit))
+# a score a model has none of (MASE without a season's history, MAPE of zeros) shows as '-'
+st.dataframe(pooled, hide_index=True, column_config=tables.score_columns(unit), placeholder="-")
 st.caption(
     "MASE below 1 beats the seasonal naive forecast (the same time last week). MAPE divides "
     "by what was observed, so a near-empty lot or a quiet road at night makes it huge: judge "
@@ -97,7 +98,7 @@ st.subheader("Weak spots")
 model = st.selectbox("Model", list(pooled["model"]))
 st.dataframe(
     tables.weak_series(scores, model, WEAK_SHOWN), hide_index=True,
-    column_config=tables.score_columns(unit),
+    column_config=tables.score_columns(unit), placeholder="-",
 )  # fmt: skip
 st.caption("Series with the largest scaled error (MASE, else MAE) for this model.")
 
@@ -113,7 +114,7 @@ right.dataframe(
 )
 with st.expander("80% band coverage per step, every model"):
     st.dataframe(
-        tables.coverage_per_step(steps), hide_index=True,
+        tables.coverage_per_step(steps), hide_index=True, placeholder="-",
         column_config={m: st.column_config.NumberColumn(m, format="percent")
                        for m in steps["model"].unique()},
     )  # fmt: skip

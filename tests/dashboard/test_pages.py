@@ -200,6 +200,8 @@ def test_forecast_quality_shows_the_latest_backtest_and_chosen_models(app: Run, 
     )
     assert list(pooled["model"]) == [r[0] for r in rows]
     assert list(pooled["mae"]) == pytest.approx([r[1] for r in rows])
+    # a score a model lacks (MASE without a season's history) reads '-', not 'None'
+    assert [at.dataframe[i].proto.placeholder for i in (0, 1, 4)] == ["-"] * 3
     shown = metrics(at)
     assert shown["Best model"] == rows[0][0]
     assert shown["Its MAE"] == f"{rows[0][1]:.1f} spaces"  # the unit of an occupancy error
