@@ -21,6 +21,7 @@ from typing import Final, TypeVar
 import psycopg
 
 from feeds import sources
+from feeds.forecast_view import steady_segment
 from feeds.live import LiveParking
 from feeds.lot_view import build_lot_view, steady
 from feeds.model import LotView, SegmentView
@@ -314,13 +315,15 @@ class FeedEngine:
         now = datetime.now(UTC)
         # Re-anchoring every segment's flow and speed takes a while in a large city: built in
         # the worker thread, so requests keep being served meanwhile.
-        views = await asyncio.to_thread(
+        built = await asyncio.to_thread(
             sources.segment_views,
             self._registry.segments,
             self._context,
             now,
             self.settings.feeds.stale_after_s,
         )
+        old = self.snapshot.segment_index
+        views = tuple(steady_segment(old.get(view.id), view, now) for view in built)
         if views == self.snapshot.segments:
             return
         self.snapshot = replace(

@@ -9,8 +9,8 @@ latest 5-minute bucket (segments), the difference fading with the series' half-l
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from feeds.formats import iso
@@ -21,6 +21,9 @@ from store.forecast_anchoring import Live, Point, reanchored_at
 
 FLOW_BUCKET_S: Final = 300  # the live flow is a 5-minute count
 YHAT, LO, HI = 1, 2, 3  # fields of a forecast_anchoring.Point
+# How long a published forecast is kept while nothing it was built from changes: rebuilt every
+# 30 s, it would only count its horizons from a newer moment, changing every response's ETag.
+FORECAST_KEPT: Final = timedelta(minutes=5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +45,28 @@ def curves(series: list[ForecastSeries]) -> dict[str, Curve]:
         stored = forecast_anchoring.curve(one.times, one.yhat, one.lo80, one.hi80, anchor)
         out[one.series_id] = Curve(stored, one.issued_at, one.step_seconds)
     return out
+
+
+def only_later(old: Forecast, new: Forecast, now: datetime) -> bool:
+    """Tell whether `new` would only count `old` from a later moment: the same run, reason and
+    opening status at each horizon, `old` younger than FORECAST_KEPT."""
+    if old.start is not None and now - old.start >= FORECAST_KEPT:
+        return False
+    return (old.issued_at, old.reason_code, old.statuses) == (
+        new.issued_at, new.reason_code, new.statuses
+    )  # fmt: skip
+
+
+def steady_segment(old: SegmentView | None, new: SegmentView, now: datetime) -> SegmentView:
+    """Return `old` when the only news in `new` is its forecasts counted from a later moment
+    (same bucket and everything else)."""
+    if old is None or not (
+        only_later(old.forecast, new.forecast, now)
+        and only_later(old.speed_forecast, new.speed_forecast, now)
+    ):
+        return new
+    kept = replace(new, forecast=old.forecast, speed_forecast=old.speed_forecast)
+    return old if kept == old else new
 
 
 def _moments(now: datetime) -> list[float]:

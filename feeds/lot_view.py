@@ -6,7 +6,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Final
 
-from feeds.forecast_view import Curve, lot_forecast
+from feeds.forecast_view import Curve, lot_forecast, only_later
 from feeds.live import GENERAL, LiveLot
 from feeds.model import HORIZONS_MIN, CategoryView, Forecast, LotView, Unavailable, trend_of
 from store.feeds_reads import LotRow, PublicOverride
@@ -17,9 +17,6 @@ from streetsense.lot_status import lot_status
 from streetsense.registry import SpaceCategory
 
 CLOSED_AHEAD = Unavailable("closed", "the lot is closed then")
-# How long a lot's forecast is kept while nothing it was built from changes: rebuilt every 30 s,
-# it would only count its horizons from a newer moment, changing every response's version.
-FORECAST_KEPT: Final = timedelta(minutes=5)
 _ORDER: Final = {category.value: index for index, category in enumerate(SpaceCategory)}
 
 
@@ -96,16 +93,11 @@ def _categories(
 
 
 def steady(old: LotView | None, new: LotView, now: datetime) -> LotView:
-    """Return `old` when the only news in `new` is its forecast counted from a later moment:
-    same count, status and everything else, same run, same opening status at each horizon,
-    and the old forecast younger than FORECAST_KEPT."""
-    if old is None or old.forecast.start is None or now - old.forecast.start >= FORECAST_KEPT:
+    """Return `old` when the only news in `new` is its forecast counted from a later moment
+    (same count, status and everything else; see `only_later`)."""
+    if old is None or not only_later(old.forecast, new.forecast, now):
         return new
-    before, after = old.forecast, new.forecast
-    same_run = (before.issued_at, before.reason_code, before.statuses) == (
-        after.issued_at, after.reason_code, after.statuses
-    )  # fmt: skip
-    return old if same_run and replace(new, forecast=before) == old else new
+    return old if replace(new, forecast=old.forecast) == old else new
 
 
 def _forecast_ahead(

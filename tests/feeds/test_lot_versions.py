@@ -1,6 +1,6 @@
-"""Rebuilding the lots with nothing new keeps what is served, its version and its ETag: each
-lot's forecast counts from its own moment, and counting it again from a later one every 30 s
-would make every client download every lot again."""
+"""Rebuilding the lots and segments with nothing new keeps what is served, its version and
+its ETag: each one's forecast counts from its own moment, and counting it again from a later
+one every 30 s would make every client download everything again."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def wait_for_refreshes(server: Server, count: int) -> None:
         time.sleep(0.05)
 
 
-def test_rebuilds_without_new_data_keep_the_lots_etag(
+def test_rebuilds_without_new_data_keep_the_etags(
     anchored_city: psycopg.Connection,
     settings: Settings,
     start_server: Callable[..., Server],
@@ -45,8 +45,15 @@ def test_rebuilds_without_new_data_keep_the_lots_etag(
     server = start_server(feeds_settings(settings))
     with server.client() as client:
         first = client.get("/v1/parking/lots")
+        roads = client.get("/v1/traffic/segments")
         wait_for_refreshes(server, 2)
         again = client.get("/v1/parking/lots", headers={"If-None-Match": first.headers["ETag"]})
+        roads_again = client.get(
+            "/v1/traffic/segments", headers={"If-None-Match": roads.headers["ETag"]}
+        )
+        ring = {road["id"]: road for road in roads.json()["segments"]}["ring-eb"]
+        assert ring["speed_forecast"]["anchored_at"] is not None  # forecasts are served
+        assert roads_again.status_code == 304
         lots = {lot["id"]: lot for lot in first.json()["lots"]}
         assert lots["harbour"]["forecast"]["anchored_at"] is not None  # a forecast is served
         assert again.status_code == 304
