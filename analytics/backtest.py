@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 import numpy as np
 
 from analytics.base import Matrix
+from analytics.capacity_changes import lasting_changes
 from analytics.metrics import Accumulator, seasonal_scale
 from analytics.models import build
 from analytics.panel import SECONDS_PER_DAY, FloatArray, Panel
@@ -145,6 +146,31 @@ def aligned(panel: Panel) -> Matrix:
     return Matrix(values, panel.step, panel.capacity, np.full(n, last, dtype=np.int64))
 
 
+def _capacity_grid(capacities: Panel, panel: Panel, data: Matrix) -> FloatArray:
+    """Return the capacities of the panel's series, in its rows, on the aligned grid."""
+    rows = {series_id: i for i, series_id in enumerate(capacities.ids)}
+    missing = [series_id for series_id in panel.ids if series_id not in rows]
+    if missing:
+        raise ValueError(f"capacities lack series {', '.join(missing[:5])}")
+    chosen = capacities.select(np.array([rows[i] for i in panel.ids], dtype=np.int64))
+    grid = aligned(chosen).values
+    if grid.shape != data.values.shape:
+        raise ValueError("capacities must be on the panel's grid (same slots and ends)")
+    return grid
+
+
+def _since_changes(train: Matrix, capacity: FloatArray) -> Matrix:
+    """Return the training data with each series' readings before its last lasting capacity
+    change that moved its readings left out (a pending change keeps the data before it)."""
+    changes = [c for c in lasting_changes(capacity, train.step, train.values) if not c.pending]
+    if not changes:
+        return train
+    values = train.values.copy()
+    for change in changes:
+        values[change.row, : change.slot] = np.nan
+    return replace(train, values=values)
+
+
 def backtest(
     panel: Panel,
     models: list[str],
@@ -155,6 +181,7 @@ def backtest(
     season_days: int = 7,
     timezone: str = "UTC",
     holidays: str = "",
+    capacities: Panel | None = None,
 ) -> Backtest:
     """Evaluate each model from `folds` origins `stride` slots apart, last one h before the end.
 
@@ -169,12 +196,16 @@ def backtest(
         season_days: days in a season (7: weekly).
         timezone: IANA zone in which times of day and days of week are counted.
         holidays: region whose public holidays the models may leave out (`DE-HE`; empty: none).
+        capacities: each reading's capacity on the panel's grid (`csvio.read_csv_capacities`;
+            series matched by id): from each origin, a series is fitted only since its last
+            lasting capacity change before it (`analytics.capacity_changes`).
 
     Returns:
         Error sums per model, series and step.
     """
     data = aligned(panel)
     n, length = data.values.shape
+    capacity = None if capacities is None else _capacity_grid(capacities, panel, data)
     seasons = Seasons.of(panel.step, season_days)
     stride = stride or default_stride(panel.step)
     folds = folds or default_folds(panel.step, stride)
@@ -189,6 +220,8 @@ def backtest(
         origin_time = last - offset * panel.step
         times.append(origin_time)
         train = data.cut(offset)
+        if capacity is not None:
+            train = _since_changes(train, capacity[:, : length - offset])
         truth = data.values[:, length - offset : length - offset + horizon]
         if not np.isfinite(truth).any():
             empty.append(origin_time)

@@ -23,6 +23,10 @@ from analytics.readiness import Skip
 MIN_HOLD_SECONDS = SECONDS_PER_DAY
 # Smaller differences are register corrections, not spaces opened or closed.
 MIN_RELATIVE_CHANGE = 0.10
+# A change is cut at only when the readings since differ by this much (mean, same times of
+# week a week earlier): Karstadt's 475 -> 380 left its weekday counts as they were (only
+# Saturday peaks were capped), and cutting its history made its forecasts worse.
+MIN_DEMAND_SHIFT = 0.15
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,14 +46,14 @@ class Change:
 def _runs(capacity: npt.NDArray[np.float64]) -> list[tuple[float, int, int]]:
     """Return (level, first slot, last slot) of each run of equal capacities (gaps skipped)."""
     slots = np.flatnonzero(np.isfinite(capacity) & (capacity > 0))
-    runs: list[tuple[float, int, int]] = []
-    for slot in slots:
-        level = float(capacity[slot])
-        if runs and runs[-1][0] == level:
-            runs[-1] = (level, runs[-1][1], int(slot))
-        else:
-            runs.append((level, int(slot), int(slot)))
-    return runs
+    if slots.size == 0:
+        return []
+    levels = capacity[slots]
+    starts = np.concatenate(([0], np.flatnonzero(np.diff(levels)) + 1))
+    ends = np.concatenate((starts[1:] - 1, [slots.size - 1]))
+    return [
+        (float(levels[s]), int(slots[s]), int(slots[e])) for s, e in zip(starts, ends, strict=True)
+    ]
 
 
 def _differs(new: float, old: float) -> bool:
@@ -82,10 +86,40 @@ def last_change(row: int, capacity: npt.NDArray[np.float64], step: int) -> Chang
     return None
 
 
-def lasting_changes(capacity: npt.NDArray[np.float64], step: int) -> list[Change]:
-    """Return the last change of each series of a (series x slot) capacity grid."""
+def demand_moved(values: npt.NDArray[np.float64], slot: int, step: int) -> bool:
+    """Return True unless the readings of (at most) the week from `slot` stay within
+    `MIN_DEMAND_SHIFT` of those at the same times a week earlier (True without a week before)."""
+    week = 7 * SECONDS_PER_DAY // step
+    if slot < week:
+        return True
+    after = values[slot : slot + week]
+    before = values[slot - week : slot - week + after.size]
+    both = np.isfinite(after) & np.isfinite(before)
+    old = float(before[both].mean()) if both.any() else 0.0
+    if old <= 0:
+        return True
+    return bool(abs(float(after[both].mean()) / old - 1) >= MIN_DEMAND_SHIFT)
+
+
+def lasting_changes(
+    capacity: npt.NDArray[np.float64],
+    step: int,
+    values: npt.NDArray[np.float64] | None = None,
+) -> list[Change]:
+    """Return the last change of each series of a (series x slot) capacity grid.
+
+    With the readings (`values`, the same shape), a lasting change after which the readings
+    kept their level (`demand_moved`) is left out: the old self still tells the future.
+    """
     changes = [last_change(row, capacity[row], step) for row in range(capacity.shape[0])]
-    return [change for change in changes if change is not None]
+    return [
+        change
+        for change in changes
+        if change is not None
+        and (
+            values is None or change.pending or demand_moved(values[change.row], change.slot, step)
+        )
+    ]
 
 
 def since_changes(panel: Panel, changes: list[Change]) -> Panel:

@@ -27,7 +27,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "timestamps are ISO 8601, without an offset taken as local time in --timezone. "
         "capacity, when given, bounds forecasts and bands to [0, capacity] (clipping) and "
         "screens readings: values outside it are masked as gaps, and a series above it in more "
-        "than 20%% of readings is left out as a broken counter. Every model is scored on the "
+        "than 20%% of readings is left out as a broken counter; a series whose capacity "
+        "changed lastingly (a level 10%% or more apart, held a day) and whose readings moved "
+        "with it (15%% or more) is fitted, from each "
+        "origin, only since its last change before it. Every model is scored on the "
         "points all of them forecast, from origins spread over every time of day.",
     )
     backtest.add_argument("input", type=Path, metavar="INPUT.csv")
@@ -159,7 +162,7 @@ def run_backtest(args: argparse.Namespace) -> int:
         parse_freq,
         parse_steps,
         parse_zone,
-        read_csv,
+        read_csv_capacities,
     )
     from analytics.models import MODELS  # noqa: PLC0415
     from analytics.quality import screen  # noqa: PLC0415
@@ -176,7 +179,8 @@ def run_backtest(args: argparse.Namespace) -> int:
             check_region(args.holidays)
         except ValueError as exc:
             raise InputError(f"--holidays: {exc}") from None
-    screened = screen(read_csv(args.input, step, zone))
+    panel, capacities = read_csv_capacities(args.input, step, zone)
+    screened = screen(panel)
     if screened.panel.n_series == 0:
         raise InputError(f"{args.input}: no usable series left after screening")
     models = [m for m in MODELS if not (args.season_days == 1 and m == "snaive_day")]
@@ -189,6 +193,7 @@ def run_backtest(args: argparse.Namespace) -> int:
         season_days=args.season_days,
         timezone=args.timezone,
         holidays=args.holidays,
+        capacities=capacities,
     )
     summary = result.summary()
     if result.empty:

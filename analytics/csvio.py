@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from analytics.localtime import zone_of
-from analytics.panel import SECONDS_PER_DAY, Panel, from_long
+from analytics.panel import SECONDS_PER_DAY, FloatArray, Panel, from_long
 from streetsense.errors import ConfigError
 
 REQUIRED = ("series_id", "timestamp", "value")
@@ -93,7 +93,19 @@ def _number(text: str) -> float:
 def read_csv(path: Path, step: int, zone: tzinfo = UTC) -> Panel:
     """Read the file and align every series to a grid of `step` seconds.
 
-    Timestamps without an offset are local times in `zone`.
+    Timestamps without an offset are local times in `zone`. A series' capacity is the largest
+    of its readings' (`read_csv_capacities` gives each reading's).
+
+    Raises:
+        InputError: the file is missing, lacks a column, or has an unreadable row; the message
+            gives the line number and how to fix it.
+    """
+    return read_csv_capacities(path, step, zone)[0]
+
+
+def read_csv_capacities(path: Path, step: int, zone: tzinfo = UTC) -> tuple[Panel, Panel | None]:
+    """Return `read_csv`'s panel and, with a capacity column, each reading's capacity on the
+    same grid (the same series, slots and ends; NaN where a reading had none), else None.
 
     Raises:
         InputError: the file is missing, lacks a column, or has an unreadable row; the message
@@ -115,8 +127,14 @@ def read_csv(path: Path, step: int, zone: tzinfo = UTC) -> Panel:
         return _rows(reader, header, path, step, zone)
 
 
-def _rows(reader: csv.Reader, header: list[str], path: Path, step: int, zone: tzinfo) -> Panel:  # type: ignore[name-defined]
-    """Parse data rows into a panel."""
+def _rows(
+    reader: csv.Reader,  # type: ignore[name-defined]
+    header: list[str],
+    path: Path,
+    step: int,
+    zone: tzinfo,
+) -> tuple[Panel, Panel | None]:
+    """Parse data rows into a panel and, with a capacity column, a panel of capacities."""
     sid, when, val = (header.index(name) for name in REQUIRED)
     cap = header.index("capacity") if "capacity" in header else None
     codes: dict[str, int] = {}
@@ -124,6 +142,7 @@ def _rows(reader: csv.Reader, header: list[str], path: Path, step: int, zone: tz
     seconds: list[float] = []
     values: list[float] = []
     capacity: dict[int, float] = {}
+    each: list[float] = []
     for row in reader:
         line = reader.line_num
         if not row or not any(field.strip() for field in row):
@@ -140,8 +159,10 @@ def _rows(reader: csv.Reader, header: list[str], path: Path, step: int, zone: tz
         code = codes.setdefault(row[sid].strip(), len(codes))
         try:
             values.append(_number(row[val]))
-            if cap is not None and row[cap].strip():
-                capacity[code] = max(capacity.get(code, 0.0), _number(row[cap]))
+            if cap is not None:
+                each.append(_number(row[cap]))
+                if row[cap].strip():
+                    capacity[code] = max(capacity.get(code, 0.0), each[-1])
         except ValueError:
             raise InputError(
                 f"{path}:{line}: value or capacity is not a number; leave it empty if missing"
@@ -151,11 +172,13 @@ def _rows(reader: csv.Reader, header: list[str], path: Path, step: int, zone: tz
     if not series:
         raise InputError(f"{path}: no data rows; add rows of series_id,timestamp,value")
     capacities = np.array([capacity.get(i, np.nan) for i in range(len(codes))])
-    return from_long(
-        np.asarray(series, dtype=np.int64),
-        np.rint(np.asarray(seconds)).astype(np.int64),
-        np.asarray(values, dtype=np.float64),
-        ids=tuple(codes),
-        step=step,
-        capacity=capacities,
-    )
+    codes_array = np.asarray(series, dtype=np.int64)
+    epochs = np.rint(np.asarray(seconds)).astype(np.int64)
+
+    def grid(of: list[float], bound: FloatArray | None) -> Panel:
+        return from_long(
+            codes_array, epochs, np.asarray(of, dtype=np.float64),
+            ids=tuple(codes), step=step, capacity=bound,
+        )  # fmt: skip
+
+    return grid(values, capacities), (grid(each, None) if cap is not None else None)

@@ -122,7 +122,8 @@ def forecast_target(
     horizon = int(target.horizon.total_seconds()) // step
     changes: list[Change] = []
     if target.measure == "occupied":
-        changes = lasting_changes(read_capacities(conn, list(ids), start, end, step), step)
+        capacities = read_capacities(conn, list(ids), start, end, step)
+        changes = lasting_changes(capacities, step, panel.matrix())
         panel = since_changes(panel, changes)
     pending = {skip.row: skip for skip in pending_skips(changes, start, step)}
     skips = sorted([*pending.values(), *(s for s in unforecastable(panel) if s.row not in pending)],

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from analytics.backtest import Backtest, backtest
-from analytics.csvio import parse_zone, read_csv
+from analytics.csvio import parse_zone, read_csv_capacities
 from analytics.quality import screen
 from bench.forecast_sets import DataSet
 
@@ -142,7 +142,8 @@ def run_case(case: Case, names: list[str], workdir: Path, holidays: bool = True)
     """Write, read, screen and backtest one case; judge each named model."""
     path = case.data.write(workdir / f"{case.data.name}.csv")
     zone = parse_zone(case.timezone)
-    screened = screen(read_csv(path, case.step_min * 60, zone))
+    panel, capacities = read_csv_capacities(path, case.step_min * 60, zone)
+    screened = screen(panel)
     started = time.perf_counter()
     models = [*BASELINES, *(m for m in names if m not in BASELINES)]
     result = backtest(
@@ -153,6 +154,7 @@ def run_case(case: Case, names: list[str], workdir: Path, holidays: bool = True)
         stride=case.stride,
         timezone=case.timezone,
         holidays=HOLIDAYS[case.timezone] if holidays else "",
+        capacities=capacities,
     )
     seconds = time.perf_counter() - started
     return [judge(case, result, model, seconds) for model in names]

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from analytics.backtest import backtest, origins
 from analytics.base import Matrix
+from analytics.csvio import read_csv_capacities
 from analytics.metrics import Accumulator, seasonal_scale
 from analytics.models import build
 from tests.analytics.synthetic import panel, seasonal
@@ -82,3 +86,28 @@ def test_backtest_never_sees_the_future() -> None:
     mean = build("profile_es", horizon=12).fit_matrix(train).predict(12).mean
     expected = np.abs(spoiled[:, -12:] - mean).sum()
     assert result.scores["profile_es"].sums["abs"].sum() == pytest.approx(expected)
+
+
+def test_a_capacity_column_per_reading_cuts_each_origin_at_its_last_change(tmp_path: Path) -> None:
+    """A lot halved 10 days before the end: with each reading's capacity the origins after the
+    change fit only the days since; the CSV's capacity column carries the change."""
+    days, step = 35, 1800
+    slots = np.arange(days * 48)
+    daily = np.sin(2 * np.pi * slots / 48)
+    halved = slots >= (days - 10) * 48
+    value = np.where(halved, 40 + 30 * daily, 130 + 60 * daily)
+    capacity = np.where(halved, 100, 200)
+    start = 1_700_006_400  # a midnight UTC
+    path = tmp_path / "lots.csv"
+    lines = ["series_id,timestamp,value,capacity"]
+    for i in slots:
+        stamp = datetime.fromtimestamp(start + int(i) * step, UTC).isoformat()
+        lines.append(f"halved,{stamp},{value[i]:.3f},{capacity[i]}")
+    path.write_text("\n".join(lines) + "\n")
+    data, capacities = read_csv_capacities(path, step)
+    assert capacities is not None
+    np.testing.assert_array_equal(capacities.values, capacity.astype(float))
+    common = {"horizon": 12, "folds": 16, "stride": 7}
+    without = backtest(data, ["tow_mean"], **common).scores["tow_mean"].pooled()["mae"]
+    cut = backtest(data, ["tow_mean"], capacities=capacities, **common)
+    assert cut.scores["tow_mean"].pooled()["mae"] < 0.2 * without

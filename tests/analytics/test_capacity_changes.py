@@ -7,7 +7,7 @@ from datetime import timedelta
 import numpy as np
 import psycopg
 
-from analytics.capacity_changes import last_change
+from analytics.capacity_changes import last_change, lasting_changes
 from analytics.job import Target, forecast_target
 from store.forecasts import latest_forecasts, latest_skips
 from store.series import read_capacities
@@ -97,3 +97,16 @@ def test_a_lot_whose_capacity_halved_a_week_ago_is_forecast_from_its_new_level(
     forecast = np.array([row[2] for row in ours])
     # Fitted on the mixed fortnight, the job missed by 34 spaces on average.
     assert np.abs(forecast - truth).mean() < 3.0
+
+
+def test_a_change_that_left_the_counts_as_they_were_is_not_cut() -> None:
+    """Karstadt's 475 -> 380: the same counts before and after, only peaks capped; its history
+    still tells the future. Counts that halved with the capacity do not."""
+    capacity = np.array([475.0] * (14 * DAY) + [380.0] * (3 * DAY))
+    daily = np.sin(2 * np.pi * np.arange(capacity.size) / DAY)
+    same = 250 + 60 * daily
+    halved = np.where(np.arange(capacity.size) < 14 * DAY, 250 + 60 * daily, 120 + 30 * daily)
+    grid = np.vstack([capacity, capacity])
+    assert [c.row for c in lasting_changes(grid, 300)] == [0, 1]
+    changes = lasting_changes(grid, 300, np.vstack([same, halved]))
+    assert [(c.row, c.slot) for c in changes] == [(1, 14 * DAY)]
