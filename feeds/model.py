@@ -19,7 +19,8 @@ class Unavailable:
 
     Codes: `pending` (no forecast tables), `no_recent_run` (no run covers the next hour),
     `closed` (a lot closed at every horizon) and the analytics job's own reasons for not
-    forecasting a series (`no_data`, `too_short`, `constant`, `over_capacity`; m014).
+    forecasting a series (`no_data`, `too_short`, `constant`, `over_capacity`; m014;
+    `capacity_changed`, m015).
     """
 
     code: str

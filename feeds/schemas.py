@@ -23,7 +23,8 @@ UNAVAILABLE = (
     "why there are no values, for apps: pending (no forecast tables), no_recent_run (no run "
     "covers the next hour), closed (the lot is closed then), or why the analytics job left "
     "the series out: no_data, too_short (under a day of readings), constant (a stuck counter), "
-    "over_capacity (counts above the capacity)"
+    "over_capacity (counts above the capacity), capacity_changed (a new capacity held under "
+    "a day)"
 )
 
 
