@@ -122,8 +122,8 @@ class _Weeks:
         # Older weeks keep a token weight, so they fill in where the recent ones have a gap.
         weights = np.maximum(memory[:, None] ** power[None, :], 1e-3)
         weights[:, ages <= newer_than] = 0.0
-        total = np.einsum("nk,nkp->np", weights, self.total)
-        count = np.einsum("nk,nkp->np", weights, self.count)
+        total = np.matmul(weights[:, None, :], self.total)[:, 0]
+        count = np.matmul(weights[:, None, :], self.count)[:, 0]
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(count > 1e-12, total / count, np.nan)
 
@@ -194,12 +194,16 @@ def _level(deviation: FloatArray, alpha: FloatArray) -> FloatArray:
     out = np.zeros(n)
     finite = np.isfinite(deviation)
     filled = np.where(finite, deviation, 0.0)
+    width = deviation.shape[1]
     for value in np.unique(alpha):
         if value <= 0:
             continue
         rows = alpha == value
-        num = _ewm(filled[rows], float(value))[:, -1]
-        den = _ewm(finite[rows].astype(np.float64), float(value))[:, -1]
+        # Only the last column of the moving sums is needed: a dot product with its weights
+        # (row by row, so a row's sum does not depend on the rows chunked with it).
+        weights = value * (1.0 - value) ** np.arange(width - 1, -1, -1, dtype=np.float64)
+        num = np.einsum("ij,j->i", filled[rows], weights)
+        den = np.einsum("ij,j->i", finite[rows], weights)
         with np.errstate(invalid="ignore", divide="ignore"):
             out[rows] = np.where(den > 1e-9, num / den, 0.0)
     return out
@@ -244,15 +248,17 @@ def _tune_dynamics(
             np.einsum("ij,ij->i", now, filled[:, :-k]),
         ))  # fmt: skip
     count = len(horizons)
-    error = np.zeros((n, alphas.size, phis.size))
+    # Every level's series side by side, (n, width, levels): one product per chunk reads the
+    # pair weights once for all levels (alpha 0 has no level: its column stays 0).
+    levels = np.zeros((n, width, alphas.size))
     for a, alpha in enumerate(alphas):
-        level = _smoothed_level(filled, finite, float(alpha))
         if alpha > 0:
-            with_level = np.matmul(paired[:, : 2 * count], level[:, :, None])[..., 0]
-            with_square = np.matmul(paired[:, 2 * count :], (level * level)[:, :, None])[..., 0]
-        else:
-            with_level = np.zeros((n, 2 * count))
-            with_square = np.zeros((n, count))
+            levels[:, :, a] = _smoothed_level(filled, finite, float(alpha))
+    all_level = np.matmul(paired[:, : 2 * count], levels)
+    all_square = np.matmul(paired[:, 2 * count :], levels * levels)
+    error = np.zeros((n, alphas.size, phis.size))
+    for a in range(alphas.size):
+        with_level, with_square = all_level[:, :, a], all_square[:, :, a]
         for i, k in enumerate(horizons):
             dd_later, dd_cross, dd_now = fixed[i]
             later_level, now_level = with_level[:, i], with_level[:, count + i]
