@@ -106,6 +106,7 @@ class PacedPublisher:
         self.client.max_inflight_messages_set(window)
         self.sent = 0
         self.acked = 0
+        self._last_ack_at = time.monotonic()
         self._changed = threading.Condition()
         self._connected = threading.Event()
         self.client.on_publish = self._on_publish
@@ -157,7 +158,7 @@ class PacedPublisher:
         # Waking once the window is half empty, not at every PUBACK, saves a thread switch
         # per message: the publisher then sends half a window in one go.
         began = time.monotonic()
-        deadline, acked_before, said = began + timeout, self.acked, False
+        deadline, said = began + timeout, False
         while self.sent - self.acked > level:
             left = deadline - time.monotonic()
             # A publish waiting for room (level > 0) gives up on a stop; a flush (level 0) is
@@ -172,7 +173,10 @@ class PacedPublisher:
                     f"({self.sent - self.acked} messages waiting); is it overloaded or down?"
                 )
             self._changed.wait(min(left, 1.0))
-            if not said and self.acked == acked_before and time.monotonic() - began >= STALL_S:
+            # Quiet since the wait began or the last ack, whichever is later: acks already on
+            # the wire when the broker hung must not hide the stall.
+            quiet_s = time.monotonic() - max(began, self._last_ack_at)
+            if not said and quiet_s >= STALL_S:
                 # said once per wait: a hung broker is visible long before the timeout
                 log.info(
                     "the broker acknowledged nothing for %.0f s; %d messages wait for it",
@@ -203,6 +207,7 @@ class PacedPublisher:
     ) -> None:
         with self._changed:
             self.acked += 1
+            self._last_ack_at = time.monotonic()
             waiting = self.sent - self.acked
             if waiting in (self.low_water, 0):
                 self._changed.notify_all()
