@@ -19,7 +19,7 @@ from streetsense.hours import OpeningStatus, week_schedule
 VERSION: Final = "3.7"
 MEDIA_TYPE: Final = "application/xml"
 TABLE_ID: Final = "streetsense-parking"
-PROFILE: Final = f'profileName="streetsense parking, DATEX II v{VERSION}" profileVersion="1"'
+PROFILE: Final = f"streetsense parking, DATEX II v{VERSION}"
 NAMESPACES: Final = (
     'xmlns:d2="http://datex2.eu/schema/3/d2Payload" '
     'xmlns:com="http://datex2.eu/schema/3/common" '
@@ -60,27 +60,48 @@ def _text(value: str) -> str:
     return escape(value)
 
 
-def _multilingual(tag: str, value: str, lang: str = "en") -> str:
+def multilingual(tag: str, value: str, lang: str = "en") -> str:
+    """Return a DATEX II multilingual string element `tag` holding `value` (escaped)."""
     return (
         f"<{tag}><com:values><com:value lang={quoteattr(lang)}>{_text(value)}</com:value>"
         f"</com:values></{tag}>"
     )
 
 
-def _head(kind: str, now: datetime, country: str, publisher: str) -> str:
+def payload_head(
+    xsi_type: str,
+    namespaces: str,
+    profile: str,
+    description: str,
+    now: datetime,
+    country: str,
+    publisher: str,
+) -> str:
+    """Return the XML declaration, the opening `d2:payload` and the publication's common part.
+
+    Args:
+        xsi_type: the publication's class, e.g. `prk:ParkingStatusPublication`.
+        namespaces: the `xmlns` declarations the document uses.
+        profile: the profile's name (version 1).
+        description: the feed's description, in words.
+        country: the publisher's ISO 3166 country (`ZZ` when unset).
+    """
     code = (country or "ZZ").upper()[:2]
     return (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
-        f'<d2:payload {NAMESPACES} xsi:type="prk:{kind}" lang="en" modelBaseVersion="3" '
-        f"{PROFILE}>"
-        + _multilingual(
-            "com:feedDescription", f"Parking {kind} of {publisher} (DATEX II v{VERSION})"
-        )
+        f'<d2:payload {namespaces} xsi:type="{xsi_type}" lang="en" modelBaseVersion="3" '
+        f'profileName={quoteattr(profile)} profileVersion="1">'
+        + multilingual("com:feedDescription", description)
         + f"<com:publicationTime>{iso(now)}</com:publicationTime>"
         f"<com:publicationCreator><com:country>{_text(code)}</com:country>"
         f"<com:nationalIdentifier>{_text(publisher or 'streetsense')}</com:nationalIdentifier>"
         "</com:publicationCreator>"
     )
+
+
+def _head(kind: str, now: datetime, country: str, publisher: str) -> str:
+    description = f"Parking {kind} of {publisher} (DATEX II v{VERSION})"
+    return payload_head(f"prk:{kind}", NAMESPACES, PROFILE, description, now, country, publisher)
 
 
 _HEADER: Final = (
@@ -123,10 +144,10 @@ def _place(lot: LotView, now: datetime, timezone: str) -> str:
     facts = lot.facts
     out = [
         f'<prk:hierarchyElementGeneral xsi:type="prk:Place" id={quoteattr(lot.id)} version="1">',
-        _multilingual("fac:name", lot.name),
+        multilingual("fac:name", lot.name),
     ]
     if facts.get("fee"):
-        out.append(_multilingual("fac:description", f"Fees: {facts['fee']}"))
+        out.append(multilingual("fac:description", f"Fees: {facts['fee']}"))
     if facts.get("tariff_url"):
         out.append(
             "<fac:informationWebsite><com:urlLinkAddress>"
@@ -190,7 +211,7 @@ def _operator(lot: LotView) -> str:
     return (
         '<fac:operator xsi:type="fac:OrganisationSpecification" '
         f'id={quoteattr(f"{lot.id}.operator")} version="1">'
-        + _multilingual("fac:name", facts["operator"])
+        + multilingual("fac:name", facts["operator"])
         + f"{unit}</fac:operator>"
     )
 
@@ -224,7 +245,7 @@ def _area(lot: LotView, category: CategoryView) -> str:
     return (
         f'<prk:hierarchyElementGeneral xsi:type="prk:SpecificArea" id={quoteattr(area_id)} '
         'version="1">'
-        + _multilingual("fac:name", f"{lot.name}: {category.category.replace('_', ' ')} spaces")
+        + multilingual("fac:name", f"{lot.name}: {category.category.replace('_', ' ')} spaces")
         + "<prk:layer>1</prk:layer><prk:type>identifiedArea</prk:type>"
         f'<prk:parentId id={quoteattr(lot.id)} version="1" targetClass="fac:FacilityObject"/>'
         + _supply(category.capacity)
@@ -267,7 +288,7 @@ def _lot_status(lot: LotView) -> str:
         "</fac:regularOperatingHoursInForce>"
     )
     if lot.status_reason:
-        out.append(_multilingual("fac:statusDescription", lot.status_reason))
+        out.append(multilingual("fac:statusDescription", lot.status_reason))
     out.extend(f"<prk:parkingFault>{fault}</prk:parkingFault>" for fault in _faults(lot))
     out.append(_occupancy(lot.occupied, lot.available, lot.capacity, lot.closed, lot.trend))
     place = _place_status(lot)

@@ -8,7 +8,8 @@ from typing import Annotated, Any, Final
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
-from feeds import formats, ngsi
+from feeds import datex2, datex2_traffic, formats, ngsi
+from feeds.engine import Snapshot
 from feeds.filters import BoundingBox, Near, parse_bbox, parse_near, select
 from feeds.forecast_view import segment_steps
 from feeds.http import Cached, Problem, Rendered, render, render_json, respond
@@ -24,7 +25,13 @@ from feeds.routes_parking import (
     RadiusQuery,
 )
 from feeds.runtime import Runtime, require_ready
-from feeds.schemas import Segment, SegmentForecastDocument, SegmentPage, documented
+from feeds.schemas import (
+    Segment,
+    SegmentForecastDocument,
+    SegmentPage,
+    documented,
+    documented_as,
+)
 from feeds.sources import SEGMENT_AHEAD_MIN
 
 router = APIRouter(tags=["traffic"])
@@ -176,15 +183,63 @@ async def get_segment_forecast(
     its latest 5-minute bucket."""
     runtime = require_ready(request)
     segment = _segment_or_404(runtime, segment_id)
+    snapshot = runtime.engine.snapshot
+    document = _steps(runtime, snapshot, segment, horizon)
+    modified = snapshot.segments_modified
+    return respond(request, render_json(document), max_age=FLOW_MAX_AGE, last_modified=modified)
+
+
+def _steps(
+    runtime: Runtime, snapshot: Snapshot, segment: SegmentView, horizon: int
+) -> dict[str, Any]:
+    """Return a segment's re-anchored steps up to `horizon` minutes, counted from when its
+    published forecast was built (so they agree with the segment's own document)."""
     context = runtime.engine.context
-    document = segment_steps(
+    return segment_steps(
         segment,
         context.flow_curves.get(segment.id),
         context.speed_curves.get(segment.id),
         context.unavailable("flow", segment.id),
-        segment.forecast.start or runtime.engine.snapshot.segments_modified,
+        segment.forecast.start or snapshot.segments_modified,
         horizon,
         STEP_MIN,
     )
-    modified = runtime.engine.snapshot.segments_modified
-    return respond(request, render_json(document), max_age=FLOW_MAX_AGE, last_modified=modified)
+
+
+@router.get(
+    "/v1/traffic/datex2/forecast",
+    summary=f"DATEX II v{datex2.VERSION} ElaboratedDataPublication: every segment's latest "
+    "speed and flow and their forecast every 5 minutes",
+    responses=documented_as(datex2.MEDIA_TYPE),
+)
+async def datex2_forecast(request: Request, horizon: HorizonQuery = 60) -> Response:
+    """Return each segment's latest fresh bucket (`forecast` false) and its re-anchored speed
+    and flow forecasts up to `horizon` minutes (`forecast` true), rendered once per snapshot
+    and horizon in a worker thread (a large city's takes seconds)."""
+    runtime = require_ready(request)
+    snapshot = runtime.engine.snapshot
+
+    def build() -> Rendered:
+        forecasts = [
+            datex2_traffic.SegmentForecast(segment, _steps(runtime, snapshot, segment, horizon))
+            for segment in snapshot.segments
+        ]
+        if not datex2_traffic.has_data(forecasts):
+            # The publication needs at least one physical quantity.
+            raise Problem(
+                404,
+                "No traffic data yet",
+                "no segment has a fresh 5-minute bucket or a forecast yet, so there is nothing "
+                "to publish; retry in a few minutes",
+                "no-observation",
+            )
+        body = datex2_traffic.forecast_document(
+            forecasts, snapshot.segments_modified,
+            country=runtime.settings.city.country, publisher=runtime.provider,
+        )  # fmt: skip
+        return render(body, datex2.MEDIA_TYPE)
+
+    key = ("datex2-traffic", horizon)
+    rendered = await runtime.documents.get(snapshot.segments_version, key, build)
+    # Not remembered for the hot path: its entries would keep old snapshots' documents.
+    return Cached(rendered, FLOW_MAX_AGE, snapshot.segments_modified).response(request)

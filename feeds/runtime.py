@@ -12,6 +12,7 @@ from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
 
+from feeds.documents import Documents
 from feeds.engine import FeedEngine, Snapshot
 from feeds.http import Cached, LruCache, Problem, Rendered
 from feeds.limits import Dropped, Slots
@@ -37,6 +38,7 @@ class Runtime:
     republisher: Republisher | None = None  # set by the lifespan when republishing to MQTT
     cache: LruCache[Rendered] = field(default_factory=LruCache)
     answers: LruCache[Cached] = field(default_factory=LruCache)
+    documents: Documents = field(default_factory=Documents)  # whole-city publications
     # Stream chunks shared by all streams; few, as a big city's snapshot is a megabyte.
     sse: LruCache[bytes] = field(default_factory=lambda: LruCache(SSE_ENTRIES))
     loop: asyncio.AbstractEventLoop | None = None

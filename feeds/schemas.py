@@ -309,10 +309,18 @@ class ProblemDocument(BaseModel):
 
 def documented(model: type[BaseModel], *media_types: str) -> dict[int | str, dict[str, Any]]:
     """Return `responses=` for a route that answers `model` as JSON (and other media types)."""
-    problem = {"model": ProblemDocument, "content": {"application/problem+json": {}}}
     content: dict[str, Any] = {media: {} for media in media_types}
+    return {**_refusals(), 200: {"model": model, "content": content}}
+
+
+def documented_as(media_type: str) -> dict[int | str, dict[str, Any]]:
+    """Return `responses=` for a route that answers in `media_type` only (e.g. DATEX II XML)."""
+    return {**_refusals(), 200: {"content": {media_type: {}}}}
+
+
+def _refusals() -> dict[int | str, dict[str, Any]]:
+    problem = {"model": ProblemDocument, "content": {"application/problem+json": {}}}
     return {
-        200: {"model": model, "content": content},
         304: {"description": "Not Modified (revalidation)"},
         400: problem,
         404: problem,
