@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -19,6 +20,7 @@ import pytest
 from streetsense.config import Settings
 from tests.feeds import test_forecast_anchoring
 from tests.feeds.conftest import Server, feeds_settings
+from tests.feeds.test_sdm import SDM
 
 # The city whose stored runs start minutes before its live values (its fixtures, shared).
 anchored_city = test_forecast_anchoring.anchored_city
@@ -203,3 +205,29 @@ def test_datex2_forecast_is_not_anchored_on_a_stale_bucket(
     speeds = _split(ring, "TrafficSpeed", forecast=True)
     assert speeds and {v for _, v in speeds} == {SPEED_RUN}  # the stored run, not re-anchored
     assert all(at > _at(segment["bucket"]) + timedelta(minutes=5) for at, _ in speeds)
+
+
+def _model_properties(model: str) -> set[str]:
+    """Return every property a Smart Data Model defines, its commons included."""
+    schema = json.loads((SDM / model / "schema.json").read_text())
+    common = json.loads((SDM / "common-schema.json").read_text())["definitions"]
+    names: set[str] = set()
+    for part in schema["allOf"]:
+        ref = part.get("$ref", "")
+        names |= set((common[ref.rsplit("/", 1)[1]] if ref else part).get("properties", {}))
+    return names
+
+
+@pytest.mark.skipif(
+    not (SDM / "common-schema.json").is_file(), reason=f"Smart Data Models not found at {SDM}"
+)
+def test_ngsi_ld_carries_no_forecast_of_our_own_making(anchored_feeds: Server) -> None:
+    # Smart Data Models has no traffic flow forecast model (docs/feeds.md): a segment with
+    # forecasts is published in NGSI-LD with the observation's own attributes only
+    with anchored_feeds.client() as client:
+        entity = client.get("/v1/traffic/segments/ring-eb", params={"format": "jsonld"}).json()
+        forecast = client.get("/v1/traffic/segments/ring-eb/forecast").json()
+    assert forecast["steps"]  # it has forecasts to tell
+    allowed = _model_properties("TrafficFlowObserved") | {"@context"}
+    assert set(entity) <= allowed, set(entity) - allowed
+    assert entity["type"] == "TrafficFlowObserved"
