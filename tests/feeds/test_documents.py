@@ -78,3 +78,20 @@ def test_a_failed_build_is_not_kept() -> None:
         assert (await documents.get(1, "a", lambda: builds("a"))).body == b"a"
 
     asyncio.run(scenario())
+
+
+def test_the_event_loop_serves_while_a_document_is_built() -> None:
+    # the build waits for something only the event loop can do: were it built on the loop,
+    # the loop could not do it and the build would give up
+    documents, released = Documents(), threading.Event()
+
+    def build() -> Rendered:
+        return render(b"built" if released.wait(timeout=10) else b"blocked", "application/xml")
+
+    async def scenario() -> Rendered:
+        building = asyncio.ensure_future(documents.get(1, "a", build))
+        await asyncio.sleep(0)  # let the build start
+        released.set()  # the loop is free meanwhile
+        return await building
+
+    assert asyncio.run(scenario()).body == b"built"
