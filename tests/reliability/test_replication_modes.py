@@ -92,8 +92,9 @@ def test_only_synchronous_replication_keeps_an_acknowledged_batch_through_failov
         assert wait_until(lambda: _acked(port) >= messages, 60), "the first batch was not acked"
         primary = patroni.primary()
         assert primary is not None
+        # under load the replica can still be (re)connecting after the mode switch
+        assert wait_until(lambda: bool(primary.walsender_pids()), 60), "no replica streams"
         senders = primary.walsender_pids()
-        assert senders, "no replica streams"
         for sender in senders:
             os.kill(sender, signal.SIGSTOP)  # it sends no more WAL (what it sent is there)
         try:
