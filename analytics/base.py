@@ -13,8 +13,8 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from analytics.intervals import IntervalShape, fit_shape
-from analytics.localtime import LocalSlots, Slots, zone_of
+from analytics.intervals import IntervalShape, TargetHours, fit_shape
+from analytics.localtime import LocalSlots, Slots, hour_of_day, zone_of
 from analytics.panel import FloatArray, IntArray, Panel
 from analytics.profile import Seasons
 from analytics.special_days import holiday_mask, holidays_differ
@@ -139,6 +139,18 @@ def bounds(capacity: FloatArray) -> tuple[FloatArray, FloatArray]:
     return lower, upper
 
 
+def target_hours(y: Matrix, seasons: Seasons, h: int) -> TargetHours:
+    """Return the local hour of each calibration residual's target (as `evaluate` lays them
+    out) and of each step ahead, so bands can differ by hour of day."""
+    n, length = y.values.shape
+    offsets = calibration_offsets(n, h, length, seasons)
+    steps = np.arange(h, dtype=np.int64)
+    before = (offsets[None, :, None] - 1 - steps[None, None, :]) * y.step
+    calibration = hour_of_day(y.end[:, None, None] - before, y.zone)
+    ahead = hour_of_day(y.end[:, None] + (steps[None, :] + 1) * y.step, y.zone)
+    return TargetHours(calibration, ahead)
+
+
 def calibration_offsets(n_series: int, horizon: int, length: int, seasons: Seasons) -> IntArray:
     """Return how many slots before the end each calibration origin lies."""
     count = math.ceil(_CALIBRATION_RESIDUALS / max(n_series, 1))
@@ -241,7 +253,7 @@ class SeriesModel(ABC):
     def _fit_all(self, y: Matrix, seasons: Seasons, h: int) -> Fitted:
         """Forecast and calibrate every series, a chunk of rows at a time."""
         (result,), fallback = evaluate([self], y, seasons, h, self.chunk_rows)
-        shape = fit_shape(result.residuals, fallback)
+        shape = fit_shape(result.residuals, fallback, hours=target_hours(y, seasons, h))
         names = (self.name,) * y.values.shape[0]
         forecast = finish(result.mean, shape, y.capacity, names)
         return Fitted(y, h, forecast, result.residuals, shape, result.state)

@@ -71,6 +71,13 @@ class LocalSlots:
         return self.future[:horizon] % period
 
 
+def hour_of_day(times: IntArray, zone: ZoneInfo | None) -> IntArray:
+    """Return the hour of day (0-23) of each epoch second in `times` in `zone` (None: UTC)."""
+    local = times if zone is None else times + utc_offsets(times.ravel(), zone).reshape(times.shape)
+    hours: IntArray = local % SECONDS_PER_DAY // 3600
+    return hours
+
+
 def utc_offsets(times: IntArray, zone: ZoneInfo) -> IntArray:
     """Return the UTC offset in seconds of `zone` at each epoch second in `times`.
 

@@ -8,7 +8,7 @@ from typing import ClassVar
 import numpy as np
 
 from analytics.anchored import AnchoredProfile
-from analytics.base import Fitted, Matrix, SeriesModel, evaluate, finish
+from analytics.base import Fitted, Matrix, SeriesModel, evaluate, finish, target_hours
 from analytics.baselines import Persistence, SeasonalNaive, SeasonalNaiveDay, TimeOfWeekMean
 from analytics.intervals import fit_shape
 from analytics.panel import FloatArray
@@ -83,7 +83,7 @@ class Auto(SeriesModel):
             "auto: chose %s",
             {c.name: int((choice == i).sum()) for i, c in enumerate(self.candidates)},
         )
-        shape = fit_shape(chosen, fallback_scale)
+        shape = fit_shape(chosen, fallback_scale, hours=target_hours(y, seasons, h))
         state = {key: value for result in results for key, value in result.state.items()}
         return Fitted(y, h, finish(mean, shape, y.capacity, names), chosen, shape, state)
 

@@ -27,10 +27,12 @@ import numpy as np
 
 from analytics.backtest import Backtest, backtest
 from analytics.csvio import parse_zone, read_csv_capacities
+from analytics.panel import BoolArray, Panel
 from analytics.quality import screen
 from bench.forecast_sets import DataSet
 
 BASELINES = ("naive", "snaive_week")
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +97,7 @@ class Goals:
     coverage: float
     coverage_steps: tuple[float, ...]
     points: int
+    points_steps: tuple[int, ...]
     empty_origins: int
     seconds: float
 
@@ -104,9 +107,15 @@ class Goals:
         return self.gain >= 0.12 and (self.kind == "parking" or self.gain_last_step >= 0.15)
 
     @property
+    def worst_step_coverage(self) -> float:
+        """Return the lowest coverage of a step that holds points (a step without is not
+        judged: Gießen's readings every 5-22 min leave some 5-minute steps without truth)."""
+        return float(np.nanmin(self.coverage_steps))
+
+    @property
     def bands_met(self) -> bool:
         """Return whether the band goal is met (75-85% pooled, >= 70% per step)."""
-        return 0.75 <= self.coverage <= 0.85 and min(self.coverage_steps) >= 0.70
+        return 0.75 <= self.coverage <= 0.85 and self.worst_step_coverage >= 0.70
 
 
 def judge(case: Case, result: Backtest, model: str, seconds: float) -> Goals:
@@ -133,6 +142,7 @@ def judge(case: Case, result: Backtest, model: str, seconds: float) -> Goals:
         coverage=result.scores[model].pooled()["coverage80"],
         coverage_steps=tuple(float(c) for c in coverage_steps),
         points=int(result.scores[model].sums["count"].sum()),
+        points_steps=tuple(int(c) for c in result.scores[model].sums["count"].sum(axis=0)),
         empty_origins=len(result.empty),
         seconds=seconds,
     )
@@ -157,7 +167,32 @@ def run_case(case: Case, names: list[str], workdir: Path, holidays: bool = True)
         capacities=capacities,
     )
     seconds = time.perf_counter() - started
+    unjudged(result, unchanging(screened.panel), screened.panel.ids)
     return [judge(case, result, model, seconds) for model in names]
+
+
+def unchanging(panel: Panel) -> BoolArray:
+    """Return True for each series whose readings are all one value (a stuck counter)."""
+    stuck = np.zeros(panel.n_series, dtype=bool)
+    for i in range(panel.n_series):
+        values = panel.values[panel.indptr[i] : panel.indptr[i + 1]]
+        values = values[np.isfinite(values)]
+        stuck[i] = values.size > 0 and bool((values == values[0]).all())
+    return stuck
+
+
+def unjudged(result: Backtest, rows: BoolArray, ids: tuple[str, ...]) -> None:
+    """Leave series out of every model's scores (they are still fitted with the others).
+
+    A counter stuck on one value the whole time (two of Gießen's nine: a day-only feed breaks
+    the run every night, so screening keeps it) is forecast exactly by every model; its points
+    left gains unchanged but counted as hits for any band, 20% of Gießen's 15-minute points.
+    """
+    for series_id in np.asarray(ids)[rows]:
+        logger.warning("%s: one value throughout; fitted, but not judged", series_id)
+    for accumulator in result.scores.values():
+        for sums in accumulator.sums.values():
+            sums[rows] = 0.0
 
 
 def table(rows: list[tuple[Case, Goals]]) -> str:
@@ -165,8 +200,8 @@ def table(rows: list[tuple[Case, Goals]]) -> str:
     lines = [
         "| case | role | model | MAE | naive | snaive_week | gain vs goal's baseline | "
         "gain at last step | worst step gain | coverage80 | worst step coverage | points | "
-        "goals |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "fewest points at a step | goals |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for case, g in rows:
         met = ("accuracy" if g.accuracy_met else "") + (" bands" if g.bands_met else "")
@@ -174,8 +209,8 @@ def table(rows: list[tuple[Case, Goals]]) -> str:
             f"| {case.name} | {case.role} | {g.model} | {g.mae:.3f} | "
             f"{g.baseline_mae['naive']:.3f} | "
             f"{g.baseline_mae['snaive_week']:.3f} | {g.gain:+.1%} | {g.gain_last_step:+.1%} | "
-            f"{min(g.gain_steps):+.1%} | {g.coverage:.1%} | {min(g.coverage_steps):.1%} | "
-            f"{g.points} | {met.strip() or 'none'} |"
+            f"{np.nanmin(g.gain_steps):+.1%} | {g.coverage:.1%} | {g.worst_step_coverage:.1%} | "
+            f"{g.points} | {min(c for c in g.points_steps if c > 0)} | {met.strip() or 'none'} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -193,6 +228,7 @@ def main() -> int:
     parser.add_argument("-v", "--verbose", action="store_true", help="print per-step figures")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
+    logger.setLevel(logging.WARNING)  # which series are not judged, without the screening notes
     rows = []
     with tempfile.TemporaryDirectory(prefix="goals-") as tmp:
         for case in CASES:

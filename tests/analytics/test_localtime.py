@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from analytics.csvio import parse_time
-from analytics.localtime import utc_offsets, zone_of
+from analytics.localtime import hour_of_day, utc_offsets, zone_of
 from analytics.models import build
 from analytics.panel import Panel, from_long, from_matrix
 
@@ -96,3 +96,10 @@ def test_series_ending_at_different_times_are_fitted_as_if_alone() -> None:
     for row, alone in enumerate((first, second)):
         single = build(model, horizon=DAY, timezone="Europe/Copenhagen").fit(alone).predict(DAY)
         np.testing.assert_array_equal(together.mean[row], single.mean[0])
+
+
+def test_hours_of_day_follow_the_local_clock_across_a_change_to_summer_time() -> None:
+    # 2024-03-31 in Berlin: 00:30 UTC is 01:30 CET, 01:30 UTC is 03:30 CEST
+    times = np.array([[1_711_845_000, 1_711_848_600]], dtype=np.int64)
+    np.testing.assert_array_equal(hour_of_day(times, ZoneInfo("Europe/Berlin")), [[1, 3]])
+    np.testing.assert_array_equal(hour_of_day(times, None), [[0, 1]])
