@@ -8,8 +8,13 @@ changes), the service's rounds a minute apart (rules with `every_min` skipped un
 storm (a district's devices go silent at once). The baseline is reading the inputs alone
 (`Snapshot` with every rule's query), so the lifecycle's share shows.
 
+With `--brin`, instead: the traffic incident rule's reads on readings' BRIN index without and
+with `autosummarize` (migration 051), the same city built twice in a private cluster with
+autovacuum on at its defaults (this machine's server runs without): right after the write,
+once autovacuum has had its rounds, and after a VACUUM.
+
     nice -n 10 .venv/bin/python bench/alerts_scale.py [--lots 2000] [--segments 5000]
-        [--devices 20000] [--repeat 5] [--traffic-every-min 1]
+        [--devices 20000] [--repeat 5] [--traffic-every-min 1] [--brin]
 
 Needs PostgreSQL ($STREETSENSE_TEST_DATABASE_URL, default postgres@127.0.0.1:5432).
 """
@@ -25,12 +30,16 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import psycopg
+from psycopg import sql
 
 from alerts.engine import run_once
 from alerts.evaluate import evaluate
-from alerts.rules import load_rules
+from alerts.rules import RuleSet, load_rules
 from alerts.snapshot import Snapshot
+from harness.ingest import wait_until
+from harness.postgres import PrivateCluster, server_bindir
 from harness.scratch import scratch_database
+from harness.services import database_admin_url
 from store import rollups
 from store.device_state import DeviceStateUpdate, upsert_device_state
 from store.forecasts import Run, write_run
@@ -174,6 +183,89 @@ def silence(conn: psycopg.Connection, devices: list[str], at: datetime) -> None:
         )
 
 
+INCIDENT_RULE = "traffic-incident"
+# Autovacuum serves a BRIN index's summarization requests in its rounds (a minute apart by
+# default); the wait ends as soon as the newest readings' read skips the filled ranges.
+SUMMARIZED_WITHIN_S = 300.0
+
+
+def incident_inputs_s(url: str, rules: RuleSet, now: datetime, repeat: int) -> list[float]:
+    """Time the traffic incident rule's reads and conditions alone, `repeat` times."""
+    rule = next(r for r in rules.rules if r.name == INCIDENT_RULE)
+    times = []
+    with psycopg.connect(url, autocommit=True) as conn:
+        for _ in range(repeat):
+            began = time.perf_counter()
+            with conn.transaction():
+                evaluate(rule, Snapshot(conn, now))
+            times.append(time.perf_counter() - began)
+    return times
+
+
+def heap_blocks_of_newest(url: str, since: datetime) -> int:
+    """Return the heap blocks a bitmap scan of readings observed since `since` visits."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SET enable_seqscan = off")
+        row = conn.execute(
+            "EXPLAIN (ANALYZE, FORMAT JSON) SELECT count(*) FROM readings WHERE observed_at >= %s",
+            (since,),
+        ).fetchone()
+    node = row[0][0]["Plan"] if row else {}
+    while node.get("Node Type") != "Bitmap Heap Scan" and node.get("Plans"):
+        node = node["Plans"][0]
+    return int(node.get("Lossy Heap Blocks", 0)) + int(node.get("Exact Heap Blocks", 0))
+
+
+def brin_comparison(args: argparse.Namespace, rules: RuleSet, now: datetime) -> dict[str, object]:
+    """Build the city without and with autosummarize; time the incident rule's reads."""
+    out: dict[str, object] = {}
+    settings = {"autovacuum": "on"}
+    waited = SUMMARIZED_WITHIN_S
+    with PrivateCluster(server_bindir(database_admin_url()), settings=settings) as cluster:
+        for label, option in (("with_autosummarize", "on"), ("without", "off")):
+            with scratch_database("ss_bench_brin", admin_url=cluster.url) as url:
+                with psycopg.connect(url) as conn:
+                    # migration 051 turned it on; "off" is the index as before it
+                    conn.execute(
+                        sql.SQL(
+                            "ALTER INDEX readings_observed_brin SET (autosummarize = {})"
+                        ).format(sql.SQL(option))
+                    )
+                    conn.commit()
+                    built = time.perf_counter()
+                    fill(conn, args, now)
+                written = time.perf_counter()
+                print(f"{label}: city built in {written - built:.0f} s", file=sys.stderr)
+                fresh = incident_inputs_s(url, rules, now, args.repeat)
+                newest = now - timedelta(minutes=12)
+                if option == "on":
+                    wait_until(
+                        lambda: heap_blocks_of_newest(url, newest) <= 256,  # noqa: B023
+                        SUMMARIZED_WITHIN_S,
+                        step=1.0,
+                    )
+                    waited = time.perf_counter() - written
+                else:  # as long after the write as the other took to be summarized
+                    wait_until(lambda: False, waited - (time.perf_counter() - written), 1.0)
+                blocks = heap_blocks_of_newest(url, newest)
+                settled = incident_inputs_s(url, rules, now, args.repeat)
+                with psycopg.connect(url, autocommit=True) as conn:
+                    conn.execute("VACUUM readings")
+                    pages = conn.execute("SELECT pg_relation_size('readings') / 8192").fetchone()
+                vacuumed = incident_inputs_s(url, rules, now, args.repeat)
+                out[label] = {
+                    "fresh_s_median": round(statistics.median(fresh), 3),
+                    "after_wait_s_median": round(statistics.median(settled), 3),
+                    "after_vacuum_s_median": round(statistics.median(vacuumed), 3),
+                    "waited_s": round(waited),
+                    "heap_blocks_newest_12_min_after_wait": blocks,
+                    "heap_blocks_total": pages[0] if pages else None,
+                }
+        log = cluster.log.read_text(errors="replace")
+        out["summarization_requests_not_recorded"] = log.count("was not recorded")
+    return out
+
+
 def main() -> int:
     """Build the city, time the evaluations, print JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -184,9 +276,15 @@ def main() -> int:
     parser.add_argument("--traffic-every-min", type=int, default=1,
                         help="the traffic detectors' interval (the edge agents count every "
                         "minute; 5 for older loops)")  # fmt: skip
+    parser.add_argument("--brin", action="store_true",
+                        help="time the incident rule's reads without and with the BRIN "
+                        "index's autosummarize (private cluster, autovacuum on)")  # fmt: skip
     args = parser.parse_args()
     rules = load_rules(None)
     now = datetime.now(UTC).replace(microsecond=0)
+    if args.brin:
+        print(json.dumps(brin_comparison(args, rules, now), indent=1))
+        return 0
     with scratch_database("ss_bench_alerts") as url, psycopg.connect(url) as conn:
         built = time.perf_counter()
         ids = fill(conn, args, now)
