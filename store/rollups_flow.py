@@ -1,7 +1,10 @@
 """Segment flow rollups: vehicles per bucket summed over lanes, speed weighted by count.
 
-Lanes (device, sub_id) are aggregated first and segments from lanes, the same arithmetic as
-the TimescaleDB continuous aggregates of migration m002, so both backends give equal numbers.
+Each lane's reading times (device, sub_id, observed_at: a minute of the edge agents) are paired
+first, so a reading's speed weighs by its own vehicles (a queue forming within a bucket counts
+its few slow vehicles as few, as the incident rule does), then summed into segment buckets:
+the same arithmetic as the TimescaleDB continuous aggregates (migrations m002, m052), so both
+backends give equal numbers.
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ SELECT segment_id, bucket,
        sum(detector_samples)::integer
 FROM (
     SELECT sc.segment_id, date_bin('5 minutes', r.observed_at, %(origin)s::timestamptz) AS bucket,
-           r.device_id, r.sub_id,
+           r.device_id, r.sub_id, r.observed_at,
            sum(r.value) FILTER (WHERE r.kind = 'vehicle_count') AS vehicle_count,
            avg(r.value) FILTER (WHERE r.kind = 'mean_speed') AS speed,
            sum(r.value) FILTER (WHERE r.kind = 'detector_occupancy') AS detector_sum,
@@ -55,8 +58,8 @@ FROM (
     JOIN readings r ON r.device_id = d.device_id AND r.observed_at >= sc.start_at
     -- the constant lower bound lets the planner range-scan (BRIN, chunks) instead of all rows
     WHERE r.kind = ANY(%(kinds)s) AND r.observed_at >= %(start)s
-    GROUP BY 1, 2, 3, 4
-) lanes
+    GROUP BY 1, 2, 3, 4, 5
+) lane_readings
 GROUP BY segment_id, bucket
 ON CONFLICT (segment_id, bucket) DO UPDATE SET
     vehicle_count = EXCLUDED.vehicle_count, mean_speed = EXCLUDED.mean_speed,
@@ -111,6 +114,18 @@ def refresh_flow_tables(conn: psycopg.Connection, start: datetime) -> None:
                 target=sql.Identifier(target), source=sql.Identifier(source)
             )
             cur.execute(query, {"width": width, "origin": ORIGIN})
+
+
+def recompute_flow_tables(conn: psycopg.Connection, start: datetime) -> None:
+    """Recompute every segment's flow tables (plain PostgreSQL) from `start`, in the caller's
+    transaction (a change of the rollups' arithmetic)."""
+    conn.execute(
+        "CREATE TEMP TABLE _flow_scope ON COMMIT DROP AS SELECT DISTINCT segment_id,"
+        " date_bin('5 minutes', %s::timestamptz, %s::timestamptz) AS start_at"
+        " FROM devices WHERE segment_id IS NOT NULL",
+        (start, ORIGIN),
+    )
+    refresh_flow_tables(conn, start)
 
 
 def refresh_flow_aggregates(conn: psycopg.Connection, start: datetime, until: datetime) -> None:

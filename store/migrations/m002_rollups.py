@@ -122,8 +122,9 @@ GROUP BY 1, device_id, sub_id
 WITH NO DATA
 """
 
-SEGMENT_VIEW_5M = """
-CREATE OR REPLACE VIEW flow_5m AS
+# A segment view's select over a lane tier; {period} narrows the buckets (migration 052 reads
+# older ones from the aggregates it set aside), "true" here.
+SEGMENT_SELECT_5M = """
 SELECT d.segment_id, f.bucket,
        sum(f.vehicle_count) AS vehicle_count,
        sum(f.speed * f.vehicle_count)
@@ -132,13 +133,12 @@ SELECT d.segment_id, f.bucket,
        sum(f.samples)::integer AS samples,
        sum(f.vehicle_count) FILTER (WHERE f.speed IS NOT NULL) AS speed_weight,
        sum(f.detector_samples)::integer AS detector_samples
-FROM flow_lanes_5m f JOIN devices d ON d.device_id = f.device_id
-WHERE d.segment_id IS NOT NULL
+FROM {source} f JOIN devices d ON d.device_id = f.device_id
+WHERE d.segment_id IS NOT NULL AND {period}
 GROUP BY d.segment_id, f.bucket
 """
 
-SEGMENT_VIEW_COARSE = """
-CREATE OR REPLACE VIEW {view} AS
+SEGMENT_SELECT_COARSE = """
 SELECT d.segment_id, f.bucket,
        sum(f.vehicle_count) AS vehicle_count,
        sum(f.speed_sum) / nullif(sum(f.speed_weight), 0) AS mean_speed,
@@ -147,7 +147,7 @@ SELECT d.segment_id, f.bucket,
        sum(f.speed_weight) AS speed_weight,
        sum(f.detector_samples)::integer AS detector_samples
 FROM {source} f JOIN devices d ON d.device_id = f.device_id
-WHERE d.segment_id IS NOT NULL
+WHERE d.segment_id IS NOT NULL AND {period}
 GROUP BY d.segment_id, f.bucket
 """
 
@@ -191,7 +191,7 @@ def _format(template: str, table: str, index: str) -> sql.Composed:
 
 def _timescale_flow(conn: psycopg.Connection, settings: DatabaseSettings) -> None:
     conn.execute(LANES_5M)
-    conn.execute(SEGMENT_VIEW_5M)
+    conn.execute(segment_view("5m", sql.SQL(SEGMENT_SELECT_5M), "flow_lanes_5m"))
     for (tier, width), (source_tier, _) in zip(TIERS[1:], TIERS[:-1], strict=True):
         view = sql.Identifier(f"flow_lanes_{tier}")
         source = sql.Identifier(f"flow_lanes_{source_tier}")
@@ -205,10 +205,16 @@ def _timescale_flow(conn: psycopg.Connection, settings: DatabaseSettings) -> Non
                 speed_weight=sql.SQL(speed_weight),
             )
         )
-        conn.execute(
-            sql.SQL(SEGMENT_VIEW_COARSE).format(view=sql.Identifier(f"flow_{tier}"), source=view)
-        )
+        conn.execute(segment_view(tier, sql.SQL(SEGMENT_SELECT_COARSE), f"flow_lanes_{tier}"))
     _timescale_policies(conn, settings)
+
+
+def segment_view(tier: str, select: sql.SQL, source: str) -> sql.Composed:
+    """Return the statement that makes flow_<tier> the segment view of a lane tier."""
+    return sql.SQL("CREATE OR REPLACE VIEW {} AS {}").format(
+        sql.Identifier(f"flow_{tier}"),
+        select.format(source=sql.Identifier(source), period=sql.SQL("true")),
+    )
 
 
 def _window_days() -> int:
