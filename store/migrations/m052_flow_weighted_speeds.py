@@ -4,17 +4,21 @@ The 5-minute flow averaged a lane's minute speeds alike and weighted only lanes 
 so when a queue formed within 5 minutes its few slow vehicles counted as much as the many
 fast ones before it: up to 7-10 km/h above the speed the incident rule weighs from the same
 minutes (bench/RESULTS.md). Plain PostgreSQL: the refresh now pairs each lane's reading times
-(store/rollups_flow.py); this recomputes the flow tables from the earliest reading.
+(store/rollups_flow.py); this recomputes the flow tables over the late-data window.
 
 TimescaleDB: a continuous aggregate cannot pair rows of different kinds within its bucket (no
 subquery, no self-join), so `flow_lanes_5m` now keeps one row per lane and reading time (its
 `bucket` still the 5 minutes, `observed_at` beside it), and the segment views and the 1 h tier
 weigh those rows' speeds by their vehicles with the formulas they had: five times the rows in
 that tier for agents counting every minute. An aggregate cannot be altered: the three are set
-aside, built again, refreshed from the earliest raw reading, and the views read the new ones.
-Buckets before the earliest raw reading (dropped by `database.retention_days`) stay in the old
-aggregates, frozen (no refresh policy), and the views read them from there: unweighted, not
-lost. Numbered in the alerts range (051-059): the core range is full and the incident rule's
+aside, built again and refreshed over the late-data window (or from the earliest raw
+reading), and the views read the new ones. Older buckets (their raw readings perhaps dropped by
+`database.retention_days`) stay in the old aggregates, frozen (no refresh policy), and the
+views read them from there: unweighted, not lost. On both backends the recompute is bounded
+so a deploy does not spend hours on a city's whole history in one statement; on plain
+PostgreSQL `streetsense db refresh --since T` recomputes older buckets where wanted.
+
+Numbered in the alerts range (051-059): the core range is full and the incident rule's data
 contract is what asks for it.
 """
 
@@ -34,6 +38,7 @@ from store.migrations.m002_rollups import (
     SEGMENT_SELECT_COARSE,
     SPEED_SUMS,
     _timescale_policies,
+    _window_days,
     segment_view,
 )
 from store.rollups_flow import recompute_flow_tables, refresh_flow_aggregates
@@ -64,38 +69,43 @@ WITH NO DATA
 
 
 def upgrade(conn: psycopg.Connection, caps: Capabilities, settings: DatabaseSettings) -> None:
-    """Weigh flow speeds by each reading's vehicles; recompute what raw readings allow."""
+    """Weigh flow speeds by each reading's vehicles; recompute the late-data window."""
+    start = _recompute_from(conn)
     if not caps.timescale:
-        with conn.transaction():
-            first = _first_day(conn)
-            if first is not None:
-                log.info("recomputing flow from %s with weighted speeds", first.date())
-                recompute_flow_tables(conn, first)
+        if start is not None:
+            log.info("recomputing flow from %s with weighted speeds", start.date())
+            with conn.transaction():
+                recompute_flow_tables(conn, start)
         return
     _set_aside(conn)
     _create(conn)
-    first = _first_day(conn)
-    cutover = first or _first_day(conn, "now()")
-    assert cutover is not None  # coalesced with now()
+    cutover = start or _today(conn)
     kept = {tier for tier, _ in TIERS if _holds_before(conn, tier, cutover)}
     _replace_views(conn, cutover, kept)
     _retire(conn, kept)
     _timescale_policies(conn, settings)
-    if first is not None:
-        log.info("refreshing the flow aggregates from %s with weighted speeds", first.date())
-        refresh_flow_aggregates(conn, first, _now(conn))
+    if start is not None:
+        log.info("refreshing the flow aggregates from %s with weighted speeds", start.date())
+        refresh_flow_aggregates(conn, start, _now(conn))
 
 
-def _first_day(conn: psycopg.Connection, otherwise: str = "NULL") -> datetime | None:
-    """Return the start of the (UTC) day of the earliest traffic reading, else of `otherwise`
-    (an SQL expression of ours)."""
+def _recompute_from(conn: psycopg.Connection) -> datetime | None:
+    """Return the first (UTC) day to recompute: the earliest traffic reading's, but within the
+    late-data window the refresh policies cover (a whole history in one statement would hold
+    a city's deploy for hours; older buckets keep the speed they had). None: no readings."""
     row = conn.execute(
-        sql.SQL(
-            "SELECT date_bin('1 day', coalesce(min(observed_at), {}), '2000-01-01 00:00:00+00')"
-            " FROM readings WHERE kind IN ('vehicle_count', 'mean_speed', 'detector_occupancy')"
-        ).format(sql.SQL(otherwise))
+        "SELECT CASE WHEN min(observed_at) IS NOT NULL THEN date_bin('1 day',"
+        " greatest(min(observed_at), now() - %s::interval), '2000-01-01 00:00:00+00') END"
+        " FROM readings WHERE kind IN ('vehicle_count', 'mean_speed', 'detector_occupancy')",
+        (f"{_window_days() + 1} days",),
     ).fetchone()
     return row[0] if row else None
+
+
+def _today(conn: psycopg.Connection) -> datetime:
+    row = conn.execute("SELECT date_bin('1 day', now(), '2000-01-01 00:00:00+00')").fetchone()
+    assert row is not None
+    return row[0]  # type: ignore[no-any-return]
 
 
 def _now(conn: psycopg.Connection) -> datetime:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import psycopg
 import pytest
@@ -58,8 +58,6 @@ def test_aggregates_weigh_each_minute_speed_by_its_vehicles(
 
 
 UPGRADE_SCHEMA = "upgrade_052"
-HISTORY = datetime(2026, 11, 2, 8, tzinfo=UTC)  # a day whose raw readings retention dropped
-RECENT = datetime(2026, 11, 20, 8, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -85,35 +83,48 @@ def before_052(timescale_url: str) -> Iterator[psycopg.Connection]:
             conn.execute(f"DROP SCHEMA {UPGRADE_SCHEMA} CASCADE")
 
 
-@pytest.mark.parametrize("retention", [False, True], ids=["all-raw", "retention-dropped-a-day"])
-def test_the_upgrade_weighs_what_raw_readings_allow_and_keeps_older_history(
-    before_052: psycopg.Connection, settings: Settings, timescale_url: str, retention: bool
+@pytest.mark.parametrize(
+    ("days_back", "retention"),
+    [(2, False), (30, False), (30, True)],
+    ids=["history-in-the-late-window", "older-history", "older-history-dropped-by-retention"],
+)
+def test_the_upgrade_weighs_the_late_window_and_keeps_older_history(
+    before_052: psycopg.Connection,
+    settings: Settings,
+    timescale_url: str,
+    days_back: int,
+    retention: bool,
 ) -> None:
     conn = before_052
     on_timescale = timescale_settings(settings, timescale_url)
     with conn.transaction():
         store_registry(conn, city(), "tests")
-    readings = queue_forming(HISTORY) + queue_forming(RECENT)
+    recent = recent_hour()
+    history = recent - timedelta(days=days_back)
+    readings = queue_forming(history) + queue_forming(recent)
     insert_readings(conn, readings, [r.observed_at for r in readings])
-    refresh(conn, on_timescale, until=RECENT + timedelta(hours=1), since=HISTORY)
+    refresh(conn, on_timescale, until=recent + timedelta(hours=1), since=history)
     speeds = "SELECT mean_speed FROM flow_5m ORDER BY bucket"
     assert scalars(conn, speeds) == pytest.approx([unweighted_speed()] * 2, rel=1e-12)
     if retention:  # drops the old day's raw readings; the aggregates keep its buckets
         conn.execute(
-            "SELECT drop_chunks('readings', older_than => %s)", (RECENT - timedelta(days=1),)
+            "SELECT drop_chunks('readings', older_than => %s)", (recent - timedelta(days=1),)
         )
-    history = unweighted_speed() if retention else weighted_speed()
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(store.migrate, "apply_grants", lambda conn: None)
         applied = store.migrate.migrate(conn, DatabaseSettings(timescale="on", retention_days=400))
     assert [m.version for m in applied][:1] == [52]
+    # buckets beyond the late-data window (8 days and a day's margin) keep the speed they had
+    older = days_back > 9
+    before = unweighted_speed() if older else weighted_speed()
     for relation in ("flow_5m", "flow_1h", "flow_1d"):
         rows = conn.execute(f"SELECT bucket, mean_speed FROM {relation} ORDER BY bucket").fetchall()
-        assert [r[1] for r in rows] == pytest.approx([history, weighted_speed()], rel=1e-12), (
+        assert [r[1] for r in rows] == pytest.approx([before, weighted_speed()], rel=1e-12), (
             relation
         )
-        assert rows[0][0] <= HISTORY < RECENT <= rows[1][0] + timedelta(days=1), relation
-    # the old aggregates hold the history, frozen (or are gone); the new ones are refreshed
+        assert rows[0][0] <= history < recent <= rows[1][0] + timedelta(days=1), relation
+    # the new aggregates are refreshed as before; the old ones, kept for older history only,
+    # are frozen
     policies = scalars(
         conn,
         "SELECT hypertable_name FROM timescaledb_information.jobs"
@@ -126,11 +137,11 @@ def test_the_upgrade_weighs_what_raw_readings_allow_and_keeps_older_history(
         "SELECT view_name FROM timescaledb_information.continuous_aggregates"
         f" WHERE view_schema = '{UPGRADE_SCHEMA}' ORDER BY 1",
     )
-    kept = ("", "_unweighted") if retention else ("",)
+    kept = ("", "_unweighted") if older else ("",)
     assert aggregates == [f"flow_lanes_{tier}{k}" for tier in ("1d", "1h", "5m") for k in kept]
-    later = queue_forming(RECENT + timedelta(minutes=30))
+    later = queue_forming(recent + timedelta(minutes=30))
     insert_readings(conn, later, [r.observed_at for r in later])
-    refresh(conn, on_timescale, until=RECENT + timedelta(hours=1))
+    refresh(conn, on_timescale, until=recent + timedelta(hours=1))
     assert scalars(conn, speeds) == pytest.approx(
-        [history, weighted_speed(), weighted_speed()], rel=1e-12
+        [before, weighted_speed(), weighted_speed()], rel=1e-12
     )
