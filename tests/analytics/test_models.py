@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from analytics.models import MODELS, Auto, build
-from analytics.panel import from_long, from_matrix
+from analytics.panel import FloatArray, Panel, from_long, from_matrix
 from analytics.profile import Observed, slot_sums_at
 from tests.analytics.synthetic import DAY, STEP, panel, seasonal
 
@@ -124,9 +124,21 @@ def test_auto_shares_work_without_changing_any_candidate() -> None:
     expected[2] = "snaive_week"  # too few residuals to judge: the fallback
     assert list(chosen.model) == expected
     assert {"profile_es", "profile_ridge"} <= set(chosen.model)
+    # A step apart from the series' choice is another candidate's (persistence included), one
+    # that clearly beat it at that step, with that candidate's residuals there.
+    alone["naive"] = build("naive", horizon=HORIZON).fit(data)
     for i, name in enumerate(chosen.model):
-        np.testing.assert_array_equal(chosen.mean[i], alone[name].predict(HORIZON).mean[i])
-        np.testing.assert_array_equal(auto.residuals[i], alone[name].residuals[i])
+        for step in range(HORIZON):
+            takers = [
+                other
+                for other in (name, *alone)
+                if other in alone
+                and alone[other].predict(HORIZON).mean[i, step] == chosen.mean[i, step]
+            ]
+            assert takers, (i, step)
+            np.testing.assert_array_equal(
+                auto.residuals[i, :, step], alone[takers[0]].residuals[i, :, step]
+            )
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
@@ -176,3 +188,33 @@ def test_slot_sums_place_distinct_slots_and_add_shared_ones() -> None:
     for slot in range(4):
         np.testing.assert_allclose(total[:, slot], observed.filled[:, shared == slot].sum(axis=1))
         np.testing.assert_array_equal(count[:, slot], observed.finite[:, shared == slot].sum(1))
+
+
+def _hourly_blocks(n: int, weeks: int, h: int, seed: int) -> tuple[Panel, FloatArray]:
+    """Return series that hold a random level for 3 hours at a time, and their next h values:
+    the last value foretells the next steps well and the far ones badly, where a profile (the
+    mean level) does better."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(weeks * 7 * DAY + h)
+    levels = rng.normal(0, 10, (n, t.size // 6 + 2))
+    start = rng.integers(0, 6, n)[:, None]
+    values = 100 + np.take_along_axis(levels, (t[None, :] + start) // 6, axis=1)
+    values += rng.normal(0, 0.5, values.shape)
+    return panel(values[:, :-h]), values[:, -h:]
+
+
+@pytest.mark.parametrize("seed", [0, 2])
+def test_auto_takes_per_step_the_candidate_that_clearly_wins_there(seed: int) -> None:
+    """Persistence wins the first steps by far and loses the last: auto follows it near, and
+    stays with the series' choice far."""
+    h = 6
+    data, truth = _hourly_blocks(n=40, weeks=4, h=h, seed=seed)
+    error = {
+        name: np.abs(truth - build(name, horizon=h).fit(data).predict(h).mean).mean(axis=0)
+        for name in ("auto", "naive", *(kind.name for kind in Auto.candidates))
+    }
+    whole = np.min([error[kind.name] for kind in Auto.candidates], axis=0)
+    assert error["naive"][0] < 0.85 * whole[0] and error["naive"][-1] > 1.15 * whole[-1]
+    # One choice per series takes the best candidate of all steps: near, no better than it.
+    assert error["auto"][0] < 0.85 * whole[0]
+    assert error["auto"][-1] < 1.05 * whole[-1]
