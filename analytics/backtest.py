@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import numpy as np
 
 from analytics.base import Matrix
+from analytics.calendar_file import Period
 from analytics.capacity_changes import lasting_changes
 from analytics.metrics import Accumulator, seasonal_scale
 from analytics.models import build
@@ -181,6 +182,7 @@ def backtest(
     season_days: int = 7,
     timezone: str = "UTC",
     holidays: str = "",
+    periods: tuple[Period, ...] = (),
     capacities: Panel | None = None,
 ) -> Backtest:
     """Evaluate each model from `folds` origins `stride` slots apart, last one h before the end.
@@ -196,6 +198,8 @@ def backtest(
         season_days: days in a season (7: weekly).
         timezone: IANA zone in which times of day and days of week are counted.
         holidays: region whose public holidays the models may leave out (`DE-HE`; empty: none).
+        periods: special periods (school holidays, events; `analytics.calendar_file`) whose
+            level the models estimate.
         capacities: each reading's capacity on the panel's grid (`csvio.read_csv_capacities`;
             series matched by id): from each origin, a series is fitted only since its last
             lasting capacity change before it (`analytics.capacity_changes`).
@@ -238,7 +242,7 @@ def backtest(
         for name in models:
             model = build(
                 name, season_days=season_days, horizon=horizon, timezone=timezone,
-                holidays=holidays,
+                holidays=holidays, periods=periods,
             )  # fmt: skip
             forecasts[name] = model.fit_matrix(train).predict(horizon)
         shared = np.isfinite(truth)

@@ -13,11 +13,13 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from analytics.calendar_file import Period
 from analytics.intervals import IntervalShape, TargetHours, fit_shape
 from analytics.localtime import LocalSlots, Slots, hour_of_day, zone_of
 from analytics.panel import FloatArray, IntArray, Panel
 from analytics.profile import Seasons
-from analytics.special_days import holiday_mask, holidays_differ
+from analytics.special_days import Calendar, holiday_mask, holidays_differ
+from analytics.special_effects import Effects, apply_ahead, estimate
 from analytics.window import Window
 
 logger = logging.getLogger(__name__)
@@ -131,6 +133,49 @@ def without_holidays(y: Matrix, region: str, seasons: Seasons) -> Matrix:
     return replace(y, values=np.where(holiday, np.nan, y.values))
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class SpecialFit:
+    """The special-day effects a fit estimated: per group of rows sharing an end, its rows,
+    end and `Effects`."""
+
+    calendar: Calendar
+    groups: tuple[tuple[IntArray, int, Effects], ...] = ()
+
+    def ahead(self, fitted: Fitted) -> Fitted:
+        """Return the fit's forecasts with the effects applied to the steps they concern."""
+        data = fitted.data
+        mean = fitted.forecast.mean
+        for rows, end, effects in self.groups:
+            changed = apply_ahead(mean[rows], effects, end, data.step, data.zone, self.calendar)
+            if changed is not mean[rows]:
+                mean = mean.copy() if mean is fitted.forecast.mean else mean
+                mean[rows] = changed
+        if mean is fitted.forecast.mean:
+            return fitted
+        lower, upper = bounds(data.capacity)
+        mean = np.clip(mean, lower, upper)
+        forecast = finish(mean, fitted.shape, data.capacity, fitted.forecast.model)
+        return replace(fitted, forecast=forecast)
+
+
+def with_special_days(y: Matrix, calendar: Calendar, seasons: Seasons) -> tuple[Matrix, SpecialFit]:
+    """Return the history to fit on and the effects of the calendar's special days estimated
+    on it (`analytics.special_effects`); public holidays unlike ordinary days become gaps."""
+    values = y.values
+    groups = []
+    for end in np.unique(y.end):
+        rows = np.flatnonzero(y.end == end)
+        effects, adjusted = estimate(values[rows], int(end), y.step, y.zone, calendar)
+        if effects.factors:
+            values = values.copy() if values is y.values else values
+            values[rows] = adjusted
+        groups.append((rows, int(end), effects))
+    y = replace(y, values=values)
+    if calendar.region:
+        y = without_holidays(y, calendar.region, seasons)
+    return y, SpecialFit(calendar, tuple(groups))
+
+
 def bounds(capacity: FloatArray) -> tuple[FloatArray, FloatArray]:
     """Return (lower, upper) per series as (n, 1): [0, capacity] when known, else unbounded."""
     bounded = np.isfinite(capacity)
@@ -184,11 +229,14 @@ class SeriesModel(ABC):
         chunk_rows: int = 32,
         timezone: str = "UTC",
         holidays: str = "",
+        periods: tuple[Period, ...] = (),
     ) -> None:
         """Configure the model; `horizon` defaults to one day of steps, `weeks` of history,
         `timezone` (IANA) is where the time of day and day of week are counted, `holidays`
         the region (`DE-HE`, `DK`; empty: none) whose public holidays are left out of the
-        history when they are unlike ordinary days (`analytics.special_days`)."""
+        history when they are unlike ordinary days (`analytics.special_days`) and forecast
+        as the history shows them, `periods` a city's special periods (school holidays,
+        events) whose level the fit estimates (`analytics.special_effects`)."""
         self.season_days = season_days
         self.weeks = weeks
         self.horizon = horizon
@@ -198,7 +246,9 @@ class SeriesModel(ABC):
         self.timezone = timezone
         self.zone = zone_of(timezone)
         self.holidays = holidays
+        self.periods = periods
         self._fitted: Fitted | None = None
+        self._special: SpecialFit | None = None
 
     @abstractmethod
     def history(self, seasons: Seasons) -> int:
@@ -217,10 +267,16 @@ class SeriesModel(ABC):
         seasons = Seasons.of(y.step, self.season_days)
         horizon = self.horizon or seasons.day
         y = replace(y, zone=self.zone)
-        if self.holidays and self.uses_holidays:
-            y = without_holidays(y, self.holidays, seasons)
-        self._fitted = self._fit_all(y, seasons, horizon)
+        calendar = Calendar(self.holidays, self.periods)
+        self._special = None
+        if calendar and self.uses_holidays:
+            y, self._special = with_special_days(y, calendar, seasons)
+        self._fitted = self._ahead(self._fit_all(y, seasons, horizon))
         return self
+
+    def _ahead(self, fitted: Fitted) -> Fitted:
+        """Return the fit with the special days' effects on its forecasts applied."""
+        return fitted if self._special is None else self._special.ahead(fitted)
 
     def predict(self, h: int) -> Forecast:
         """Return forecasts for the next `h` steps after each series' end."""
@@ -229,7 +285,7 @@ class SeriesModel(ABC):
         if h > self._fitted.horizon:
             logger.debug("%s: refitting for horizon %d", self.name, h)
             seasons = Seasons.of(self._fitted.data.step, self.season_days)
-            self._fitted = self._fit_all(self._fitted.data, seasons, h)
+            self._fitted = self._ahead(self._fit_all(self._fitted.data, seasons, h))
         return self._fitted.forecast.head(h)
 
     def forecast(self, y: Panel, h: int) -> Forecast:

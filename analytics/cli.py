@@ -8,7 +8,10 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from analytics.calendar_file import Period
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +70,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "leave out of the history when the data show them unlike ordinary days (default: none)",
     )
     backtest.add_argument(
+        "--special-days",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="an iCalendar (.ics: VEVENTs with DTSTART and DTEND dates, CATEGORIES as the kind) "
+        "or CSV (.csv: name,start,end[,kind], end the last day) file of the city's school "
+        "holidays and events; the models estimate each kind's level from the history and use "
+        "it only where the history shows it (default: none)",
+    )
+    backtest.add_argument(
         "--output", type=Path, default=None, help="write pooled and per-step JSON here"
     )
     backtest.set_defaults(handler=run_backtest)
@@ -105,6 +118,7 @@ def run_job(args: argparse.Namespace) -> int:
     url = require_url(settings.database)
     timezone = _city_timezone(settings.city.timezone)
     holidays = _city_holidays(settings.city.country)
+    periods = city_special_days(settings.city.special_days)
 
     def refresh(conn: psycopg.Connection, now: datetime) -> None:
         rollups.refresh(conn, settings, until=now)
@@ -114,13 +128,16 @@ def run_job(args: argparse.Namespace) -> int:
 
     if args.once:
         with open_connection() as conn:
-            runs = run_once(conn, refresh, timezone, settings=settings.analytics, holidays=holidays)
+            runs = run_once(
+                conn, refresh, timezone, settings=settings.analytics, holidays=holidays,
+                periods=periods,
+            )  # fmt: skip
         logger.info("analytics job: stored runs %s", runs)
         return 0
     interval = settings.analytics.interval_s if args.interval is None else args.interval
     run_forever(
         open_connection, interval, refresh, timezone=timezone, settings=settings.analytics,
-        holidays=holidays,
+        holidays=holidays, periods=periods,
     )  # fmt: skip
     return 0
 
@@ -137,6 +154,28 @@ def _city_holidays(country: str) -> str:
         logger.warning("city.country: %s; forecasts go on without public holidays", exc)
         return ""
     return country
+
+
+def city_special_days(name: str) -> tuple[Period, ...]:
+    """Return the periods of the city's special-days file (`city.special_days`; '' none).
+
+    Raises:
+        ConfigError: the file is unusable; the message names the setting, file, line and fix.
+    """
+    from analytics.calendar_file import CalendarError, read_periods  # noqa: PLC0415
+    from streetsense.errors import ConfigError  # noqa: PLC0415
+
+    if not name.strip():
+        return ()
+    try:
+        periods = read_periods(Path(name.strip()))
+    except CalendarError as exc:
+        raise ConfigError(
+            f"city.special_days: {exc} (or set city.special_days to '' to go without)"
+        ) from exc
+    kinds = sorted({period.kind for period in periods})
+    logger.info("city.special_days: %d periods of %s from %s", len(periods), kinds, name)
+    return periods
 
 
 def _city_timezone(name: str) -> str:
@@ -157,6 +196,7 @@ def run_backtest(args: argparse.Namespace) -> int:
     """Read the CSV, backtest every model, print a table and write the JSON."""
     # numpy and scipy load only when a forecast command runs, so `streetsense` starts fast.
     from analytics.backtest import backtest  # noqa: PLC0415
+    from analytics.calendar_file import read_periods  # noqa: PLC0415
     from analytics.csvio import (  # noqa: PLC0415
         InputError,
         parse_freq,
@@ -179,6 +219,7 @@ def run_backtest(args: argparse.Namespace) -> int:
             check_region(args.holidays)
         except ValueError as exc:
             raise InputError(f"--holidays: {exc}") from None
+    periods = () if args.special_days is None else read_periods(args.special_days)
     panel, capacities = read_csv_capacities(args.input, step, zone)
     screened = screen(panel)
     if screened.panel.n_series == 0:
@@ -193,6 +234,7 @@ def run_backtest(args: argparse.Namespace) -> int:
         season_days=args.season_days,
         timezone=args.timezone,
         holidays=args.holidays,
+        periods=periods,
         capacities=capacities,
     )
     summary = result.summary()

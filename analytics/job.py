@@ -16,6 +16,7 @@ import psycopg
 
 from analytics.backtest import backtest
 from analytics.base import Forecast
+from analytics.calendar_file import Period
 from analytics.capacity_changes import Change, lasting_changes, pending_skips, since_changes
 from analytics.models import Auto
 from analytics.panel import Panel
@@ -104,11 +105,13 @@ def forecast_target(
     backtest_folds: int = 1,
     timezone: str = "UTC",
     holidays: str = "",
+    periods: tuple[Period, ...] = (),
 ) -> int | None:
     """Fit and store one target's forecasts; return the run id, None when there is no data.
 
     `timezone` (IANA) is where the models count times of day and days of week; `holidays` the
-    country (`city.country`) whose public holidays the models leave out when they differ.
+    country (`city.country`) whose public holidays the models leave out when they differ;
+    `periods` the city's school holidays and events (`city.special_days`).
     """
     ids = active_ids(conn, target.stream)
     step = target.step_seconds
@@ -139,9 +142,11 @@ def forecast_target(
     if keep.size == 0:
         return write_run(conn, run, panel.ids, *_nothing(panel.n_series, horizon), skipped=skipped)
     fitted = panel.select(keep)
-    model = Auto(horizon=horizon, timezone=timezone, holidays=holidays).fit(fitted)
+    model = Auto(horizon=horizon, timezone=timezone, holidays=holidays, periods=periods)
+    model.fit(fitted)
     result = _widen(model.predict(horizon), keep, panel.n_series)
-    scores = _scores(fitted, horizon, backtest_folds, timezone, holidays) if backtest_folds else []
+    calendar = (timezone, holidays, periods)
+    scores = _scores(fitted, horizon, backtest_folds, calendar) if backtest_folds else []
     state = {key: _widen_rows(value, keep, panel.n_series) for key, value in model.state.items()}
     anchors = anchors_of(panel, state)
     unanchored = np.isin(np.arange(panel.n_series), keep, invert=True)
@@ -218,11 +223,16 @@ def _write_rate(
     logger.info("%s: stored run %d", run.stream, rate_id)
 
 
-def _scores(panel: Panel, horizon: int, folds: int, timezone: str, holidays: str) -> list[Score]:
-    """Return pooled, per-series and per-step backtest scores of every model."""
+def _scores(
+    panel: Panel, horizon: int, folds: int, calendar: tuple[str, str, tuple[Period, ...]]
+) -> list[Score]:
+    """Return pooled, per-series and per-step backtest scores of every model; `calendar` is
+    the time zone, holiday region and special periods the models count with."""
+    timezone, holidays, periods = calendar
     result = backtest(
-        panel, BACKTEST_MODELS, horizon=horizon, folds=folds, timezone=timezone, holidays=holidays
-    )
+        panel, BACKTEST_MODELS, horizon=horizon, folds=folds, timezone=timezone,
+        holidays=holidays, periods=periods,
+    )  # fmt: skip
     scores = []
     for name, acc in result.scores.items():
         pooled = acc.reduce(None)
@@ -262,11 +272,13 @@ def run_once(
     stop: threading.Event | None = None,
     settings: AnalyticsSettings | None = None,
     holidays: str = "",
+    periods: tuple[Period, ...] = (),
 ) -> list[int]:
     """Refresh rollups (when a refresh is given), then forecast every target.
 
     When `stop` is set between targets, the remaining ones are left for the next round.
-    `holidays` is the city's country (`city.country`; empty: no holidays).
+    `holidays` is the city's country (`city.country`; empty: no holidays), `periods` its
+    school holidays and events (`city.special_days`).
     """
     now = datetime.now(UTC)
     if refresh is not None:
@@ -276,7 +288,9 @@ def run_once(
         if stop is not None and stop.is_set():
             logger.info("analytics job: stop requested; %s left for later", target.name)
             break
-        run_id = forecast_target(conn, target, now, timezone=timezone, holidays=holidays)
+        run_id = forecast_target(
+            conn, target, now, timezone=timezone, holidays=holidays, periods=periods
+        )
         if run_id is not None:
             runs.append(run_id)
     if settings is not None and settings.forecast_retention_days > 0:
@@ -295,6 +309,7 @@ def run_forever(
     timezone: str = "UTC",
     settings: AnalyticsSettings | None = None,
     holidays: str = "",
+    periods: tuple[Period, ...] = (),
 ) -> None:
     """Run the job every `interval_s` seconds until SIGINT/SIGTERM or `stop` is set."""
     stop = stop or threading.Event()
@@ -310,7 +325,7 @@ def run_forever(
     while not stop.is_set():
         try:
             with connect() as conn:
-                run_once(conn, refresh, timezone, stop, settings, holidays)
+                run_once(conn, refresh, timezone, stop, settings, holidays, periods)
         except (psycopg.Error, StreetsenseError) as exc:
             # The loop's edge: log what failed and try again next round.
             logger.error("analytics job round failed: %s", exc)

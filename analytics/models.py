@@ -75,6 +75,7 @@ class Auto(SeriesModel):
             chunk_rows=self.chunk_rows,
             timezone=self.timezone,
             holidays=self.holidays,
+            periods=self.periods,
         )
 
     def _fit_all(self, y: Matrix, seasons: Seasons, h: int) -> Fitted:
@@ -177,7 +178,7 @@ _ALL: tuple[type[SeriesModel], ...] = (*BASELINES, *REAL, Auto)
 MODELS: dict[str, type[SeriesModel]] = {kind.name: kind for kind in _ALL}
 
 
-def build(name: str, **options: int | str | None) -> SeriesModel:
+def build(name: str, **options: object) -> SeriesModel:
     """Return the model called `name`, configured with keyword options."""
     try:
         kind = MODELS[name]

@@ -12,6 +12,7 @@ not pull down the Mondays after it.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
@@ -19,6 +20,7 @@ from zoneinfo import ZoneInfo
 import holidays
 import numpy as np
 
+from analytics.calendar_file import Period
 from analytics.panel import BoolArray, FloatArray, IntArray
 
 logger = logging.getLogger(__name__)
@@ -42,6 +44,72 @@ def _calendar(region: str, year: int) -> frozenset[date]:
     except ValueError as exc:
         raise ValueError(f"holiday region '{region}': {exc}") from None
     return frozenset(days)
+
+
+@lru_cache(maxsize=64)
+def _school_calendar(region: str, year: int) -> frozenset[date]:
+    """Return the school holidays the library knows for a region in one year (none for most)."""
+    country, _, subdivision = region.partition("-")
+    try:
+        days = holidays.country_holidays(
+            country, subdiv=subdivision or None, years=year, categories=("school",)
+        )
+    except (NotImplementedError, ValueError):
+        return frozenset()
+    return frozenset(days)
+
+
+_EPOCH = date(1970, 1, 1)
+SCHOOL = "school"
+
+
+def day_number(day: date) -> int:
+    """Return the days from 1 January 1970 to `day`."""
+    return (day - _EPOCH).days
+
+
+def _numbers(days: frozenset[date] | list[date], first: int, last: int) -> IntArray:
+    """Return the sorted day numbers of `days` within [first, last]."""
+    numbers = sorted({day_number(day) for day in days})
+    return np.array([d for d in numbers if first <= d <= last], dtype=np.int64)
+
+
+@dataclass(frozen=True, slots=True)
+class Calendar:
+    """The special days a group of series is fitted with: the public holidays of a region
+    (`DE-HE`, `DK`; empty: none) and special periods by kind, those of a city's file
+    (`analytics.calendar_file`) and the school holidays the library has for the region."""
+
+    region: str = ""
+    periods: tuple[Period, ...] = ()
+
+    def __bool__(self) -> bool:
+        """Return whether there is any special day to look for."""
+        return bool(self.region or self.periods)
+
+    def holiday_days(self, first: int, last: int) -> IntArray:
+        """Return the day numbers of public holidays from day `first` to day `last`."""
+        if not self.region:
+            return np.zeros(0, dtype=np.int64)
+        years = range(_year(first), _year(last) + 1)
+        return _numbers([d for y in years for d in _calendar(self.region, y)], first, last)
+
+    def period_days(self, first: int, last: int) -> dict[str, IntArray]:
+        """Return, per kind, the day numbers of special periods from day `first` to `last`."""
+        by_kind: dict[str, list[date]] = {}
+        if self.region:
+            for year in range(_year(first), _year(last) + 1):
+                by_kind.setdefault(SCHOOL, []).extend(_school_calendar(self.region, year))
+        for period in self.periods:
+            if day_number(period.last) >= first and day_number(period.first) <= last:
+                by_kind.setdefault(period.kind, []).extend(period.days())
+        numbers = {kind: _numbers(days, first, last) for kind, days in by_kind.items()}
+        return {kind: days for kind, days in numbers.items() if days.size}
+
+
+def _year(number: int) -> int:
+    """Return the year of a day number."""
+    return (_EPOCH + timedelta(days=number)).year
 
 
 def holiday_columns(region: str, end: int, width: int, step: int, zone: ZoneInfo) -> BoolArray:

@@ -286,6 +286,13 @@ class CitySettings:
             "ISO 3166 alpha-2 code: public holidays (PH) in opening hours, DATEX II publisher"
         ),
     )
+    special_days: str = field(
+        default="",
+        metadata=_doc(
+            "file of school holidays and events (.ics VEVENTs, or .csv name,start,end[,kind]) "
+            "whose effect forecasts estimate; empty: none"
+        ),
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -88,9 +88,13 @@ def test_run_once_stores_forecasts_and_backtests_with_their_window(
 ) -> None:
     fill_city(database_url)
     started = datetime.now(UTC)
+    # The city's school holidays around today: read, estimated, and (ordinary data) not used.
+    periods = tmp_path / "holidays.csv"
+    first, last = started.date() - timedelta(days=1), started.date() + timedelta(days=1)
+    periods.write_text(f"name,start,end,kind\nFerien,{first},{last},school\n")
     done = subprocess.run(
         streetsense("analytics", "run", "--once"),
-        env=job_environment(database_url),
+        env={**job_environment(database_url), "STREETSENSE_CITY_SPECIAL_DAYS": str(periods)},
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -98,6 +102,7 @@ def test_run_once_stores_forecasts_and_backtests_with_their_window(
         check=False,
     )
     assert done.returncode == 0, done.stderr
+    assert "city.special_days: 1 periods of ['school']" in done.stderr
     with psycopg.connect(database_url) as conn:
         runs = {
             row[0]: row[1:]
@@ -167,6 +172,26 @@ def test_unknown_city_time_zone_is_refused_with_the_fix(database_url: str) -> No
     assert done.returncode == 2
     assert "city.timezone: unknown time zone 'Mars/Olympus'" in done.stderr
     assert "STREETSENSE_CITY_TIMEZONE" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_bad_special_days_file_is_refused_with_the_setting_and_line(
+    database_url: str, tmp_path: Path
+) -> None:
+    periods = tmp_path / "holidays.ics"
+    periods.write_text("BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nDTSTART:2024-10-14\r\nEND:VEVENT\r\n")
+    done = subprocess.run(
+        streetsense("analytics", "run", "--once"),
+        env={**job_environment(database_url), "STREETSENSE_CITY_SPECIAL_DAYS": str(periods)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert (
+        f"city.special_days: {periods}, line 2: DTSTART '2024-10-14' is not a date" in done.stderr
+    )
+    assert "Traceback" not in done.stderr
 
 
 def runs_stored(database_url: str) -> int:
