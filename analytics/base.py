@@ -19,7 +19,7 @@ from analytics.localtime import LocalSlots, Slots, hour_of_day, zone_of
 from analytics.panel import FloatArray, IntArray, Panel
 from analytics.profile import Seasons
 from analytics.special_days import Calendar, holiday_mask, holidays_differ
-from analytics.special_effects import Effects, apply_ahead, estimate
+from analytics.special_effects import FACTOR_BOUNDS, Effects, apply_ahead, estimate
 from analytics.window import Window
 
 logger = logging.getLogger(__name__)
@@ -144,17 +144,27 @@ class SpecialFit:
     def ahead(self, fitted: Fitted) -> Fitted:
         """Return the fit's forecasts with the effects applied to the steps they concern."""
         data = fitted.data
-        mean = fitted.forecast.mean
+        before = fitted.forecast.mean
+        mean = before
         for rows, end, effects in self.groups:
-            changed = apply_ahead(mean[rows], effects, end, data.step, data.zone, self.calendar)
-            if changed is not mean[rows]:
-                mean = mean.copy() if mean is fitted.forecast.mean else mean
+            block = before[rows]
+            changed = apply_ahead(block, effects, end, data.step, data.zone, self.calendar)
+            if changed is not block:
+                mean = mean.copy() if mean is before else mean
                 mean[rows] = changed
-        if mean is fitted.forecast.mean:
+        if mean is before:
             return fitted
         lower, upper = bounds(data.capacity)
         mean = np.clip(mean, lower, upper)
-        forecast = finish(mean, fitted.shape, data.capacity, fitted.forecast.model)
+        # The bands were calibrated on ordinary days: a step forecast at a share of its ordinary
+        # level gets bands of that share (errors scale with the level), within the factors' bounds.
+        with np.errstate(invalid="ignore", divide="ignore"):
+            share = np.where(before > 0, mean / before, 1.0)
+        share = np.clip(np.where(np.isfinite(share), share, 1.0), *FACTOR_BOUNDS)
+        lo, hi = fitted.shape.apply(mean)
+        lo = np.clip(np.minimum(mean + (lo - mean) * share, mean), lower, upper)
+        hi = np.clip(np.maximum(mean + (hi - mean) * share, mean), lower, upper)
+        forecast = Forecast(mean=mean, lo=lo, hi=hi, model=fitted.forecast.model)
         return replace(fitted, forecast=forecast)
 
 

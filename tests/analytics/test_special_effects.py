@@ -109,6 +109,21 @@ def test_a_school_holiday_ahead_is_forecast_at_its_estimated_level() -> None:
     assert history[0, midday].mean() == pytest.approx(100.0, abs=1.0)
 
 
+def test_bands_of_a_step_at_half_its_ordinary_level_are_half_as_wide() -> None:
+    values = _series(holidays=set(), school=0.5, weeks=6, end=AFTER_EASTER)
+    data = from_matrix(values, step=STEP, end=AFTER_EASTER, capacity=np.array([150.0]))
+    autumn = Period("Herbstferien", "school", date(2024, 4, 16), date(2024, 4, 20))
+    widths = []
+    for periods in ((EASTER_BREAK,), (EASTER_BREAK, autumn)):
+        model = build("auto", horizon=2 * DAY, timezone="Europe/Berlin", periods=periods)
+        bands = model.fit(data).predict(2 * DAY)
+        widths.append(bands.hi[0] - bands.lo[0])
+    # The same history, so the same calibration: only the autumn break's steps differ.
+    np.testing.assert_allclose(widths[1][:DAY], widths[0][:DAY])
+    ratio = widths[1][DAY + MIDDAY] / widths[0][DAY + MIDDAY]
+    assert ratio == pytest.approx(0.5, abs=0.03)
+
+
 def test_periods_that_look_ordinary_change_nothing() -> None:
     values = _series(holidays=set(), school=1.0, weeks=6, end=AFTER_EASTER)
     rng = np.random.default_rng(3)
