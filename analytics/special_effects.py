@@ -37,6 +37,10 @@ logger = logging.getLogger(__name__)
 FACTOR_BOUNDS = (0.2, 5.0)
 # Distinct days needed to judge an effect one day at a time.
 MIN_DAYS = 2
+# Pooled judgements (is there an effect, which way holidays ahead go) are made on at most this
+# many series of a group, evenly spread: one decision needs far fewer than 10,000 series, and
+# judging a series costs several passes over its history.
+JUDGED_ROWS = 512
 # A series whose ordinary readings miss their profile by less than this share of their level
 # is stuck (a counter repeating one value) and has no say in pooled judgements.
 STUCK = 1e-3
@@ -152,22 +156,19 @@ class _Ordinary:
     def __init__(
         self, values: FloatArray, ordinary: BoolArray, columns: Columns, day_slots: int
     ) -> None:
-        """Sum the ordinary readings by slot of the week; judge the miss leave-one-out."""
+        """Sum the ordinary readings by slot of the week; judge the miss leave-one-out on at
+        most `JUDGED_ROWS` rows, evenly spread (the others have no say in pooled judgements)."""
         week = 7 * day_slots
         use = np.isfinite(values) & ordinary[None, :]
-        filled = np.where(use, values, 0.0)
         total, count = _sums(values, use, columns.week_slot, week)
         with np.errstate(invalid="ignore", divide="ignore"):
             self.week = np.where(count > 0, total / count, np.nan)
-            own_total = total[:, columns.week_slot] - filled
-            own_count = count[:, columns.week_slot] - use
-            others = np.where(own_count > 0, own_total / own_count, np.nan)
-        miss = np.where(use, np.abs(values - others), np.nan)
-        # A row that (nearly) never misses, a stuck counter, would outweigh every other in a
-        # pooled judgement: it has no say (NaN).
-        level = _nanmean(np.where(use, np.abs(values), np.nan))
-        typical = _nanmean(miss)
-        self.typical = np.where(typical > STUCK * level, typical, np.nan)
+        n = values.shape[0]
+        judged = np.linspace(0, n - 1, min(n, JUDGED_ROWS)).round().astype(np.int64)
+        self.typical = np.full(n, np.nan)
+        self.typical[judged] = _typical_miss(
+            values[judged], use[judged], total[judged], count[judged], columns.week_slot
+        )
         self.columns = columns
         self.values = values
         self.use = use
@@ -186,8 +187,28 @@ class _Ordinary:
     def sunday(self) -> FloatArray:
         """Return each row's ordinary Sunday profile by slot of the day, (rows, day)."""
         sundays = self.columns.weekday == _SUNDAY
-        use = self.use & sundays[None, :]
-        return _mean_by_slot(self.values, use, self.columns.slot, self.day_slots)
+        return _mean_by_slot(
+            self.values[:, sundays], self.use[:, sundays], self.columns.slot[sundays],
+            self.day_slots,
+        )  # fmt: skip
+
+
+def _typical_miss(
+    values: FloatArray, use: BoolArray, total: FloatArray, count: FloatArray, slots: IntArray
+) -> FloatArray:
+    """Return each row's mean miss of its ordinary readings by the profile without each."""
+    filled = np.where(use, values, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        own_total = total[:, slots] - filled
+        own_count = count[:, slots] - use
+        others = np.where(own_count > 0, own_total / own_count, np.nan)
+    miss = np.where(use, np.abs(values - others), np.nan)
+    # A row that (nearly) never misses, a stuck counter, would outweigh every other in a
+    # pooled judgement: it has no say (NaN).
+    level = _nanmean(np.where(use, np.abs(values), np.nan))
+    typical = _nanmean(miss)
+    result: FloatArray = np.where(typical > STUCK * level, typical, np.nan)
+    return result
 
 
 def _period_factor(
