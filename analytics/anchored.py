@@ -24,11 +24,11 @@ from dataclasses import replace
 from typing import ClassVar
 
 import numpy as np
-from scipy.signal import lfilter
 
 from analytics.base import Matrix, SeriesModel
+from analytics.ewm import ewm_sums
 from analytics.panel import BoolArray, FloatArray, IntArray
-from analytics.profile import Seasons, fill_missing, slot_sums_at
+from analytics.profile import Seasons, fill_missing, later_by, smooth_circular, take_columns
 from analytics.window import Window
 
 # Weight of a week relative to the week after it; 0 keeps the latest week alone.
@@ -77,8 +77,7 @@ class AnchoredProfile(SeriesModel):
         seasons, h = window.seasons, window.h
         step_hours = 24.0 / seasons.day
         weeks = _Weeks(window, _half_width(seasons))
-        n = window.values.shape[0]
-        memory = np.full(n, 1.0 if self._memory is None else self._memory)
+        memory = 1.0 if self._memory is None else self._memory
         daily = window.ahead(seasons.day, _half_width(seasons))
         mean = np.broadcast_to(window.row_mean(), daily.shape)
         ahead = weeks.profile(memory, -1)[:, window.slots.ahead(h, seasons.week)]
@@ -106,26 +105,26 @@ class _Weeks:
         self.weeks = int(self.age.max(initial=0)) + 1
         # Slot sums of each week alone, (n, weeks, period): every weighted profile is a
         # weighted sum of these, so the columns are summed once per window.
-        total, count = slot_sums_at(
-            window.observed, self.age * self.period + self.columns, self.weeks * self.period
-        )
-        n = window.values.shape[0]
+        total, count = window.week_sums()
         # Pooling neighbouring slots is linear, so it is done once here, not per profile.
-        self.total = _circular_sum(total.reshape(n, self.weeks, self.period), half)
-        self.count = _circular_sum(count.reshape(n, self.weeks, self.period), half)
+        self.total = smooth_circular(total, half)
+        self.count = smooth_circular(count, half)
 
-    def profile(self, memory: FloatArray, newer_than: int) -> FloatArray:
+    def profile(self, memory: float, newer_than: int) -> FloatArray:
         """Return (n, period) profiles of the weeks older than `newer_than`, each weighted by
         memory ** (weeks between it and week `newer_than`, less one); NaN where a slot has none."""
         ages = np.arange(self.weeks)
         power = np.maximum(ages - newer_than - 1, 0).astype(np.float64)
         # Older weeks keep a token weight, so they fill in where the recent ones have a gap.
-        weights = np.maximum(memory[:, None] ** power[None, :], 1e-3)
-        weights[:, ages <= newer_than] = 0.0
-        total = np.matmul(weights[:, None, :], self.total)[:, 0]
-        count = np.matmul(weights[:, None, :], self.count)[:, 0]
+        weights = np.where(ages > newer_than, np.maximum(memory**power, 1e-3), 0.0)
+        # One memory for all rows: the same weights for every row's weeks.
+        total = np.matmul(weights, self.total)
+        count = np.matmul(weights, self.count)
         with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(count > 1e-12, total / count, np.nan)
+            np.divide(total, count, out=total)
+        np.putmask(total, count <= 1e-12, np.nan)
+        profile: FloatArray = total
+        return profile
 
     def memory_errors(self) -> FloatArray:
         """Return (n, memories): how far each memory's profiles of earlier weeks missed the
@@ -133,20 +132,22 @@ class _Weeks:
         n = self.window.values.shape[0]
         if not self.tuned_ages:
             return np.zeros((n, MEMORIES.size))
-        return np.stack(
-            [_abs_sum(self.deviation(np.full(n, memory))) for memory in MEMORIES], axis=1
-        )
+        return np.stack([_abs_sum(self.deviation(float(memory))) for memory in MEMORIES], axis=1)
 
-    def deviation(self, memory: FloatArray) -> FloatArray:
+    def deviation(self, memory: float) -> FloatArray:
         """Return the tuned weeks' values minus the profile of the weeks before each (NaN where
         that profile has nothing), over the columns from the oldest tuned week on."""
         values = self.window.values
         first = int(np.flatnonzero(self.age == max(self.tuned_ages, default=0))[0])
-        out = np.full((values.shape[0], values.shape[1] - first), np.nan)
+        if not self.tuned_ages:
+            return np.full((values.shape[0], values.shape[1] - first), np.nan)
+        # The tuned weeks are consecutive and cover every column from `first` on.
+        out = np.empty((values.shape[0], values.shape[1] - first))
         for a in self.tuned_ages:
             cols = np.flatnonzero(self.age == a)
-            guess = self.profile(memory, a)[:, self.columns[cols]]
-            out[:, cols - first] = values[:, cols] - guess
+            start, stop = int(cols[0]), int(cols[-1]) + 1
+            guess = take_columns(self.profile(memory, a), self.columns[start:stop])
+            np.subtract(values[:, start:stop], guess, out=out[:, start - first : stop - first])
         return out
 
 
@@ -159,19 +160,6 @@ def _sample_rows(y: Matrix, most: int) -> Matrix:
     return replace(y, values=y.values[rows], capacity=y.capacity[rows], end=y.end[rows])
 
 
-def _circular_sum(x: FloatArray, half: int) -> FloatArray:
-    """Return the circular moving sum over +-half slots along the last axis, by cumulative sums
-    (the work does not grow with `half`)."""
-    if half <= 0:
-        return x
-    extended = np.concatenate([x[..., -half:], x, x[..., :half]], axis=-1)
-    cumulative = np.cumsum(extended, axis=-1)
-    zero = np.zeros((*x.shape[:-1], 1))
-    cumulative = np.concatenate([zero, cumulative], axis=-1)
-    out: FloatArray = cumulative[..., 2 * half + 1 :] - cumulative[..., : -2 * half - 1]
-    return out
-
-
 def _half_width(seasons: Seasons) -> int:
     """Return the neighbouring slots each side that a profile pools."""
     return int(SMOOTH_SECONDS // (86_400 // seasons.day))
@@ -181,11 +169,6 @@ def _abs_sum(x: FloatArray) -> FloatArray:
     """Return the sum of absolute finite values per row."""
     total: FloatArray = np.where(np.isfinite(x), np.abs(x), 0.0).sum(axis=1)
     return total
-
-
-def _ewm(x: FloatArray, alpha: float) -> FloatArray:
-    """Return the exponentially weighted moving sum of x along the last axis."""
-    return np.asarray(lfilter([alpha], [1.0, alpha - 1.0], x, axis=1))
 
 
 def _level(deviation: FloatArray, alpha: FloatArray) -> FloatArray:
@@ -218,68 +201,87 @@ def _horizons(h: int, width: int) -> list[int]:
 def _tune_dynamics(
     deviation: FloatArray, step_hours: float, h: int
 ) -> tuple[FloatArray, FloatArray]:
-    """Return per row the level alpha (0: none) and per-step decay with the least error.
+    """Return per row the level alpha (0: none) and per-step decay with the least error."""
+    phis = 0.5 ** (step_hours / DECAY_HOURS)
+    error = _dynamics_errors(
+        deviation, _level_alphas(step_hours), phis, _horizons(h, deviation.shape[1])
+    )
+    n = deviation.shape[0]
+    best = error.reshape(n, -1).argmin(axis=1)
+    a_best, p_best = np.divmod(best, phis.size)
+    return _level_alphas(step_hours)[a_best], phis[p_best]
+
+
+def _level_alphas(step_hours: float) -> FloatArray:
+    """Return the smoothing weight of each level half-life at this step (0: no level)."""
+    hours = np.maximum(LEVEL_HOURS, 1e-9)
+    alphas: FloatArray = np.where(LEVEL_HOURS > 0, 1.0 - 0.5 ** (step_hours / hours), 0.0)
+    return alphas
+
+
+def _dynamics_errors(
+    deviation: FloatArray, alphas: FloatArray, phis: FloatArray, horizons: list[int]
+) -> FloatArray:
+    """Return (n, alphas, phis): the squared error, summed over the horizons, of forecasting
+    the deviation k steps ahead with each level and decay.
 
     For a level L and decay phi, the error of forecasting d[t+k] from d[t] is
     sum over pairs (both observed) of ((d[t+k] - L[t]) - phi^k (d[t] - L[t]))^2; it expands into
-    sums of products that are computed once per (level, k), then evaluated for every phi.
+    sums of products that are computed once per (level, k), then evaluated for every phi. With
+    f the observed mask and x the deviation with gaps as 0, a pair's mask f[t] f[t+k] folds into
+    the factors (x[t+k] f[t] = x[t+k] f[t] f[t+k]), so every sum is a product of the shifted
+    series, x[t+k] and f[t+k], with one column per (level, factor) at t.
     """
     n, width = deviation.shape
     finite = np.isfinite(deviation)
     filled = np.where(finite, deviation, 0.0)
-    phis = 0.5 ** (step_hours / DECAY_HOURS)
-    alphas = np.where(
-        LEVEL_HOURS > 0, 1.0 - 0.5 ** (step_hours / np.maximum(LEVEL_HOURS, 1e-9)), 0.0
-    )
-    horizons = _horizons(h, width)
-    # Per k, the pair weights on the earlier column of each pair, padded to the full width,
-    # stacked so each level costs two batched products instead of three passes per k.
-    paired = np.zeros((n, 3 * len(horizons), width))
-    fixed = []
-    for i, k in enumerate(horizons):
-        both = (finite[:, :-k] & finite[:, k:]).astype(np.float64)
-        later, now = both * filled[:, k:], both * filled[:, :-k]
-        paired[:, i, : width - k] = later
-        paired[:, len(horizons) + i, : width - k] = now
-        paired[:, 2 * len(horizons) + i, : width - k] = both
-        fixed.append((
-            np.einsum("ij,ij->i", later, filled[:, k:]),
-            np.einsum("ij,ij->i", later, filled[:, :-k]),
-            np.einsum("ij,ij->i", now, filled[:, :-k]),
-        ))  # fmt: skip
     count = len(horizons)
-    # Every level's series side by side, (n, width, levels): one product per chunk reads the
-    # pair weights once for all levels (alpha 0 has no level: its column stays 0).
-    levels = np.zeros((n, width, alphas.size))
-    for a, alpha in enumerate(alphas):
-        if alpha > 0:
-            levels[:, :, a] = _smoothed_level(filled, finite, float(alpha))
-    all_level = np.matmul(paired[:, : 2 * count], levels)
-    all_square = np.matmul(paired[:, 2 * count :], levels * levels)
+    # The series k steps later, one row per k (0 past the end): (n, k, width) each.
+    later_value = later_by(filled, horizons)
+    later_seen = later_by(finite, horizons)
+    levels = [a for a, alpha in enumerate(alphas) if alpha > 0]
+    # Factors at t: per level f L, then x (for sum x[t+k] x[t]); and x L, f L^2 per level,
+    # then x^2 (for sum f[t+k] x[t]^2). Alpha 0 has no level: its sums are 0.
+    size = len(levels)
+    with_value = np.empty((n, size + 1, width))
+    with_seen = np.empty((n, 2 * size + 1, width))
+    level = _smoothed_levels(filled, finite, alphas[levels])
+    np.multiply(level, finite[:, None], out=with_value[:, :size])
+    np.multiply(level, filled[:, None], out=with_seen[:, :size])
+    np.multiply(level, with_value[:, :size], out=with_seen[:, size : 2 * size])
+    with_value[:, size] = filled
+    np.multiply(filled, filled, out=with_seen[:, 2 * size])
+    # Factors lie along rows so each is written in one run; the products read them transposed.
+    by_value = np.matmul(later_value, with_value.transpose(0, 2, 1))
+    by_seen = np.matmul(later_seen, with_seen.transpose(0, 2, 1))
+    # sum f[t] x[t+k]^2: the later value squared where the earlier one is seen.
+    dd_later = np.einsum("nkt,nkt,nt->nk", later_value, later_value, finite)
+    dd_cross, dd_now = by_value[:, :, size], by_seen[:, :, 2 * size]
     error = np.zeros((n, alphas.size, phis.size))
     for a in range(alphas.size):
-        with_level, with_square = all_level[:, :, a], all_square[:, :, a]
+        if a in levels:
+            column = levels.index(a)
+            later_level = by_value[:, :, column]
+            now_level = by_seen[:, :, column]
+            level_level = by_seen[:, :, size + column]
+        else:
+            later_level = now_level = level_level = np.zeros((n, count))
         for i, k in enumerate(horizons):
-            dd_later, dd_cross, dd_now = fixed[i]
-            later_level, now_level = with_level[:, i], with_level[:, count + i]
-            level_level = with_square[:, i]
-            ee = dd_later - 2 * later_level + level_level
-            eg = dd_cross - later_level - now_level + level_level
-            gg = dd_now - 2 * now_level + level_level
+            ee = dd_later[:, i] - 2 * later_level[:, i] + level_level[:, i]
+            eg = dd_cross[:, i] - later_level[:, i] - now_level[:, i] + level_level[:, i]
+            gg = dd_now[:, i] - 2 * now_level[:, i] + level_level[:, i]
             damp = (phis**k)[None, :]
             error[:, a, :] += ee[:, None] - 2 * damp * eg[:, None] + damp**2 * gg[:, None]
-    best = error.reshape(n, -1).argmin(axis=1)
-    a_best, p_best = np.divmod(best, phis.size)
-    return alphas[a_best], phis[p_best]
+    return error
 
 
-def _smoothed_level(filled: FloatArray, finite: BoolArray, alpha: float) -> FloatArray:
-    """Return the exponentially weighted mean of observed deviations at every column (0 for
-    alpha 0 or before any observation)."""
-    if alpha <= 0:
-        return np.zeros_like(filled)
-    num = _ewm(filled, alpha)
-    den = _ewm(finite.astype(np.float64), alpha)
+def _smoothed_levels(filled: FloatArray, finite: BoolArray, alphas: FloatArray) -> FloatArray:
+    """Return (n, alphas, width): the exponentially weighted mean of observed deviations at
+    every column for each alpha > 0 (0 before any observation)."""
+    n = filled.shape[0]
+    # Values and observed flags as rows of one batch: their moving sums for every alpha at once.
+    sums = ewm_sums(np.concatenate([filled, finite.astype(np.float64)]), alphas)
+    num, den = sums[:n], sums[n:]
     with np.errstate(invalid="ignore", divide="ignore"):
         level: FloatArray = np.where(den > 1e-9, num / den, 0.0)
     return level

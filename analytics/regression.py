@@ -11,9 +11,9 @@ from __future__ import annotations
 from typing import ClassVar
 
 import numpy as np
-from scipy.signal import lfilter
 
 from analytics.base import SeriesModel
+from analytics.ewm import ewm_sums
 from analytics.panel import FloatArray
 from analytics.profile import Seasons, smoothing_half_width
 from analytics.window import Window
@@ -44,7 +44,7 @@ class ProfileRidge(SeriesModel):
         deviation = base.deviation
         alpha = 1.0 - 0.5 ** (24.0 / seasons.day / SLOW_HALF_LIFE_HOURS)
         known = np.where(np.isnan(deviation), 0.0, deviation)
-        slow = lfilter([alpha], [1.0, alpha - 1.0], known, axis=1)
+        slow = ewm_sums(known, np.array([alpha]))[:, 0]
         beta = _fit(deviation, base.daily - base.weekly, slow, seasons.day, fit_width)
         blend = base.daily_ahead - base.weekly_ahead
         path = _run(beta, known, slow[:, -1], blend, seasons.day)
@@ -54,10 +54,20 @@ class ProfileRidge(SeriesModel):
 def _design(
     deviation: FloatArray, blend: FloatArray, slow: FloatArray, day: int, width: int
 ) -> tuple[FloatArray, FloatArray]:
-    """Return the features (n, k, t) and targets (n, t) of the last `width` columns."""
+    """Return the features (n, k, t) and targets (n, t) of the last `width` columns where the
+    target and every feature are known, 0 elsewhere (so those columns add nothing)."""
     n, total = deviation.shape
     first = max(total - width, LAGS, day if total > day else 0)
     count = total - first
+    known = np.isfinite(deviation)
+    # The lag features are the deviation shifted: its mask, shifted alike, says where they are
+    # known, instead of testing every feature's values.
+    usable = known[:, first:] & np.isfinite(blend[:, first:])
+    for lag in range(1, LAGS + 1):
+        usable &= known[:, first - lag : total - lag]
+    if total > day:
+        usable &= known[:, first - day : total - day]
+    usable &= np.isfinite(slow[:, first - 1 : total - 1])
     x = np.empty((n, N_FEATURES, count))
     x[:, 0] = blend[:, first:]
     for lag in range(1, LAGS + 1):
@@ -65,7 +75,9 @@ def _design(
     x[:, LAGS + 1] = deviation[:, first - day : total - day] if total > day else 0.0
     x[:, LAGS + 2] = slow[:, first - 1 : total - 1]
     x[:, LAGS + 3] = 1.0
-    return x, deviation[:, first:]
+    np.copyto(x, 0.0, where=~usable[:, None, :])
+    target = np.where(usable, deviation[:, first:], 0.0)
+    return x, target
 
 
 def _fit(
@@ -73,11 +85,6 @@ def _fit(
 ) -> FloatArray:
     """Return ridge coefficients (n, k) fitted on columns where features and target are known."""
     x, target = _design(deviation, blend, slow, day, width)
-    usable = np.isfinite(target)
-    for feature in range(N_FEATURES):
-        usable &= np.isfinite(x[:, feature])
-    np.copyto(x, 0.0, where=~usable[:, None, :])
-    target = np.where(usable, target, 0.0)
     gram = np.matmul(x, x.transpose(0, 2, 1))
     moment = np.matmul(x, target[:, :, None])[:, :, 0]
     diagonal = np.einsum("nkk->nk", gram)
@@ -85,8 +92,9 @@ def _fit(
     regularised = gram + penalty[:, None, None] * np.eye(N_FEATURES)
     regularised[:, -1, -1] = gram[:, -1, -1] + 1e-9
     beta = np.linalg.solve(regularised, moment[:, :, None])[:, :, 0]
-    # Series with too few usable samples keep the profile alone.
-    beta[usable.sum(axis=1) < 4 * N_FEATURES] = 0.0
+    # Series with too few usable samples keep the profile alone; the intercept's diagonal
+    # counts them.
+    beta[gram[:, -1, -1] < 4 * N_FEATURES] = 0.0
     return beta
 
 

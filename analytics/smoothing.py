@@ -11,11 +11,11 @@ from __future__ import annotations
 from typing import ClassVar
 
 import numpy as np
-from scipy.signal import lfilter
 
 from analytics.base import SeriesModel
+from analytics.ewm import ewm_sums
 from analytics.panel import FloatArray
-from analytics.profile import Seasons, smoothing_half_width
+from analytics.profile import Seasons, later_by, smoothing_half_width
 from analytics.window import Window
 
 ALPHAS = np.array([0.02, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75])
@@ -62,19 +62,18 @@ def _tune(
     finite = ~np.isnan(deviation)
     # A gap counts as no deviation, so the level decays back to the profile across it.
     filled = np.where(finite, deviation, 0.0)
+    levels = ewm_sums(filled, ALPHAS)
+    # The deviation j steps later, and whether it is known, one row per horizon (0 past the
+    # end): each horizon's sums for every alpha are then one product.
+    later = later_by(filled, horizons)
+    known = later_by(finite, horizons)
+    # `filled` is 0 where the future is unknown, so the cross term needs no mask.
+    cross = np.matmul(later, levels.transpose(0, 2, 1))
+    power = np.matmul(known, (levels * levels).transpose(0, 2, 1))
     error = np.zeros((n, ALPHAS.size, phis.size))
-    final = np.zeros((n, ALPHAS.size))
-    weight = finite.astype(np.float64)
-    for a, alpha in enumerate(ALPHAS):
-        level = lfilter([alpha], [1.0, alpha - 1.0], filled, axis=1)
-        final[:, a] = level[:, -1]
-        square = level * level
-        for j in horizons:
-            # `filled` is 0 where the future is unknown, so the cross term needs no mask.
-            cross = np.einsum("ij,ij->i", filled[:, j:], level[:, :-j])
-            power = np.einsum("ij,ij->i", weight[:, j:], square[:, :-j])
-            damp = (phis**j)[None, :]
-            error[:, a, :] += damp**2 * power[:, None] - 2 * damp * cross[:, None]
+    for i, j in enumerate(horizons):
+        damp = (phis**j)[None, None, :]
+        error += damp**2 * power[:, i, :, None] - 2 * damp * cross[:, i, :, None]
     best = error.reshape(n, -1).argmin(axis=1)
     a_best, p_best = np.divmod(best, phis.size)
-    return final[np.arange(n), a_best], phis[p_best]
+    return levels[np.arange(n), a_best, -1], phis[p_best]

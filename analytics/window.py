@@ -66,6 +66,7 @@ class Window:
         self.slots: Slots = slots or RelativeSlots()
         self._observed: Observed | None = None
         self._sums: dict[int, tuple[FloatArray, FloatArray]] = {}
+        self._week_sums: tuple[FloatArray, FloatArray] | None = None
         self._profiles: dict[tuple[int, int], Profile] = {}
         self._baselines: dict[int, Baseline] = {}
         self._row_mean: FloatArray | None = None
@@ -85,10 +86,32 @@ class Window:
             self._observed = Observed.of(self.values)
         return self._observed
 
+    def week_sums(self) -> tuple[FloatArray, FloatArray]:
+        """Return the sum and count of finite values per slot of each week alone, each
+        (n, weeks, slots of a week); week 0 is the latest seven days (the last `week` columns)."""
+        if self._week_sums is None:
+            period = self.seasons.week
+            age = (self.width - 1 - np.arange(self.width)) // period
+            weeks = int(age.max(initial=0)) + 1
+            slots = age * period + self.slots.columns(self.width, period)
+            total, count = slot_sums_at(self.observed, slots, weeks * period)
+            n = self.values.shape[0]
+            self._week_sums = (total.reshape(n, weeks, period), count.reshape(n, weeks, period))
+        return self._week_sums
+
     def sums(self, period: int) -> tuple[FloatArray, FloatArray]:
         """Return the sum and count of finite values per slot of `period`, each (n, period)."""
         if period not in self._sums:
-            if isinstance(self.slots, RelativeSlots):
+            if self.seasons.week % period == 0:
+                # A week's slots fold onto a day's (or any period dividing the week): adding up
+                # the small per-week sums is cheaper than another pass over the columns.
+                total, count = self.week_sums()
+                n, folds = total.shape[0], self.seasons.week // period
+                self._sums[period] = (
+                    total.sum(axis=1).reshape(n, folds, period).sum(axis=1),
+                    count.sum(axis=1).reshape(n, folds, period).sum(axis=1),
+                )
+            elif isinstance(self.slots, RelativeSlots):
                 self._sums[period] = slot_sums(self.observed, period)
             else:
                 slots = self.slots.columns(self.width, period)
