@@ -24,6 +24,7 @@ from analytics.profile import (
     smooth_circular,
     take_columns,
 )
+from analytics.regression import LAGS, N_FEATURES, SLOW_HALF_LIFE_HOURS, _run
 from analytics.window import Window
 from tests.analytics.synthetic import seasonal
 
@@ -149,3 +150,39 @@ def test_sums_folded_from_weeks_equal_sums_over_the_columns(zone: str | None, wi
             )
         np.testing.assert_allclose(total, expected_total, rtol=1e-12)
         np.testing.assert_array_equal(count, expected_count)
+
+
+def stepwise(
+    beta: np.ndarray, known: np.ndarray, slow: np.ndarray, blend: np.ndarray, day: int
+) -> np.ndarray:
+    """Return profile_ridge's forecast deviations by its equation, one step after another."""
+    lags, n_features = LAGS, N_FEATURES
+    alpha = 1.0 - 0.5 ** (24.0 / day / SLOW_HALF_LIFE_HOURS)
+    series = [list(row) for row in known]
+    slow = slow.copy()
+    path = np.empty(blend.shape)
+    for step in range(blend.shape[1]):
+        for row, values in enumerate(series):
+            back = len(values) - day
+            features = [blend[row, step], *values[-1 : -lags - 1 : -1]]
+            features += [values[back] if back >= 0 else 0.0, slow[row], 1.0]
+            value = float(np.dot(beta[row, :n_features], features))
+            values.append(value)
+            slow[row] = alpha * value + (1.0 - alpha) * slow[row]
+            path[row, step] = value
+    return path
+
+
+@pytest.mark.parametrize(("day", "h"), [(288, 288), (48, 100), (5, 17), (288, 1)])
+def test_ridge_forecast_in_blocks_equals_the_equation_step_by_step(day: int, h: int) -> None:
+    rng = np.random.default_rng(day + h)
+    known = rng.normal(0, 10, (4, 3 * day + 7))
+    beta = rng.normal(0, 0.15, (4, N_FEATURES))
+    slow = rng.normal(0, 3, 4)
+    blend = rng.normal(0, 5, (4, h))
+    np.testing.assert_allclose(
+        _run(beta, known, slow, blend, day),
+        stepwise(beta, known, slow, blend, day),
+        rtol=1e-10,
+        atol=1e-9,
+    )
