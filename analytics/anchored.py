@@ -203,13 +203,12 @@ def _tune_dynamics(
 ) -> tuple[FloatArray, FloatArray]:
     """Return per row the level alpha (0: none) and per-step decay with the least error."""
     phis = 0.5 ** (step_hours / DECAY_HOURS)
-    error = _dynamics_errors(
-        deviation, _level_alphas(step_hours), phis, _horizons(h, deviation.shape[1])
-    )
+    alphas = _level_alphas(step_hours)
+    error = _dynamics_errors(deviation, alphas, phis, _horizons(h, deviation.shape[1]))
     n = deviation.shape[0]
     best = error.reshape(n, -1).argmin(axis=1)
     a_best, p_best = np.divmod(best, phis.size)
-    return _level_alphas(step_hours)[a_best], phis[p_best]
+    return alphas[a_best], phis[p_best]
 
 
 def _level_alphas(step_hours: float) -> FloatArray:

@@ -3,7 +3,8 @@
 Target: y_t - weekly_t. Features: the daily-minus-weekly profile (lets a series lean on the
 smoother daily profile), the last three deviations, the deviation one day earlier, a slow
 exponential average of deviations, and an intercept. Shrinking towards zero means shrinking
-towards the time-of-week profile. Forecasts run the fitted equation forward step by step.
+towards the time-of-week profile. Forecasts run the fitted equation forward step by step
+(computed a block of steps at a time, `_run`).
 """
 
 from __future__ import annotations
