@@ -1,8 +1,9 @@
 """Time `auto` (fit + 24 h forecast, 10,000 series x 4 weeks at 5 min) in this tree against an
 earlier revision, alternating runs in one session so both see the same load.
 
-Usage: python bench/analytics_auto_ab.py [REVISION] [N_SERIES] [ROUNDS]
-REVISION defaults to the commit before auto's candidates shared their windows.
+Usage: python bench/analytics_auto_ab.py [REVISION] [N_SERIES] [ROUNDS] [ZONE]
+REVISION defaults to the commit before auto's candidates shared their windows; ZONE (an IANA
+name, default UTC) is where seasons are counted, as the job counts them in the city's zone.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from analytics_speed import HORIZON, synthetic
 from analytics.models import build
 panel = synthetic(int(sys.argv[2]))
 wall, cpu = time.perf_counter(), time.process_time()
-build("auto", horizon=HORIZON).fit(panel).predict(HORIZON)
+build("auto", horizon=HORIZON, timezone=sys.argv[3]).fit(panel).predict(HORIZON)
 print(f"{time.perf_counter() - wall:.2f} {time.process_time() - cpu:.2f}")
 """
 
@@ -41,10 +42,10 @@ def export(revision: str, target: Path) -> None:
         tar.extractall(target, filter="data")
 
 
-def time_auto(tree: Path, n: int) -> tuple[float, float]:
+def time_auto(tree: Path, n: int, zone: str) -> tuple[float, float]:
     """Return (wall, CPU) seconds of auto in `tree`."""
     done = subprocess.run(
-        [sys.executable, "-c", TIMER, str(tree), str(n)],
+        [sys.executable, "-c", TIMER, str(tree), str(n), zone],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -59,13 +60,14 @@ def main() -> int:
     revision = sys.argv[1] if len(sys.argv) > 1 else BEFORE_SHARING
     n = int(sys.argv[2]) if len(sys.argv) > 2 else 10_000
     rounds = int(sys.argv[3]) if len(sys.argv) > 3 else 2
+    zone = sys.argv[4] if len(sys.argv) > 4 else "UTC"
     with tempfile.TemporaryDirectory(prefix="auto-ab-") as folder:
         before = Path(folder)
         export(revision, before)
         results: dict[str, list[tuple[float, float]]] = {revision: [], "this tree": []}
         for _ in range(rounds):
             for label, tree in ((revision, before), ("this tree", REPO)):
-                results[label].append(time_auto(tree, n))
+                results[label].append(time_auto(tree, n, zone))
                 wall, cpu = results[label][-1]
                 print(f"auto {label:<12} wall {wall:6.2f} s  CPU {cpu:6.2f} s", flush=True)
     mean = {k: [sum(v[i] for v in runs) / len(runs) for i in (0, 1)] for k, runs in results.items()}
