@@ -46,7 +46,8 @@ def params_of(values: Any) -> IncidentParams:
         below_band_kmh=values["below_band_kmh"],
         below_forecast_share=values["below_forecast_share"],
         min_vehicles=values["min_vehicles"], collapse_flow_share=values["collapse_flow_share"],
-        collapse_occupancy=values["collapse_occupancy"], severe_share=values["severe_share"],
+        collapse_occupancy=values["collapse_occupancy"],
+        queue_flow_share=values["queue_flow_share"], severe_share=values["severe_share"],
         shift_intervals=int(values["shift_intervals"]),
         history_weeks=int(values["history_weeks"]),
     )  # fmt: skip

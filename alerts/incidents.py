@@ -32,6 +32,7 @@ class IncidentParams:
     min_vehicles: float = 10.0
     collapse_flow_share: float = 0.3
     collapse_occupancy: float = 35.0
+    queue_flow_share: float = 0.6
     severe_share: float = 0.0
     shift_intervals: int = 3
     history_weeks: int = 4
@@ -109,14 +110,18 @@ def judge(
     A window is slow when enough vehicles were measured in it (`min_vehicles`: a few cars at
     night say little) and their speed is both more than `below_band_kmh` under the forecast's
     lower 80% edge and under `below_forecast_share` of the forecast itself (a narrow band alone
-    would flag ordinary noise). A window under `severe_share` of the forecast fires at once.
+    would flag ordinary noise), while fewer vehicles get through than `queue_flow_share` of the
+    road's capacity: a queue that still flows near capacity is the road's own bottleneck at
+    work (a rush hour's queue, whenever it forms), an incident cuts what gets through. A
+    window under `severe_share` of the forecast fires at once.
 
     Args:
         readings: the segments' readings on the minute grid.
         lo80, yhat: (segments, minutes) the forecast band's lower edge and the forecast at each
             column (widened over the forecast's own intervals by the caller); NaN: no forecast,
             which never flags speed.
-        capacity_vph: (segments,) the road's capacity.
+        capacity_vph: (segments,) the road's capacity (NaN or infinite: unknown, no flow check
+            on slow speeds).
         params: the rule's thresholds.
         usual_low: (segments, minutes) the speed this road fell to near the same time of week
             in at least two of the last weeks; a window no slower is recurrent congestion, not
@@ -141,6 +146,8 @@ def judge(
         )
         if usual_low is not None:
             slow &= ~(speed >= usual_low - params.below_band_kmh)
+        # NaN capacity compares False: the speed half then stands alone
+        slow &= ~(flow_vph >= params.queue_flow_share * capacity_vph[:, None])
         collapse = (
             present
             & (flow_vph < params.collapse_flow_share * capacity_vph[:, None])

@@ -54,9 +54,10 @@ _ALL: Final = (
         "traffic_incident",
         "segment",
         "planners",
-        "speed below its forecast's lower 80% band, or flow collapsed with the detectors "
-        "occupied, judged on a rolling window of the newest readings as they arrive, for "
-        "`slow_for_min` minutes of data",
+        "speed below its forecast's lower 80% band while less than `queue_flow_share` of "
+        "capacity gets through, or flow collapsed with the detectors occupied, judged on a "
+        "rolling window of the newest readings as they arrive, for `slow_for_min` minutes of "
+        "data",
         window_min=Param(5.0, 1.0, 60.0, "judge each reading on this many minutes of data"),
         slow_for_min=Param(6.0, 1.0, 120.0, "fire once the windows were slow this long"),
         below_band_kmh=Param(3.0, 0.0, 100.0, "how far below the band's lower edge counts"),
@@ -69,6 +70,9 @@ _ALL: Final = (
         history_weeks=Param(4.0, 0.0, 8.0, "a slowdown seen in two of these past weeks is usual"),
         collapse_flow_share=Param(0.3, 0.0, 1.0, "flow below this share of the road's capacity"),
         collapse_occupancy=Param(35.0, 0.0, 100.0, "with detector occupancy above this (%)"),
+        queue_flow_share=Param(
+            0.6, 0.0, 10.0, "a slow speed counts only with flow below this share of capacity"
+        ),
     ),
     _kind(
         "stale_data",

@@ -328,24 +328,32 @@ def default_params() -> IncidentParams:
         window_min=d["window_min"], slow_for_min=d["slow_for_min"],
         below_band_kmh=d["below_band_kmh"], below_forecast_share=d["below_forecast_share"],
         min_vehicles=d["min_vehicles"], collapse_flow_share=d["collapse_flow_share"],
-        collapse_occupancy=d["collapse_occupancy"], severe_share=d["severe_share"],
-        shift_intervals=int(d["shift_intervals"]), history_weeks=int(d["history_weeks"]),
+        collapse_occupancy=d["collapse_occupancy"], queue_flow_share=d["queue_flow_share"],
+        severe_share=d["severe_share"], shift_intervals=int(d["shift_intervals"]),
+        history_weeks=int(d["history_weeks"]),
     )  # fmt: skip
 
 
-# before this rule: two 5-minute intervals in a row (10 minutes of 5-minute data), the band's
-# lowest within two 5-minute steps either side
+# before the 1-minute rule: two 5-minute intervals in a row (10 minutes of 5-minute data), the
+# band's lowest within two 5-minute steps either side
 BEFORE = 10.0
 BEFORE_SHIFT = 2
+NO_FLOW_CHECK = float("inf")  # before queue_flow_share: a slow speed counted at any flow
 
 
 def variants() -> dict[str, tuple[int, IncidentParams]]:
     """Return the shipped rule and the variants it is compared with, each with the length of
     the readings it judges (minutes)."""
     d = default_params()
-    before = replace(d, slow_for_min=BEFORE, shift_intervals=BEFORE_SHIFT)
+    previous = replace(d, queue_flow_share=NO_FLOW_CHECK)
+    before = replace(previous, slow_for_min=BEFORE, shift_intervals=BEFORE_SHIFT)
     return {
         "default_rule": (1, d),
+        "previous_rule_no_flow_check": (1, previous),
+        "queue_flow_share_0.5": (1, replace(d, queue_flow_share=0.5)),
+        "queue_flow_share_0.7": (1, replace(d, queue_flow_share=0.7)),
+        "queue_flow_share_0.8": (1, replace(d, queue_flow_share=0.8)),
+        "previous_rule_on_5_minute_data": (5, previous),
         "before_5_minute_intervals_2_in_a_row": (5, before),
         "before_5_minute_intervals_1": (5, replace(before, slow_for_min=5.0)),
         "default_rule_on_5_minute_data": (5, d),
@@ -443,11 +451,17 @@ def aarhus(cache: Path | None) -> dict[str, object]:
         "share_of_intervals_with_data": round(float(np.isfinite(speed[first:, 0]).mean()), 3),
     }
     evaluated_from = float(starts[first])
-    for name, (_, params) in variants().items():
+    # the recording names no capacity: unknown, no flow check, unless taken as the highest
+    # hourly rate its 5-minute counts reached in the history (a registry's guess at most)
+    seen = replace(roads, capacity_vph=np.array([np.nanmax(vehicles[:first]) * 12.0]))
+    runs = [(name, params, roads) for name, (_, params) in variants().items()]
+    runs.append(("default_rule_capacity_highest_flow_seen", default_params(), seen))
+    result["capacity_highest_flow_seen_vph"] = float(seen.capacity_vph[0])
+    for name, params, road in runs:
         if name == "flow_collapse_half_only":
             continue  # no detector occupancy in the recording
         # the recording is 5-minute data: every rule judges it as it comes
-        readings, judged = judged_minutes(roads, 5, Band(a["lo"], a["mean"]), params)
+        readings, judged = judged_minutes(road, 5, Band(a["lo"], a["mean"]), params)
         grid = starts[0] + np.arange(readings.vehicles.shape[1]) * MINUTE
         eps = [(x, y) for x, y in episodes(grid + STEP, np.isfinite(readings.vehicles[0]),
                                            judged, 0, params.slow_for_min, 5)

@@ -101,8 +101,9 @@ INCIDENT = parse_rules('[[rule]]\nname = "incident"\nkind = "traffic_incident"\n
 def test_incident_on_5_minute_data_needs_two_slow_intervals_below_the_band(
     city: psycopg.Connection, settings: Settings, evaluate: Evaluate
 ) -> None:
-    # six normal intervals, then 20 km/h where the band's lower edge is 40
-    _traffic(city, settings, [48] * 6 + [20, 20], [100] * 8, [10.0] * 8)
+    # six normal intervals, then 20 km/h where the band's lower edge is 40, with 480 veh/h
+    # getting through on the 1800 veh/h ring (an incident cuts what passes)
+    _traffic(city, settings, [48] * 6 + [20, 20], [100] * 6 + [40, 40], [10.0] * 8)
     evaluate(INCIDENT, at(40))
     assert firing(city) == []  # no forecast yet: the speed half waits, nothing breaks
     mean = np.full((1, 36), 47.0)
@@ -132,28 +133,29 @@ def test_incident_on_1_minute_readings_fires_within_minutes_as_they_arrive(
     city: psycopg.Connection, evaluate: Evaluate
 ) -> None:
     _speed_run(city)
-    # two lanes counting every minute, as the edge agents do: 48 km/h, then from minute 30 a
-    # queue at 15 km/h on the busy lane while a few cars still pass at 45 on the other
+    # two lanes counting every minute, as the edge agents do (720 veh/h on the 1800 veh/h
+    # ring): 48 km/h, then from minute 30 a queue at 15 km/h on the busy lane while a few cars
+    # still pass at 45 on the other
     readings = []
     for minute in range(10, 45):
         slow = minute >= 30
-        for lane, count, speed in (("l1", 20.0, 15.0 if slow else 48.0),
+        for lane, count, speed in (("l1", 10.0, 15.0 if slow else 48.0),
                                    ("l2", 2.0, 45.0 if slow else 48.0)):  # fmt: skip
             readings += [Reading("loop", "vehicle_count", at(minute), count, lane),
                          Reading("loop", "mean_speed", at(minute), speed, lane),
                          Reading("loop", "detector_occupancy", at(minute), 10.0, lane)]  # fmt: skip
     write(city, readings, at(45))
     city.commit()
-    # windows of 5 minutes weighed by vehicles: (3 x 22 x 48 + 2 x (20 x 15 + 2 x 45)) / 110
-    # = 35.9 km/h, under 37, from the window ending with minute 31 (in at 32)
+    # windows of 5 minutes weighed by vehicles: (3 x 12 x 48 + 2 x (10 x 15 + 2 x 45)) / 60
+    # = 36.8 km/h, under 37, from the window ending with minute 31 (in at 32)
     evaluate(INCIDENT, at(32))
     assert firing(city) == []  # slow for 5 minutes of data: one window
     evaluate(INCIDENT, at(33))
     assert firing(city) == [("incident", "ring")]  # two windows: 6 minutes, 3 after it began
     [(summary, details)] = city.execute("SELECT summary, details FROM alerts").fetchall()
     assert details["slow_min"] == 6.0 and details["since"] == at(27).isoformat()
-    # the newest window, minutes 28-32: (2 x 22 x 48 + 3 x 390) / 110 = 29.8 km/h
-    assert summary == "ring: speed 30 km/h, 10 km/h below its 80% band for 6 min (since 08:27 UTC)"
+    # the newest window, minutes 28-32: (2 x 12 x 48 + 3 x 240) / 60 = 31.2 km/h
+    assert summary == "ring: speed 31 km/h, 9 km/h below its 80% band for 6 min (since 08:27 UTC)"
 
 
 def test_a_reading_whose_interval_has_not_ended_is_not_judged(
@@ -163,7 +165,8 @@ def test_a_reading_whose_interval_has_not_ended_is_not_judged(
     readings = [
         Reading("loop", kind, at(minute), value, "l1")
         for minute in range(0, 40, 5)
-        for kind, value in (("vehicle_count", 100.0), ("mean_speed", 48.0 if minute < 30 else 20.0))
+        for kind, value in (("vehicle_count", 100.0 if minute < 30 else 40.0),
+                            ("mean_speed", 48.0 if minute < 30 else 20.0))
     ]  # fmt: skip
     write(city, readings, at(40))
     city.commit()
@@ -203,7 +206,7 @@ def test_a_slowdown_seen_in_two_past_weeks_is_recurrent_not_an_incident(
         city.commit()
 
     past_weeks([1])  # one earlier week as slow: could have been an incident too
-    _traffic(city, settings, [48] * 6 + [20, 20], [100] * 8, [10.0] * 8)
+    _traffic(city, settings, [48] * 6 + [20, 20], [100] * 6 + [40, 40], [10.0] * 8)
     city.autocommit = True
     rollups.refresh(city, settings, until=at(40), since=T0 - timedelta(weeks=3))
     city.autocommit = False
@@ -217,3 +220,19 @@ def test_a_slowdown_seen_in_two_past_weeks_is_recurrent_not_an_incident(
     city.autocommit = False
     evaluate(INCIDENT, at(40))
     assert firing(city) == []
+
+
+def test_a_rush_hour_queue_flowing_near_capacity_raises_no_incident(
+    city: psycopg.Connection, settings: Settings, evaluate: Evaluate
+) -> None:
+    _speed_run(city)
+    # 20 km/h where the band's lower edge is 40, for two intervals, while 140 vehicles in 5
+    # minutes (1680 veh/h) still pass the 1800 veh/h ring: its own bottleneck, not a crash
+    _traffic(city, settings, [48] * 6 + [20, 20], [100] * 6 + [140, 140], [10.0] * 8)
+    evaluate(INCIDENT, at(40))
+    assert firing(city) == []
+    loose = parse_rules(
+        '[[rule]]\nname = "incident"\nkind = "traffic_incident"\nqueue_flow_share = 1.0\n'
+    )
+    evaluate(loose, at(40))
+    assert firing(city) == [("incident", "ring")]

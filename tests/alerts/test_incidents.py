@@ -23,8 +23,10 @@ def judged(
     occupancy: float = 5.0,
     params: IncidentParams = DEFAULT,
     usual: float | None = None,
+    capacity: float = 3600.0,
 ) -> Judged:
-    """Judge one segment's readings, `every` minutes long, placed on the minute grid."""
+    """Judge one segment's readings, `every` minutes long, placed on the minute grid (by
+    default on a road carrying 3600 veh/h: 25 vehicles a minute leave it far from full)."""
     columns = len(speed) * every
     grid = np.full((3, 1, columns), NAN)
     for k, (s, v) in enumerate(zip(speed, vehicles, strict=True)):
@@ -33,7 +35,7 @@ def judged(
     band = np.full((1, columns), lo)
     mean = np.full((1, columns), yhat)
     low = None if usual is None else np.full((1, columns), usual)
-    return judge(readings, band, mean, np.array([1800.0]), params, low)
+    return judge(readings, band, mean, np.array([capacity]), params, low)
 
 
 def test_one_minute_readings_fire_once_two_rolling_windows_were_slow() -> None:
@@ -69,7 +71,7 @@ def test_a_missing_minute_breaks_the_run() -> None:
     gap = Readings(np.array([vehicles]), np.array([speeds]), np.full((1, 12), 5.0), np.array([1]))
     gap.vehicles[0, 9] = NAN
     gap.speed[0, 9] = NAN
-    broken = judge(gap, np.full((1, 12), 40.0), np.full((1, 12), 48.0), np.array([1800.0]),
+    broken = judge(gap, np.full((1, 12), 40.0), np.full((1, 12), 48.0), np.array([3600.0]),
                    DEFAULT)  # fmt: skip
     assert whole.slow_min[0, 10] > broken.slow_min[0, 10] == 5.0
 
@@ -83,7 +85,7 @@ def test_few_vehicles_or_a_small_drop_are_not_slow() -> None:
 
 def test_flow_collapse_needs_no_forecast() -> None:
     # 4 vehicles a minute on a 1800 veh/h road (240 veh/h), detectors 60% occupied
-    found = judged([8.0] * 6, [4.0] * 6, lo=NAN, yhat=NAN, occupancy=60.0)
+    found = judged([8.0] * 6, [4.0] * 6, lo=NAN, yhat=NAN, occupancy=60.0, capacity=1800.0)
     # slow through all six minutes there are: 6 minutes, not a whole window before the first
     assert found.collapse[0, 5] and found.slow_min[0, 5] == 6.0
 
@@ -115,3 +117,29 @@ def test_a_slowdown_seen_in_two_past_weeks_is_usual_one_bad_week_is_not() -> Non
     assert once.tolist() == [[44.0]]  # last week's incident alone does not make 18 usual
     none = recurrent_low(np.array([[[np.nan], [np.nan], [18.0], [np.nan]]]), counted, shift, 10.0)
     assert np.isnan(none).all()  # one week of history: no judgement
+
+
+def test_a_queue_still_flowing_near_capacity_is_the_roads_bottleneck_not_an_incident() -> None:
+    # 15 km/h, far under the band, on a road that carries 1800 veh/h; the flow check draws the
+    # line at 60% of that: 1080 veh/h, 18 vehicles a minute
+    def slow(per_minute: float) -> bool:
+        found = judged([15.0] * 6, [per_minute] * 6, capacity=1800.0)
+        return bool(found.slow[0, 5])
+
+    assert not slow(25.0)  # 1500 veh/h get through: a rush hour's queue at the bottleneck
+    assert not slow(19.0)  # 1140 veh/h
+    assert slow(17.0)  # 1020 veh/h
+    assert slow(8.0)  # 480 veh/h: an incident cut what gets through
+    assert not judged([15.0] * 6, [17.0] * 6, capacity=1800.0,
+                      params=replace(DEFAULT, queue_flow_share=0.5)).slow.any()  # fmt: skip
+
+
+def test_the_flow_check_reads_the_window_as_an_hourly_rate_on_5_minute_data() -> None:
+    # 90 vehicles in 5 minutes is 1080 veh/h: at 60% of 1800, no longer under it
+    assert not judged([15.0, 15.0], [90.0] * 2, every=5, capacity=1800.0).slow.any()
+    assert judged([15.0, 15.0], [85.0] * 2, every=5, capacity=1800.0).slow_min[0, 5] == 10.0
+
+
+def test_an_unknown_capacity_leaves_the_speed_half_alone() -> None:
+    for capacity in (NAN, np.inf):
+        assert judged([15.0] * 6, [25.0] * 6, capacity=capacity).slow[0, 5]
