@@ -338,14 +338,16 @@ def default_params() -> IncidentParams:
 # band's lowest within two 5-minute steps either side
 BEFORE = 10.0
 BEFORE_SHIFT = 2
-NO_FLOW_CHECK = float("inf")  # before queue_flow_share: a slow speed counted at any flow
+# the rule before queue_flow_share: a slow speed counted at any flow, the band forgave 3 steps
+NO_FLOW_CHECK = float("inf")
+PREVIOUS_SHIFT = 3
 
 
 def variants() -> dict[str, tuple[int, IncidentParams]]:
     """Return the shipped rule and the variants it is compared with, each with the length of
     the readings it judges (minutes)."""
     d = default_params()
-    previous = replace(d, queue_flow_share=NO_FLOW_CHECK)
+    previous = replace(d, queue_flow_share=NO_FLOW_CHECK, shift_intervals=PREVIOUS_SHIFT)
     before = replace(previous, slow_for_min=BEFORE, shift_intervals=BEFORE_SHIFT)
     return {
         "default_rule": (1, d),
@@ -357,8 +359,7 @@ def variants() -> dict[str, tuple[int, IncidentParams]]:
         "before_5_minute_intervals_2_in_a_row": (5, before),
         "before_5_minute_intervals_1": (5, replace(before, slow_for_min=5.0)),
         "default_rule_on_5_minute_data": (5, d),
-        "shift_2_steps": (1, replace(d, shift_intervals=2)),
-        "shift_2_steps_below_band_6_kmh": (1, replace(d, shift_intervals=2, below_band_kmh=6.0)),
+        "shift_3_steps": (1, replace(d, shift_intervals=3)),
         "slow_for_5_min": (1, replace(d, slow_for_min=5.0)),
         "slow_for_8_min": (1, replace(d, slow_for_min=8.0)),
         "slow_for_10_min": (1, replace(d, slow_for_min=10.0)),
