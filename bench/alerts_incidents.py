@@ -143,6 +143,27 @@ def unweighted_gap(minutes: Roads) -> dict[str, float]:
             "max_kmh": round(float(gap.max()), 1)}  # fmt: skip
 
 
+def queued_flow_shares(minutes: Roads, incidents: list[Incident]) -> dict[str, list[float]]:
+    """Return percentiles (1, 50, 99) of the flow through a queue as a share of the road's
+    capacity, over 5-minute windows ending in queued minutes: during incidents and otherwise."""
+    per = STEP // MINUTE
+    total = np.cumsum(np.nan_to_num(minutes.vehicles), axis=0)
+    window = total.copy()
+    window[per:] -= total[:-per]
+    share = window * (60.0 / per) / minutes.capacity_vph[None, :]
+    during = np.zeros(share.shape, dtype=bool)
+    column = {s: i for i, s in enumerate(minutes.ids)}
+    for incident in incidents:
+        rows = (minutes.starts >= incident.start) & (minutes.starts < incident.end)
+        during[rows, column[incident.segment]] = True
+    queued = minutes.congested if minutes.congested is not None else np.zeros_like(during)
+    queued = queued.copy()
+    queued[:per] = False  # a window needs its 5 minutes
+    levels = [1, 50, 99]
+    return {"incident": np.percentile(share[queued & during], levels).round(2).tolist(),
+            "other": np.percentile(share[queued & ~during], levels).round(2).tolist()}  # fmt: skip
+
+
 def hourly_bands(speed: np.ndarray, starts: np.ndarray, limits: np.ndarray, first: int,
                  timezone: str) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """Return (intervals, segments) lower 80% speed band and forecast for every interval from
@@ -419,6 +440,7 @@ def simulated(segments: int, seed: int, cache: Path | None) -> dict[str, object]
     return {
         "segments": segments,
         "rollup_unweighted_speed_gap": unweighted_gap(minutes),
+        "queued_flow_share_of_capacity_p1_p50_p99": queued_flow_shares(minutes, incidents),
         **{name: score(minutes if every == 1 else roads, every, band, incidents, quiet, busy,
                        params)
            for name, (every, params) in variants().items()},
