@@ -45,13 +45,14 @@ def lane_minute(minute: int, lane: str, vehicles: float, speed: float) -> list[R
 
 
 def queue_on_the_ring() -> list[Reading]:
-    """Return two lanes counting every minute: 48 km/h, then from minute 30 a queue at
+    """Return two lanes counting every minute (720 veh/h on the 1800 veh/h ring, so a queue
+    is an incident's, not the road's own bottleneck): 48 km/h, then from minute 30 a queue at
     15 km/h on the busy lane; and 5-minute history at this time in three past weeks, slow in
     one of them only."""
     readings = []
     for minute in range(10, 45):
         queued = minute >= 30
-        readings += lane_minute(minute, "l1", 20.0, 15.0 if queued else 48.0)
+        readings += lane_minute(minute, "l1", 10.0, 15.0 if queued else 48.0)
         readings += lane_minute(minute, "l2", 2.0, 45.0 if queued else 48.0)
     for week, speed in ((1, 21.0), (2, 47.0), (3, 46.0)):
         for minute in range(0, 60, 5):
