@@ -34,7 +34,7 @@ class IncidentParams:
     collapse_occupancy: float = 35.0
     queue_flow_share: float = 0.6
     severe_share: float = 0.0
-    shift_intervals: int = 2
+    shift_intervals: int = 3
     history_weeks: int = 4
 
 

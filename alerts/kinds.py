@@ -65,7 +65,7 @@ _ALL: Final = (
         min_vehicles=Param(10.0, 0.0, 1e6, "vehicles a window needs for its speed to count"),
         severe_share=Param(0.0, 0.0, 1.0, "under this share of the forecast one window fires"),
         shift_intervals=Param(
-            2.0, 0.0, 6.0, "the band's lowest within this many 5-minute forecast steps counts"
+            3.0, 0.0, 6.0, "the band's lowest within this many 5-minute forecast steps counts"
         ),
         history_weeks=Param(4.0, 0.0, 8.0, "a slowdown seen in two of these past weeks is usual"),
         collapse_flow_share=Param(0.3, 0.0, 1.0, "flow below this share of the road's capacity"),

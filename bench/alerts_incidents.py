@@ -380,7 +380,7 @@ def variants() -> dict[str, tuple[int, IncidentParams]]:
         "before_5_minute_intervals_2_in_a_row": (5, before),
         "before_5_minute_intervals_1": (5, replace(before, slow_for_min=5.0)),
         "default_rule_on_5_minute_data": (5, d),
-        "shift_3_steps": (1, replace(d, shift_intervals=3)),
+        "shift_2_steps": (1, replace(d, shift_intervals=2)),
         "slow_for_5_min": (1, replace(d, slow_for_min=5.0)),
         "slow_for_8_min": (1, replace(d, slow_for_min=8.0)),
         "slow_for_10_min": (1, replace(d, slow_for_min=10.0)),
