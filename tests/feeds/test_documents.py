@@ -83,15 +83,18 @@ def test_a_failed_build_is_not_kept() -> None:
 def test_the_event_loop_serves_while_a_document_is_built() -> None:
     # the build waits for something only the event loop can do: were it built on the loop,
     # the loop could not do it and the build would give up
-    documents, released = Documents(), threading.Event()
+    documents, started, released = Documents(), threading.Event(), threading.Event()
 
     def build() -> Rendered:
+        started.set()
         return render(b"built" if released.wait(timeout=10) else b"blocked", "application/xml")
 
     async def scenario() -> Rendered:
         building = asyncio.ensure_future(documents.get(1, "a", build))
-        await asyncio.sleep(0)  # let the build start
-        released.set()  # the loop is free meanwhile
+        # the loop waits for the build to start: only a build off the loop lets it through
+        # before the build's own wait ends
+        await asyncio.to_thread(started.wait, 10)
+        released.set()
         return await building
 
     assert asyncio.run(scenario()).body == b"built"

@@ -12,6 +12,7 @@ import psycopg
 import pytest
 
 from feeds import engine
+from harness.ingest import wait_until
 from streetsense.config import Settings
 from tests.feeds.conftest import Server, feeds_settings
 from tests.feeds.test_forecast_anchoring import STEP, _run, anchored_city
@@ -25,13 +26,16 @@ def wait_for_refreshes(server: Server, count: int) -> None:
     """Wait until the engine has re-read forecasts and rebuilt every lot `count` more times,
     the last one in a later second than now (times are published to the second)."""
     later = time.time() // 1 + 1
-    target = (server.metric(REFRESHES) or 0.0) + count
-    deadline = time.monotonic() + 30
-    while time.time() < later or (server.metric(REFRESHES) or 0.0) < target:
-        if time.time() < later:
-            target = (server.metric(REFRESHES) or 0.0) + count
-        assert time.monotonic() < deadline, "the feeds did not rebuild the lots"
-        time.sleep(0.05)
+    target = [(server.metric(REFRESHES) or 0.0) + count]
+
+    def rebuilt() -> bool:
+        done = server.metric(REFRESHES) or 0.0
+        if time.time() < later:  # count the rebuilds from the later second on
+            target[0] = done + count
+            return False
+        return done >= target[0]
+
+    assert wait_until(rebuilt, 30), "the feeds did not rebuild the lots"
 
 
 def test_rebuilds_without_new_data_keep_the_etags(
