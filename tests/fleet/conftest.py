@@ -16,6 +16,7 @@ from fleet.context import Fleet
 from harness.dynsec_broker import HAVE_DYNSEC, DynsecBroker, start_dynsec_broker
 from harness.fleet_agents import fleet_service, load_city
 from harness.ingest import ingest_thread
+from harness.releases import ReleaseKeys, release_keys
 from ingest.service import IngestService
 from streetsense.config import Settings, with_overrides
 from streetsense.fleet_protocol import FleetTopics
@@ -115,3 +116,9 @@ def fleet_cli(
 def serial_of(n: int) -> str:
     """Return a test serial number."""
     return f"SN-{n:04d}-{uuid.uuid4().hex[:4]}"
+
+
+@pytest.fixture
+def keys(tmp_path: Path) -> ReleaseKeys:
+    """A release signing key pair for this test."""
+    return release_keys(tmp_path / "keys")

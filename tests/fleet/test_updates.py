@@ -21,7 +21,7 @@ from fleet.rollouts import publish_release, start_rollout
 from harness.dynsec_broker import DynsecBroker
 from harness.edge import AgentProcess, report, wait_for
 from harness.fleet_agents import allowlist_csv, release_slots, updatable_image
-from harness.releases import ReleaseKeys, manifest_of, release_keys, signed_release
+from harness.releases import ReleaseKeys, manifest_of, signed_release
 from ingest.service import IngestService
 from store import fleet_rollouts
 from store.fleet_rollouts import Rollout
@@ -83,11 +83,6 @@ def _enrol(
         f"{count} agents to enrol and get readings confirmed",
     )
     return devices
-
-
-@pytest.fixture
-def keys(tmp_path: Path) -> ReleaseKeys:
-    return release_keys(tmp_path / "keys")
 
 
 @pytest.fixture

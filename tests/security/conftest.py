@@ -14,6 +14,7 @@ from tests.fleet.conftest import (  # noqa: F401
     fleet_settings,
     fleet_topics,
     ingest,
+    keys,
 )
 
 # Database roles: a login user in a service's group role, on this test's database.

@@ -42,11 +42,6 @@ DEVICE = "gw-target"
 
 
 @pytest.fixture
-def keys(tmp_path: Path) -> ReleaseKeys:
-    return release_keys(tmp_path / "keys")
-
-
-@pytest.fixture
 def agent(
     fleet: Fleet,
     fleet_settings: Settings,
