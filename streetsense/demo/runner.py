@@ -338,13 +338,14 @@ def _endpoints(options: DemoOptions, env: dict[str, str]) -> Endpoints:
 
 
 def _wait_ready(supervisor: Supervisor, endpoints: Endpoints, stop: StopSignal) -> None:
-    """Wait until the feeds API and the dashboard answer, or a child dies."""
+    """Wait until the feeds serve the city (their first snapshot read: before it they answer
+    503 `starting`) and the dashboard answers, or a child dies."""
     from streetsense.demo.summary import get_json  # noqa: PLC0415
 
     deadline = time.monotonic() + SERVICE_START_TIMEOUT_S
     while time.monotonic() < deadline and not stop.stopping:
         _raise_if_dead(supervisor)
-        if get_json(f"{endpoints.feeds}/openapi.json") is not None and _answers(
+        if get_json(f"{endpoints.feeds}/v1/parking/lots?limit=1") is not None and _answers(
             endpoints.dashboard
         ):
             return

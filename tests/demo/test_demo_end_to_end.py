@@ -10,7 +10,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -70,20 +69,6 @@ class DemoRun:
         with urllib.request.urlopen(url, timeout=5) as response:
             return json.load(response)
 
-    def get_when_ready(self, path: str) -> Any:
-        """GET a document, or [] while the feeds say they are starting (503 `starting`, whose
-        Retry-After the caller's polling honours): on a loaded box the first snapshot can come
-        after the demo printed its URLs."""
-        try:
-            return self.get(path)
-        except urllib.error.HTTPError as error:
-            if (
-                error.code != 503
-                or json.load(error).get("type") != "urn:streetsense:problem:starting"
-            ):
-                raise
-            return []
-
     def wait_running(self, timeout_s: float = 600) -> float:
         """Wait until the demo prints its URLs; return how long that took."""
         began = time.monotonic()
@@ -142,7 +127,7 @@ def check_live_city(demo: DemoRun) -> None:
     deadline = time.monotonic() + 85
     lots: list[dict[str, Any]] = []
     while time.monotonic() < deadline and demo.process.poll() is None:
-        lots = _lots(demo.get_when_ready("/v1/parking/lots"))
+        lots = _lots(demo.get("/v1/parking/lots"))
         if lots and all(_live(lot) for lot in lots):
             break
         time.sleep(2)
