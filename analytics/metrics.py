@@ -43,7 +43,18 @@ class Accumulator:
 
     def __post_init__(self) -> None:
         """Start every sum at zero."""
-        for key in ("count", "abs", "sq", "ape", "ape_count", "scaled", "scaled_count", "inside"):
+        for key in (
+            "count",
+            "abs",
+            "sq",
+            "ape",
+            "ape_count",
+            "scaled",
+            "scaled_count",
+            "inside",
+            "width",
+            "interval",
+        ):
             self.sums[key] = np.zeros((self.n_series, self.horizon))
 
     def add(
@@ -69,6 +80,11 @@ class Accumulator:
         s["ape_count"] += positive
         s["scaled_count"] += scaled
         s["inside"] += known & (truth >= lo) & (truth <= hi)
+        s["width"] += np.where(known, hi - lo, 0.0)
+        # The interval score of a central 80% band: its width plus 10x (2 / 0.2) every miss's
+        # distance beyond it, so a band is judged on width and misses together.
+        beyond = np.fmax(lo - truth, 0.0) + np.fmax(truth - hi, 0.0)
+        s["interval"] += np.where(known, hi - lo + 10.0 * beyond, 0.0)
 
     def reduce(self, axis: int | tuple[int, int] | None = None) -> dict[str, FloatArray]:
         """Return each metric pooled over `axis` (None: everything, 0: series, 1: steps)."""
@@ -80,6 +96,8 @@ class Accumulator:
                 "mape": 100.0 * s["ape"] / s["ape_count"],
                 "mase": s["scaled"] / s["scaled_count"],
                 "coverage80": s["inside"] / s["count"],
+                "width80": s["width"] / s["count"],
+                "interval80": s["interval"] / s["count"],
             }
 
     def pooled(self) -> dict[str, float]:

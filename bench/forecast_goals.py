@@ -6,7 +6,8 @@ Each case writes its data set as a backtest CSV, reads and screens it exactly as
 `streetsense forecast backtest` does, and backtests the model against persistence and weekly
 seasonal naive from the same origins, on the points all of them forecast. Cases are grouped by
 role: `dev` is what models are developed on, `check` a city they were not tuned on, `special`
-stretches chosen for the special days they hold, `holdout` the last months of Gießen, looked at
+stretches chosen for the special days they hold, `stress` weeks where demand changed week
+to week (for the bands), `holdout` the last months of Gießen, looked at
 only to confirm. Goals (issue 13):
 - parking: MAE at least 12% below the better of persistence and weekly seasonal naive;
 - traffic: at least 12% below persistence pooled, 15% at 60 min;
@@ -92,6 +93,16 @@ CASES = (
          DataSet("g-spec-may", "giessen", "2024-03-01", "2024-06-01"), 30, 18, 84, 6, GIESSEN),
     Case("giessen-30min-dayonly-new-year", "special", "parking",
          DataSet("g-spec-jan", "giessen", "2023-10-24", "2024-01-06"), 30, 18, 84, 6, GIESSEN),
+    # Stress for the bands: demand that changes week to week, the bands fitted on calmer weeks
+    # (a hidden recording's busy pre-holiday weeks covered 70%). Chosen by calendar before any
+    # run: Gießen's weeks before Christmas 2023 (the origins from 12 Dec to the last shopping
+    # Saturday, history from late October), and Aarhus's weeks after the summer holiday 2014
+    # (the origins from 12 Aug, when schools and offices came back, history in the holiday).
+    Case("giessen-30min-dayonly-pre-christmas", "stress", "parking",
+         DataSet("g-stress-dec", "giessen", "2023-10-24", "2023-12-24"), 30, 18, 84, 6, GIESSEN),
+    Case("aarhus-parking-30min-dayonly-after-summer", "stress", "parking",
+         DataSet("a-stress-aug", "aarhus_parking", "2014-06-13", "2014-08-23", day_only=True),
+         30, 18, 84, 6, AARHUS),
     # The last months of Gießen: looked at only to confirm, never to tune.
     Case("giessen-30min-dayonly-10w-holdout", "holdout", "parking",
          DataSet("g-hold-10w", "giessen", "2024-10-06", "2024-12-21"), 30, 18, 84, 6, GIESSEN),
@@ -114,6 +125,9 @@ class Goals:
     gain_steps: tuple[float, ...]
     coverage: float
     coverage_steps: tuple[float, ...]
+    width: float
+    width_steps: tuple[float, ...]
+    interval_score: float
     points: int
     points_steps: tuple[int, ...]
     empty_origins: int
@@ -147,7 +161,8 @@ def judge(case: Case, result: Backtest, model: str, seconds: float) -> Goals:
         reference = pooled["naive"]
         reference_steps = steps["naive"]
     gain_steps = 1.0 - steps[model] / reference_steps
-    coverage_steps = result.scores[model].reduce(0)["coverage80"]
+    per_step = result.scores[model].reduce(0)
+    pooled_model = result.scores[model].pooled()
     return Goals(
         case=case.name,
         kind=case.kind,
@@ -157,8 +172,11 @@ def judge(case: Case, result: Backtest, model: str, seconds: float) -> Goals:
         gain=1.0 - pooled[model] / reference,
         gain_last_step=float(gain_steps[-1]),
         gain_steps=tuple(float(g) for g in gain_steps),
-        coverage=result.scores[model].pooled()["coverage80"],
-        coverage_steps=tuple(float(c) for c in coverage_steps),
+        coverage=pooled_model["coverage80"],
+        coverage_steps=tuple(float(c) for c in per_step["coverage80"]),
+        width=pooled_model["width80"],
+        width_steps=tuple(float(w) for w in per_step["width80"]),
+        interval_score=pooled_model["interval80"],
         points=int(result.scores[model].sums["count"].sum()),
         points_steps=tuple(int(c) for c in result.scores[model].sums["count"].sum(axis=0)),
         empty_origins=len(result.empty),
@@ -221,9 +239,10 @@ def table(rows: list[tuple[Case, Goals]]) -> str:
     """Return the goal table as Markdown."""
     lines = [
         "| case | role | model | MAE | naive | snaive_week | gain vs goal's baseline | "
-        "gain at last step | worst step gain | coverage80 | worst step coverage | points | "
+        "gain at last step | worst step gain | coverage80 | worst step coverage | band width | "
+        "points | "
         "fewest points at a step | goals |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for case, g in rows:
         met = ("accuracy" if g.accuracy_met else "") + (" bands" if g.bands_met else "")
@@ -232,7 +251,8 @@ def table(rows: list[tuple[Case, Goals]]) -> str:
             f"{g.baseline_mae['naive']:.3f} | "
             f"{g.baseline_mae['snaive_week']:.3f} | {g.gain:+.1%} | {g.gain_last_step:+.1%} | "
             f"{np.nanmin(g.gain_steps):+.1%} | {g.coverage:.1%} | {g.worst_step_coverage:.1%} | "
-            f"{g.points} | {min(c for c in g.points_steps if c > 0)} | {met.strip() or 'none'} |"
+            f"{g.width:.2f} | {g.points} | {min(c for c in g.points_steps if c > 0)} | "
+            f"{met.strip() or 'none'} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -243,7 +263,7 @@ def main() -> int:
     parser.add_argument("--model", default="auto", help="model(s) to judge, comma-separated")
     parser.add_argument("--only", default="", help="run cases whose name contains this")
     parser.add_argument(
-        "--role", default="", help="run cases of this role (dev, check, special, holdout)"
+        "--role", default="", help="run cases of this role (dev, check, special, stress, holdout)"
     )
     parser.add_argument("--json", type=Path, default=None, help="write every figure here")
     parser.add_argument(
@@ -271,7 +291,8 @@ def main() -> int:
                 rows.append((case, goals))
                 print(
                     f"{case.name} {goals.model}: gain {goals.gain:+.1%}, coverage "
-                    f"{goals.coverage:.1%} ({goals.seconds:.0f} s)",
+                    f"{goals.coverage:.1%}, width {goals.width:.2f}, interval score "
+                    f"{goals.interval_score:.2f} ({goals.seconds:.0f} s)",
                     file=sys.stderr,
                 )
                 if args.verbose:

@@ -33,6 +33,9 @@ def test_metrics_by_hand() -> None:
     assert pooled["mase"] == pytest.approx(0.75)
     # Inside [mean - 1.5, mean + 1.5]: 1 (err 1) only.
     assert pooled["coverage80"] == pytest.approx(1 / 3)
+    # Bands 3 wide; the interval score adds 10x the misses beyond them: 0.5 and 1.5.
+    assert pooled["width80"] == pytest.approx(3.0)
+    assert pooled["interval80"] == pytest.approx((3 + 5 + 3 + 3 + 15) / 3)
     per_step = acc.reduce(axis=0)
     np.testing.assert_allclose(per_step["mae"], [2.5, 1.0])
     per_series = acc.reduce(axis=1)
@@ -72,7 +75,8 @@ def test_real_models_beat_baselines_on_seasonal_data() -> None:
     models = result.summary()["models"]
     assert isinstance(models, dict)
     assert set(models["auto"]) == {
-        "mae", "rmse", "mape", "mase", "coverage80", "points", "per_step",
+        "mae", "rmse", "mape", "mase", "coverage80", "width80", "interval80", "points",
+        "per_step",
     }  # fmt: skip
 
 

@@ -57,7 +57,10 @@ def test_backtest_writes_table_and_json(tmp_path: Path) -> None:
     assert result["n_points"] == 3 * 6 * 3
     assert result["best"] in result["models"]
     for scores in result["models"].values():
-        assert {"mae", "rmse", "mape", "mase", "coverage80", "points", "per_step"} == set(scores)
+        assert {
+            "mae", "rmse", "mape", "mase", "coverage80", "width80", "interval80", "points",
+            "per_step",
+        } == set(scores)  # fmt: skip
         assert scores["mae"] > 0
         assert 0 <= scores["coverage80"] <= 1
     assert result["models"][result["best"]]["mae"] < result["models"]["naive"]["mae"]
