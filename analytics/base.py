@@ -18,6 +18,7 @@ from analytics.intervals import IntervalShape, TargetHours, fit_shape
 from analytics.localtime import LocalSlots, Slots, hour_of_day, zone_of
 from analytics.panel import FloatArray, IntArray, Panel
 from analytics.profile import Seasons
+from analytics.recent_misses import Recency
 from analytics.special_days import Calendar, holiday_mask, holidays_differ
 from analytics.special_effects import FACTOR_BOUNDS, Effects, apply_ahead, estimate
 from analytics.window import Window
@@ -206,6 +207,15 @@ def target_hours(y: Matrix, seasons: Seasons, h: int) -> TargetHours:
     return TargetHours(calibration, ahead)
 
 
+def calibration_recency(y: Matrix, seasons: Seasons, h: int) -> Recency:
+    """Return where each calibration residual's target and origin lie (slots before the end,
+    as `evaluate` lays them out), a day counting as recent."""
+    n, length = y.values.shape
+    offsets = calibration_offsets(n, h, length, seasons)
+    steps = np.arange(h, dtype=np.int64)
+    return Recency(offsets[:, None] - 1 - steps[None, :], offsets, seasons.day)
+
+
 def calibration_offsets(n_series: int, horizon: int, length: int, seasons: Seasons) -> IntArray:
     """Return how many slots before the end each calibration origin lies."""
     count = math.ceil(_CALIBRATION_RESIDUALS / max(n_series, 1))
@@ -319,7 +329,12 @@ class SeriesModel(ABC):
     def _fit_all(self, y: Matrix, seasons: Seasons, h: int) -> Fitted:
         """Forecast and calibrate every series, a chunk of rows at a time."""
         (result,), fallback = evaluate([self], y, seasons, h, self.chunk_rows)
-        shape = fit_shape(result.residuals, fallback, hours=target_hours(y, seasons, h))
+        shape = fit_shape(
+            result.residuals,
+            fallback,
+            hours=target_hours(y, seasons, h),
+            recency=calibration_recency(y, seasons, h),
+        )
         names = (self.name,) * y.values.shape[0]
         forecast = finish(result.mean, shape, y.capacity, names)
         return Fitted(y, h, forecast, result.residuals, shape, result.state)

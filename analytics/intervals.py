@@ -1,20 +1,24 @@
 """Prediction intervals from out-of-sample residuals by horizon step and hour of day.
 
-Split-conformal intervals, normalised three ways. Each series gets its own scale (its mean
-absolute calibration residual, or that of its newest origins when larger: adaptive), each
-horizon step its own size (the mean absolute scaled residual at that step, relative to all
-steps), and each local hour of day a factor (how much larger the group's misses are at that
-hour than at all hours: rush hours and the first readings of a day-only feed miss more than
-nights), when the targets' hours are known. The shape of the error distribution (its tail
-quantiles) is pooled over all series, steps and hours after dividing by all three. Tail
-quantiles of one step's few residuals swing from step to step; means do not, so every step's
-band stays near its nominal coverage, and every series has enough residuals for a stable
-quantile even with a single origin.
+Split-conformal intervals, normalised four ways. Each series gets its own scale (its mean
+absolute calibration residual), each horizon step its own size (the mean absolute scaled
+residual at that step, relative to all steps), each local hour of day a factor (how much
+larger the group's misses are at that hour than at all hours: rush hours and the first
+readings of a day-only feed miss more than nights), when the targets' hours are known, and
+each side of each series' band a factor from its misses of the last day
+(`analytics.recent_misses`: adaptive, the band widens when recent misses grow), when the
+targets' times are known. The shape of the error distribution (its tail quantiles) is pooled over all
+series, steps and hours after dividing by all four. Tail quantiles of one step's few
+residuals swing from step to step; means do not, so every step's band stays near its nominal
+coverage, and every series has enough residuals for a stable quantile even with a single
+origin.
 
 The hour factors are cross-fitted: a residual is divided by factors fitted on the other half
 of the residuals (a checkerboard of series and origins), so the quantiles are taken from
 residuals as fresh as the ones a forecast will meet; factors fitted on the same residuals
-made them look more even than fresh ones and the bands too narrow (bench/RESULTS.md).
+made them look more even than fresh ones and the bands too narrow (bench/RESULTS.md). The
+recent-miss factors are causal in the same spirit: each calibration residual is divided by
+the factors of its own origin, from misses its series had seen there.
 """
 
 from __future__ import annotations
@@ -24,14 +28,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from analytics.panel import BoolArray, FloatArray, IntArray
+from analytics.recent_misses import Recency, recent_factors, widened
 
 # Normal 10%/90% quantile over mean absolute error (sqrt(pi/2) * 1.2816), used without residuals.
 _NORMAL_Q90_PER_MAE = 1.6063
 _MAX_POOLED = 20_000
 # Each step's band size is fitted on the steps within +-h/STEP_NEIGHBOURS (at least 2) of it.
 STEP_NEIGHBOURS = 12
-# The newest 1/RECENT_SHARE of calibration origins judge whether misses are growing.
-RECENT_SHARE = 4
 # An hour's factor counts as many residuals of the all-hours mean as this: hours with few
 # residuals (one series, a week of origins) stay near 1.
 HOUR_PRIOR = 50
@@ -54,12 +57,14 @@ class TargetHours:
 @dataclass(frozen=True, slots=True)
 class IntervalShape:
     """Per-series scale, per-step lower/upper quantiles of scaled residuals and, when the
-    hours ahead are known, each series' hour-of-day factor at each step ahead (n, h)."""
+    hours ahead are known, each series' hour-of-day factor at each step ahead (n, h), and when
+    the residuals' times are known, each series' widening of its lower and upper side (n, 2)."""
 
     scale: FloatArray
     lower: FloatArray
     upper: FloatArray
     hourly: FloatArray | None = None
+    sides: FloatArray | None = None
 
     def apply(self, mean: FloatArray) -> tuple[FloatArray, FloatArray]:
         """Return the (lo, hi) bounds around point forecasts `mean` of shape (n, h)."""
@@ -67,19 +72,17 @@ class IntervalShape:
         scale = (
             self.scale[:, None] if self.hourly is None else self.scale[:, None] * self.hourly[:, :h]
         )
-        return mean + scale * self.lower[None, :h], mean + scale * self.upper[None, :h]
+        below, above = (1.0, 1.0) if self.sides is None else (self.sides[:, :1], self.sides[:, 1:])
+        return (
+            mean + scale * below * self.lower[None, :h],
+            mean + scale * above * self.upper[None, :h],
+        )
 
 
 def series_scale(residuals: FloatArray, fallback: FloatArray) -> FloatArray:
-    """Return each series' mean absolute residual, or `fallback` where it has none.
-
-    Adaptive: when the misses at the most recent calibration origins (the first quarter along
-    axis 1, newest first) are larger than over all origins, their mean is the scale, so the
-    bands widen as soon as a series starts to surprise.
-    """
+    """Return each series' mean absolute residual, or `fallback` where it has none."""
     overall = _mean_abs(residuals)
-    recent = _mean_abs(residuals[:, : max(1, residuals.shape[1] // RECENT_SHARE)])
-    scale = np.where(np.isfinite(overall), np.fmax(overall, recent), fallback)
+    scale = np.where(np.isfinite(overall), overall, fallback)
     return np.nan_to_num(scale, nan=0.0)
 
 
@@ -98,6 +101,7 @@ def fit_shape(
     fallback: FloatArray,
     coverage: float = 0.8,
     hours: TargetHours | None = None,
+    recency: Recency | None = None,
 ) -> IntervalShape:
     """Estimate interval shape from residuals (n, origins, h) = truth - forecast.
 
@@ -107,6 +111,8 @@ def fit_shape(
         coverage: nominal coverage of the central interval.
         hours: the local hour of each residual's target and of each step ahead; None: bands
             the same at every hour.
+        recency: where the residuals' targets and origins lie in time; None: bands that do
+            not follow a series' recent misses.
 
     Returns:
         The interval shape; apply it to point forecasts for (lo, hi).
@@ -122,6 +128,12 @@ def fit_shape(
     if hours is not None:
         normalised, factors = _by_hour(normalised, hours.calibration[usable])
         hourly = factors[hours.ahead]
+    sides = None
+    if recency is not None:
+        at_origins, now = recent_factors(normalised, recency)
+        normalised = widened(normalised, at_origins)
+        sides = np.ones((scale.size, 2))
+        sides[usable] = now
     pooled_per_step = max(1, normalised.shape[0] * normalised.shape[1] * h)
     stride = max(1, pooled_per_step // _MAX_POOLED)
     pooled = normalised[::stride].reshape(-1)
@@ -132,7 +144,11 @@ def fit_shape(
         lo_q, hi_q = np.quantile(pooled, [tail, 1.0 - tail])
         lower, upper = lo_q * step_size, hi_q * step_size
     return IntervalShape(
-        scale=scale, lower=np.minimum(lower, 0.0), upper=np.maximum(upper, 0.0), hourly=hourly
+        scale=scale,
+        lower=np.minimum(lower, 0.0),
+        upper=np.maximum(upper, 0.0),
+        hourly=hourly,
+        sides=sides,
     )
 
 

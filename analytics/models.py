@@ -8,7 +8,15 @@ from typing import ClassVar
 import numpy as np
 
 from analytics.anchored import AnchoredProfile
-from analytics.base import Fitted, Matrix, SeriesModel, evaluate, finish, target_hours
+from analytics.base import (
+    Fitted,
+    Matrix,
+    SeriesModel,
+    calibration_recency,
+    evaluate,
+    finish,
+    target_hours,
+)
 from analytics.baselines import Persistence, SeasonalNaive, SeasonalNaiveDay, TimeOfWeekMean
 from analytics.intervals import STEP_NEIGHBOURS, fit_shape
 from analytics.panel import BoolArray, FloatArray, IntArray
@@ -96,7 +104,12 @@ class Auto(SeriesModel):
             int((choice != overall[:, None]).sum()),
             choice.size,
         )
-        shape = fit_shape(chosen, fallback_scale, hours=target_hours(y, seasons, h))
+        shape = fit_shape(
+            chosen,
+            fallback_scale,
+            hours=target_hours(y, seasons, h),
+            recency=calibration_recency(y, seasons, h),
+        )
         state = {key: value for result in results for key, value in result.state.items()}
         return Fitted(y, h, finish(mean, shape, y.capacity, names), chosen, shape, state)
 

@@ -7,6 +7,8 @@ from scipy.stats import laplace
 
 from analytics.intervals import TargetHours, fit_shape
 from analytics.models import build
+from analytics.panel import FloatArray
+from analytics.recent_misses import Recency
 from tests.analytics.synthetic import DAY, panel
 
 STEPS = 12
@@ -83,3 +85,55 @@ def test_bands_are_wider_in_the_hours_whose_misses_are_larger() -> None:
     assert width[ahead].mean() > 3 * width[~ahead & ((hour[:DAY] < 4) | (hour[:DAY] >= 20))].mean()
     assert 0.72 < inside[:, ahead].mean() < 0.9
     assert 0.72 < inside[:, ~ahead].mean() < 0.9
+
+
+def _loud_last_day(seed: int, loud_rows: int, n: int = 40) -> tuple[FloatArray, FloatArray]:
+    """Return (history, next day) of `n` series with noise sd 1 around a daily shape, the first
+    `loud_rows` of them with noise three times as large over the history's last day and the
+    day ahead (as when demand starts changing from one day to the next)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(36 * DAY)
+    noise = rng.normal(0.0, 1.0, (n, t.size))
+    noise[:loud_rows, -2 * DAY :] *= 3.0
+    values = 50 + 20 * np.sin(2 * np.pi * t / DAY) + noise
+    return values[:, :-DAY], values[:, -DAY:]
+
+
+def test_bands_widen_for_a_series_whose_misses_tripled_in_its_last_day() -> None:
+    """Ten of 40 series miss three times as much from a day before the end: their bands
+    widen enough to cover most of the next day (main's newest-quarter scale: 51%, measured),
+    and the calm series' bands stay as they were (main's narrowed them by 8%, to 77%)."""
+    loud_inside, calm_inside, calm_change = [], [], []
+    for seed in range(4):
+        history, truth = _loud_last_day(seed, loud_rows=10)
+        forecast = build("tow_mean", horizon=DAY).fit(panel(history)).predict(DAY)
+        inside = (truth >= forecast.lo) & (truth <= forecast.hi)
+        loud_inside.append(inside[:10].mean())
+        calm_inside.append(inside[10:].mean())
+        calm_history, _ = _loud_last_day(seed, loud_rows=0)
+        calm = build("tow_mean", horizon=DAY).fit(panel(calm_history)).predict(DAY)
+        width = (forecast.hi - forecast.lo)[10:].mean()
+        calm_change.append(width / (calm.hi - calm.lo)[10:].mean() - 1.0)
+    assert np.mean(loud_inside) > 0.65
+    assert 0.78 < np.mean(calm_inside) < 0.85
+    assert np.abs(calm_change).max() < 0.03
+
+
+def test_a_rise_in_the_last_day_widens_the_upper_side_only() -> None:
+    """Misses of one series all 3 above its forecasts over its last day (its level rose): the
+    upper side of its band widens, the lower side stays within a quarter (its scale, the mean
+    miss over the week, grew with the rise: 0.92-1.19x over seeds 0-4) and the other series'
+    bands move by less than 5% (main widened both sides of that series alike)."""
+    rng = np.random.default_rng(5)
+    n, origins, h = 20, ORIGINS, STEPS
+    residuals = rng.laplace(0.0, 1.0, size=(n, origins, h))
+    offsets = h + 7 * np.arange(origins)
+    age = offsets[:, None] - 1 - np.arange(h)[None, :]
+    recency = Recency(age, offsets, 2 * h)
+    calm_lo, calm_hi = fit_shape(residuals, np.ones(n), recency=recency).apply(np.zeros((n, h)))
+    risen = residuals.copy()
+    risen[0, age < 2 * h] = np.abs(risen[0, age < 2 * h]) + 3.0
+    lo, hi = fit_shape(risen, np.ones(n), recency=recency).apply(np.zeros((n, h)))
+    assert hi[0].mean() > 1.8 * calm_hi[0].mean()
+    assert 0.8 < lo[0].mean() / calm_lo[0].mean() < 1.25
+    np.testing.assert_allclose(hi[1:] - lo[1:], calm_hi[1:] - calm_lo[1:], rtol=0.05)
