@@ -28,6 +28,7 @@ import numpy as np
 from analytics.base import Matrix, SeriesModel
 from analytics.ewm import ewm_sums
 from analytics.panel import BoolArray, FloatArray, IntArray
+from analytics.parallel import map_ordered
 from analytics.profile import Seasons, fill_missing, later_by, smooth_circular, take_columns
 from analytics.window import Window
 
@@ -64,12 +65,19 @@ class AnchoredProfile(SeriesModel):
         width = min(y.values.shape[1], self.history(seasons))
         end = y.values.shape[1]
         half = _half_width(seasons)
-        pooled = np.zeros(MEMORIES.size)
-        for rows in y.chunks(self.chunk_rows):
+
+        def relative_errors(rows: IntArray | slice) -> FloatArray:
+            """Return the rows' errors per memory, each row's relative to its typical one."""
             window = Window(y.values[rows, end - width :], seasons, h, y.slots(rows, end, width, h))
             errors = _Weeks(window, half).memory_errors()
             typical = errors.mean(axis=1)
-            pooled += (errors / np.where(typical > 0, typical, 1.0)[:, None]).sum(axis=0)
+            summed: FloatArray = (errors / np.where(typical > 0, typical, 1.0)[:, None]).sum(axis=0)
+            return summed
+
+        pooled = np.zeros(MEMORIES.size)
+        # Added in the chunks' order, so the sum is the same on any number of workers.
+        for part in map_ordered(relative_errors, y.chunks(self.chunk_rows), self.workers):
+            pooled += part
         self._memory = float(MEMORIES[int(pooled.argmin())])
 
     def _fit_predict(self, window: Window) -> FloatArray:

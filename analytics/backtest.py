@@ -184,6 +184,7 @@ def backtest(
     holidays: str = "",
     periods: tuple[Period, ...] = (),
     capacities: Panel | None = None,
+    workers: int | None = None,
 ) -> Backtest:
     """Evaluate each model from `folds` origins `stride` slots apart, last one h before the end.
 
@@ -203,6 +204,7 @@ def backtest(
         capacities: each reading's capacity on the panel's grid (`csvio.read_csv_capacities`;
             series matched by id): from each origin, a series is fitted only since its last
             lasting capacity change before it (`analytics.capacity_changes`).
+        workers: threads each fit runs on (None or 0: one per core; `analytics.parallel`).
 
     Returns:
         Error sums per model, series and step.
@@ -242,7 +244,7 @@ def backtest(
         for name in models:
             model = build(
                 name, season_days=season_days, horizon=horizon, timezone=timezone,
-                holidays=holidays, periods=periods,
+                holidays=holidays, periods=periods, workers=workers,
             )  # fmt: skip
             forecasts[name] = model.fit_matrix(train).predict(horizon)
         shared = np.isfinite(truth)

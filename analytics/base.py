@@ -17,6 +17,7 @@ from analytics.calendar_file import Period
 from analytics.intervals import IntervalShape, TargetHours, fit_shape
 from analytics.localtime import LocalSlots, Slots, hour_of_day, zone_of
 from analytics.panel import FloatArray, IntArray, Panel
+from analytics.parallel import map_ordered, worker_count
 from analytics.profile import Seasons
 from analytics.recent_misses import Recency
 from analytics.special_days import Calendar, holiday_mask, holidays_differ
@@ -250,13 +251,16 @@ class SeriesModel(ABC):
         timezone: str = "UTC",
         holidays: str = "",
         periods: tuple[Period, ...] = (),
+        workers: int | None = None,
     ) -> None:
         """Configure the model; `horizon` defaults to one day of steps, `weeks` of history,
         `timezone` (IANA) is where the time of day and day of week are counted, `holidays`
         the region (`DE-HE`, `DK`; empty: none) whose public holidays are left out of the
         history when they are unlike ordinary days (`analytics.special_days`) and forecast
         as the history shows them, `periods` a city's special periods (school holidays,
-        events) whose level the fit estimates (`analytics.special_effects`)."""
+        events) whose level the fit estimates (`analytics.special_effects`), `workers` the
+        threads a fit's chunks run on (None or 0: one per usable core, `analytics.parallel`;
+        the forecasts are the same whatever the number)."""
         self.season_days = season_days
         self.weeks = weeks
         self.horizon = horizon
@@ -267,6 +271,7 @@ class SeriesModel(ABC):
         self.zone = zone_of(timezone)
         self.holidays = holidays
         self.periods = periods
+        self.workers = worker_count(workers)
         self._fitted: Fitted | None = None
         self._special: SpecialFit | None = None
 
@@ -328,16 +333,17 @@ class SeriesModel(ABC):
 
     def _fit_all(self, y: Matrix, seasons: Seasons, h: int) -> Fitted:
         """Forecast and calibrate every series, a chunk of rows at a time."""
-        (result,), fallback = evaluate([self], y, seasons, h, self.chunk_rows)
+        result = evaluate([self], y, seasons, h, self.chunk_rows, self.workers)
+        residuals = result.residuals[0]
         shape = fit_shape(
-            result.residuals,
-            fallback,
+            residuals,
+            result.fallback,
             hours=target_hours(y, seasons, h),
             recency=calibration_recency(y, seasons, h),
         )
         names = (self.name,) * y.values.shape[0]
-        forecast = finish(result.mean, shape, y.capacity, names)
-        return Fitted(y, h, forecast, result.residuals, shape, result.state)
+        forecast = finish(result.mean[0], shape, y.capacity, names)
+        return Fitted(y, h, forecast, residuals, shape, result.state[0])
 
     def prepare(self, y: Matrix, seasons: Seasons, h: int) -> None:
         """Fit parameters shared by a group of series (all of `y`) before the per-row fits.
@@ -357,60 +363,96 @@ class SeriesModel(ABC):
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Evaluated:
-    """One model's point forecasts (n, h), calibration residuals (n, origins, h) and the state
-    its fit from the end left per series."""
+    """Every model's point forecasts (models, n, h) and calibration residuals (models, n,
+    origins, h), the state each model's fit from the end left per series, and the fallback
+    interval scale per series (the mean absolute step change)."""
 
     mean: FloatArray
     residuals: FloatArray
-    state: dict[str, FloatArray] = field(default_factory=dict)
+    state: list[dict[str, FloatArray]]
+    fallback: FloatArray
 
 
 def evaluate(
-    models: Sequence[SeriesModel], y: Matrix, seasons: Seasons, h: int, chunk_rows: int
-) -> tuple[list[Evaluated], FloatArray]:
+    models: Sequence[SeriesModel],
+    y: Matrix,
+    seasons: Seasons,
+    h: int,
+    chunk_rows: int,
+    workers: int | None = None,
+) -> Evaluated:
     """Forecast with every model from the end and from the calibration origins.
 
     Models with the same history share one `Window` per chunk and origin, so profiles and
-    other intermediates are computed once for all of them.
-
-    Returns:
-        Each model's forecasts and residuals, and the fallback interval scale per series (the
-        mean absolute step change).
+    other intermediates are computed once for all of them. Chunks are independent: they run
+    on `workers` threads (None: one per core, `analytics.parallel`), each computed exactly as
+    it would be alone, so the results do not depend on the number.
     """
     n, length = y.values.shape
-    histories = [model.history(seasons) for model in models]
+    histories = tuple(model.history(seasons) for model in models)
     offsets = calibration_offsets(n, h, length, seasons)
     width = min(length, max(histories) + int(offsets.max(initial=0)))
-    lower, upper = bounds(y.capacity)
-    results = [Evaluated(np.empty((n, h)), np.full((n, offsets.size, h), np.nan)) for _ in models]
     for model in models:
         model.prepare(y, seasons, h)
-    fallback = np.empty(n)
-    ends = [length, *(length - int(offset) for offset in offsets)]
-    # Later models in a catalogue need the widest shared intermediates; computing theirs first
-    # lets the others take a slice instead of a second computation.
-    order = list(reversed(range(len(models))))
-    for rows in y.chunks(chunk_rows):
+    out = Evaluated(
+        mean=np.empty((len(models), n, h)),
+        residuals=np.full((len(models), n, offsets.size, h), np.nan),
+        state=[{} for _ in models],
+        fallback=np.empty(n),
+    )
+    ends = (length, *(length - int(offset) for offset in offsets))
+    task = _Chunks(tuple(models), y, seasons, h, histories, ends, width, bounds(y.capacity), out)
+    chunks = y.chunks(chunk_rows)
+    for rows, state in zip(chunks, map_ordered(task.run, chunks, workers), strict=True):
+        # The state's keys come from the models: placed here, in order, not by the workers.
+        for model_state, part in zip(out.state, state, strict=True):
+            for key, value in part.items():
+                model_state.setdefault(key, np.full(n, np.nan))[rows] = value
+    return out
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _Chunks:
+    """What every chunk of an `evaluate` shares: models (prepared), data, origins, output."""
+
+    models: tuple[SeriesModel, ...]
+    y: Matrix
+    seasons: Seasons
+    h: int
+    histories: tuple[int, ...]
+    ends: tuple[int, ...]
+    width: int
+    bounds: tuple[FloatArray, FloatArray]
+    out: Evaluated
+
+    def run(self, rows: IntArray | slice) -> list[dict[str, FloatArray]]:
+        """Forecast rows `rows` with every model from the end and each origin into `out`
+        (chunks hold distinct rows, so they never write to the same place); return each
+        model's state for those rows."""
+        y, h, models, out = self.y, self.h, self.models, self.out
         block = y.values[rows]
-        clip = (lower[rows], upper[rows])
-        for k, end in enumerate(ends):
+        clip = (self.bounds[0][rows], self.bounds[1][rows])
+        state: list[dict[str, FloatArray]] = [{} for _ in models]
+        # Later models in a catalogue need the widest shared intermediates; computing theirs
+        # first lets the others take a slice instead of a second computation.
+        order = list(reversed(range(len(models))))
+        for k, end in enumerate(self.ends):
             windows: dict[int, Window] = {}
             for i in order:
-                start = max(0, end - histories[i])
+                start = max(0, end - self.histories[i])
                 if start not in windows:
                     slots = y.slots(rows, end, end - start, h)
-                    windows[start] = Window(block[:, start:end], seasons, h, slots)
+                    windows[start] = Window(block[:, start:end], self.seasons, h, slots)
                 point = models[i].bounded(windows[start], clip)
                 if k == 0:
-                    results[i].mean[rows] = point
-                    for key, value in windows[start].state.items():
-                        results[i].state.setdefault(key, np.full(n, np.nan))[rows] = value
+                    out.mean[i, rows] = point
+                    state[i].update(windows[start].state)
                 else:
-                    results[i].residuals[rows, k - 1] = block[:, end : end + h] - point
+                    out.residuals[i, rows, k - 1] = block[:, end : end + h] - point
         with np.errstate(invalid="ignore"):
-            steps = np.abs(np.diff(block[:, length - width :], axis=1))
-        fallback[rows] = _nanmean_rows(steps)
-    return results, fallback
+            steps = np.abs(np.diff(block[:, y.values.shape[1] - self.width :], axis=1))
+        out.fallback[rows] = _nanmean_rows(steps)
+        return state
 
 
 def finish(

@@ -106,12 +106,14 @@ def forecast_target(
     timezone: str = "UTC",
     holidays: str = "",
     periods: tuple[Period, ...] = (),
+    workers: int | None = None,
 ) -> int | None:
     """Fit and store one target's forecasts; return the run id, None when there is no data.
 
     `timezone` (IANA) is where the models count times of day and days of week; `holidays` the
     country (`city.country`) whose public holidays the models leave out when they differ;
-    `periods` the city's school holidays and events (`city.special_days`).
+    `periods` the city's school holidays and events (`city.special_days`); `workers` the
+    threads a fit runs on (`analytics.workers`; None or 0: one per core).
     """
     ids = active_ids(conn, target.stream)
     step = target.step_seconds
@@ -142,11 +144,13 @@ def forecast_target(
     if keep.size == 0:
         return write_run(conn, run, panel.ids, *_nothing(panel.n_series, horizon), skipped=skipped)
     fitted = panel.select(keep)
-    model = Auto(horizon=horizon, timezone=timezone, holidays=holidays, periods=periods)
+    model = Auto(
+        horizon=horizon, timezone=timezone, holidays=holidays, periods=periods, workers=workers
+    )
     model.fit(fitted)
     result = _widen(model.predict(horizon), keep, panel.n_series)
     calendar = (timezone, holidays, periods)
-    scores = _scores(fitted, horizon, backtest_folds, calendar) if backtest_folds else []
+    scores = _scores(fitted, horizon, backtest_folds, calendar, workers) if backtest_folds else []
     state = {key: _widen_rows(value, keep, panel.n_series) for key, value in model.state.items()}
     anchors = anchors_of(panel, state)
     unanchored = np.isin(np.arange(panel.n_series), keep, invert=True)
@@ -224,14 +228,18 @@ def _write_rate(
 
 
 def _scores(
-    panel: Panel, horizon: int, folds: int, calendar: tuple[str, str, tuple[Period, ...]]
+    panel: Panel,
+    horizon: int,
+    folds: int,
+    calendar: tuple[str, str, tuple[Period, ...]],
+    workers: int | None,
 ) -> list[Score]:
     """Return pooled, per-series and per-step backtest scores of every model; `calendar` is
     the time zone, holiday region and special periods the models count with."""
     timezone, holidays, periods = calendar
     result = backtest(
         panel, BACKTEST_MODELS, horizon=horizon, folds=folds, timezone=timezone,
-        holidays=holidays, periods=periods,
+        holidays=holidays, periods=periods, workers=workers,
     )  # fmt: skip
     scores = []
     for name, acc in result.scores.items():
@@ -289,8 +297,9 @@ def run_once(
             logger.info("analytics job: stop requested; %s left for later", target.name)
             break
         run_id = forecast_target(
-            conn, target, now, timezone=timezone, holidays=holidays, periods=periods
-        )
+            conn, target, now, timezone=timezone, holidays=holidays, periods=periods,
+            workers=None if settings is None else settings.workers,
+        )  # fmt: skip
         if run_id is not None:
             runs.append(run_id)
     if settings is not None and settings.forecast_retention_days > 0:

@@ -84,18 +84,19 @@ class Auto(SeriesModel):
             timezone=self.timezone,
             holidays=self.holidays,
             periods=self.periods,
+            workers=self.workers,
         )
 
     def _fit_all(self, y: Matrix, seasons: Seasons, h: int) -> Fitted:
         """Fit every candidate on shared windows, pick per series (and step) by calibration."""
         candidates = [self._build(kind) for kind in self._all]
-        results, fallback_scale = evaluate(candidates, y, seasons, h, self.chunk_rows)
-        residuals = np.stack([result.residuals for result in results], axis=0)
+        results = evaluate(candidates, y, seasons, h, self.chunk_rows, self.workers)
+        residuals = results.residuals
         overall, judged = _overall_choice(residuals[: len(self.candidates)])
         choice = np.where(judged[:, None], _step_choice(residuals, overall), overall[:, None])
         n = y.values.shape[0]
         rows, steps = np.arange(n)[:, None], np.arange(h)[None, :]
-        mean = np.stack([result.mean for result in results], axis=0)[choice, rows, steps]
+        mean = results.mean[choice, rows, steps]
         chosen = _pick(residuals, choice)
         names = tuple(self.candidates[c].name for c in overall)
         logger.debug(
@@ -106,11 +107,11 @@ class Auto(SeriesModel):
         )
         shape = fit_shape(
             chosen,
-            fallback_scale,
+            results.fallback,
             hours=target_hours(y, seasons, h),
             recency=calibration_recency(y, seasons, h),
         )
-        state = {key: value for result in results for key, value in result.state.items()}
+        state = {key: value for model in results.state for key, value in model.items()}
         return Fitted(y, h, finish(mean, shape, y.capacity, names), chosen, shape, state)
 
 

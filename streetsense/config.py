@@ -161,6 +161,13 @@ class AnalyticsSettings:
     parking_step_min: int = field(default=15, metadata=_doc("parking forecast step (minutes)"))
     traffic_horizon_h: int = field(default=3, metadata=_doc("traffic forecast horizon"))
     traffic_step_min: int = field(default=5, metadata=_doc("traffic forecast step (minutes)"))
+    workers: int = field(
+        default=0,
+        metadata=_doc(
+            "threads a forecast fit runs on; 0: one per core the process may use, at most 8 "
+            "(1 on a single-core device); forecasts are the same whatever the number"
+        ),
+    )
     forecast_retention_days: int = field(
         default=2,
         metadata=_doc(
