@@ -396,7 +396,8 @@ def evaluate(
         model.prepare(y, seasons, h)
     out = Evaluated(
         mean=np.empty((len(models), n, h)),
-        residuals=np.full((len(models), n, offsets.size, h), np.nan),
+        # Every chunk writes every origin's residuals of its rows: nothing to fill first.
+        residuals=np.empty((len(models), n, offsets.size, h)),
         state=[{} for _ in models],
         fallback=np.empty(n),
     )

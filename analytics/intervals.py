@@ -160,26 +160,26 @@ def _by_hour(normalised: FloatArray, hours: IntArray) -> tuple[FloatArray, Float
     divided by factors fitted on the other.
     """
     rows, origins, _ = normalised.shape
-    half = ((np.arange(rows)[:, None, None] + np.arange(origins)[None, :, None]) % 2 == 0) & (
-        np.ones(normalised.shape, dtype=bool)
-    )
-    from_other = np.where(
-        half,
-        _hour_factors(normalised, hours, ~half)[hours],
-        _hour_factors(normalised, hours, half)[hours],
-    )
-    every = np.ones(normalised.shape, dtype=bool)
-    return normalised / from_other, _hour_factors(normalised, hours, every)
-
-
-def _hour_factors(normalised: FloatArray, hours: IntArray, use: BoolArray) -> FloatArray:
-    """Return, per hour of day, the mean absolute residual over that of all hours, from the
-    residuals where `use` is True; an hour borrows half the weight of each neighbour and
-    HOUR_PRIOR residuals of the all-hours mean, so hours with few residuals stay near 1."""
     size = np.abs(normalised)
-    keep = use & np.isfinite(size)
-    total = np.bincount(hours[keep], size[keep], minlength=HOURS)
-    count = np.bincount(hours[keep], minlength=HOURS).astype(np.float64)
+    seen = np.isfinite(size)
+    half = (np.arange(rows)[:, None] + np.arange(origins)[None, :]) % 2 == 0
+    # Row 0: factors fitted on the half, for the others; row 1: on the others, for the half.
+    table = np.stack(
+        [
+            _hour_factors(size[half], hours[half], seen[half]),
+            _hour_factors(size[~half], hours[~half], seen[~half]),
+        ]
+    )
+    from_other = table[half.astype(np.int64)[:, :, None], hours]
+    return normalised / from_other, _hour_factors(size, hours, seen)
+
+
+def _hour_factors(size: FloatArray, hours: IntArray, seen: BoolArray) -> FloatArray:
+    """Return, per hour of day, the mean absolute residual over that of all hours, from the
+    absolute residuals `size` where `seen`; an hour borrows half the weight of each neighbour
+    and HOUR_PRIOR residuals of the all-hours mean, so hours with few residuals stay near 1."""
+    total = np.bincount(hours[seen], size[seen], minlength=HOURS)
+    count = np.bincount(hours[seen], minlength=HOURS).astype(np.float64)
     total = total + 0.5 * (np.roll(total, 1) + np.roll(total, -1))
     count = count + 0.5 * (np.roll(count, 1) + np.roll(count, -1))
     overall = total.sum() / max(count.sum(), 1.0)
