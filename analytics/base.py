@@ -203,8 +203,10 @@ def target_hours(y: Matrix, seasons: Seasons, h: int) -> TargetHours:
     offsets = calibration_offsets(n, h, length, seasons)
     steps = np.arange(h, dtype=np.int64)
     before = (offsets[None, :, None] - 1 - steps[None, None, :]) * y.step
-    calibration = hour_of_day(y.end[:, None, None] - before, y.zone)
-    ahead = hour_of_day(y.end[:, None] + (steps[None, :] + 1) * y.step, y.zone)
+    # Rows sharing an end share their hours (all rows, mostly): each end's are worked out once.
+    ends, of_row = np.unique(y.end, return_inverse=True)
+    calibration = hour_of_day(ends[:, None, None] - before, y.zone)[of_row]
+    ahead = hour_of_day(ends[:, None] + (steps[None, :] + 1) * y.step, y.zone)[of_row]
     return TargetHours(calibration, ahead)
 
 
