@@ -121,16 +121,23 @@ class Matrix:
         return LocalSlots.of(last, self.step, width, h, self.zone)
 
 
-def without_holidays(y: Matrix, region: str, seasons: Seasons) -> Matrix:
+def without_holidays(
+    y: Matrix, region: str, seasons: Seasons, workers: int | None = None, *, owned: bool = False
+) -> Matrix:
     """Return `y` with its readings on the region's public holidays as gaps, when they miss
-    the ordinary days' profile by more than ordinary days do (else `y` unchanged)."""
+    the ordinary days' profile by more than ordinary days do (else `y` unchanged); judged on
+    `workers` threads. `owned`: `y.values` is the caller's own copy, gapped in place."""
     width = y.values.shape[1]
     holiday = holiday_mask(region, y.end, width, y.step, y.zone)
     if not holiday.any():
         return y
-    differ, ratio = holidays_differ(y.values, holiday, seasons.week)
+    differ, ratio = holidays_differ(y.values, holiday, seasons.week, workers)
     logger.debug("holidays of %s miss by %.2fx ordinary days: %s", region, ratio, differ)
     if not differ:
+        return y
+    if owned:
+        # A second copy of a city's history would be the largest array of the fit.
+        y.values[holiday] = np.nan
         return y
     return replace(y, values=np.where(holiday, np.nan, y.values))
 
@@ -170,21 +177,30 @@ class SpecialFit:
         return replace(fitted, forecast=forecast)
 
 
-def with_special_days(y: Matrix, calendar: Calendar, seasons: Seasons) -> tuple[Matrix, SpecialFit]:
+def with_special_days(
+    y: Matrix, calendar: Calendar, seasons: Seasons, workers: int | None = None
+) -> tuple[Matrix, SpecialFit]:
     """Return the history to fit on and the effects of the calendar's special days estimated
-    on it (`analytics.special_effects`); public holidays unlike ordinary days become gaps."""
+    on it (`analytics.special_effects`, on `workers` threads); public holidays unlike
+    ordinary days become gaps."""
     values = y.values
     groups = []
     for end in np.unique(y.end):
         rows = np.flatnonzero(y.end == end)
-        effects, adjusted = estimate(values[rows], int(end), y.step, y.zone, calendar)
-        if effects.factors:
+        # One group (the job's, the backtest's) reads the rows in place, not a copy of them all.
+        whole = rows.size == values.shape[0]
+        group = values if whole else values[rows]
+        effects, adjusted = estimate(group, int(end), y.step, y.zone, calendar, workers)
+        if effects.factors and whole:
+            values = adjusted  # a copy of its own: the caller's data stay as they were
+        elif effects.factors:
             values = values.copy() if values is y.values else values
             values[rows] = adjusted
         groups.append((rows, int(end), effects))
+    owned = values is not y.values
     y = replace(y, values=values)
     if calendar.region:
-        y = without_holidays(y, calendar.region, seasons)
+        y = without_holidays(y, calendar.region, seasons, workers, owned=owned)
     return y, SpecialFit(calendar, tuple(groups))
 
 
@@ -297,7 +313,7 @@ class SeriesModel(ABC):
         calendar = Calendar(self.holidays, self.periods)
         self._special = None
         if calendar and self.uses_holidays:
-            y, self._special = with_special_days(y, calendar, seasons)
+            y, self._special = with_special_days(y, calendar, seasons, self.workers)
         self._fitted = self._ahead(self._fit_all(y, seasons, horizon))
         return self
 

@@ -39,6 +39,16 @@ def worker_count(requested: int | None = None) -> int:
     return max(1, min(usable_cores(), MOST_WORKERS))
 
 
+def by_rows(
+    work: Callable[[slice], Result], n: int, rows: int, workers: int | None = None
+) -> list[Result]:
+    """Return `work(rows)` for consecutive slices of at most `rows` of `n` rows, in order,
+    computed as `map_ordered` does: for row-wise work on whole matrices, which then never
+    holds more than a few slices' temporaries at once."""
+    slices = [slice(start, min(n, start + rows)) for start in range(0, n, rows)]
+    return list(map_ordered(work, slices, workers))
+
+
 def map_ordered(
     work: Callable[[Item], Result], items: Sequence[Item], workers: int | None = None
 ) -> Iterator[Result]:

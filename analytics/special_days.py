@@ -22,6 +22,7 @@ import numpy as np
 
 from analytics.calendar_file import Period
 from analytics.panel import BoolArray, FloatArray, IntArray
+from analytics.parallel import by_rows
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +61,8 @@ def _school_calendar(region: str, year: int) -> frozenset[date]:
 
 
 _EPOCH = date(1970, 1, 1)
+# Rows judged at once: a slice's full-width temporaries stay a few MB, not the whole history's.
+_ROWS_AT_ONCE = 256
 SCHOOL = "school"
 
 
@@ -142,13 +145,35 @@ def holiday_mask(
     return out
 
 
-def holidays_differ(values: FloatArray, holiday: BoolArray, week: int) -> tuple[bool, float]:
+def holidays_differ(
+    values: FloatArray, holiday: BoolArray, week: int, workers: int | None = None
+) -> tuple[bool, float]:
     """Return whether holidays miss the ordinary days' time-of-week profile by more than
     ordinary days miss it themselves, pooled over rows, and the ratio of the two misses.
 
     Each row's misses are taken relative to its own ordinary miss, so large series do not
-    decide for all. Ordinary days are judged leave-one-out, as a holiday is.
+    decide for all. Ordinary days are judged leave-one-out, as a holiday is. Rows are judged
+    a slice at a time on `workers` threads (`analytics.parallel`; the same on any number).
     """
+
+    def misses(rows: slice) -> tuple[FloatArray, FloatArray]:
+        return _misses(values[rows], holiday[rows], week)
+
+    parts = by_rows(misses, values.shape[0], _ROWS_AT_ONCE, workers)
+    if not parts:
+        return False, float("nan")
+    typical = np.concatenate([part[0] for part in parts])
+    on_holiday = np.concatenate([part[1] for part in parts])
+    usable = np.isfinite(typical) & (typical > 0) & np.isfinite(on_holiday)
+    if not usable.any():
+        return False, float("nan")
+    ratio = float(np.mean(on_holiday[usable] / typical[usable]))
+    return ratio > 1.0, ratio
+
+
+def _misses(values: FloatArray, holiday: BoolArray, week: int) -> tuple[FloatArray, FloatArray]:
+    """Return each row's mean miss of its ordinary readings and of its holidays by the
+    ordinary profile (ordinary ones left out in turn)."""
     n, width = values.shape
     ordinary = np.isfinite(values) & ~holiday
     filled = np.where(ordinary, values, 0.0)
@@ -163,13 +188,9 @@ def holidays_differ(values: FloatArray, holiday: BoolArray, week: int) -> tuple[
         left_out = count - ordinary
         ordinary_miss = np.abs(values - (total - filled) / np.where(left_out > 0, left_out, np.nan))
         holiday_miss = np.abs(values - total / np.where(count > 0, count, np.nan))
-    typical = _mean_where(ordinary_miss, ordinary)
-    on_holiday = _mean_where(holiday_miss, holiday & np.isfinite(values))
-    usable = np.isfinite(typical) & (typical > 0) & np.isfinite(on_holiday)
-    if not usable.any():
-        return False, float("nan")
-    ratio = float(np.mean(on_holiday[usable] / typical[usable]))
-    return ratio > 1.0, ratio
+    return _mean_where(ordinary_miss, ordinary), _mean_where(
+        holiday_miss, holiday & np.isfinite(values)
+    )
 
 
 def _mean_where(x: FloatArray, where: BoolArray) -> FloatArray:

@@ -28,6 +28,7 @@ import numpy as np
 
 from analytics.localtime import utc_offsets
 from analytics.panel import SECONDS_PER_DAY, BoolArray, FloatArray, IntArray
+from analytics.parallel import by_rows
 from analytics.profile import Observed, slot_sums_at
 from analytics.special_days import Calendar
 
@@ -48,6 +49,8 @@ STUCK = 1e-3
 # at most this share of the weekday's miss.
 CLEARLY_BETTER = 0.9
 WEEKDAY, SUNDAY, HOLIDAYS = "weekday", "sunday", "holidays"
+# Rows summed at once over the whole history: a slice's temporaries stay a few MB.
+_ROWS_AT_ONCE = 256
 _SUNDAY = 6
 
 
@@ -92,10 +95,16 @@ class Effects:
 
 
 def estimate(
-    values: FloatArray, end: int, step: int, zone: ZoneInfo | None, calendar: Calendar
+    values: FloatArray,
+    end: int,
+    step: int,
+    zone: ZoneInfo | None,
+    calendar: Calendar,
+    workers: int | None = None,
 ) -> tuple[Effects, FloatArray]:
     """Estimate the effects for rows sharing the end `end`; return them and the history to fit
-    on (readings in periods of a kind that shows scaled to ordinary days)."""
+    on (readings in periods of a kind that shows scaled to ordinary days). Row-wise sums over
+    the whole history run a slice of rows at a time on `workers` threads."""
     width = values.shape[1]
     columns = Columns.of(end - step * (width - 1), width, step, zone)
     first, last = int(columns.day[0]), int(columns.day[-1])
@@ -110,7 +119,7 @@ def estimate(
     for inside in periods.values():
         ordinary &= ~inside
     day_slots = SECONDS_PER_DAY // step
-    profile = _Ordinary(values, ordinary, columns, day_slots)
+    profile = _Ordinary(values, ordinary, columns, day_slots, workers)
     factors = {}
     adjusted = values
     for kind, inside in periods.items():
@@ -154,13 +163,24 @@ class _Ordinary:
     """Each row's time-of-week profile of ordinary days and its typical miss of them."""
 
     def __init__(
-        self, values: FloatArray, ordinary: BoolArray, columns: Columns, day_slots: int
+        self,
+        values: FloatArray,
+        ordinary: BoolArray,
+        columns: Columns,
+        day_slots: int,
+        workers: int | None = None,
     ) -> None:
         """Sum the ordinary readings by slot of the week; judge the miss leave-one-out on at
         most `JUDGED_ROWS` rows, evenly spread (the others have no say in pooled judgements)."""
         week = 7 * day_slots
         use = np.isfinite(values) & ordinary[None, :]
-        total, count = _sums(values, use, columns.week_slot, week)
+
+        def sums(rows: slice) -> tuple[FloatArray, FloatArray]:
+            return _sums(values[rows], use[rows], columns.week_slot, week)
+
+        parts = by_rows(sums, values.shape[0], _ROWS_AT_ONCE, workers)
+        total = np.concatenate([part[0] for part in parts]) if parts else np.zeros((0, week))
+        count = np.concatenate([part[1] for part in parts]) if parts else np.zeros((0, week))
         with np.errstate(invalid="ignore", divide="ignore"):
             self.week = np.where(count > 0, total / count, np.nan)
         n = values.shape[0]

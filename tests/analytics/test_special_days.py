@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
 
 from analytics.base import Matrix, without_holidays
+from analytics.calendar_file import Period
 from analytics.models import build
 from analytics.panel import from_matrix
 from analytics.profile import Seasons
-from analytics.special_days import check_region, holiday_columns
+from analytics.special_days import check_region, holiday_columns, holidays_differ
 
 BERLIN = ZoneInfo("Europe/Berlin")
 STEP = 1800
@@ -71,3 +72,45 @@ def test_an_unknown_region_is_refused_with_the_fix() -> None:
     with pytest.raises(ValueError, match="ISO 3166"):
         check_region("XX")
     assert datetime.fromtimestamp(END, UTC).isoformat() == "2024-05-26T21:30:00+00:00"
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_whether_holidays_differ_is_pooled_over_every_row(workers: int) -> None:
+    # More rows than are judged at once: every row counts once, wherever the slices fall.
+    rng = np.random.default_rng(3)
+    alike = np.repeat(_weeks(holiday_like_sunday=False), 200, axis=0)
+    unlike = np.repeat(_weeks(holiday_like_sunday=True), 100, axis=0)
+    values = np.concatenate([alike, unlike]) + rng.normal(0, 1.0, (300, alike.shape[1]))
+    holiday = np.repeat(holiday_columns("DE-HE", END, values.shape[1], STEP, BERLIN)[None], 300, 0)
+    week = 7 * DAY
+    _, ratio_alike = holidays_differ(values[:200], holiday[:200], week, workers)
+    _, ratio_unlike = holidays_differ(values[200:], holiday[200:], week, workers)
+    differ, ratio = holidays_differ(values, holiday, week, workers)
+    assert ratio == pytest.approx((200 * ratio_alike + 100 * ratio_unlike) / 300, rel=1e-12)
+    assert ratio_alike < 1.0 < ratio_unlike
+    assert differ == (ratio > 1.0)
+
+
+@pytest.mark.parametrize("with_break", [True, False])
+def test_a_fit_gaps_holidays_in_its_own_copy_never_in_the_callers_data(with_break: bool) -> None:
+    # Holidays unlike ordinary days, and a school break that lowers the level or does not:
+    # the fit scales the break in a history of its own and gaps the holidays there, or (no
+    # copy made) in a new one.
+    end = int(datetime(2024, 1, 2, 23, 30, tzinfo=BERLIN).timestamp())
+    width = 4 * 7 * DAY
+    local = [datetime.fromtimestamp(int(end - STEP * k), BERLIN) for k in range(width)][::-1]
+    hour = np.array([t.hour + t.minute / 60 for t in local])
+    day = np.array([t.date() for t in local])
+    level = np.where(
+        np.isin(day, [date(2023, 12, 25), date(2023, 12, 26), date(2024, 1, 1)]), 5, 100
+    )
+    level = np.where(with_break & (day >= date(2023, 12, 27)), 0.5 * level, level)
+    rng = np.random.default_rng(5)
+    values = level * np.exp(-(((hour - 13.0) / 3.0) ** 2)) + rng.normal(0, 1, (20, width))
+    data = from_matrix(values, step=STEP, end=end)
+    before = data.values.copy()
+    school = Period("Weihnachtsferien", "school", date(2023, 12, 27), date(2024, 1, 13))
+    options = {"horizon": DAY, "timezone": "Europe/Berlin", "holidays": "DE-HE"}
+    model = build("anchored", periods=(school,), **options).fit(data)
+    np.testing.assert_array_equal(data.values, before)
+    assert (model.predict(DAY).mean[:, 26].mean() < 60) == with_break  # the break's level
