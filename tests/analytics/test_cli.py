@@ -259,3 +259,19 @@ def test_bad_series_get_a_baseline_or_no_forecast_never_a_crash(tmp_path: Path) 
     assert result["shared_points"] > 0
     for scores in result["models"].values():
         assert scores["mae"] is not None and scores["coverage80"] is not None
+
+
+def test_workers_change_no_score_and_a_negative_count_is_refused(tmp_path: Path) -> None:
+    source = tmp_path / "in.csv"
+    write_series(source, n=4)
+    outputs = []
+    for workers in ("1", "2"):
+        output = tmp_path / f"out-{workers}.json"
+        common = ("--freq", "30min", "--horizon", "6", "--folds", "2", "--output", str(output))
+        done = run(str(source), *common, "--workers", workers)
+        assert done.returncode == 0, done.stderr
+        outputs.append(json.loads(output.read_text()))
+    assert outputs[0] == outputs[1]
+    done = run(str(source), "--freq", "30min", "--horizon", "6", "--workers", "-1")
+    assert done.returncode == 2
+    assert "--workers must be 0" in done.stderr and "Traceback" not in done.stderr
