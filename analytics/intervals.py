@@ -7,8 +7,8 @@ larger the group's misses are at that hour than at all hours: rush hours and the
 readings of a day-only feed miss more than nights), when the targets' hours are known, and
 each side of each series' band a factor from its misses of the last day
 (`analytics.recent_misses`: adaptive, the band widens when recent misses grow), when the
-targets' times are known. The shape of the error distribution (its tail quantiles) is pooled over all
-series, steps and hours after dividing by all four. Tail quantiles of one step's few
+targets' times are known. The shape of the error distribution (its tail quantiles) is pooled
+over all series, steps and hours after dividing by all four. Tail quantiles of one step's few
 residuals swing from step to step; means do not, so every step's band stays near its nominal
 coverage, and every series has enough residuals for a stable quantile even with a single
 origin.
