@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from analytics.backtest import Backtest
     from analytics.calendar_file import Period
+    from analytics.panel import Panel
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +28,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     backtest = actions.add_parser(
         "backtest",
         help="rolling-origin backtest of every model on a CSV of series",
-        description="INPUT.csv has the header series_id,timestamp,value (optionally capacity); "
+        description="INPUT.csv has the header series_id,timestamp,value (optionally capacity), "
+        "in any case, separated by ',' or ';' (then numbers may use a decimal comma); "
         "timestamps are ISO 8601, without an offset taken as local time in --timezone. "
         "capacity, when given, bounds forecasts and bands to [0, capacity] (clipping) and "
         "screens readings: values outside it are masked as gaps, and a series above it in more "
@@ -38,6 +41,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     backtest.add_argument("input", type=Path, metavar="INPUT.csv")
     backtest.add_argument("--freq", required=True, help="grid step, e.g. 5min, 30min, 1h")
+    backtest.add_argument(
+        "--columns",
+        default="",
+        help="the file's names for our columns, e.g. "
+        "series_id=garagecode,timestamp=updatetime,value=vehiclecount,capacity=totalspaces",
+    )
     backtest.add_argument(
         "--horizon",
         required=True,
@@ -204,6 +213,7 @@ def run_backtest(args: argparse.Namespace) -> int:
     # numpy and scipy load only when a forecast command runs, so `streetsense` starts fast.
     from analytics.backtest import backtest  # noqa: PLC0415
     from analytics.calendar_file import read_periods  # noqa: PLC0415
+    from analytics.csvdialect import DialectError, parse_columns  # noqa: PLC0415
     from analytics.csvio import (  # noqa: PLC0415
         InputError,
         parse_freq,
@@ -229,7 +239,11 @@ def run_backtest(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise InputError(f"--holidays: {exc}") from None
     periods = () if args.special_days is None else read_periods(args.special_days)
-    panel, capacities = read_csv_capacities(args.input, step, zone)
+    try:
+        columns = parse_columns(args.columns)
+    except DialectError as exc:
+        raise InputError(str(exc)) from None
+    panel, capacities = read_csv_capacities(args.input, step, zone, columns)
     screened = screen(panel)
     if screened.panel.n_series == 0:
         raise InputError(f"{args.input}: no usable series left after screening")
@@ -248,6 +262,8 @@ def run_backtest(args: argparse.Namespace) -> int:
         workers=args.workers,
     )
     summary = result.summary()
+    if not summary["shared_points"]:
+        raise InputError(f"{args.input}: {_nothing_scored(result, screened.panel, horizon)}")
     if result.empty:
         logger.warning(
             "%d of %d origins held no truth (night, outage or the end of the data) and scored "
@@ -260,6 +276,26 @@ def run_backtest(args: argparse.Namespace) -> int:
         args.output.write_text(json.dumps(summary, indent=2, allow_nan=False, default=str) + "\n")
         logger.info("wrote %s", args.output)
     return 0
+
+
+def _nothing_scored(result: Backtest, panel: Panel, horizon: int) -> str:
+    """Return why a backtest scored no point, and what to change."""
+    span = int(panel.lengths.max(initial=0))
+    if not result.origins:
+        return (
+            f"nothing to score: the longest series spans {span} step{'s' * (span != 1)} of "
+            "--freq, not more than "
+            f"--horizon ({horizon} steps); give more data or a shorter --horizon"
+        )
+    if len(result.empty) == len(result.origins):
+        return (
+            f"nothing to score: none of the {len(result.origins)} origins has a reading in the "
+            f"{horizon} steps after it; give more --folds, another --stride or a longer --horizon"
+        )
+    return (
+        "nothing to score: no model forecast any reading after an origin (each series needs "
+        "history before the first origin); give more data, fewer --folds or a shorter --horizon"
+    )
 
 
 def format_table(summary: dict[str, Any]) -> str:
