@@ -191,7 +191,7 @@ class _Readings:
             raise InputError(f"{path}: no data rows; add rows of series_id,timestamp,value")
         if self.unknown_capacity:
             logger.warning(
-                "%s: %d readings have a capacity of 0 or below, taken as unknown",
+                "%s: capacity of 0 or below taken as unknown in %d readings",
                 path, self.unknown_capacity,
             )  # fmt: skip
         first, last = (

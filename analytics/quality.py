@@ -14,6 +14,8 @@ logger = logging.getLogger(__name__)
 # A counter above capacity this often is broken, not briefly off: its other readings are suspect.
 MAX_OVER_CAPACITY = 0.2
 STUCK_SECONDS = 2 * SECONDS_PER_DAY
+# Longer gaps end a run of one value: a night without readings does not, an outage does.
+STUCK_GAP_SECONDS = SECONDS_PER_DAY
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,8 +30,11 @@ def screen(panel: Panel) -> Screening:
     """Mask faulty readings as gaps and exclude series whose counter is broken.
 
     Readings outside [0, capacity] and runs of one unchanged value lasting two days or more are
-    masked (set to NaN: the returned data hold gaps, never invented values). A series above its
-    capacity in more than 20% of readings is excluded.
+    masked (set to NaN: the returned data hold gaps, never invented values); a run goes on
+    across gaps of up to a day, so nightly gaps or a grid finer than the sampling do not hide
+    it. A series above its capacity in more than 20% of readings is excluded, as is one left
+    without a reading once its stuck runs are masked, or whose readings all hold one value (the
+    job forecasts none of these: `analytics.readiness`).
     """
     values = panel.values.copy()
     series = np.repeat(np.arange(panel.n_series), panel.lengths)
@@ -37,7 +42,7 @@ def screen(panel: Panel) -> Screening:
     observed = ~np.isnan(values)
     with np.errstate(invalid="ignore"):
         over = observed & np.isfinite(capacity) & ((values > capacity) | (values < 0))
-    stuck = _stuck(values, series, STUCK_SECONDS // panel.step)
+    stuck = _stuck(values, series, panel.step)
     notes: list[str] = []
     over_count = np.bincount(series, weights=over, minlength=panel.n_series)
     over_share = over_count / np.maximum(
@@ -48,25 +53,65 @@ def screen(panel: Panel) -> Screening:
             f"{panel.ids[i]}: {int(over_count[i])} readings ({over_share[i]:.1%}) outside "
             "[0, capacity] masked"
         )
-    for i in np.flatnonzero(np.bincount(series, weights=stuck, minlength=panel.n_series)):
-        notes.append(f"{panel.ids[i]}: unchanged for two days or more; those readings masked")
+    stuck_count = np.bincount(series, weights=stuck, minlength=panel.n_series)
+    for i in np.flatnonzero(stuck_count):
+        notes.append(
+            f"{panel.ids[i]}: {int(stuck_count[i])} readings unchanged for two days or more "
+            "(a stuck counter) masked"
+        )
     values[over | stuck] = np.nan
-    keep = np.flatnonzero(over_share <= MAX_OVER_CAPACITY)
-    for i in np.flatnonzero(over_share > MAX_OVER_CAPACITY):
+    left = np.bincount(series, weights=~np.isnan(values), minlength=panel.n_series)
+    broken = over_share > MAX_OVER_CAPACITY
+    for i in np.flatnonzero(broken):
         notes.append(f"{panel.ids[i]}: excluded, counter above capacity too often to trust")
+    emptied = ~broken & (left == 0) & (stuck_count > 0)
+    for i in np.flatnonzero(emptied):
+        notes.append(f"{panel.ids[i]}: excluded, no reading left once its stuck runs are masked")
+    constant = ~broken & (left > 0) & _one_value(values, series, panel.n_series)
+    for i in np.flatnonzero(constant):
+        notes.append(f"{panel.ids[i]}: excluded, every reading is one value (a stuck counter)")
+    keep = np.flatnonzero(~(broken | emptied | constant))
     for note in notes:
         logger.warning("%s", note)
     masked = Panel(values, panel.indptr, panel.step, panel.end, panel.ids, panel.capacity)
     return Screening(masked.select(keep.astype(np.int64)), tuple(notes))
 
 
-def _stuck(values: FloatArray, series: IntArray, limit: int) -> BoolArray:
-    """Return True on readings inside a run of one repeated value at least `limit` long."""
-    if values.size == 0:
-        return np.zeros(0, dtype=bool)
-    # A run continues while the value and the series stay the same; gaps end a run.
-    same = np.concatenate(([False], (values[1:] == values[:-1]) & (series[1:] == series[:-1])))
-    run_id = np.cumsum(~same)
-    run_length = np.bincount(run_id)
-    stuck: BoolArray = (run_length[run_id] >= limit) & ~np.isnan(values)
+def _one_value(values: FloatArray, series: IntArray, n_series: int) -> BoolArray:
+    """Return True for each series whose readings (two or more) all hold one value."""
+    low = np.full(n_series, np.inf)
+    high = np.full(n_series, -np.inf)
+    finite = ~np.isnan(values)
+    np.minimum.at(low, series[finite], values[finite])
+    np.maximum.at(high, series[finite], values[finite])
+    count = np.bincount(series[finite], minlength=n_series)
+    same: BoolArray = (count >= 2) & (low == high)
+    return same
+
+
+def _stuck(values: FloatArray, series: IntArray, step: int) -> BoolArray:
+    """Return True on readings inside a run of one repeated value spanning `STUCK_SECONDS`.
+
+    A run is measured between its first and last readings, across gaps of up to
+    `STUCK_GAP_SECONDS`: a counter read every hour on a 30-minute grid, or only by day, is as
+    stuck as one read every slot.
+    """
+    observed = np.flatnonzero(~np.isnan(values))
+    stuck = np.zeros(values.size, dtype=bool)
+    if observed.size == 0:
+        return stuck
+    value, owner = values[observed], series[observed]
+    # A run continues while the series and the value stay the same and the gap stays short.
+    same = (
+        (value[1:] == value[:-1])
+        & (owner[1:] == owner[:-1])
+        & (np.diff(observed) * step <= STUCK_GAP_SECONDS)
+    )
+    run_id = np.cumsum(np.concatenate(([True], ~same)))
+    first = np.full(int(run_id[-1]) + 1, np.iinfo(np.int64).max, dtype=np.int64)
+    last = np.zeros_like(first)
+    np.minimum.at(first, run_id, observed)
+    np.maximum.at(last, run_id, observed)
+    span = (last - first + 1) * step
+    stuck[observed] = span[run_id] >= STUCK_SECONDS
     return stuck

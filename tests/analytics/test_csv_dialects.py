@@ -87,7 +87,7 @@ def test_capacity_zero_series_is_judged_not_excluded(tmp_path: Path) -> None:
     done = run(str(source), "--freq", "30min", "--horizon", "4", "--folds", "4",
                "--output", str(output))  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert "capacity of 0 or below, taken as unknown" in done.stderr
+    assert "capacity of 0 or below taken as unknown" in done.stderr
     assert "excluded" not in done.stderr
 
 
