@@ -113,9 +113,37 @@ def default_stride(step: int) -> int:
     return stride
 
 
-def default_folds(step: int, stride: int, span_days: int = DEFAULT_SPAN_DAYS) -> int:
-    """Return how many origins `stride` slots apart cover `span_days` days."""
-    return max(1, math.ceil(span_days * SECONDS_PER_DAY / (stride * step)))
+def judged_span(step: int, length: int, horizon: int, season_days: int = 7) -> int:
+    """Return how many slots the default origins span: the last 14 days, or as many as leave
+    a season of history before the first origin (a day's worth at least), else a day of it.
+
+    Before a season of history the seasonal naive has nothing to repeat and falls back to the
+    last value, so origins there would flatter every model against it.
+    """
+    day = max(1, SECONDS_PER_DAY // step)
+    for history in (season_days * day, day):
+        room = length - horizon - history
+        if room >= day:
+            return min(DEFAULT_SPAN_DAYS * day, room)
+    return max(1, min(DEFAULT_SPAN_DAYS * day, length - horizon - 1))
+
+
+def spread_stride(step: int, folds: int, span: int) -> int:
+    """Return slots between `folds` origins so they spread over `span` slots (`judged_span`),
+    at every time of day in turn.
+
+    A few origins 3 h apart would judge a few hours of one day; spread, they judge days.
+    """
+    day = max(1, SECONDS_PER_DAY // step)
+    stride = max(default_stride(step), span // max(folds, 1))
+    while day > 1 and math.gcd(stride, day) != 1:
+        stride += 1
+    return stride
+
+
+def default_folds(stride: int, span: int) -> int:
+    """Return how many origins `stride` slots apart cover `span` slots."""
+    return max(1, math.ceil(span / stride))
 
 
 def season_labels(season_days: int) -> dict[str, str]:
@@ -194,8 +222,10 @@ def backtest(
         panel: the series; a model never sees data after its origin.
         models: names from `analytics.models.MODELS`.
         horizon: steps forecast from each origin.
-        folds: number of origins; default: enough to span 14 days.
-        stride: slots between origins; default: about 8 a day, at every time of day in turn.
+        folds: number of origins; default: enough to span 14 days (`judged_span`: fewer when
+            the data leave less than a season of history before them).
+        stride: slots between origins; default: about 8 a day, at every time of day in turn,
+            or with `folds` given, as far apart as spreads them over that span.
         season_days: days in a season (7: weekly).
         timezone: IANA zone in which times of day and days of week are counted.
         holidays: region whose public holidays the models may leave out (`DE-HE`; empty: none).
@@ -213,9 +243,14 @@ def backtest(
     n, length = data.values.shape
     capacity = None if capacities is None else _capacity_grid(capacities, panel, data)
     seasons = Seasons.of(panel.step, season_days)
-    stride = stride or default_stride(panel.step)
-    folds = folds or default_folds(panel.step, stride)
+    span = judged_span(panel.step, length, horizon, season_days)
+    if stride is None:
+        stride = default_stride(panel.step) if folds is None else spread_stride(
+            panel.step, folds, span
+        )  # fmt: skip
+    folds = folds or default_folds(stride, span)
     offsets = origins(length, horizon, folds, stride)
+    _warn_short_history(offsets, length, seasons.week, season_days)
     scores = {name: Accumulator(n, horizon) for name in models}
     own = dict.fromkeys(models, 0)
     last = int(data.end[0]) if n else 0
@@ -266,6 +301,18 @@ def backtest(
         step=panel.step,
         labels=season_labels(season_days),
     )
+
+
+def _warn_short_history(offsets: list[int], length: int, season: int, season_days: int) -> None:
+    """Log how many origins have less than a season of data before them, and what it means."""
+    short = sum(1 for offset in offsets if length - offset < season)
+    if short:
+        logger.warning(
+            "backtest: %d of %d origins have less than %d days of data before them: there the "
+            "seasonal naive repeats the last value (as naive does) and the models have not seen "
+            "every day of the season; judge on a longer recording",
+            short, len(offsets), season_days,
+        )  # fmt: skip
 
 
 def per_step(acc: Accumulator, metric: str) -> FloatArray:

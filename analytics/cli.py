@@ -62,7 +62,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--stride",
         default=None,
         help="steps (6) or time (3h) between origins (default: about 3 h, shifted so that "
-        "origins fall at every time of day in turn)",
+        "origins fall at every time of day in turn; with --folds, wider so that the origins "
+        "span the last 14 days or as much of them as the data allow)",
     )
     backtest.add_argument("--season-days", type=int, default=7, help="season length in days")
     backtest.add_argument(

@@ -48,8 +48,9 @@ def test_backtest_writes_table_and_json(tmp_path: Path) -> None:
     source, output = tmp_path / "in.csv", tmp_path / "out.json"
     write_series(source)
     done = run(
-        str(source), "--freq", "30min", "--horizon", "6", "--folds", "3", "--output", str(output)
-    )
+        str(source), "--freq", "30min", "--horizon", "6", "--folds", "3", "--stride", "7",
+        "--output", str(output),
+    )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "profile_es" in done.stdout and "best:" in done.stdout
     result = json.loads(output.read_text())
@@ -275,3 +276,36 @@ def test_workers_change_no_score_and_a_negative_count_is_refused(tmp_path: Path)
     done = run(str(source), "--freq", "30min", "--horizon", "6", "--workers", "-1")
     assert done.returncode == 2
     assert "--workers must be 0" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_few_folds_spread_over_two_weeks_not_a_few_hours(tmp_path: Path) -> None:
+    """--folds 3 with the default spacing judged 6 h of one day; spread, it judges days."""
+    source, output = tmp_path / "in.csv", tmp_path / "out.json"
+    write_series(source)
+    done = run(
+        str(source), "--freq", "30min", "--horizon", "6", "--folds", "3", "--output", str(output)
+    )
+    assert done.returncode == 0, done.stderr
+    times = [datetime.fromisoformat(t) for t in json.loads(output.read_text())["origins"]]
+    assert len(times) == 3
+    assert times[-1] - times[0] >= timedelta(days=9)
+    assert len({(t.hour, t.minute) for t in times}) == 3
+
+
+def test_default_origins_leave_a_season_of_history_when_the_data_allow(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Two weeks of data: origins in the first week would pit the models against a weekly
+    seasonal naive with no week to repeat (it repeats the last value), flattering them."""
+    from analytics.backtest import backtest
+    from tests.analytics.synthetic import STEP, panel
+
+    data = panel(seasonal(n=2, weeks=2, seed=8))
+    result = backtest(data, ["naive", "snaive_week"], horizon=4)
+    start = int(data.end[0]) - (data.lengths[0] - 1) * STEP
+    assert min(result.origins) - start >= 7 * 86_400 - STEP
+    assert max(result.origins) - min(result.origins) >= 6 * 86_400
+    assert "less than 7 days of data" not in caplog.text
+    # One week of data leaves no such origin: a day of history, and a warning saying so.
+    short = backtest(panel(seasonal(n=2, weeks=1, seed=8)), ["naive"], horizon=4)
+    assert short.origins and "less than 7 days of data before them" in caplog.text
