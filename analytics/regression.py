@@ -62,7 +62,8 @@ def _design(
     """Return the features (n, k, t) and targets (n, t) of the last `width` columns where the
     target and every feature are known, 0 elsewhere (so those columns add nothing)."""
     n, total = deviation.shape
-    first = max(total - width, LAGS, day if total > day else 0)
+    # A window shorter than the lags (daily data, a few days) has no column to fit on.
+    first = min(total, max(total - width, LAGS, day if total > day else 0))
     count = total - first
     known = np.isfinite(deviation)
     # The lag features are the deviation shifted: its mask, shifted alike, says where they are

@@ -309,3 +309,14 @@ def test_default_origins_leave_a_season_of_history_when_the_data_allow(
     # One week of data leaves no such origin: a day of history, and a warning saying so.
     short = backtest(panel(seasonal(n=2, weeks=1, seed=8)), ["naive"], horizon=4)
     assert short.origins and "less than 7 days of data before them" in caplog.text
+
+
+def test_daily_data_is_judged_not_a_crash(tmp_path: Path) -> None:
+    """At --freq 1d a fit window is shorter than profile_ridge's lags: it crashed on that."""
+    source, output = tmp_path / "in.csv", tmp_path / "out.json"
+    write_series(source, n=2)
+    done = run(str(source), "--freq", "1d", "--horizon", "2", "--output", str(output))
+    assert done.returncode == 0, done.stderr[-800:]
+    result = json.loads(output.read_text())
+    assert result["shared_points"] > 0
+    assert all(scores["mae"] is not None for scores in result["models"].values())
