@@ -8,11 +8,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from analytics.panel import SECONDS_PER_DAY, BoolArray, FloatArray, IntArray, Panel
+from analytics.readiness import MAX_OVER_CAPACITY, unforecastable
 
 logger = logging.getLogger(__name__)
 
-# A counter above capacity this often is broken, not briefly off: its other readings are suspect.
-MAX_OVER_CAPACITY = 0.2
 STUCK_SECONDS = 2 * SECONDS_PER_DAY
 # Longer gaps end a run of one value: a night without readings does not, an outage does.
 STUCK_GAP_SECONDS = SECONDS_PER_DAY
@@ -60,33 +59,29 @@ def screen(panel: Panel) -> Screening:
             "(a stuck counter) masked"
         )
     values[over | stuck] = np.nan
-    left = np.bincount(series, weights=~np.isnan(values), minlength=panel.n_series)
     broken = over_share > MAX_OVER_CAPACITY
     for i in np.flatnonzero(broken):
         notes.append(f"{panel.ids[i]}: excluded, counter above capacity too often to trust")
-    emptied = ~broken & (left == 0) & (stuck_count > 0)
-    for i in np.flatnonzero(emptied):
-        notes.append(f"{panel.ids[i]}: excluded, no reading left once its stuck runs are masked")
-    constant = ~broken & (left > 0) & _one_value(values, series, panel.n_series)
-    for i in np.flatnonzero(constant):
-        notes.append(f"{panel.ids[i]}: excluded, every reading is one value (a stuck counter)")
-    keep = np.flatnonzero(~(broken | emptied | constant))
+    masked = Panel(values, panel.indptr, panel.step, panel.end, panel.ids, panel.capacity)
+    # What the job would not forecast once the faulty readings are masked (the same judgement,
+    # `analytics.readiness`): emptied by the masking, or one value throughout.
+    excluded = broken.copy()
+    for skip in unforecastable(masked):
+        if excluded[skip.row] or skip.reason not in _UNSCORED:
+            continue
+        excluded[skip.row] = True
+        notes.append(f"{panel.ids[skip.row]}: excluded, {_UNSCORED[skip.reason]}")
     for note in notes:
         logger.warning("%s", note)
-    masked = Panel(values, panel.indptr, panel.step, panel.end, panel.ids, panel.capacity)
+    keep = np.flatnonzero(~excluded)
     return Screening(masked.select(keep.astype(np.int64)), tuple(notes))
 
 
-def _one_value(values: FloatArray, series: IntArray, n_series: int) -> BoolArray:
-    """Return True for each series whose readings (two or more) all hold one value."""
-    low = np.full(n_series, np.inf)
-    high = np.full(n_series, -np.inf)
-    finite = ~np.isnan(values)
-    np.minimum.at(low, series[finite], values[finite])
-    np.maximum.at(high, series[finite], values[finite])
-    count = np.bincount(series[finite], minlength=n_series)
-    same: BoolArray = (count >= 2) & (low == high)
-    return same
+# Reasons of `analytics.readiness` that leave a series out of scoring, as notes say them.
+_UNSCORED = {
+    "no_data": "no reading left once its stuck runs are masked",
+    "constant": "every reading is one value (a stuck counter)",
+}
 
 
 def _stuck(values: FloatArray, series: IntArray, step: int) -> BoolArray:

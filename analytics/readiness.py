@@ -11,10 +11,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from analytics.panel import SECONDS_PER_DAY, Panel
-from analytics.quality import MAX_OVER_CAPACITY
 
 # A forecast needs readings spanning at least this long (a day: every time of day once).
 MIN_SPAN_SECONDS = SECONDS_PER_DAY
+
+# A counter above capacity this often is broken, not briefly off: its other readings are suspect.
+MAX_OVER_CAPACITY = 0.2
 
 
 @dataclass(frozen=True, slots=True)
