@@ -29,7 +29,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "backtest",
         help="rolling-origin backtest of every model on a CSV of series",
         description="INPUT.csv has the header series_id,timestamp,value (optionally capacity), "
-        "in any case, separated by ',' or ';' (then numbers may use a decimal comma); "
+        "in any case, separated by ',', ';', tab or '|' (with any but ',', numbers may use a "
+        "decimal comma); "
         "timestamps are ISO 8601, without an offset taken as local time in --timezone. "
         "capacity, when given, bounds forecasts and bands to [0, capacity] (clipping) and "
         "screens readings: values outside it are masked as gaps, and a series above it in more "

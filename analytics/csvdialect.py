@@ -89,7 +89,7 @@ def detect(header_line: str, columns: Mapping[str, str] | None = None) -> Dialec
     raise DialectError(
         f"missing column {', '.join(repr(m) for m in missing)}; the header holds {found}. "
         "The header must be series_id,timestamp,value (optionally ,capacity), separated by "
-        "',' or ';'; rename the columns or map them, e.g. "
+        "',', ';', tab or '|'; rename the columns or map them, e.g. "
         "--columns series_id=garagecode,timestamp=updatetime,value=vehiclecount"
     )
 
