@@ -224,13 +224,16 @@ def run_backtest(args: argparse.Namespace) -> int:
         read_csv_capacities,
     )
     from analytics.models import MODELS  # noqa: PLC0415
+    from analytics.parallel import MOST_REQUESTED  # noqa: PLC0415
     from analytics.quality import screen  # noqa: PLC0415
     from analytics.special_days import check_region  # noqa: PLC0415
 
     if (args.folds is not None and args.folds < 1) or args.season_days < 1:
         raise InputError("--folds and --season-days must be positive integers")
-    if args.workers < 0:
-        raise InputError("--workers must be 0 (one per core) or a positive number of threads")
+    if not 0 <= args.workers <= MOST_REQUESTED:
+        raise InputError(
+            f"--workers must be 0 (one per core) or a number of threads up to {MOST_REQUESTED}"
+        )
     step = parse_freq(args.freq)
     horizon = parse_steps(args.horizon, step, "--horizon")
     stride = None if args.stride is None else parse_steps(args.stride, step, "--stride")

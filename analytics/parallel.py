@@ -17,6 +17,9 @@ Result = TypeVar("Result")
 
 # More threads than this gain little: the chunks' arrays compete for memory bandwidth.
 MOST_WORKERS = 8
+# A count asked for is held to this: each thread holds a chunk's temporaries, so a mistyped
+# 1000 would hold a thousand of them at once for no speed (a fit has few cores to share).
+MOST_REQUESTED = 64
 # Chunks waiting for the caller, per worker: bounds the results held at once.
 _AHEAD = 2
 
@@ -30,10 +33,18 @@ def usable_cores() -> int:
 
 
 def worker_count(requested: int | None = None) -> int:
-    """Return how many workers a fit uses: `requested` when above 0, else one per usable core,
-    at most `MOST_WORKERS` (1 on a single-core device)."""
+    """Return how many workers a fit uses: `requested` when above 0 (at most
+    `MOST_REQUESTED`), else one per usable core, at most `MOST_WORKERS` (1 on a single-core
+    device)."""
     if requested is not None and requested < 0:
         raise ValueError(f"workers must be 0 (one per core) or more, not {requested}")
+    if requested and requested > MOST_REQUESTED:
+        logger.warning(
+            "workers = %d: held to %d threads (more only hold more memory); set "
+            "analytics.workers to 0 for one per core",
+            requested, MOST_REQUESTED,
+        )  # fmt: skip
+        return MOST_REQUESTED
     if requested:
         return requested
     return max(1, min(usable_cores(), MOST_WORKERS))

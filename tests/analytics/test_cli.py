@@ -276,6 +276,9 @@ def test_workers_change_no_score_and_a_negative_count_is_refused(tmp_path: Path)
     done = run(str(source), "--freq", "30min", "--horizon", "6", "--workers", "-1")
     assert done.returncode == 2
     assert "--workers must be 0" in done.stderr and "Traceback" not in done.stderr
+    done = run(str(source), "--freq", "30min", "--horizon", "6", "--workers", "100000")
+    assert done.returncode == 2
+    assert "up to 64" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_a_few_folds_spread_over_two_weeks_not_a_few_hours(tmp_path: Path) -> None:

@@ -15,7 +15,13 @@ import pytest
 from analytics.base import SeriesModel
 from analytics.models import MODELS, build
 from analytics.panel import FloatArray, Panel, from_long
-from analytics.parallel import MOST_WORKERS, map_ordered, usable_cores, worker_count
+from analytics.parallel import (
+    MOST_REQUESTED,
+    MOST_WORKERS,
+    map_ordered,
+    usable_cores,
+    worker_count,
+)
 from analytics.profile import Seasons
 from analytics.window import Window
 from streetsense.config import load_settings
@@ -175,3 +181,9 @@ def test_every_model_takes_a_worker_count(name: str) -> None:
     two = build(name, horizon=HORIZON, chunk_rows=1, workers=2).fit(data).predict(HORIZON)
     np.testing.assert_array_equal(one.mean, two.mean)
     np.testing.assert_array_equal(one.hi, two.hi)
+
+
+def test_a_mistyped_worker_count_is_held_to_a_ceiling() -> None:
+    """analytics.workers = 1000 would give a thread (and a chunk's temporaries) per chunk."""
+    assert worker_count(MOST_REQUESTED) == MOST_REQUESTED
+    assert worker_count(1000) == MOST_REQUESTED
