@@ -20,6 +20,9 @@ MOST_WORKERS = 8
 # A count asked for is held to this: each thread holds a chunk's temporaries, so a mistyped
 # 1000 would hold a thousand of them at once for no speed (a fit has few cores to share).
 MOST_REQUESTED = 64
+# Rows of a whole history worked on at once by `by_rows`: a slice's full-width temporaries
+# stay a few MB, not the whole history's.
+WHOLE_HISTORY_ROWS = 256
 # Chunks waiting for the caller, per worker: bounds the results held at once.
 _AHEAD = 2
 
@@ -51,7 +54,10 @@ def worker_count(requested: int | None = None) -> int:
 
 
 def by_rows(
-    work: Callable[[slice], Result], n: int, rows: int, workers: int | None = None
+    work: Callable[[slice], Result],
+    n: int,
+    rows: int = WHOLE_HISTORY_ROWS,
+    workers: int | None = None,
 ) -> list[Result]:
     """Return `work(rows)` for consecutive slices of at most `rows` of `n` rows, in order,
     computed as `map_ordered` does: for row-wise work on whole matrices, which then never

@@ -61,8 +61,6 @@ def _school_calendar(region: str, year: int) -> frozenset[date]:
 
 
 _EPOCH = date(1970, 1, 1)
-# Rows judged at once: a slice's full-width temporaries stay a few MB, not the whole history's.
-_ROWS_AT_ONCE = 256
 SCHOOL = "school"
 
 
@@ -159,7 +157,7 @@ def holidays_differ(
     def misses(rows: slice) -> tuple[FloatArray, FloatArray]:
         return _misses(values[rows], holiday[rows], week)
 
-    parts = by_rows(misses, values.shape[0], _ROWS_AT_ONCE, workers)
+    parts = by_rows(misses, values.shape[0], workers=workers)
     if not parts:
         return False, float("nan")
     typical = np.concatenate([part[0] for part in parts])

@@ -49,8 +49,6 @@ STUCK = 1e-3
 # at most this share of the weekday's miss.
 CLEARLY_BETTER = 0.9
 WEEKDAY, SUNDAY, HOLIDAYS = "weekday", "sunday", "holidays"
-# Rows summed at once over the whole history: a slice's temporaries stay a few MB.
-_ROWS_AT_ONCE = 256
 _SUNDAY = 6
 
 
@@ -178,7 +176,7 @@ class _Ordinary:
         def sums(rows: slice) -> tuple[FloatArray, FloatArray]:
             return _sums(values[rows], use[rows], columns.week_slot, week)
 
-        parts = by_rows(sums, values.shape[0], _ROWS_AT_ONCE, workers)
+        parts = by_rows(sums, values.shape[0], workers=workers)
         total = np.concatenate([part[0] for part in parts]) if parts else np.zeros((0, week))
         count = np.concatenate([part[1] for part in parts]) if parts else np.zeros((0, week))
         with np.errstate(invalid="ignore", divide="ignore"):
